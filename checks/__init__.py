@@ -1,0 +1,22 @@
+"""llmdoctor's built-in checks. They register through the ``llmdoctor.checks`` entry
+point exactly as a third-party plugin does."""
+
+from __future__ import annotations
+
+
+def builtin_checks():
+    from . import packages, python, system
+
+    return (
+        python.target_check,
+        python.version_check,
+        python.headers_check,
+        python.imports_check,
+        packages.dependencies_check,
+        system.platform_check,
+        system.memory_check,
+        system.swap_check,
+        system.shm_check,
+        system.disk_check,
+        system.cpu_check,
+    )

@@ -1,0 +1,107 @@
+"""Checks on the target interpreter: which one, its version, headers, native imports."""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+
+from llmdoctor.data import rows
+from llmdoctor.model import Status, check
+
+#: import name -> distribution name, where they differ
+IMPORT_DIST = {"yaml": "PyYAML"}
+VENV_DOCS = "https://docs.python.org/3/library/venv.html"
+
+
+def _eol(version: str) -> tuple[datetime.date | None, str | None]:
+    for item in rows("llmdoctor.checks", "python_versions"):
+        if item["version"] == version:
+            parts = [int(p) for p in item["end_of_life"].split("-")]
+            # "2026-10" means some day in October: count it from the end of the month
+            if len(parts) == 2:
+                y, m = parts
+                day = (datetime.date(y + m // 12, m % 12 + 1, 1) - datetime.timedelta(days=1))
+            else:
+                day = datetime.date(*parts)
+            return day, item["source"]
+    return None, None
+
+
+def pip_cmd(facts, *args: str) -> str:
+    t = facts.value("target")
+    exe = t.executable if t else "python"
+    return " ".join([shlex.quote(exe), "-m", "pip", *args])
+
+
+@check("python.target", needs=["target"])
+def target_check(facts, c):
+    """Which Python environment llmdoctor inspects (--python picks another)."""
+    t = facts.value("target")
+    kind = {"venv": "virtual environment", "conda": "conda environment", "explicit": "--python",
+            "interpreter": "the running interpreter"}.get(t.kind, t.kind)
+    env = "venv" if t.in_venv else ("conda env" if t.conda else "system/base environment")
+    title = f"Inspecting {t.executable} ({t.implementation} {t.python_version}, {env}; chosen from {kind})"
+    if t.note:
+        yield c.finding(Status.WARN, f"{t.note}; inspected {t.executable} instead",
+                        detail=title, fix="llmdoctor check --python /path/to/env/bin/python", docs=VENV_DOCS)
+    else:
+        yield c.finding(Status.INFO, title)
+
+
+@check("python.version", needs=["target"])
+def version_check(facts, c, today: datetime.date | None = None):
+    """Target Python version against its end of life."""
+    t = facts.value("target")
+    major_minor = ".".join(str(x) for x in t.version_info[:2])
+    eol, source = _eol(major_minor)
+    today = today or datetime.date.today()
+    if eol is None:
+        yield c.finding(Status.INFO, f"Python {t.python_version}: no end-of-life date on record for {major_minor}")
+    elif eol < today:
+        yield c.finding(Status.WARN, f"Python {t.python_version} reached end of life on {eol.isoformat()}",
+                        detail="No security fixes, and new releases of torch, tokenizers and bitsandbytes stop "
+                               "shipping wheels for it.",
+                        fix="create a new environment with a supported Python, e.g. `uv venv -p 3.12` "
+                            "or `conda create -n llm python=3.12`", docs=source)
+    else:
+        yield c.finding(Status.OK, f"Python {t.python_version} (supported until {eol:%Y-%m})", docs=source)
+
+
+@check("python.headers", needs=["target"])
+def headers_check(facts, c):
+    """Python.h present (needed to build CUDA extensions such as flash-attn or DeepSpeed ops)."""
+    t = facts.value("target")
+    if t.has_python_h:
+        yield c.finding(Status.OK, f"Python headers present ({t.include_dir})")
+        return
+    v = ".".join(str(x) for x in t.version_info[:2])
+    fix = f"conda install -p {shlex.quote(t.prefix)} python={v}" if t.conda else f"sudo apt install python{v}-dev"
+    yield c.finding(Status.INFO, "Python headers (Python.h) missing: building flash-attn, DeepSpeed ops or "
+                    "bitsandbytes from source will fail", detail=f"looked in {t.include_dir or 'unknown'}",
+                    fix=fix, docs="https://github.com/deepspeedai/DeepSpeed/issues/3223")
+
+
+@check("python.imports", needs=["target.imports"])
+def imports_check(facts, c):
+    """Native-extension packages import without error or crash."""
+    results = facts.value("target.imports").results
+    good = [r for r in results if r.status == "ok"]
+    for r in results:
+        if r.status in ("ok", "absent"):
+            continue
+        dist = IMPORT_DIST.get(r.module, r.module)
+        fix = pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist)
+        first = (r.message or "").strip().splitlines()
+        if r.status == "error":
+            line = first[-1] if first else r.error_type
+            yield c.finding(Status.FAIL, f"`import {r.module}` fails: {line}", id=f"python.import-failed",
+                            detail=r.message or "", fix=fix)
+        else:
+            yield c.finding(Status.FAIL, f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "
+                            f"{first[0] if first else r.status}", id=f"python.import-{r.status}",
+                            detail=r.message or "", fix=fix)
+    if good and len(good) == len([r for r in results if r.status != "absent"]):
+        names = ", ".join(f"{r.module} {r.version}" if r.version else r.module for r in good)
+        yield c.finding(Status.OK, f"Native packages import cleanly: {names}")
+    elif not good and all(r.status == "absent" for r in results):
+        yield c.finding(Status.SKIP, "None of the probed native packages is installed")

@@ -1,0 +1,169 @@
+"""Command line: wires commands to functions, nothing more. Heavy modules are imported
+inside commands so that ``llmdoctor --help`` stays instant."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import click
+
+from . import __version__
+
+EXIT_CODES = """\b
+Exit codes:
+  0  no failures (warnings allowed unless --strict)
+  1  at least one fail or error finding (or a warning with --strict)
+  2  usage error (bad option, unreadable --replay file, no such --python)
+  3  internal error in llmdoctor itself
+"""
+
+
+def _split(values) -> tuple[str, ...]:
+    return tuple(v.strip() for raw in values for v in raw.split(",") if v.strip())
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _unicode() -> bool:
+    return (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "").startswith("utf")
+
+
+def _width() -> int:
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 140))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.version_option(__version__, prog_name="llmdoctor")
+def cli():
+    """Find what is wrong with a local LLM fine-tuning / inference setup before a long
+    job fails: say why in one line, and give the exact fix."""
+
+
+def _target(python):
+    from .target import TargetError, resolve_target
+
+    try:
+        return resolve_target(python)
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--python") from None
+
+
+def _load_replay(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--replay") from None
+    except ValueError as exc:
+        raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="--replay") from None
+
+
+def _build_report(python, offline, only, skip, replay_file):
+    from .doctor import diagnose, replay
+    from .report import ReplayError
+
+    if replay_file:
+        try:
+            return replay(_load_replay(replay_file), only=only, skip=skip)
+        except ReplayError as exc:
+            raise click.BadParameter(f"{replay_file}: {exc}", param_hint="--replay") from None
+    return diagnose(_target(python), offline=offline, only=only, skip=skip)
+
+
+def _list_checks(as_json: bool, only, skip) -> None:
+    from .doctor import selected_checks
+
+    sel = selected_checks(only, skip)
+    rows = [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
+             "description": c.description} for c in sel.checks]
+    problems = [f.to_dict() for f in sel.problems]
+    if as_json:
+        click.echo(json.dumps({"checks": rows, "plugin_errors": problems}, indent=2))
+        return
+    width = max((len(r["id"]) for r in rows), default=10)
+    src = max((len(r["source"]) for r in rows), default=7)
+    for r in rows:
+        click.echo(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}")
+    for p in problems:
+        click.echo(f"error: {p['title']}", err=True)
+
+
+python_option = click.option("--python", "python", metavar="PATH",
+                             help="Interpreter (or environment folder) to inspect. Default: the active "
+                                  "VIRTUAL_ENV, else CONDA_PREFIX, else this interpreter.")
+offline_option = click.option("--offline", is_flag=True, help="Run no network probe; network checks are skipped.")
+only_option = click.option("--only", multiple=True, metavar="IDS", help="Run only these check ids or globs (network.*).")
+skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS", help="Skip these check ids or globs.")
+
+
+@cli.command(epilog=EXIT_CODES)
+@python_option
+@offline_option
+@only_option
+@skip_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the report envelope).")
+@click.option("--replay", "replay_file", metavar="FILE", help="Judge a saved --json report with today's checks.")
+@click.option("--list", "list_checks", is_flag=True, help="List every check with id, category, plugin and description.")
+@click.option("--strict", is_flag=True, help="Warnings count as failures for the exit code.")
+@click.option("-v", "--verbose", is_flag=True, help="Show details, ids, docs links and timings.")
+def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose):
+    """Probe this machine and the target Python environment, and judge what it finds."""
+    from .render import json_text, terminal
+    from .report import exit_code
+
+    only, skip = _split(only), _split(skip)
+    if list_checks:
+        _list_checks(as_json, only, skip)
+        return
+    report = _build_report(python, offline, only, skip, replay_file)
+    if as_json:
+        click.echo(json_text(report))
+    else:
+        click.echo(terminal(report, verbose=verbose, width=_width(), color=_color(), unicode=_unicode(),
+                            wrap=sys.stdout.isatty()), nl=False)
+    sys.exit(int(exit_code(report.findings, strict)))
+
+
+@cli.command(epilog=EXIT_CODES)
+@python_option
+@offline_option
+@only_option
+@skip_option
+@click.option("--replay", "replay_file", metavar="FILE", help="Render a saved --json report instead of probing.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+def report(python, offline, only, skip, replay_file, output):
+    """Print a Markdown report to paste into a GitHub issue (secrets removed)."""
+    from .render import markdown
+
+    rep = _build_report(python, offline, _split(only), _split(skip), replay_file)
+    text = markdown(rep)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def main(argv=None) -> None:
+    try:
+        cli.main(args=argv, prog_name="llmdoctor", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the documented exit code 3
+        import traceback
+
+        click.echo(f"llmdoctor: internal error: {type(exc).__name__}: {exc}", err=True)
+        if os.environ.get("LLMDOCTOR_DEBUG"):
+            traceback.print_exc()
+        else:
+            click.echo("Run again with LLMDOCTOR_DEBUG=1 for the traceback, and please report it.", err=True)
+        sys.exit(3)

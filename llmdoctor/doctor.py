@@ -1,0 +1,82 @@
+"""Wires registry, probes, runner and report together: ``diagnose`` and ``replay``."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from .facts import Facts
+from .model import Check
+from .probes import Probe, ProbeContext, builtin_probes
+from .registry import Loaded, load_checks, select
+from .report import Report, facts_from_json, now_iso
+from .runner import gather, judge, probe_findings
+from .target import Target
+
+
+@dataclass(frozen=True)
+class Selection:
+    checks: tuple[Check, ...]
+    problems: tuple  #: plugin load findings
+
+
+def selected_checks(only: Sequence[str] = (), skip: Sequence[str] = (), loaded: Loaded | None = None,
+                    environ: Mapping[str, str] | None = None) -> Selection:
+    loaded = loaded or load_checks(environ=environ)
+    return Selection(tuple(select(loaded.checks, only, skip)), loaded.problems)
+
+
+def probes_for(checks: Sequence[Check], probes: Sequence[Probe], offline: bool) -> list[Probe]:
+    """Only the probes the selected checks read; none that touch the network when offline."""
+    wanted = {name for c in checks for name in c.needs if not (offline and c.network)}
+    return [p for p in probes if p.name in wanted and not (offline and p.network)]
+
+
+def _target_dict(target: Target, facts: Facts) -> dict:
+    t = facts.value("target")
+    return {
+        "python": target.python,
+        "kind": target.kind,
+        "prefix": target.prefix,
+        "python_version": t.python_version if t else None,
+        "executable": t.executable if t else None,
+    }
+
+
+def diagnose(target: Target, *, offline: bool = False, only: Sequence[str] = (), skip: Sequence[str] = (),
+             environ: Mapping[str, str] | None = None, probes: Sequence[Probe] | None = None,
+             loaded: Loaded | None = None) -> Report:
+    environ = dict(os.environ if environ is None else environ)
+    started = time.perf_counter()
+    sel = selected_checks(only, skip, loaded, environ)
+    chosen = probes_for(sel.checks, builtin_probes() if probes is None else probes, offline)
+    ctx = ProbeContext(target=target, environ=environ, offline=offline)
+    facts = gather(chosen, ctx)
+    probed = time.perf_counter()
+    findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
+    done = time.perf_counter()
+    return Report(
+        target=_target_dict(target, facts), facts=facts, findings=tuple(findings), offline=offline,
+        created=now_iso(),
+        timing={"total_s": round(done - started, 4), "probes_s": round(probed - started, 4),
+                "checks_s": round(done - probed, 4),
+                "per_probe_s": {n: round(r.duration_s, 4) for n, r in facts.items()}},
+    )
+
+
+def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
+           probes: Sequence[Probe] | None = None, loaded: Loaded | None = None,
+           environ: Mapping[str, str] | None = None) -> Report:
+    """Judge a saved report's facts again with the checks installed today."""
+    started = time.perf_counter()
+    facts = facts_from_json(data, builtin_probes() if probes is None else probes)
+    offline = bool(data.get("offline"))
+    sel = selected_checks(only, skip, loaded, environ)
+    findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
+    return Report(
+        target=dict(data.get("target") or {}), facts=facts, findings=tuple(findings), offline=offline,
+        created=now_iso(), timing={"total_s": round(time.perf_counter() - started, 4)},
+        replayed_from={"created": data.get("created"), "tool": data.get("tool")},
+    )

@@ -1,0 +1,106 @@
+"""Facts: what probes found, typed, serialisable, and replayable.
+
+Each probe returns one frozen dataclass. ``Facts`` maps probe names to
+``ProbeResult``s; a probe that could not produce its value leaves ``value`` None
+and says why in ``reason`` (timeout, crash, exception), never raising.
+
+Fact dataclasses round-trip through JSON (``dump`` / ``load``) so that a report
+saved on a user's machine can be judged again with today's checks (``--replay``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    name: str
+    value: Any = None  #: the probe's fact dataclass, or None when unknown
+    reason: str | None = None  #: why value is None
+    kind: str | None = None  #: "timeout" | "crash" | "exception" when the probe broke
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+class Facts(Mapping[str, ProbeResult]):
+    """Read-only mapping of probe name to result; ``facts.get_value(name)`` is the common call."""
+
+    def __init__(self, results: Mapping[str, ProbeResult] | None = None):
+        self._results = dict(results or {})
+
+    def __getitem__(self, key: str) -> ProbeResult:
+        return self._results[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def value(self, name: str):
+        result = self._results.get(name)
+        return None if result is None else result.value
+
+    def reason(self, name: str) -> str:
+        result = self._results.get(name)
+        if result is None:
+            return f"probe {name!r} did not run"
+        return result.reason or ""
+
+
+# --- JSON round trip -------------------------------------------------------
+
+def dump(obj: Any) -> Any:
+    """A fact value as plain JSON data (dataclasses become dicts, tuples lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: dump(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [dump(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): dump(v) for k, v in obj.items()}
+    return obj
+
+
+def load(tp: Any, data: Any) -> Any:
+    """Rebuild a value of type ``tp`` from :func:`dump` output. Unknown keys are ignored,
+    missing ones take the field default (so older reports replay on newer checks)."""
+    if data is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return load(args[0], data) if len(args) == 1 else data
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in data:
+                kwargs[f.name] = load(hints[f.name], data[f.name])
+        return tp(**kwargs)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(load(args[0], x) for x in data)
+        return tuple(load(a, x) for a, x in zip(args, data))
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        return [load(arg, x) for x in data]
+    if origin is dict:
+        _, val = typing.get_args(tp)
+        return {k: load(val, v) for k, v in data.items()}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(data)
+    if tp is float and isinstance(data, int):
+        return float(data)
+    return data

@@ -1,0 +1,53 @@
+"""Probes gather facts. Each is a function of a :class:`ProbeContext` returning one
+frozen dataclass; the runner gives each its own thread and deadline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..target import Target
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    target: Target
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeFailed(Exception):
+    """Raised by a probe that knows why it has no value (e.g. the target crashed)."""
+
+    reason: str
+    kind: str = "exception"  #: "crash" | "timeout" | "exception"
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    fn: Callable[[ProbeContext], Any] = field(repr=False)
+    type: type = field(repr=False)  #: the fact dataclass it returns (for --replay)
+    timeout_s: float = 10.0
+    network: bool = False
+    description: str = ""
+
+
+def builtin_probes() -> tuple[Probe, ...]:
+    from .python_env import ImportFacts, TargetFacts, probe_imports, probe_target
+    from .system import SystemFacts, probe_system
+
+    return (
+        Probe("system", probe_system, SystemFacts, timeout_s=10.0,
+              description="OS, WSL, container, CPUs, RAM, swap, /dev/shm, disks"),
+        Probe("target", probe_target, TargetFacts, timeout_s=20.0,
+              description="the target interpreter and its installed distributions"),
+        Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0,
+              description="imports the target's native-extension packages in a subprocess"),
+    )

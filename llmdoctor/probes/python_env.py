@@ -1,0 +1,167 @@
+"""Facts about the target environment, gathered by running a small script in the
+target interpreter (which may be Python 3.8 and may crash or hang)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import subproc
+from . import ProbeContext, ProbeFailed
+
+SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
+
+#: Packages whose import loads native code that breaks in real life (ABI mismatches,
+#: NumPy 1 vs 2, missing shared libraries). torch and what imports it belong to the
+#: GPU checks, which import it only where an NVIDIA driver exists.
+IMPORT_MODULES = ("numpy", "tokenizers", "safetensors", "sentencepiece", "yaml", "regex")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str | None
+    version: str | None
+    requires: tuple[str, ...] = ()
+    location: str | None = None
+    error: str | None = None  #: why its metadata could not be read
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    python: str  #: the interpreter asked for
+    kind: str  #: explicit | venv | conda | interpreter
+    python_version: str
+    version_info: tuple[int, ...]
+    implementation: str
+    executable: str
+    prefix: str
+    base_prefix: str
+    in_venv: bool
+    conda: bool
+    platform: str
+    machine: str
+    include_dir: str = ""
+    has_python_h: bool = False
+    purelib: str | None = None
+    sys_path: tuple[str, ...] = ()
+    markers: dict[str, str] = field(default_factory=dict)
+    distributions: tuple[Distribution, ...] = ()
+    distributions_error: str | None = None
+    note: str | None = None  #: from target resolution, e.g. a VIRTUAL_ENV with no python
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    module: str
+    status: str  #: "ok" | "absent" | "error" | "crash" | "timeout"
+    version: str | None = None
+    seconds: float | None = None
+    error_type: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportFacts:
+    results: tuple[ImportResult, ...] = ()
+
+
+def _child_env(ctx: ProbeContext) -> dict:
+    env = dict(ctx.environ)
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _describe_failure(done: subproc.Completed, what: str, timeout: float) -> ProbeFailed:
+    tail = done.stderr.strip().splitlines()[-5:]
+    detail = "\n".join(tail)
+    if done.start_error:
+        return ProbeFailed(f"could not start the target interpreter: {done.start_error}", "crash", detail)
+    if done.timed_out:
+        return ProbeFailed(f"the target interpreter did not finish {what} within {timeout:g} s", "timeout", detail)
+    if done.signal_name:
+        return ProbeFailed(f"the target interpreter was killed by {done.signal_name} during {what}", "crash", detail)
+    last = tail[-1] if tail else "no output"
+    return ProbeFailed(f"the target interpreter exited with code {done.returncode} during {what}: {last}",
+                       "crash", detail)
+
+
+def run_script(ctx: ProbeContext, args, timeout: float) -> subproc.Completed:
+    return subproc.run([ctx.target.python, str(SCRIPT), *args], timeout=timeout, env=_child_env(ctx))
+
+
+def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
+    done = run_script(ctx, ["env"], timeout)
+    if done.returncode != 0:
+        raise _describe_failure(done, "start-up and the environment scan", timeout)
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        raise ProbeFailed("the target interpreter printed something that is not the probe's JSON",
+                          "crash", done.stdout[:500]) from None
+    dists = tuple(
+        Distribution(name=d.get("name"), version=d.get("version"), requires=tuple(d.get("requires") or ()),
+                     location=d.get("location"), error=d.get("error"))
+        for d in data.get("distributions") or ()
+    )
+    return TargetFacts(
+        python=ctx.target.python, kind=ctx.target.kind, note=ctx.target.note,
+        python_version=data["python_version"], version_info=tuple(data["version_info"]),
+        implementation=data["implementation"], executable=data["executable"], prefix=data["prefix"],
+        base_prefix=data["base_prefix"], in_venv=bool(data["in_venv"]), conda=bool(data["conda"]),
+        platform=data["platform"], machine=data["machine"], include_dir=data.get("include_dir") or "",
+        has_python_h=bool(data.get("has_python_h")), purelib=data.get("purelib"),
+        sys_path=tuple(data.get("sys_path") or ()), markers=dict(data.get("markers") or {}),
+        distributions=dists, distributions_error=data.get("distributions_error"),
+    )
+
+
+def _installed_modules(ctx: ProbeContext, modules) -> list[str]:
+    """Modules among ``modules`` that the target can find (without importing them)."""
+    code = ("import importlib.util,sys\n"
+            "print('\\n'.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)))")
+    done = subproc.run([ctx.target.python, "-c", code, *modules], timeout=10, env=_child_env(ctx))
+    if done.returncode != 0:
+        raise _describe_failure(done, "start-up", 10)
+    return [line for line in done.stdout.split() if line]
+
+
+def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25.0) -> ImportFacts:
+    """Import each installed module; a crash is pinned on the module being imported,
+    and the modules after it are retried in a fresh interpreter."""
+    present = _installed_modules(ctx, modules)
+    results: list[ImportResult] = [ImportResult(m, "absent") for m in modules if m not in present]
+    pending = list(present)
+    while pending:
+        done = run_script(ctx, ["imports", *pending], timeout)
+        seen: dict[str, dict] = {}
+        current = None
+        for line in done.stdout.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "start":
+                current = event["module"]
+            else:
+                seen[event["module"]] = event
+                current = None
+        for name in pending:
+            event = seen.get(name)
+            if event is None:
+                continue
+            if event["event"] == "ok":
+                results.append(ImportResult(name, "ok", version=event.get("version"), seconds=event.get("seconds")))
+            else:
+                results.append(ImportResult(name, "error", seconds=event.get("seconds"),
+                                            error_type=event.get("type"), message=event.get("message")))
+        if current is None or done.returncode == 0:
+            break
+        failure = _describe_failure(done, f"`import {current}`", timeout)
+        results.append(ImportResult(current, "timeout" if failure.kind == "timeout" else "crash",
+                                    message=failure.reason + (f"\n{failure.detail}" if failure.detail else "")))
+        pending = [m for m in pending[pending.index(current) + 1:] if m not in seen]
+    order = {m: i for i, m in enumerate(modules)}
+    return ImportFacts(results=tuple(sorted(results, key=lambda r: order.get(r.module, 0))))

@@ -1,0 +1,131 @@
+"""Runs inside the *target* interpreter, which may be any CPython >= 3.8.
+
+Standard library only, no f-string "=" specifiers, no walrus, no 3.9+ typing:
+this file must stay importable by Python 3.8. It prints one JSON document on
+stdout and imports nothing heavy. It lives alone in its folder because Python
+puts a script's folder first on sys.path.
+
+    python llmdoctor_target_probe.py env
+    python llmdoctor_target_probe.py imports numpy transformers ...
+
+In ``imports`` mode each module gets a JSON line "start" before its import and a
+result line after it, flushed at once, so that when an import kills the
+interpreter (a segfault in a native extension) the caller knows which one.
+"""
+
+import json
+import os
+import platform
+import sys
+import sysconfig
+import time
+import traceback
+
+
+def _markers():
+    # The PEP 508 environment, computed as packaging.markers.default_environment does.
+    impl = sys.implementation
+    info = impl.version
+    iver = "{0.major}.{0.minor}.{0.micro}".format(info)
+    if info.releaselevel != "final":
+        iver += info.releaselevel[0] + str(info.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": iver,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def _distributions():
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - 3.8+ always has it
+        return [], "importlib.metadata is missing"
+    out = []
+    for dist in metadata.distributions():
+        try:
+            meta = dist.metadata
+            name = meta["Name"] if meta is not None else None
+            try:
+                location = str(dist.locate_file(""))
+            except Exception:
+                location = None
+            out.append({
+                "name": name,
+                "version": meta["Version"] if meta is not None else None,
+                "requires": list(dist.requires or []),
+                "location": location,
+            })
+        except Exception as exc:  # a broken METADATA file must not hide the rest
+            out.append({"name": None, "version": None, "requires": [], "location": None,
+                        "error": "{}: {}".format(type(exc).__name__, exc)})
+    return out, None
+
+
+def env():
+    paths = sysconfig.get_paths()
+    include = paths.get("include") or ""
+    dists, dist_error = _distributions()
+    return {
+        "python_version": platform.python_version(),
+        "version_info": list(sys.version_info[:3]),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+        "in_venv": getattr(sys, "base_prefix", sys.prefix) != sys.prefix or hasattr(sys, "real_prefix"),
+        "conda": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
+        "platform": sys.platform,
+        "machine": platform.machine(),
+        "include_dir": include,
+        "has_python_h": bool(include) and os.path.isfile(os.path.join(include, "Python.h")),
+        "purelib": paths.get("purelib"),
+        "sys_path": [p for p in sys.path if p],
+        "markers": _markers(),
+        "distributions": dists,
+        "distributions_error": dist_error,
+    }
+
+
+def _emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def imports(modules):
+    for name in modules:
+        _emit({"event": "start", "module": name})
+        started = time.perf_counter()
+        try:
+            mod = __import__(name)
+            version = getattr(mod, "__version__", None)
+            _emit({"event": "ok", "module": name, "seconds": time.perf_counter() - started,
+                   "version": version if isinstance(version, str) else None})
+        except BaseException as exc:  # SystemExit and friends included: report, go on
+            lines = traceback.format_exception_only(type(exc), exc)
+            _emit({"event": "error", "module": name, "seconds": time.perf_counter() - started,
+                   "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]})
+
+
+def main(argv):
+    mode = argv[1] if len(argv) > 1 else "env"
+    if mode == "env":
+        _emit(env())
+    elif mode == "imports":
+        imports(argv[2:])
+    else:
+        sys.stderr.write("unknown mode {!r}\n".format(mode))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,98 @@
+"""The report: findings plus the facts they were judged from, and its JSON envelope.
+
+The envelope is versioned (``schema_version``) and is the input of ``--replay``:
+facts are stored with their probe name, so today's checks can judge them again.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from . import __version__
+from .facts import Facts, ProbeResult, dump, load
+from .model import ExitCode, Finding, Status
+
+SCHEMA_VERSION = 1
+
+
+class ReplayError(ValueError):
+    """The file given to --replay is not an llmdoctor report."""
+
+
+@dataclass(frozen=True)
+class Report:
+    target: dict
+    facts: Facts
+    findings: tuple[Finding, ...]
+    timing: dict = field(default_factory=dict)
+    offline: bool = False
+    created: str = ""
+    tool_version: str = __version__
+    replayed_from: dict | None = None  #: the original report's tool version and date
+
+    @property
+    def worst(self) -> Status:
+        return max((f.status for f in self.findings), default=Status.OK)
+
+    def problems(self, strict: bool = False) -> list[Finding]:
+        floor = Status.WARN if strict else Status.ERROR
+        return [f for f in self.findings if f.status >= floor]
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def exit_code(findings: Iterable[Finding], strict: bool = False) -> ExitCode:
+    floor = Status.WARN if strict else Status.ERROR
+    return ExitCode.FAILURES if any(f.status >= floor for f in findings) else ExitCode.OK
+
+
+def counts(findings: Iterable[Finding]) -> dict[str, int]:
+    c = Counter(f.status.label for f in findings)
+    return {s.label: c.get(s.label, 0) for s in Status}
+
+
+def to_json(report: Report) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "llmdoctor", "version": report.tool_version},
+        "created": report.created,
+        "offline": report.offline,
+        "target": report.target,
+        "summary": {"worst": report.worst.label, "counts": counts(report.findings)},
+        "findings": [f.to_dict() for f in report.findings],
+        "facts": {
+            name: {"value": dump(r.value), "reason": r.reason, "kind": r.kind,
+                   "duration_s": round(r.duration_s, 4)}
+            for name, r in report.facts.items()
+        },
+        "timing": report.timing,
+        **({"replayed_from": report.replayed_from} if report.replayed_from else {}),
+    }
+
+
+def facts_from_json(data: dict, probes: Sequence) -> Facts:
+    """Rebuild Facts from an envelope, typed by the probes we know; unknown probes are dropped."""
+    if not isinstance(data, dict) or "facts" not in data or "schema_version" not in data:
+        raise ReplayError("not an llmdoctor report (no schema_version / facts)")
+    if not isinstance(data["schema_version"], int) or data["schema_version"] > SCHEMA_VERSION:
+        raise ReplayError(f"report schema_version {data['schema_version']!r} is newer than this llmdoctor "
+                          f"understands ({SCHEMA_VERSION}); upgrade llmdoctor")
+    types = {p.name: p.type for p in probes}
+    results = {}
+    for name, entry in (data.get("facts") or {}).items():
+        if name not in types or not isinstance(entry, dict):
+            continue
+        try:
+            value = load(types[name], entry.get("value"))
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            results[name] = ProbeResult(name, None, f"cannot read saved facts: {type(exc).__name__}: {exc}",
+                                        "exception")
+            continue
+        results[name] = ProbeResult(name, value, entry.get("reason"), entry.get("kind"),
+                                    float(entry.get("duration_s") or 0.0))
+    return Facts(results)
