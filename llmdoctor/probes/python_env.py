@@ -88,6 +88,19 @@ def _describe_failure(done: subproc.Completed, what: str, timeout: float) -> Pro
                        "crash", detail)
 
 
+MARK = "@@llmdoctor@@ "
+
+
+def _lines(stdout: str):
+    """The probe's JSON lines, ignoring whatever start-up code printed around them."""
+    for line in stdout.splitlines():
+        if line.startswith(MARK):
+            try:
+                yield json.loads(line[len(MARK):])
+            except ValueError:
+                continue
+
+
 def run_script(ctx: ProbeContext, args, timeout: float) -> subproc.Completed:
     return subproc.run([ctx.target.python, str(SCRIPT), *args], timeout=timeout, env=_child_env(ctx))
 
@@ -96,11 +109,10 @@ def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
     done = run_script(ctx, ["env"], timeout)
     if done.returncode != 0:
         raise _describe_failure(done, "start-up and the environment scan", timeout)
-    try:
-        data = json.loads(done.stdout)
-    except ValueError:
-        raise ProbeFailed("the target interpreter printed something that is not the probe's JSON",
-                          "crash", done.stdout[:500]) from None
+    data = next(iter(_lines(done.stdout)), None)
+    if not isinstance(data, dict) or "python_version" not in data:
+        raise ProbeFailed("the target interpreter exited without printing the probe's result",
+                          "crash", done.stdout[-500:])
     dists = tuple(
         Distribution(name=d.get("name"), version=d.get("version"), requires=tuple(d.get("requires") or ()),
                      location=d.get("location"), error=d.get("error"))
@@ -138,11 +150,7 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
         done = run_script(ctx, ["imports", *pending], timeout)
         seen: dict[str, dict] = {}
         current = None
-        for line in done.stdout.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
+        for event in _lines(done.stdout):
             if event.get("event") == "start":
                 current = event["module"]
             else:

@@ -95,8 +95,11 @@ def env():
     }
 
 
+MARK = "@@llmdoctor@@ "  # start-up code (a .pth, sitecustomize) may print too: our lines carry this
+
+
 def _emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.write(MARK + json.dumps(obj) + "\n")
     sys.stdout.flush()
 
 

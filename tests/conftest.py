@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    """No test reads the developer's own config, cache or plugins."""
+    monkeypatch.setenv("LLMDOCTOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+def pyenv_python(version: str) -> str | None:
+    """A pyenv interpreter of the given minor version, if this machine has one."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
+    return found[-1] if found else None
+
+
+def make_venv(path: Path, python: str = sys.executable, pip: bool = False) -> Path:
+    """A real venv made by the given interpreter; returns its python."""
+    base = getattr(sys, "_base_executable", None) if python == sys.executable else None
+    args = [base or python, "-m", "venv", str(path)]
+    if not pip:
+        args.append("--without-pip")
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    return path / "bin" / "python"
+
+
+def site_packages(python: Path) -> Path:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return Path(out.stdout.strip())
+
+
+def outer_site_packages(python: Path) -> None:
+    """Let a test venv import llmdoctor and its dependencies from the environment running
+    the tests (site.addsitedir also runs that environment's .pth files, so an editable
+    install works too)."""
+    dirs = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
+    lines = [f"import site; site.addsitedir({d!r})" for d in dirs]
+    (site_packages(python) / "zz_outer.pth").write_text("\n".join(lines) + "\n")
+
+
+def install_fake_dist(site: Path, name: str, version: str, requires=(), module: str | None = None,
+                      code: str = "", entry_points: str = "") -> None:
+    """Write a distribution into site-packages as an installer would: a module plus a
+    .dist-info folder with METADATA (and entry_points.txt)."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    (info / "METADATA").write_text("\n".join(meta) + "\n")
+    (info / "INSTALLER").write_text("pip\n")
+    if entry_points:
+        (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    if module:
+        pkg = site / module
+        pkg.mkdir(exist_ok=True)
+        (pkg / "__init__.py").write_text(textwrap.dedent(code))
+    (info / "RECORD").write_text("")
+
+
+@pytest.fixture
+def venv(tmp_path):
+    """Factory: a fresh real venv (no pip) under tmp_path."""
+    made = []
+
+    def factory(name="venv", python=sys.executable):
+        py = make_venv(tmp_path / name, python)
+        made.append(py)
+        return py
+
+    return factory

@@ -1,0 +1,58 @@
+"""Facts factories: build the facts a check reads, overriding only what a test is about."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from llmdoctor.facts import Facts, ProbeResult
+from llmdoctor.probes.python_env import Distribution, ImportFacts, ImportResult, TargetFacts
+from llmdoctor.probes.system import Disk, SystemFacts
+
+GiB = 1024**3
+
+MARKERS_311 = {
+    "implementation_name": "cpython", "implementation_version": "3.11.7", "os_name": "posix",
+    "platform_machine": "x86_64", "platform_release": "6.8.0", "platform_system": "Linux",
+    "platform_version": "#1 SMP", "python_full_version": "3.11.7", "platform_python_implementation": "CPython",
+    "python_version": "3.11", "sys_platform": "linux",
+}
+
+
+def target(**kw) -> TargetFacts:
+    base = TargetFacts(
+        python="/home/u/.venvs/llm/bin/python", kind="venv", python_version="3.11.7", version_info=(3, 11, 7),
+        implementation="CPython", executable="/home/u/.venvs/llm/bin/python", prefix="/home/u/.venvs/llm",
+        base_prefix="/usr", in_venv=True, conda=False, platform="linux", machine="x86_64",
+        include_dir="/usr/include/python3.11", has_python_h=True, markers=dict(MARKERS_311),
+    )
+    return replace(base, **kw)
+
+
+def dist(name, version, *requires, location="/home/u/.venvs/llm/lib/python3.11/site-packages") -> Distribution:
+    return Distribution(name=name, version=version, requires=tuple(requires), location=location)
+
+
+def system(**kw) -> SystemFacts:
+    base = SystemFacts(
+        os="Linux", os_release="Ubuntu 22.04.4 LTS", kernel="6.8.0-40-generic", machine="x86_64",
+        cpu_logical=16, cpu_physical=8, cpu_usable=16, ram_total_bytes=64 * GiB, ram_available_bytes=50 * GiB,
+        swap_total_bytes=8 * GiB, swap_free_bytes=8 * GiB, shm_total_bytes=32 * GiB, shm_free_bytes=32 * GiB,
+        disks=(Disk("home", "/home/u", "/home/u", 500 * GiB, 200 * GiB, "ext4", "/"),
+               Disk("hf-cache", "/home/u/.cache/huggingface/hub", "/home/u/.cache", 500 * GiB, 200 * GiB,
+                    "ext4", "/")),
+    )
+    return replace(base, **kw)
+
+
+def imports(*results: ImportResult) -> ImportFacts:
+    return ImportFacts(results=tuple(results))
+
+
+def facts(**values) -> Facts:
+    """facts(system=system(), target=target()) -> Facts; names with '_' map to '.' (target_imports)."""
+    return Facts({name.replace("_", "."): ProbeResult(name.replace("_", "."), value)
+                  for name, value in values.items()})
+
+
+def findings_of(check, f: Facts):
+    return list(check.run(f))

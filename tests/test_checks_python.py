@@ -1,0 +1,126 @@
+import datetime
+
+from checks_under_test import packages, python  # noqa: F401  (see tests/checks_under_test.py)
+from factories import dist, facts, findings_of, imports, target
+from llmdoctor.model import Status
+from llmdoctor.probes.python_env import ImportResult
+
+
+def by_id(findings):
+    return {f.id: f for f in findings}
+
+
+def test_all_requirements_met_is_ok():
+    t = target(distributions=(dist("transformers", "4.40.0", "tokenizers<0.20,>=0.19"), dist("tokenizers", "0.19.1")))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.status is Status.OK and f.id == "python.dependencies"
+    assert "2 distributions" in f.title
+
+
+def test_transformers_with_too_new_tokenizers_is_a_conflict_with_the_pip_fix():
+    t = target(distributions=(dist("transformers", "4.40.0", "tokenizers<0.20,>=0.19"), dist("tokenizers", "0.21.0")))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.id == "python.dependency-conflict" and f.status is Status.FAIL
+    assert f.title == "tokenizers 0.21.0 is installed, but transformers 4.40.0 needs <0.20,>=0.19"
+    assert f.fix == "/home/u/.venvs/llm/bin/python -m pip install 'tokenizers<0.20,>=0.19'"
+
+
+def test_missing_dependency_names_who_needs_it():
+    t = target(distributions=(dist("peft", "0.11.0", "accelerate>=0.21.0", "torch>=1.13.0"), dist("torch", "2.3.0")))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.id == "python.dependency-missing"
+    assert f.title == "accelerate is missing: peft 0.11.0 needs >=0.21.0"
+    assert f.fix.endswith("-m pip install 'accelerate>=0.21.0'")
+
+
+def test_markers_are_evaluated_for_the_target_python_not_ours():
+    t = target(distributions=(dist("foo", "1.0", 'tomli>=1; python_version < "3.11"', 'bar; extra == "dev"'),))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.status is Status.OK
+    t38 = target(version_info=(3, 8, 18), markers={**t.markers, "python_version": "3.8", "python_full_version": "3.8.18"},
+                 distributions=t.distributions)
+    (f,) = findings_of(packages.dependencies_check, facts(target=t38))
+    assert f.id == "python.dependency-missing" and "tomli" in f.title
+
+
+def test_requirements_of_an_extra_asked_for_by_another_package_are_checked():
+    t = target(distributions=(
+        dist("trl", "0.9.0", "transformers[torch]>=4.31"),
+        dist("transformers", "4.40.0", 'accelerate>=0.21.0; extra == "torch"'),
+        dist("accelerate", "0.20.0"),
+    ))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.id == "python.dependency-conflict"
+    assert "accelerate 0.20.0 is installed, but transformers 4.40.0 needs >=0.21.0" == f.title
+
+
+def test_garbage_version_string_is_a_warning_not_a_crash():
+    t = target(distributions=(dist("a", "1.0", "b>=1"), dist("b", "not a version!")))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.id == "python.dependency-bad-version" and f.status is Status.WARN
+    assert "'not a version!'" in f.title
+
+
+def test_malformed_requirement_and_unreadable_metadata_are_reported():
+    t = target(distributions=(dist("a", "1.0", "b >>> 1"),
+                              dist(None, None, location="/site")))
+    got = by_id(findings_of(packages.dependencies_check, facts(target=t)))
+    assert set(got) == {"python.dependency-malformed", "python.dependency-broken-metadata"}
+
+
+def test_two_copies_of_one_distribution():
+    t = target(distributions=(dist("numpy", "1.26.4", location="/home/u/.local/lib/python3.11/site-packages"),
+                              dist("numpy", "2.0.1")))
+    (f,) = findings_of(packages.dependencies_check, facts(target=t))
+    assert f.id == "python.dependency-duplicate" and "installed 2 times" in f.title
+
+
+def test_end_of_life_python_warns_with_source():
+    t = target(python_version="3.8.18", version_info=(3, 8, 18))
+    (f,) = findings_of(python.version_check, facts(target=t))
+    assert f.status is Status.WARN and "2024-10-07" in f.title
+    assert f.docs == "https://devguide.python.org/versions/"
+
+
+def test_supported_python_is_ok():
+    (f,) = findings_of(python.version_check, facts(target=target(python_version="3.13.0", version_info=(3, 13, 0))))
+    assert f.status is Status.OK
+
+
+def test_unknown_python_minor_is_info():
+    (f,) = findings_of(python.version_check, facts(target=target(python_version="3.99.0", version_info=(3, 99, 0))))
+    assert f.status is Status.INFO
+
+
+def test_missing_headers_suggest_dev_package():
+    (f,) = findings_of(python.headers_check, facts(target=target(has_python_h=False)))
+    assert f.status is Status.INFO and f.fix == "sudo apt install python3.11-dev"
+
+
+def test_virtual_env_without_python_warns():
+    t = target(note="VIRTUAL_ENV=/gone holds no Python interpreter", kind="interpreter")
+    (f,) = findings_of(python.target_check, facts(target=t))
+    assert f.status is Status.WARN and "/gone" in f.title
+
+
+def test_import_crash_is_a_failure_naming_the_module():
+    i = imports(ImportResult("numpy", "crash", message="the target interpreter was killed by SIGSEGV during `import numpy`"),
+                ImportResult("yaml", "ok", version="6.0.1"))
+    (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
+    assert f.id == "python.import-crash" and f.status is Status.FAIL
+    assert "kills the interpreter" in f.title and "SIGSEGV" in f.title
+    assert f.fix.endswith("-m pip install --force-reinstall --no-deps numpy")
+
+
+def test_import_error_shows_the_last_line():
+    i = imports(ImportResult("yaml", "error", error_type="ImportError",
+                             message="ImportError: libyaml-0.so.2: cannot open shared object file"))
+    (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
+    assert f.id == "python.import-failed" and "libyaml" in f.title
+    assert f.fix.endswith("--no-deps PyYAML")
+
+
+def test_clean_imports_are_ok():
+    i = imports(ImportResult("numpy", "ok", version="1.26.4"), ImportResult("regex", "absent"))
+    (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
+    assert f.status is Status.OK and "numpy 1.26.4" in f.title
