@@ -73,6 +73,15 @@ def install_fake_dist(site: Path, name: str, version: str, requires=(), module: 
     (info / "RECORD").write_text("")
 
 
+def build_demo_plugin_site(tmp_path: Path, name: str, code: str) -> Path:
+    """A folder with a plugin module and its dist-info, as `pip install --target` leaves it;
+    put it on PYTHONPATH to have llmdoctor discover the plugin's entry point."""
+    site = tmp_path / f"{name}-site"
+    install_fake_dist(site, name, "0.1", entry_points=f"[llmdoctor.checks]\n{name} = {name}:checks\n")
+    (site / f"{name}.py").write_text(textwrap.dedent(code))
+    return site
+
+
 @pytest.fixture
 def venv(tmp_path):
     """Factory: a fresh real venv (no pip) under tmp_path."""

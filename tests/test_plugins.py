@@ -76,7 +76,7 @@ def build_wheel(path, name="llmdoctor_demo_plugin", version="0.1"):
 def test_a_plugin_distribution_installed_with_pip_runs_its_check(tmp_path):
     """The real path: pip installs a plugin wheel into a venv that has llmdoctor, and
     `llmdoctor check` there lists and runs its check."""
-    py = make_venv(tmp_path / "v", pip=True)
+    py = make_venv(tmp_path / "v")
     # llmdoctor and its dependencies come from the test's own environment
     outer_site_packages(py)
     whl = build_wheel(tmp_path)

@@ -1,0 +1,62 @@
+"""Golden output: the terminal renderer's exact text for a fixed report."""
+
+from pathlib import Path
+
+from llmdoctor.facts import Facts
+from llmdoctor.model import Finding, Status
+from llmdoctor.render import footer, terminal
+from llmdoctor.report import Report
+
+GOLDEN = Path(__file__).parent / "golden"
+
+REPORT = Report(
+    target={"executable": "/home/u/.venvs/llm/bin/python", "python_version": "3.11.7", "kind": "venv"},
+    facts=Facts(),
+    findings=(
+        Finding("python.version", "python", Status.OK, "Python 3.11.7 (supported until 2027-10)",
+                docs="https://devguide.python.org/versions/", duration_s=0.001),
+        Finding("python.dependency-conflict", "python", Status.FAIL,
+                "tokenizers 0.21.0 is installed, but transformers 4.40.0 needs <0.20,>=0.19",
+                detail="All requirements on tokenizers together: <0.20,>=0.19.",
+                fix="/home/u/.venvs/llm/bin/python -m pip install 'tokenizers<0.20,>=0.19'",
+                docs="https://pip.pypa.io/en/stable/topics/dependency-resolution/", duration_s=0.002),
+        Finding("system.shm", "system", Status.WARN,
+                "/dev/shm is only 64.0 MiB inside this docker container: DataLoader workers die with 'Bus error' "
+                "and NCCL cannot allocate", fix="docker run --shm-size=1g ... (or --ipc=host)",
+                docs="https://github.com/pytorch/pytorch/issues/5040", duration_s=0.0),
+        Finding("system.swap", "system", Status.INFO, "No swap", duration_s=0.0),
+        Finding("gpu.presence", "gpu", Status.SKIP, "No NVIDIA GPU", duration_s=0.0),
+    ),
+    timing={"total_s": 0.25},
+    created="2026-11-22T12:00:00+00:00",
+    tool_version="0.1.0",
+)
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if not path.exists():  # first run writes it; review and commit it
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_terminal_output_at_80_columns():
+    check_golden("terminal_80.txt", terminal(REPORT, width=80, color=False, environ={}))
+
+
+def test_terminal_verbose_output():
+    check_golden("terminal_verbose.txt", terminal(REPORT, width=100, verbose=True, color=False, environ={}))
+
+
+def test_ascii_symbols_when_the_terminal_is_not_utf8():
+    check_golden("terminal_ascii.txt", terminal(REPORT, width=80, color=False, unicode=False, environ={}))
+
+
+def test_colour_only_when_asked():
+    assert "\x1b[" in terminal(REPORT, width=80, color=True, environ={})
+    assert "\x1b[" not in terminal(REPORT, width=80, color=False, environ={})
+
+
+def test_footer_counts_problems_and_categories():
+    assert footer(list(REPORT.findings)) == "2 problems in 2 categories (1 failure, 1 warning)."
+    assert footer([REPORT.findings[0]]) == "No problems found."
