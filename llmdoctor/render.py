@@ -134,6 +134,23 @@ def json_text(report: Report, environ: Mapping[str, str] | None = None) -> str:
     return redact(json.dumps(to_json(report), indent=2, ensure_ascii=False, default=str), environ)
 
 
+MARKDOWN_FACTS_LIMIT = 40_000  # GitHub issue bodies stop at 65,536 characters
+
+
+def _compact_facts(facts: dict) -> dict:
+    """Facts for a human reader: installed distributions as name==version lines."""
+    out = {}
+    for name, entry in facts.items():
+        value = entry.get("value")
+        if isinstance(value, dict) and isinstance(value.get("distributions"), list):
+            value = dict(value)
+            value["distributions"] = sorted(f"{d.get('name')}=={d.get('version')}" for d in value["distributions"])
+            value.pop("sys_path", None)
+            entry = {**entry, "value": value}
+        out[name] = entry
+    return out
+
+
 def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
     """A report to paste into a GitHub issue: findings table, then facts folded away."""
     environ = dict(os.environ if environ is None else environ)
@@ -152,6 +169,8 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
     for f in sorted(findings, key=lambda f: -f.status):
         fix = f"`{cell(f.fix)}`" if f.fix else ""
         out.append(f"| {f.status.label} | `{f.id}` | {cell(f.title)} | {fix} |")
-    facts = json.dumps(to_json(report)["facts"], indent=1, ensure_ascii=False, default=str)
+    facts = json.dumps(_compact_facts(to_json(report)["facts"]), indent=1, ensure_ascii=False, default=str)
+    if len(facts) > MARKDOWN_FACTS_LIMIT:
+        facts = facts[:MARKDOWN_FACTS_LIMIT] + "\n... (cut: attach `llmdoctor check --json` output for all facts)"
     out += ["", "<details><summary>Facts (JSON)</summary>", "", "```json", facts, "```", "", "</details>", ""]
     return redact("\n".join(out), environ)

@@ -129,3 +129,23 @@ def test_internal_error_exits_3(monkeypatch):
 def test_python_m_llmdoctor_works():
     out = subprocess.run([sys.executable, "-m", "llmdoctor", "--version"], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "llmdoctor, version 0.1.0"
+
+
+def test_no_color_and_pipes_turn_colour_off(monkeypatch):
+    from llmdoctor import cli as cli_mod
+
+    class TTY:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(cli_mod.sys, "stdout", TTY())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert cli_mod._color() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli_mod._color() is False
+
+
+def test_markdown_lists_distributions_compactly():
+    out = invoke("report", "--offline").stdout
+    assert '"distributions": [' in out and "==" in out and '"requires"' not in out
