@@ -1,0 +1,10 @@
+"""llmdoctor's built-in fixes. They register through the ``llmdoctor.fixes`` entry
+point exactly as a third-party plugin does."""
+
+from __future__ import annotations
+
+
+def builtin_fixes():
+    from . import max_jobs
+
+    return (max_jobs.FIX,)

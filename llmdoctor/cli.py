@@ -167,3 +167,38 @@ def main(argv=None) -> None:
         else:
             click.echo("Run again with LLMDOCTOR_DEBUG=1 for the traceback, and please report it.", err=True)
         sys.exit(3)
+
+
+FIX_HELP = """Apply a documented fix: plan, show, confirm, apply, verify. Every file it
+touches is journaled, and `llmdoctor fix --undo` restores it byte for byte.
+
+\b
+  llmdoctor fix --list                 the fixes there are
+  llmdoctor fix --max-jobs [--dry-run] [--yes] [--python PATH]
+  llmdoctor fix --undo [ENTRY]         undo the last fix (or ENTRY)
+  llmdoctor fix --journal              what was applied, newest last
+"""
+
+
+@cli.command(help=FIX_HELP, epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True,
+                                                                    "allow_extra_args": True})
+@click.option("--list", "list_fixes", is_flag=True, help="List the fixes.")
+@click.option("--journal", "show_journal", is_flag=True, help="List applied fixes.")
+@click.option("--undo", "undo", is_flag=False, flag_value="", default=None, metavar="[ENTRY]",
+              help="Restore the files of the last fix (or of ENTRY).")
+@click.option("--force", is_flag=True, help="With --undo: restore even files changed since the fix.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@python_option
+@click.pass_context
+def fix(ctx, list_fixes, show_journal, undo, force, yes, dry_run, python):
+    from . import fixflow
+
+    if list_fixes:
+        fixflow.list_fixes()
+    elif show_journal:
+        fixflow.show_journal()
+    elif undo is not None:
+        sys.exit(fixflow.undo(undo or None, force))
+    else:
+        sys.exit(fixflow.run(ctx.args, python, yes=yes, dry_run=dry_run))

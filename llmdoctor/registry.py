@@ -1,8 +1,8 @@
-"""Discover and load check plugins from entry points; a broken plugin is a finding.
+"""Discover and load plugins from entry points; a broken plugin is a finding, not a crash.
 
-A plugin is an entry point in the group ``llmdoctor.checks`` whose object is either
-a :class:`~llmdoctor.model.Check`, an iterable of them, or a callable returning
-either. The built-in checks register exactly the same way (see pyproject.toml).
+Group ``llmdoctor.checks``: an entry point's object is a :class:`~llmdoctor.model.Check`,
+an iterable of them, or a callable returning either. Group ``llmdoctor.fixes``: the same
+with :class:`~llmdoctor.fixing.Fix`. The built-ins register exactly this way (pyproject.toml).
 """
 
 from __future__ import annotations
@@ -19,13 +19,18 @@ from .model import Check, Finding, Status
 CHECK_GROUP = "llmdoctor.checks"
 FIX_GROUP = "llmdoctor.fixes"
 BUILTIN_DIST = "llmdoctor"
+BUILTIN_VALUE = {CHECK_GROUP: "llmdoctor.checks:builtin_checks", FIX_GROUP: "llmdoctor.fixes:builtin_fixes"}
 AUTOLOAD_ENV = "LLMDOCTOR_DISABLE_PLUGIN_AUTOLOAD"
 
 
 @dataclass(frozen=True)
 class Loaded:
-    checks: tuple[Check, ...]
+    checks: tuple  #: Check objects (or Fix objects, for the fixes group)
     problems: tuple[Finding, ...]  #: one `error` finding per plugin that failed
+
+    @property
+    def fixes(self) -> tuple:
+        return self.checks
 
 
 def _dist_name(ep) -> str:
@@ -35,7 +40,7 @@ def _dist_name(ep) -> str:
 
 def _source(ep) -> str:
     dist = _dist_name(ep)
-    if dist == BUILTIN_DIST or (dist == "?" and ep.value.startswith("llmdoctor.checks")):
+    if dist == BUILTIN_DIST or (dist == "?" and ep.value in BUILTIN_VALUE.values()):
         return "builtin"
     return ep.name if dist == "?" else dist
 
@@ -45,61 +50,65 @@ def autoload_disabled(environ: Mapping[str, str]) -> bool:
 
 
 def discover(group: str = CHECK_GROUP, environ: Mapping[str, str] | None = None):
-    """Entry points of ``group``, sorted for determinism; built-ins only when autoload is off."""
+    """Entry points of ``group``, built-ins first then sorted by name; built-ins only when
+    LLMDOCTOR_DISABLE_PLUGIN_AUTOLOAD is set."""
     environ = os.environ if environ is None else environ
     eps = list(metadata.entry_points(group=group))
     if autoload_disabled(environ):
-        eps = [ep for ep in eps if _dist_name(ep) == BUILTIN_DIST]
-    if not any(_dist_name(ep) == BUILTIN_DIST for ep in eps) and group == CHECK_GROUP:
-        # Running from a source tree without an install: still have the built-ins.
-        eps.append(metadata.EntryPoint("builtin", "llmdoctor.checks:builtin_checks", group))
-    # dedupe (the same distribution seen twice on sys.path) and sort by name
-    unique = {(ep.name, ep.value): ep for ep in eps}
-    return sorted(unique.values(), key=lambda ep: (_dist_name(ep) != BUILTIN_DIST, ep.name))
+        eps = [ep for ep in eps if _source(ep) == "builtin"]
+    if not any(_source(ep) == "builtin" for ep in eps):
+        # a broken or partial install must still run the built-ins
+        eps.append(metadata.EntryPoint("builtin", BUILTIN_VALUE[group], group))
+    unique = {(ep.name, ep.value): ep for ep in eps}  # one distribution seen twice on sys.path
+    return sorted(unique.values(), key=lambda ep: (_source(ep) != "builtin", ep.name))
 
 
-def _as_checks(obj, source: str) -> list[Check]:
-    if callable(obj) and not isinstance(obj, Check):
+def _items(obj, kind: type, source: str) -> list:
+    if callable(obj) and not isinstance(obj, kind):
         obj = obj()
-    items = [obj] if isinstance(obj, Check) else list(obj)
-    out = []
+    items = [obj] if isinstance(obj, kind) else list(obj)
     for item in items:
-        if not isinstance(item, Check):
-            raise TypeError(f"expected llmdoctor.model.Check objects, got {type(item).__name__}")
-        out.append(dataclasses.replace(item, source=source))
-    return out
+        if not isinstance(item, kind):
+            raise TypeError(f"expected {kind.__module__}.{kind.__name__} objects, got {type(item).__name__}")
+    return [dataclasses.replace(item, source=source) for item in items]
 
 
-def load_checks(entry_points: Iterable | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
-    eps = discover(environ=environ) if entry_points is None else list(entry_points)
-    checks: list[Check] = []
+def _load(group: str, kind: type, entry_points, environ) -> Loaded:
+    eps = discover(group, environ) if entry_points is None else list(entry_points)
+    items: list = []
     problems: list[Finding] = []
     seen: dict[str, str] = {}
     for ep in eps:
         source = _source(ep)
         try:
-            loaded = _as_checks(ep.load(), source)
-        except BaseException as exc:  # SystemExit / KeyboardInterrupt from import-time code too
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            loaded = _items(ep.load(), kind, source)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin calling sys.exit() too
             problems.append(Finding(
                 id=f"plugin.{ep.name}.load-failed", category="plugin", status=Status.ERROR,
                 title=f"Plugin {ep.name!r} ({source}) failed to load: {type(exc).__name__}: {exc}",
-                detail=f"entry point {ep.name} = {ep.value} in group {CHECK_GROUP}; "
-                       "its checks did not run, the rest did.",
-                fix=f"pip uninstall {source}" if source != "builtin" else None,
-                check="plugin"))
+                detail=f"entry point {ep.name} = {ep.value} in group {group}; the rest of the run goes on.",
+                fix=f"pip uninstall {source}" if source != "builtin" else None, check="plugin"))
             continue
         for item in loaded:
             if item.id in seen:
                 problems.append(Finding(
                     id=f"plugin.{ep.name}.duplicate-id", category="plugin", status=Status.ERROR,
-                    title=f"Check id {item.id!r} from {source} is already registered by {seen[item.id]}; ignored",
+                    title=f"{item.id!r} from {source} is already registered by {seen[item.id]}; ignored",
                     check="plugin"))
                 continue
             seen[item.id] = source
-            checks.append(item)
-    return Loaded(tuple(checks), tuple(problems))
+            items.append(item)
+    return Loaded(tuple(items), tuple(problems))
+
+
+def load_checks(entry_points: Iterable | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
+    return _load(CHECK_GROUP, Check, entry_points, environ)
+
+
+def load_fixes(entry_points: Iterable | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
+    from .fixing import Fix
+
+    return _load(FIX_GROUP, Fix, entry_points, environ)
 
 
 def matches(check_id: str, patterns: Sequence[str]) -> bool:

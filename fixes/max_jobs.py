@@ -1,0 +1,75 @@
+"""`llmdoctor fix --max-jobs`: size MAX_JOBS to the RAM, so that building flash-attn or
+DeepSpeed ops is not killed for lack of memory, and persist it for the target env."""
+
+from __future__ import annotations
+
+import click
+
+from llmdoctor import envhook, subproc
+from llmdoctor.data import row
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, env_without, is_writable_dir
+from llmdoctor.journal import read_bytes
+from llmdoctor.units import gib
+
+
+def safe_jobs(available_bytes: int, cpus: int, per_job_bytes: int) -> int:
+    """As many jobs as there are CPUs, but no more than the RAM holds: at least 1."""
+    return max(1, min(cpus, available_bytes // per_job_bytes))
+
+
+def plan(ctx: FixContext) -> Plan:
+    system, target = ctx.facts.value("system"), ctx.facts.value("target")
+    if target is None:
+        raise FixError(f"cannot inspect the target environment: {ctx.facts.reason('target')}")
+    if not target.purelib or not is_writable_dir(target.purelib):
+        raise FixError(f"the target's site-packages ({target.purelib}) is not writable; "
+                       "run with --python pointing to an environment you own")
+    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
+    chosen = ctx.options.get("jobs")
+    if chosen:
+        jobs, why = int(chosen), f"--jobs {chosen}"
+    else:
+        if system is None or system.ram_available_bytes is None:
+            raise FixError("RAM size unknown here; give the number with --jobs N")
+        avail = system.ram_available_bytes
+        if system.cgroup_memory_limit_bytes:
+            avail = min(avail, system.cgroup_memory_limit_bytes)
+        cpus = system.cpu_usable or system.cpu_logical or 1
+        jobs = safe_jobs(avail, cpus, per_job["value"])
+        why = (f"{gib(avail)} RAM available / {gib(per_job['value'])} per compile job, "
+               f"{cpus} usable CPUs")
+    path = envhook.hook_path(target.purelib)
+    current = envhook.parse(read_bytes(path))
+    notes = [f"Why {jobs}: {why} ({per_job['source']})."]
+    shell = ctx.environ.get("MAX_JOBS")
+    if shell and shell != str(jobs):
+        notes.append(f"MAX_JOBS={shell} is set in this shell and wins over the hook: "
+                     f"`unset MAX_JOBS` or export MAX_JOBS={jobs}.")
+    title = f"Set MAX_JOBS={jobs} for every Python process of {target.prefix}"
+    if current.get("MAX_JOBS") == str(jobs):
+        return Plan("max-jobs", title, notes=tuple(notes), nothing_to_do=f"{path} already sets MAX_JOBS={jobs}.")
+    wanted = {**current, "MAX_JOBS": str(jobs)}
+    change = FileChange(path, envhook.render(wanted), f"Start-up hook in {target.purelib}")
+    return Plan("max-jobs", title, changes=(change,), notes=tuple(notes))
+
+
+def verify(ctx: FixContext, plan: Plan) -> Verdict:
+    """A fresh process of the target interpreter, without MAX_JOBS in its environment, sees it."""
+    want = envhook.parse(plan.changes[0].content).get("MAX_JOBS") if plan.changes else None
+    done = subproc.run([ctx.target.python, "-c", "import os; print(os.environ.get('MAX_JOBS'))"], timeout=30,
+                       env=env_without(ctx.environ, "MAX_JOBS"))
+    got = done.stdout.strip()
+    if done.returncode == 0 and got == want:
+        return Verdict(True, f"a new {ctx.target.python} process sees MAX_JOBS={got}")
+    return Verdict(False, f"a new {ctx.target.python} process sees MAX_JOBS={got or 'unset'} "
+                          f"(expected {want}); {done.stderr.strip()[-300:]}")
+
+
+FIX = Fix(
+    id="max-jobs",
+    description="Size MAX_JOBS to the RAM for CUDA extension builds (flash-attn, DeepSpeed ops)",
+    plan=plan,
+    verify=verify,
+    needs=("system", "target"),
+    params=(click.Option(["--jobs"], type=click.IntRange(1, 1024), help="Use this MAX_JOBS instead of sizing it."),),
+)

@@ -1,0 +1,109 @@
+"""What every fix shares: a frozen Plan, shown before anything happens, confirmed,
+applied through the journal, then verified in a fresh process.
+
+A fix is a plugin (entry point group ``llmdoctor.fixes``) providing :class:`Fix`
+objects. ``plan`` is pure with respect to the disk: it reads, it never writes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .facts import Facts
+from .journal import Journal, read_bytes
+from .target import Target
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    content: bytes | None  #: the new bytes; None removes the file
+    why: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    fix: str
+    title: str
+    changes: tuple[FileChange, ...] = ()
+    notes: tuple[str, ...] = ()
+    nothing_to_do: str | None = None  #: set when the environment needs no change
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class FixContext:
+    target: Target
+    environ: Mapping[str, str]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
+
+
+@dataclass(frozen=True)
+class Fix:
+    id: str  #: the flag: ``llmdoctor fix --<id>``
+    description: str
+    plan: Callable[[FixContext], Plan] = field(repr=False, compare=False)
+    verify: Callable[[FixContext, Plan], Verdict] | None = field(default=None, repr=False, compare=False)
+    needs: tuple[str, ...] = ()  #: probes whose facts ``plan`` reads
+    params: tuple = field(default=(), repr=False, compare=False)  #: extra click.Option objects
+    source: str = "builtin"
+
+
+class FixError(RuntimeError):
+    """A fix cannot make a plan here (the message says why and what to do instead)."""
+
+
+def diff(change: FileChange) -> str:
+    before = read_bytes(change.path)
+    if change.content is None:
+        return f"remove {change.path}"
+    old = (before or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
+    new = change.content.decode("utf-8", errors="replace").splitlines(keepends=True)
+    text = "".join(difflib.unified_diff(old, new, fromfile=change.path if before is not None else "/dev/null",
+                                        tofile=change.path))
+    return text or f"(no change to {change.path})"
+
+
+def show(plan: Plan) -> str:
+    lines = [plan.title]
+    if plan.nothing_to_do:
+        lines.append(plan.nothing_to_do)
+    for change in plan.changes:
+        lines += ["", f"{change.why}:", diff(change).rstrip("\n")]
+    for note in plan.notes:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def apply(plan: Plan, journal: Journal) -> str:
+    """Write every change through the journal; returns the journal entry id."""
+    recording = journal.begin(plan.fix)
+    for change in plan.changes:
+        recording.write(change.path, change.content)
+    return recording.id
+
+
+def quote(argv) -> str:
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def env_without(environ: Mapping[str, str], *names: str) -> dict:
+    return {k: v for k, v in environ.items() if k not in names}
+
+
+def is_writable_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.access(path, os.W_OK)

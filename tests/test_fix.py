@@ -1,0 +1,158 @@
+"""The fix contract: plan, show, confirm, apply, verify, journal, undo byte for byte."""
+
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import site_packages
+from factories import GiB, facts, system, target
+from llmdoctor import envhook
+from llmdoctor.cli import cli
+from llmdoctor.fixing import FixContext, FixError
+from llmdoctor.journal import Journal, JournalError
+from llmdoctor.target import resolve_target
+from llmdoctor.fixes import max_jobs
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["fix", *args], catch_exceptions=False)
+
+
+def seen_by_target(py, name="MAX_JOBS"):
+    env = {k: v for k, v in os.environ.items() if k != name}
+    return subprocess.run([str(py), "-c", f"import os; print(os.environ.get({name!r}))"], env=env,
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_undo_restores_an_edited_file_byte_for_byte_and_removes_a_created_one(tmp_path):
+    edited, created = tmp_path / "a.conf", tmp_path / "sub" / "new.pth"
+    original = b"line one\r\n\x00binary\xff tail without newline"
+    edited.write_bytes(original)
+    os.chmod(edited, 0o640)
+    j = Journal(tmp_path / "cfg")
+    rec = j.begin("demo")
+    rec.write(str(edited), b"changed\n")
+    rec.write(str(created), b"import os\n")
+    assert edited.read_bytes() == b"changed\n" and created.exists()
+    entry = j.find(None)
+    assert entry.fix == "demo" and len(entry.files) == 2
+    j.undo(entry)
+    assert edited.read_bytes() == original and os.stat(edited).st_mode & 0o777 == 0o640
+    assert not created.exists()
+    with pytest.raises(JournalError, match="nothing to undo"):
+        j.find(None)
+
+
+def test_undo_refuses_to_lose_edits_made_after_the_fix(tmp_path):
+    f = tmp_path / "a.conf"
+    f.write_bytes(b"before")
+    j = Journal(tmp_path / "cfg")
+    j.begin("demo").write(str(f), b"after")
+    f.write_bytes(b"the user edited this since")
+    with pytest.raises(JournalError, match="changed since the fix"):
+        j.undo(j.find(None))
+    assert f.read_bytes() == b"the user edited this since"
+    j.undo(j.find(None), force=True)
+    assert f.read_bytes() == b"before"
+
+
+def test_a_fix_killed_midway_can_still_be_undone(tmp_path, monkeypatch):
+    import llmdoctor.journal as journal_mod
+
+    f = tmp_path / "a.conf"
+    f.write_bytes(b"before")
+    j = Journal(tmp_path / "cfg")
+    rec = j.begin("demo")
+    real = journal_mod.atomic_write
+
+    def die_on_target(path, data, mode=None):
+        if path == str(f):
+            raise KeyboardInterrupt  # killed while writing the user's file
+        real(path, data, mode)
+
+    monkeypatch.setattr(journal_mod, "atomic_write", die_on_target)
+    with pytest.raises(KeyboardInterrupt):
+        rec.write(str(f), b"after")
+    monkeypatch.setattr(journal_mod, "atomic_write", real)
+    assert f.read_bytes() == b"before"  # atomic: the file was never half written
+    entry = j.find(None)
+    j.undo(entry, force=True)
+    assert f.read_bytes() == b"before"
+
+
+def test_max_jobs_fits_the_ram_not_the_cpu_count():
+    assert max_jobs.safe_jobs(available_bytes=30 * GiB, cpus=32, per_job_bytes=5 * GiB) == 6
+    assert max_jobs.safe_jobs(available_bytes=2 * GiB, cpus=32, per_job_bytes=5 * GiB) == 1
+    assert max_jobs.safe_jobs(available_bytes=500 * GiB, cpus=8, per_job_bytes=5 * GiB) == 8
+
+
+def test_max_jobs_plan_from_facts(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    f = facts(system=system(ram_available_bytes=31 * GiB, cpu_usable=64, cgroup_memory_limit_bytes=None),
+              target=target(purelib=str(site), prefix=str(tmp_path)))
+    plan = max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f))
+    (change,) = plan.changes
+    assert change.path == str(site / "llmdoctor-env.pth")
+    assert envhook.parse(change.content) == {"MAX_JOBS": "6"}
+    assert not (site / "llmdoctor-env.pth").exists()  # planning writes nothing
+
+
+def test_max_jobs_without_a_site_packages_is_a_clear_error(tmp_path):
+    f = facts(system=system(), target=target(purelib=str(tmp_path / "missing")))
+    with pytest.raises(FixError, match="not writable"):
+        max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f))
+
+
+def test_fix_max_jobs_end_to_end_in_a_real_venv(venv):
+    py = venv()
+    hook = site_packages(py) / "llmdoctor-env.pth"
+    dry = invoke("--max-jobs", "--python", str(py), "--dry-run", "--jobs", "3")
+    assert dry.exit_code == 0 and "MAX_JOBS=3" in dry.output and "Dry run" in dry.output
+    assert not hook.exists()
+    unasked = invoke("--max-jobs", "--python", str(py), "--jobs", "3")
+    assert unasked.exit_code == 1 and "--yes" in unasked.output and not hook.exists()
+    applied = invoke("--max-jobs", "--python", str(py), "--jobs", "3", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "Verified: a new" in applied.output
+    assert seen_by_target(py) == "3"
+    again = invoke("--max-jobs", "--python", str(py), "--jobs", "3", "--yes")
+    assert "already sets MAX_JOBS=3" in again.output
+    assert "max-jobs" in invoke("--journal").output
+    undone = invoke("--undo")
+    assert undone.exit_code == 0 and str(hook) in undone.output
+    assert not hook.exists() and seen_by_target(py) == "None"
+
+
+def test_fix_keeps_what_another_fix_wrote_and_undo_restores_it_exactly(venv):
+    py = venv()
+    hook = site_packages(py) / "llmdoctor-env.pth"
+    before = envhook.render({"SSL_CERT_FILE": "/home/u/.config/llmdoctor/ca-bundle.pem"})
+    hook.write_bytes(before)
+    assert invoke("--max-jobs", "--python", str(py), "--jobs", "2", "--yes").exit_code == 0
+    assert envhook.parse(hook.read_bytes()) == {"MAX_JOBS": "2", "SSL_CERT_FILE": "/home/u/.config/llmdoctor/ca-bundle.pem"}
+    assert invoke("--undo").exit_code == 0
+    assert hook.read_bytes() == before
+
+
+def test_the_users_own_setting_wins_over_the_hook(venv):
+    py = venv()
+    assert invoke("--max-jobs", "--python", str(py), "--jobs", "2", "--yes").exit_code == 0
+    env = dict(os.environ, MAX_JOBS="1")
+    out = subprocess.run([str(py), "-c", "import os; print(os.environ['MAX_JOBS'])"], env=env,
+                         capture_output=True, text=True, timeout=60).stdout.strip()
+    assert out == "1"
+
+
+def test_usage_errors():
+    assert invoke("--nope").exit_code == 2
+    assert invoke("--max-jobs", "--jobs", "zero").exit_code == 2
+    assert invoke().exit_code == 2
+    assert invoke("--undo").exit_code == 1  # nothing to undo is not a crash
+
+
+def test_list_shows_builtin_fixes():
+    out = invoke("--list").output
+    assert out.startswith("--max-jobs") and "builtin" in out
