@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -29,6 +31,18 @@ class Completed:
             return f"signal {-self.returncode}"
 
 
+_live: set[subprocess.Popen] = set()
+_lock = threading.Lock()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A probe abandoned at its deadline must not leave its child running after we exit."""
+    with _lock:
+        for proc in list(_live):
+            _kill(proc)
+
+
 def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
         cwd: str | None = None) -> Completed:
     """Run ``argv``; on timeout kill its whole process group, so grandchildren holding
@@ -40,8 +54,10 @@ def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = Non
                                 cwd=cwd, start_new_session=(os.name != "nt"))
     except (OSError, ValueError) as exc:
         return Completed(argv, None, "", "", start_error=f"{type(exc).__name__}: {exc}")
+    with _lock:
+        _live.add(proc)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=max(0.01, timeout))
     except subprocess.TimeoutExpired:
         _kill(proc)
         try:
@@ -49,6 +65,9 @@ def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = Non
         except subprocess.TimeoutExpired:
             out, err = b"", b""
         return Completed(argv, None, _text(out), _text(err), timed_out=True)
+    finally:
+        with _lock:
+            _live.discard(proc)
     return Completed(argv, proc.returncode, _text(out), _text(err))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,12 +143,18 @@ def _installed_modules(ctx: ProbeContext, modules) -> list[str]:
 
 def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25.0) -> ImportFacts:
     """Import each installed module; a crash is pinned on the module being imported,
-    and the modules after it are retried in a fresh interpreter."""
+    and the modules after it are retried in a fresh interpreter. All of it within ``timeout``."""
+    deadline = time.monotonic() + timeout
     present = _installed_modules(ctx, modules)
     results: list[ImportResult] = [ImportResult(m, "absent") for m in modules if m not in present]
     pending = list(present)
     while pending:
-        done = run_script(ctx, ["imports", *pending], timeout)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            results += [ImportResult(m, "timeout", message="not tried: the import probe ran out of time")
+                        for m in pending]
+            break
+        done = run_script(ctx, ["imports", *pending], left)
         seen: dict[str, dict] = {}
         current = None
         for event in _lines(done.stdout):
@@ -167,7 +174,7 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
                                             error_type=event.get("type"), message=event.get("message")))
         if current is None or done.returncode == 0:
             break
-        failure = _describe_failure(done, f"`import {current}`", timeout)
+        failure = _describe_failure(done, f"`import {current}`", left)
         results.append(ImportResult(current, "timeout" if failure.kind == "timeout" else "crash",
                                     message=failure.reason + (f"\n{failure.detail}" if failure.detail else "")))
         pending = [m for m in pending[pending.index(current) + 1:] if m not in seen]
