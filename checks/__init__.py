@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import packages, python, system
+    from . import packages, python, stack, system
 
     return (
         python.target_check,
@@ -13,6 +13,7 @@ def builtin_checks():
         python.headers_check,
         python.imports_check,
         packages.dependencies_check,
+        stack.known_bad_check,
         system.platform_check,
         system.memory_check,
         system.swap_check,

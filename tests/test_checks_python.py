@@ -124,3 +124,24 @@ def test_clean_imports_are_ok():
     i = imports(ImportResult("numpy", "ok", version="1.26.4"), ImportResult("regex", "absent"))
     (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
     assert f.status is Status.OK and "numpy 1.26.4" in f.title
+
+
+def test_the_curl_ca_bundle_workaround_pins_are_named():
+    from checks_under_test import stack
+
+    t = target(distributions=(dist("requests", "2.27.1"), dist("urllib3", "1.25.11")))
+    got = {f.id: f for f in findings_of(stack.known_bad_check, facts(target=t))}
+    req, url = got["python.requests-insecure-pin"], got["python.urllib3-proxy-pin"]
+    assert req.status is Status.WARN and "CVE-2024-47081" in req.title
+    assert req.fix.startswith("/home/u/.venvs/llm/bin/python -m pip install 'requests>=2.32.4'")
+    assert "llmdoctor fix --ssl" in req.fix
+    assert url.fix.endswith("(then: export HTTPS_PROXY=http://<proxy-host>:<port>)")
+    assert req.docs == "https://github.com/psf/requests/blob/main/HISTORY.md"
+
+
+def test_current_requests_is_fine():
+    from checks_under_test import stack
+
+    t = target(distributions=(dist("requests", "2.32.4"), dist("urllib3", "2.2.3")))
+    (f,) = findings_of(stack.known_bad_check, facts(target=t))
+    assert f.status is Status.OK

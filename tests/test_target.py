@@ -130,3 +130,28 @@ def test_a_target_that_exits_silently_is_a_finding_not_a_traceback(venv):
     result = run_check("--python", str(py), "--json", "--only", "python.version")
     by_id = {f["id"]: f for f in json.loads(result.output)["findings"]}
     assert by_id["probe.target.crash"]["title"].endswith("without printing the probe's result")
+
+
+def test_a_real_venv_with_the_folk_ssl_pins(venv, tmp_path):
+    """requests 2.27.1 and urllib3 1.25.11 really installed by pip (wheels shipped in
+    tests/fixtures/wheels, so no network): the findings name both pins, and pip check
+    finds what --no-deps left out."""
+    from conftest import ROOT, outer_site_packages
+
+    py = venv()
+    outer_site_packages(py)
+    wheels = sorted((ROOT / "tests" / "fixtures" / "wheels").glob("*.whl"))
+    import subprocess
+
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    "--target", str(site_packages(py)), *map(str, wheels)],
+                   check=True, capture_output=True, timeout=300)
+    (site_packages(py) / "zz_outer.pth").unlink()  # the target is the bare venv plus the pins
+    result = run_check("--python", str(py), "--only", "python.known-bad,python.dependencies", "--json")
+    by_id = {}
+    for f in json.loads(result.output)["findings"]:
+        by_id.setdefault(f["id"], []).append(f)
+    assert "2.27.1" in by_id["python.requests-insecure-pin"][0]["title"]
+    assert "1.25.11" in by_id["python.urllib3-proxy-pin"][0]["title"]
+    missing = {f["title"].split()[0] for f in by_id["python.dependency-missing"]}
+    assert {"certifi", "idna"} <= missing

@@ -1,0 +1,46 @@
+"""Known bad versions and workaround pins, from checks/data/known_bad.json."""
+
+from __future__ import annotations
+
+import shlex
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from llmdoctor.data import rows
+from llmdoctor.model import Status, check
+
+from .python import pip_cmd
+
+
+def installed_versions(target) -> dict[str, tuple[str, Version]]:
+    out = {}
+    for d in target.distributions:
+        if not d.name:
+            continue
+        try:
+            out.setdefault(canonicalize_name(d.name), (d.name, Version(d.version or "")))
+        except InvalidVersion:
+            continue  # python.dependencies reports unparseable versions
+    return out
+
+
+@check("python.known-bad", needs=["target"])
+def known_bad_check(facts, c):
+    """Versions known to break LLM workflows, and harmful workaround pins (data: known_bad.json)."""
+    installed = installed_versions(facts.value("target"))
+    hits = 0
+    for row in rows("llmdoctor.checks", "known_bad"):
+        found = installed.get(canonicalize_name(row["package"]))
+        if not found or not SpecifierSet(row["specifier"]).contains(found[1], prereleases=True):
+            continue
+        hits += 1
+        name, version = found
+        fix = pip_cmd(facts, "install", shlex.quote(f"{name}{row['fix_spec']}"))
+        if row.get("also_run"):
+            fix += f"   (then: {row['also_run']})"
+        yield c.finding(Status.parse(row["status"]), row["title"].format(version=version), id=row["id"],
+                        detail=row["why"], fix=fix, docs=row["source"])
+    if not hits:
+        yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")
