@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import packages, python, stack, system
+    from . import nvidia, packages, python, stack, system
 
     return (
         python.target_check,
@@ -20,4 +20,9 @@ def builtin_checks():
         system.shm_check,
         system.disk_check,
         system.cpu_check,
+        nvidia.presence_check,
+        nvidia.visible_devices_check,
+        nvidia.memory_check,
+        nvidia.bf16_check,
+        nvidia.health_check,
     )

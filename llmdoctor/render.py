@@ -48,6 +48,23 @@ def by_category(findings: list[Finding]) -> dict[str, list[Finding]]:
     return groups
 
 
+def _fold_skips(items: list[Finding]) -> list[Finding]:
+    """Without -v, skips with the same reason are one line naming the checks."""
+    out: list[Finding] = []
+    groups: dict[str, list[Finding]] = {}
+    for f in items:
+        if f.status is Status.SKIP:
+            if f.title not in groups:
+                groups[f.title] = []
+                out.append(f)
+            groups[f.title].append(f)
+        else:
+            out.append(f)
+    return [replace(f, title=f"{f.title} ({len(groups[f.title])} checks: "
+                             f"{', '.join(g.check or g.id for g in groups[f.title])})")
+            if f.status is Status.SKIP and len(groups[f.title]) > 1 else f for f in out]
+
+
 def footer(findings: list[Finding], strict: bool = False) -> str:
     floor = Status.WARN
     problems = [f for f in findings if f.status >= floor]
@@ -99,7 +116,7 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=5, justify="right", no_wrap=True)
         grid.add_column(overflow="fold")
-        for f in items:
+        for f in _fold_skips(items) if not verbose else items:
             glyph, ascii_glyph, style = SYMBOLS[f.status]
             line = Text(f.title)
             if verbose and f.duration_s is not None:

@@ -56,3 +56,23 @@ def facts(**values) -> Facts:
 
 def findings_of(check, f: Facts):
     return list(check.run(f))
+
+
+def gpu(**kw):
+    """A healthy, idle RTX 4090 unless told otherwise."""
+    from llmdoctor.probes.nvidia import Gpu
+
+    base = Gpu(index=0, uuid="GPU-0a1b2c3d", name="NVIDIA GeForce RTX 4090", memory_total_bytes=24564 * 1024**2,
+               memory_used_bytes=400 * 1024**2, memory_free_bytes=24164 * 1024**2, cc_major=8, cc_minor=9,
+               ecc_uncorrected_volatile=None, ecc_uncorrected_aggregate=None, temperature_c=38,
+               throttle_reasons=("gpu_idle",), power_draw_w=21.0, power_limit_w=450.0, pcie_gen=1, pcie_gen_max=4,
+               pcie_width=16, pcie_width_max=16, persistence_mode=True, mig_mode=False, processes=())
+    return replace(base, **kw)
+
+
+def gpus(*items, **kw):
+    from llmdoctor.probes.nvidia import GpuFacts
+
+    base = GpuFacts(source="nvml", driver_version="550.54.15", cuda_driver_version="12.4", gpus=tuple(items))
+    return replace(base, **kw)
+

@@ -40,6 +40,7 @@ class Probe:
 
 
 def builtin_probes() -> tuple[Probe, ...]:
+    from .nvidia import GpuFacts, probe_gpu
     from .python_env import ImportFacts, TargetFacts, probe_imports, probe_target
     from .system import SystemFacts, probe_system
 
@@ -48,6 +49,8 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="OS, WSL, container, CPUs, RAM, swap, /dev/shm, disks"),
         Probe("target", probe_target, TargetFacts, timeout_s=20.0,
               description="the target interpreter and its installed distributions"),
+        Probe("gpu", probe_gpu, GpuFacts, timeout_s=10.0,
+              description="NVIDIA driver and GPUs through NVML (nvidia-smi fallback)"),
         Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0,
               description="imports the target's native-extension packages in a subprocess"),
     )

@@ -1,0 +1,153 @@
+"""GPU checks over the NVML facts: presence, CUDA_VISIBLE_DEVICES, memory class, bf16, health."""
+
+from __future__ import annotations
+
+from llmdoctor.data import row, rows
+from llmdoctor.model import Status, check
+from llmdoctor.units import gib, size
+
+CVD_DOCS = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#env-vars"
+NVML_DOCS = "https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksEventReasons.html"
+OTHER_PROCESS_SHARE = 0.10  #: memory held by other processes worth a warning
+
+
+def _gpus(facts, c):
+    """Visible GPUs, or a single SKIP finding when there are none."""
+    g = facts.value("gpu")
+    if g.source in ("none", "proc") or not g.gpus:
+        return None, [c.finding(Status.SKIP, "No NVIDIA GPU")]
+    return g, []
+
+
+def _cc(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def memory_class(total_bytes: int) -> dict:
+    mib = total_bytes / (1024 * 1024)
+    chosen = rows("llmdoctor.checks", "gpu_memory_classes")[0]
+    for item in rows("llmdoctor.checks", "gpu_memory_classes"):
+        if mib >= item["min_mib"]:
+            chosen = item
+    return chosen
+
+
+@check("gpu.presence", needs=["gpu"])
+def presence_check(facts, c):
+    """NVIDIA driver and GPUs: said once, clearly, when there are none."""
+    g = facts.value("gpu")
+    if g.source in ("none", "proc") or not g.gpus:
+        yield c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=g.reason or "")
+        return
+    driver = f"driver {g.driver_version or '?'}" + (f" (CUDA {g.cuda_driver_version})" if g.cuda_driver_version else "")
+    for gpu in g.gpus:
+        hidden = "" if gpu.visible else " — hidden by CUDA_VISIBLE_DEVICES"
+        yield c.finding(Status.OK, f"GPU {gpu.index}: {gpu.name or 'unknown'}, {gib(gpu.memory_total_bytes)}, "
+                        f"compute capability {gpu.compute_capability or '?'}, {driver}{hidden}",
+                        detail=f"read with {g.source}")
+
+
+@check("gpu.visible-devices", needs=["gpu"])
+def visible_devices_check(facts, c):
+    """CUDA_VISIBLE_DEVICES: empty or naming GPUs that do not exist."""
+    g, skipped = _gpus(facts, c)
+    if g is None:
+        yield from skipped
+        return
+    if g.visible_error:
+        yield c.finding(Status.FAIL, g.visible_error, fix="export CUDA_VISIBLE_DEVICES=0   (or unset it)",
+                        docs=CVD_DOCS)
+    elif g.cuda_visible_devices is not None:
+        yield c.finding(Status.OK, f"CUDA_VISIBLE_DEVICES={g.cuda_visible_devices} selects GPU "
+                        + ", ".join(str(x.index) for x in g.visible_gpus))
+
+
+@check("gpu.memory", needs=["gpu"])
+def memory_check(facts, c):
+    """GPU memory class (what a 6-7B model fits) and memory held by other processes."""
+    g, skipped = _gpus(facts, c)
+    if g is None:
+        yield from skipped
+        return
+    for gpu in g.visible_gpus:
+        if gpu.memory_total_bytes is None:
+            yield c.finding(Status.SKIP, f"GPU {gpu.index}: memory size unknown", detail=str(gpu.unknown))
+            continue
+        cls = memory_class(gpu.memory_total_bytes)
+        yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: {cls['label']}: {cls['fits']}",
+                        id=f"gpu.memory-class", docs=cls["source"])
+        others = [p for p in (gpu.processes or ()) if p.used_memory_bytes]
+        held = sum(p.used_memory_bytes for p in others)
+        if others and held > OTHER_PROCESS_SHARE * gpu.memory_total_bytes:
+            who = ", ".join(f"PID {p.pid} {p.name or '?'} ({size(p.used_memory_bytes)})" for p in others)
+            yield c.finding(Status.WARN, f"GPU {gpu.index}: {size(held)} of {size(gpu.memory_total_bytes)} is "
+                            f"already used by other processes: {who}", id="gpu.memory-in-use",
+                            fix="kill " + " ".join(str(p.pid) for p in others) + "   (after checking what they are)")
+
+
+@check("gpu.bf16", needs=["gpu"])
+def bf16_check(facts, c):
+    """bf16 by compute capability >= 8.0, never by torch.cuda.is_bf16_supported() alone."""
+    g, skipped = _gpus(facts, c)
+    if g is None:
+        yield from skipped
+        return
+    feature = row("llmdoctor.checks", "gpu_features", "feature", "bf16")
+    need = _cc(feature["min_cc"])
+    for gpu in g.visible_gpus:
+        if gpu.cc_major is None:
+            continue
+        if (gpu.cc_major, gpu.cc_minor or 0) >= need:
+            yield c.finding(Status.OK, f"GPU {gpu.index}: bf16 native (compute capability {gpu.compute_capability})",
+                            docs=feature["source"])
+        else:
+            yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: no native bf16 (compute capability "
+                            f"{gpu.compute_capability} < {feature['min_cc']}): train and run in fp16",
+                            id="gpu.bf16-unsupported", detail=feature["why"],
+                            fix="TrainingArguments(fp16=True, bf16=False); torch_dtype=torch.float16",
+                            docs=feature["source"])
+
+
+@check("gpu.health", needs=["gpu"])
+def health_check(facts, c):
+    """ECC errors, thermal/power throttling, PCIe link below its maximum, MIG, persistence mode."""
+    g, skipped = _gpus(facts, c)
+    if g is None:
+        yield from skipped
+        return
+    for gpu in g.visible_gpus:
+        n = f"GPU {gpu.index}"
+        problems = 0
+        if gpu.ecc_uncorrected_volatile or gpu.ecc_uncorrected_aggregate:
+            problems += 1
+            yield c.finding(Status.WARN, f"{n}: uncorrected ECC errors (volatile {gpu.ecc_uncorrected_volatile}, "
+                            f"aggregate {gpu.ecc_uncorrected_aggregate}): results and jobs may fail",
+                            id="gpu.ecc-errors", fix=f"nvidia-smi -i {gpu.index} -q -d ECC,PAGE_RETIREMENT",
+                            docs="https://docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt/index.html")
+        active = [r for r in (gpu.throttle_reasons or ()) if r in
+                  ("hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown",
+                   "sw_power_cap")]
+        idle = "gpu_idle" in (gpu.throttle_reasons or ())
+        if active and not idle:
+            problems += 1
+            yield c.finding(Status.WARN, f"{n}: clocks held back by {', '.join(active)} "
+                            f"({gpu.temperature_c} °C, {gpu.power_draw_w} of {gpu.power_limit_w} W)",
+                            id="gpu.throttling", fix=f"nvidia-smi -i {gpu.index} -q -d PERFORMANCE,TEMPERATURE,POWER",
+                            docs=NVML_DOCS)
+        if (gpu.pcie_width and gpu.pcie_width_max and gpu.pcie_width < gpu.pcie_width_max and not idle):
+            problems += 1
+            yield c.finding(Status.WARN, f"{n}: PCIe link x{gpu.pcie_width} of x{gpu.pcie_width_max} "
+                            f"(gen {gpu.pcie_gen} of {gpu.pcie_gen_max}): host-GPU copies are slower",
+                            id="gpu.pcie-degraded", fix="reseat the card or move it to a full x16 slot",
+                            docs="https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceQueries.html")
+        if gpu.mig_mode:
+            yield c.finding(Status.INFO, f"{n}: MIG mode is on: CUDA sees MIG instances, not the whole GPU",
+                            id="gpu.mig-on", docs="https://docs.nvidia.com/datacenter/tesla/mig-user-guide/")
+        if gpu.persistence_mode is False:
+            yield c.finding(Status.INFO, f"{n}: persistence mode off: each new CUDA process pays the driver "
+                            "start-up", id="gpu.persistence-off", fix=f"sudo nvidia-smi -i {gpu.index} -pm 1",
+                            docs="https://docs.nvidia.com/deploy/driver-persistence/index.html")
+        if not problems:
+            yield c.finding(Status.OK, f"{n}: no ECC errors, throttling or degraded PCIe link"
+                            + (f" ({gpu.temperature_c} °C)" if gpu.temperature_c is not None else ""))

@@ -1,0 +1,90 @@
+"""GPU checks, one test per real situation, fed with facts (there is no GPU here)."""
+
+from checks_under_test import nvidia as nv
+from factories import GiB, facts, findings_of, gpu, gpus
+from llmdoctor.model import Status
+from llmdoctor.probes.nvidia import GpuProcess
+
+T4 = dict(name="Tesla T4", memory_total_bytes=15360 * 1024**2, cc_major=7, cc_minor=5, power_limit_w=70.0)
+
+
+def run(check, g):
+    return findings_of(check, facts(gpu=g))
+
+
+def by_id(findings):
+    out = {}
+    for f in findings:
+        out.setdefault(f.id, []).append(f)
+    return out
+
+
+def test_no_gpu_is_said_once_and_the_rest_skip():
+    none = gpus(source="none", reason="no NVIDIA GPU found (NVML: NVMLError_LibraryNotFound)")
+    (f,) = run(nv.presence_check, none)
+    assert f.status is Status.INFO and f.title.startswith("No NVIDIA GPU or driver found")
+    for check in (nv.visible_devices_check, nv.memory_check, nv.bf16_check, nv.health_check):
+        (s,) = run(check, none)
+        assert s.status is Status.SKIP
+
+
+def test_t4_is_the_16_gb_class_and_should_use_fp16():
+    g = gpus(gpu(**T4))
+    (cls,) = run(nv.memory_check, g)
+    assert cls.id == "gpu.memory-class" and "16 GB class (T4)" in cls.title and "16-bit LoRA no" in cls.title
+    (bf,) = run(nv.bf16_check, g)
+    assert bf.id == "gpu.bf16-unsupported" and "fp16" in bf.title and bf.fix.startswith("TrainingArguments(fp16=True")
+
+
+def test_4090_with_20_gb_taken_by_another_process():
+    other = GpuProcess(pid=4242, name="python3", used_memory_bytes=20 * GiB)
+    got = by_id(run(nv.memory_check, gpus(gpu(processes=(other,)))))
+    assert "24 GB class" in got["gpu.memory-class"][0].title
+    (warn,) = got["gpu.memory-in-use"]
+    assert warn.status is Status.WARN and "PID 4242 python3" in warn.title and warn.fix.startswith("kill 4242")
+
+
+def test_a100_with_uncorrected_ecc_errors():
+    g = gpus(gpu(name="NVIDIA A100-SXM4-80GB", cc_major=8, cc_minor=0, ecc_uncorrected_volatile=3,
+                 ecc_uncorrected_aggregate=12))
+    got = by_id(run(nv.health_check, g))
+    assert got["gpu.ecc-errors"][0].status is Status.WARN
+
+
+def test_thermal_throttling_under_load():
+    g = gpus(gpu(throttle_reasons=("hw_thermal_slowdown", "sw_thermal_slowdown"), temperature_c=91))
+    (f,) = by_id(run(nv.health_check, g))["gpu.throttling"]
+    assert "91 °C" in f.title
+
+
+def test_pcie_x4_on_a_x16_card():
+    (f,) = by_id(run(nv.health_check, gpus(gpu(pcie_width=4, throttle_reasons=()))))["gpu.pcie-degraded"]
+    assert "x4 of x16" in f.title
+
+
+def test_idle_gpu_with_low_pcie_gen_is_not_a_problem():
+    (f,) = run(nv.health_check, gpus(gpu()))
+    assert f.status is Status.OK
+
+
+def test_mig_on_and_persistence_off_are_info():
+    got = by_id(run(nv.health_check, gpus(gpu(mig_mode=True, persistence_mode=False))))
+    assert got["gpu.mig-on"][0].status is Status.INFO
+    assert got["gpu.persistence-off"][0].fix == "sudo nvidia-smi -i 0 -pm 1"
+
+
+def test_empty_and_wrong_cuda_visible_devices_fail():
+    empty = gpus(gpu(visible=False), cuda_visible_devices="",
+                 visible_error="CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU")
+    (f,) = run(nv.visible_devices_check, empty)
+    assert f.status is Status.FAIL and f.fix.startswith("export CUDA_VISIBLE_DEVICES=0")
+    seven = gpus(gpu(visible=False), cuda_visible_devices="7",
+                 visible_error="CUDA_VISIBLE_DEVICES='7': '7' matches no GPU (there are 1)")
+    (f,) = run(nv.visible_devices_check, seven)
+    assert f.status is Status.FAIL and "'7' matches no GPU" in f.title
+
+
+def test_h100_is_80_gb_class_with_native_bf16():
+    g = gpus(gpu(name="NVIDIA H100 80GB HBM3", memory_total_bytes=81559 * 1024**2, cc_major=9, cc_minor=0))
+    assert "80 GB class" in run(nv.memory_check, g)[0].title
+    assert run(nv.bf16_check, g)[0].status is Status.OK
