@@ -5,6 +5,7 @@ never pull torch."""
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,17 @@ def test_torch_and_the_ml_stack_are_not_core_dependencies():
     # broad lower bounds only: never an upper bound or a pin that could move what transformers pins
     for r in core:
         assert all(spec.operator == ">=" for spec in r.specifier), r
+
+
+def test_python_m_llmdoctor_from_a_source_checkout_runs_the_builtin_checks(tmp_path):
+    """`python3 -m llmdoctor` in a clone's root imports the source folder, not the install:
+    the built-in checks (mapped from checks/ at install time) must still be found."""
+    src = copy_project(tmp_path / "src")
+    out = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--list", "--json"], cwd=src,
+                         capture_output=True, text=True, timeout=60)
+    data = json.loads(out.stdout)
+    assert data["plugin_errors"] == []
+    assert {"python.dependencies", "system.shm", "gpu.presence"} <= {c["id"] for c in data["checks"]}
+    where = subprocess.run([sys.executable, "-c", "import llmdoctor.checks as c; print(c.__file__)"], cwd=src,
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    assert where == str(src / "checks" / "__init__.py")
