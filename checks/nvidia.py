@@ -11,12 +11,22 @@ NVML_DOCS = "https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksEventReaso
 OTHER_PROCESS_SHARE = 0.10  #: memory held by other processes worth a warning
 
 
-def _gpus(facts, c):
-    """Visible GPUs, or a single SKIP finding when there are none."""
-    g = facts.value("gpu")
-    if g.source in ("none", "proc") or not g.gpus:
-        return None, [c.finding(Status.SKIP, "No NVIDIA GPU")]
-    return g, []
+def no_gpu(g) -> bool:
+    return g.source in ("none", "proc") or not g.gpus
+
+
+def with_gpus(fn):
+    """Run ``fn(gpu_facts, c)`` where there are NVIDIA GPUs; elsewhere one SKIP finding
+    (gpu.presence says once why)."""
+    def run(facts, c):
+        g = facts.value("gpu")
+        if no_gpu(g):
+            yield c.finding(Status.SKIP, "No NVIDIA GPU")
+            return
+        yield from fn(g, c)
+
+    run.__doc__ = fn.__doc__
+    return run
 
 
 def _cc(text: str) -> tuple[int, int]:
@@ -37,7 +47,7 @@ def memory_class(total_bytes: int) -> dict:
 def presence_check(facts, c):
     """NVIDIA driver and GPUs: said once, clearly, when there are none."""
     g = facts.value("gpu")
-    if g.source in ("none", "proc") or not g.gpus:
+    if no_gpu(g):
         yield c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=g.reason or "")
         return
     driver = f"driver {g.driver_version or '?'}" + (f" (CUDA {g.cuda_driver_version})" if g.cuda_driver_version else "")
@@ -49,12 +59,9 @@ def presence_check(facts, c):
 
 
 @check("gpu.visible-devices", needs=["gpu"])
-def visible_devices_check(facts, c):
+@with_gpus
+def visible_devices_check(g, c):
     """CUDA_VISIBLE_DEVICES: empty or naming GPUs that do not exist."""
-    g, skipped = _gpus(facts, c)
-    if g is None:
-        yield from skipped
-        return
     if g.visible_error:
         yield c.finding(Status.FAIL, g.visible_error, fix="export CUDA_VISIBLE_DEVICES=0   (or unset it)",
                         docs=CVD_DOCS)
@@ -64,12 +71,9 @@ def visible_devices_check(facts, c):
 
 
 @check("gpu.memory", needs=["gpu"])
-def memory_check(facts, c):
+@with_gpus
+def memory_check(g, c):
     """GPU memory class (what a 6-7B model fits) and memory held by other processes."""
-    g, skipped = _gpus(facts, c)
-    if g is None:
-        yield from skipped
-        return
     for gpu in g.visible_gpus:
         if gpu.memory_total_bytes is None:
             yield c.finding(Status.SKIP, f"GPU {gpu.index}: memory size unknown", detail=str(gpu.unknown))
@@ -87,12 +91,9 @@ def memory_check(facts, c):
 
 
 @check("gpu.bf16", needs=["gpu"])
-def bf16_check(facts, c):
+@with_gpus
+def bf16_check(g, c):
     """bf16 by compute capability >= 8.0, never by torch.cuda.is_bf16_supported() alone."""
-    g, skipped = _gpus(facts, c)
-    if g is None:
-        yield from skipped
-        return
     feature = row("llmdoctor.checks", "gpu_features", "feature", "bf16")
     need = _cc(feature["min_cc"])
     for gpu in g.visible_gpus:
@@ -110,12 +111,9 @@ def bf16_check(facts, c):
 
 
 @check("gpu.health", needs=["gpu"])
-def health_check(facts, c):
+@with_gpus
+def health_check(g, c):
     """ECC errors, thermal/power throttling, PCIe link below its maximum, MIG, persistence mode."""
-    g, skipped = _gpus(facts, c)
-    if g is None:
-        yield from skipped
-        return
     for gpu in g.visible_gpus:
         n = f"GPU {gpu.index}"
         problems = 0

@@ -39,6 +39,15 @@ class Probe:
     description: str = ""
 
 
+def read_text(path: str) -> str | None:
+    """A small system file's text (/proc, /sys, /etc), or None when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
 def builtin_probes() -> tuple[Probe, ...]:
     from .nvidia import GpuFacts, probe_gpu
     from .python_env import ImportFacts, TargetFacts, probe_imports, probe_target

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .. import subproc
+from . import read_text
 
 #: nvmlClocksThrottleReasons / nvmlClocksEventReasons bits, from nvml.h
 THROTTLE_BITS = (
@@ -294,17 +295,9 @@ def read_smi(environ) -> tuple[list[Gpu], str | None, str | None]:
     return gpus, driver, None if gpus else "nvidia-smi printed no GPU"
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
 def probe_gpu(ctx) -> GpuFacts:
     environ = ctx.environ
-    proc_version = parse_proc_version(_read("/proc/driver/nvidia/version"))
+    proc_version = parse_proc_version(read_text("/proc/driver/nvidia/version"))
     cvd = environ.get("CUDA_VISIBLE_DEVICES")
     nvml_error = smi_error = None
     try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..paths import hf_hub_cache
+from . import read_text
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,6 @@ class SystemFacts:
     unknown: dict[str, str] = field(default_factory=dict)  #: fact name -> why it is unknown
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
 def detect_wsl(osrelease: str | None, environ) -> int | None:
     text = (osrelease or "").lower()
     if "microsoft" not in text and "wsl" not in text:
@@ -83,7 +76,7 @@ def detect_container(cgroup: str | None, environ, exists=os.path.exists) -> str 
 
 def cgroup_memory_limit() -> int | None:
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        text = _read(path)
+        text = read_text(path)
         if text is None:
             continue
         text = text.strip()
@@ -101,7 +94,7 @@ def usable_cpus(logical: int | None) -> int | None:
             count = len(os.sched_getaffinity(0))
         except OSError:
             count = None
-    quota = _read("/sys/fs/cgroup/cpu.max")
+    quota = read_text("/sys/fs/cgroup/cpu.max")
     if quota:
         parts = quota.split()
         if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
@@ -140,9 +133,9 @@ def probe_system(ctx) -> SystemFacts:
     environ = ctx.environ
     unknown: dict[str, str] = {}
     uname = platform.uname()
-    osrelease = _read("/proc/sys/kernel/osrelease") or uname.release
+    osrelease = read_text("/proc/sys/kernel/osrelease") or uname.release
     os_release = None
-    text = _read("/etc/os-release")
+    text = read_text("/etc/os-release")
     if text:
         for line in text.splitlines():
             if line.startswith("PRETTY_NAME="):
@@ -192,7 +185,7 @@ def probe_system(ctx) -> SystemFacts:
         kernel=osrelease.strip() if osrelease else None,
         machine=uname.machine or None,
         wsl=detect_wsl(osrelease, environ) if uname.system == "Linux" else None,
-        container=detect_container(_read("/proc/1/cgroup"), environ) if uname.system == "Linux" else None,
+        container=detect_container(read_text("/proc/1/cgroup"), environ) if uname.system == "Linux" else None,
         cpu_logical=logical,
         cpu_physical=physical,
         cpu_usable=usable_cpus(logical),
