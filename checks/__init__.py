@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import nvidia, packages, python, stack, system
+    from . import nvidia, packages, python, pytorch, stack, system
 
     return (
         python.target_check,
@@ -25,4 +25,9 @@ def builtin_checks():
         nvidia.memory_check,
         nvidia.bf16_check,
         nvidia.health_check,
+        pytorch.build_check,
+        pytorch.cpu_only_check,
+        pytorch.driver_check,
+        pytorch.live_check,
+        pytorch.arch_check,
     )

@@ -76,3 +76,21 @@ def gpus(*items, **kw):
     base = GpuFacts(source="nvml", driver_version="550.54.15", cuda_driver_version="12.4", gpus=tuple(items))
     return replace(base, **kw)
 
+
+
+def torch_facts(**kw):
+    from llmdoctor.probes.pytorch import TorchFacts
+
+    base = TorchFacts(installed=True, version="2.5.1+cu121", build="cuda", cuda="12.1",
+                      location="/home/u/.venvs/llm/lib/python3.11/site-packages/torch", has_libtorch_cuda=True)
+    return replace(base, **kw)
+
+
+def live_torch(**kw):
+    from llmdoctor.probes.pytorch import LiveTorch, TorchDevice
+
+    base = LiveTorch(cuda_available=True, device_count=1, arch_list=("sm_50", "sm_60", "sm_70", "sm_75", "sm_80",
+                                                                      "sm_86", "sm_90"),
+                     devices=(TorchDevice(0, "NVIDIA GeForce RTX 4090", "8.9", 24 * 1024**3, True, 3e-5),),
+                     cxx11_abi=False, cudnn="90100", nccl="2.21.5")
+    return replace(base, **kw)

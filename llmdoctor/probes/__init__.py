@@ -51,6 +51,7 @@ def read_text(path: str) -> str | None:
 def builtin_probes() -> tuple[Probe, ...]:
     from .nvidia import GpuFacts, probe_gpu
     from .python_env import ImportFacts, TargetFacts, probe_imports, probe_target
+    from .pytorch import TorchFacts, probe_torch
     from .system import SystemFacts, probe_system
 
     return (
@@ -60,6 +61,8 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="the target interpreter and its installed distributions"),
         Probe("gpu", probe_gpu, GpuFacts, timeout_s=10.0,
               description="NVIDIA driver and GPUs through NVML (nvidia-smi fallback)"),
+        Probe("torch", probe_torch, TorchFacts, timeout_s=80.0,
+              description="PyTorch build (read without importing); live GPU test where a driver exists"),
         Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0,
               description="imports the target's native-extension packages in a subprocess"),
     )

@@ -118,12 +118,100 @@ def imports(modules):
                    "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]})
 
 
+def _version_py_field(text, name):
+    import re
+
+    m = re.search(r"^" + name + r"\s*(?::[^=]*)?=\s*(?:'([^']*)'|\"([^\"]*)\"|None)", text, re.M)
+    if not m:
+        return None
+    return m.group(1) if m.group(1) is not None else m.group(2)
+
+
+def torch_static():
+    """torch's build facts without importing it: torch/version.py read as text."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return {"installed": False}
+    folder = list(spec.submodule_search_locations)[0]
+    out = {"installed": True, "location": folder}
+    try:
+        with open(os.path.join(folder, "version.py"), encoding="utf-8") as fh:
+            text = fh.read()
+        for name in ("__version__", "cuda", "hip", "git_version"):
+            out[name.strip("_")] = _version_py_field(text, name)
+    except OSError as exc:
+        out["error"] = "{}: {}".format(type(exc).__name__, exc)
+    lib = os.path.join(folder, "lib")
+    out["has_libtorch_cuda"] = os.path.exists(os.path.join(lib, "libtorch_cuda.so")) or \
+        os.path.exists(os.path.join(lib, "torch_cuda.dll"))
+    try:
+        from importlib import metadata
+
+        wheels = []
+        for dist in metadata.distributions():
+            name = (dist.metadata["Name"] or "") if dist.metadata is not None else ""
+            if name.lower().startswith("nvidia-") and name.lower() != "nvidia-ml-py":
+                wheels.append([name, dist.version])
+        out["nvidia_wheels"] = sorted(wheels)
+    except Exception as exc:  # a broken METADATA must not hide the torch facts
+        out["nvidia_wheels_error"] = "{}: {}".format(type(exc).__name__, exc)
+    return out
+
+
+def torch_live():
+    """Import torch and use every visible GPU: a small matmul checked against the CPU."""
+    out = {}
+    import torch
+
+    out["version"] = torch.__version__
+    out["cuda"] = torch.version.cuda
+    out["arch_list"] = list(torch.cuda.get_arch_list()) if hasattr(torch.cuda, "get_arch_list") else []
+    out["cxx11_abi"] = bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", False))
+    for key, fn in (("cudnn", lambda: torch.backends.cudnn.version()),
+                    ("nccl", lambda: ".".join(str(x) for x in torch.cuda.nccl.version()))):
+        try:
+            value = fn()
+            out[key] = None if value is None else str(value)
+        except Exception as exc:
+            out[key + "_error"] = "{}: {}".format(type(exc).__name__, exc)
+    try:
+        out["cuda_available"] = bool(torch.cuda.is_available())
+        out["device_count"] = torch.cuda.device_count() if out["cuda_available"] else 0
+    except Exception as exc:
+        out["cuda_available"], out["device_count"] = False, 0
+        out["error"] = "{}: {}".format(type(exc).__name__, exc)
+    devices = []
+    for i in range(out["device_count"]):
+        dev = {"index": i}
+        try:
+            props = torch.cuda.get_device_properties(i)
+            dev.update(name=props.name, capability="{}.{}".format(props.major, props.minor),
+                       total_memory_bytes=int(props.total_memory))
+            gen = torch.Generator().manual_seed(0)
+            a = torch.randn(256, 256, generator=gen)
+            b = torch.randn(256, 256, generator=gen)
+            got = (a.to("cuda:{}".format(i)) @ b.to("cuda:{}".format(i))).cpu()
+            diff = float((got - a @ b).abs().max())
+            dev.update(matmul_max_abs_diff=diff, matmul_ok=diff < 1e-2)
+        except Exception as exc:
+            dev["error"] = "{}: {}".format(type(exc).__name__, str(exc).strip()[:1000])
+        devices.append(dev)
+    out["devices"] = devices
+    return out
+
+
 def main(argv):
     mode = argv[1] if len(argv) > 1 else "env"
     if mode == "env":
         _emit(env())
     elif mode == "imports":
         imports(argv[2:])
+    elif mode == "torch":
+        _emit(torch_static())
+    elif mode == "torch-live":
+        _emit(torch_live())
     else:
         sys.stderr.write("unknown mode {!r}\n".format(mode))
         return 2

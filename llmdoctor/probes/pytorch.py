@@ -1,0 +1,94 @@
+"""PyTorch in the target environment. Build facts are read from torch/version.py
+without importing torch; the live test (import torch, a matmul on every visible GPU)
+runs only where an NVIDIA driver exists, so a machine without one never imports torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+from . import ProbeContext, ProbeFailed
+from .python_env import _describe_failure, _lines, run_script
+
+LIVE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class TorchDevice:
+    index: int
+    name: str | None = None
+    capability: str | None = None
+    total_memory_bytes: int | None = None
+    matmul_ok: bool | None = None
+    matmul_max_abs_diff: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveTorch:
+    cuda_available: bool = False
+    device_count: int = 0
+    devices: tuple[TorchDevice, ...] = ()
+    arch_list: tuple[str, ...] = ()
+    cxx11_abi: bool | None = None
+    cudnn: str | None = None
+    nccl: str | None = None
+    error: str | None = None  #: the exact exception text when torch.cuda failed
+
+
+@dataclass(frozen=True)
+class TorchFacts:
+    installed: bool
+    version: str | None = None
+    build: str | None = None  #: "cpu" | "cuda" | "rocm"
+    cuda: str | None = None  #: torch.version.cuda, e.g. "12.1"
+    hip: str | None = None
+    git_version: str | None = None
+    location: str | None = None
+    has_libtorch_cuda: bool = False
+    nvidia_wheels: tuple[tuple[str, str], ...] = ()
+    error: str | None = None  #: version.py unreadable
+    live: LiveTorch | None = None
+    live_skipped: str | None = None  #: why the live test did not run
+    live_error: str | None = None  #: the live test crashed or hung (import torch segfaults happen)
+
+
+def driver_present(environ) -> bool:
+    return os.path.exists("/proc/driver/nvidia/version") or bool(shutil.which("nvidia-smi", path=environ.get("PATH")))
+
+
+def _first(ctx: ProbeContext, mode: str, timeout: float):
+    done = run_script(ctx, [mode], timeout)
+    data = next(iter(_lines(done.stdout)), None)
+    if done.returncode != 0 or not isinstance(data, dict):
+        raise _describe_failure(done, f"the torch {'live test' if mode == 'torch-live' else 'scan'}", timeout)
+    return data
+
+
+def _live(data: dict) -> LiveTorch:
+    return LiveTorch(
+        cuda_available=bool(data.get("cuda_available")), device_count=int(data.get("device_count") or 0),
+        devices=tuple(TorchDevice(**{k: v for k, v in d.items() if k in TorchDevice.__dataclass_fields__})
+                      for d in data.get("devices") or ()),
+        arch_list=tuple(data.get("arch_list") or ()), cxx11_abi=data.get("cxx11_abi"), cudnn=data.get("cudnn"),
+        nccl=data.get("nccl"), error=data.get("error"))
+
+
+def probe_torch(ctx: ProbeContext) -> TorchFacts:
+    static = _first(ctx, "torch", 15)
+    if not static.get("installed"):
+        return TorchFacts(installed=False)
+    cuda, hip = static.get("cuda"), static.get("hip")
+    facts = dict(
+        installed=True, version=static.get("version"), build="rocm" if hip else ("cuda" if cuda else "cpu"),
+        cuda=cuda, hip=hip, git_version=static.get("git_version"), location=static.get("location"),
+        has_libtorch_cuda=bool(static.get("has_libtorch_cuda")),
+        nvidia_wheels=tuple(tuple(w) for w in static.get("nvidia_wheels") or ()), error=static.get("error"))
+    if not (driver_present(ctx.environ) or ctx.environ.get("LLMDOCTOR_FORCE_TORCH_LIVE") == "1"):
+        return TorchFacts(**facts, live_skipped="no NVIDIA driver on this machine: torch was not imported")
+    try:
+        return TorchFacts(**facts, live=_live(_first(ctx, "torch-live", LIVE_TIMEOUT_S)))
+    except ProbeFailed as exc:
+        return TorchFacts(**facts, live_error=exc.reason + (f"\n{exc.detail}" if exc.detail else ""))
