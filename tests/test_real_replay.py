@@ -27,6 +27,35 @@ def test_h100_report_replays_to_a_healthy_gpu():
     assert "80 GB class" in got["gpu.memory-class"]["title"]
     assert got["gpu.health"]["status"] == "ok"
     assert got["python.dependencies"]["title"] == "198 distributions installed, every requirement met"
+    assert got["torch.build"]["title"] == "torch 2.11.0+cu130, CUDA 13.0 build"
+    assert got["torch.driver"]["status"] == "ok" and "580.159.04" in got["torch.driver"]["title"]
+    assert got["torch.live"]["title"] == "torch.cuda sees 1 GPU; a matmul on each matches the CPU"
+    assert got["torch.arch"]["status"] == "ok"
+
+
+def test_recorded_live_torch_facts():
+    from llmdoctor.facts import load
+    from llmdoctor.probes.pytorch import TorchFacts
+
+    t = load(TorchFacts, json.loads((H100 / "check.json").read_text())["facts"]["torch"]["value"])
+    assert t.live.arch_list == ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
+    (dev,) = t.live.devices
+    assert dev.capability == "9.0" and dev.matmul_ok and dev.matmul_max_abs_diff < 1e-3
+    assert ("nvidia-cudnn-cu13", "9.19.0.56") in t.nvidia_wheels
+
+
+def test_the_h100_with_a_cpu_only_torch_would_be_told_the_cu130_build():
+    """The recorded H100 facts, with the torch swapped for a CPU build: the fix names the
+    wheel its driver (CUDA 13.0) runs."""
+    data = json.loads((H100 / "check.json").read_text())
+    data["facts"]["torch"]["value"].update(version="2.9.1+cpu", build="cpu", cuda=None, live=None)
+    from llmdoctor.doctor import replay as replay_report
+
+    report = replay_report(data, only=["torch.cpu-only"])
+    (f,) = report.findings
+    assert f.status.label == "fail"
+    assert f.fix == ("/opt/torch/.venv/bin/python3 -m pip install --force-reinstall torch==2.9.1 "
+                     "--index-url https://download.pytorch.org/whl/cu130")
 
 
 def test_h100_replay_gives_the_findings_that_were_recorded():
