@@ -5,6 +5,6 @@ from __future__ import annotations
 
 
 def builtin_fixes():
-    from . import max_jobs
+    from . import max_jobs, torch_wheel
 
-    return (max_jobs.FIX,)
+    return (max_jobs.FIX, torch_wheel.FIX)

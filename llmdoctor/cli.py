@@ -174,7 +174,8 @@ touches is journaled, and `llmdoctor fix --undo` restores it byte for byte.
 
 \b
   llmdoctor fix --list                 the fixes there are
-  llmdoctor fix --max-jobs [--dry-run] [--yes] [--python PATH]
+  llmdoctor fix --torch [--dry-run] [--yes] [--python PATH]
+  llmdoctor fix --max-jobs [--jobs N] [--dry-run] [--yes] [--python PATH]
   llmdoctor fix --undo [ENTRY]         undo the last fix (or ENTRY)
   llmdoctor fix --journal              what was applied, newest last
 """

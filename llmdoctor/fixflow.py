@@ -108,7 +108,11 @@ def run(args: list[str], python: str | None, yes: bool, dry_run: bool) -> int:
         if not click.confirm("\nApply?", default=False):
             _say("Nothing was changed.\n")
             return 1
-    entry = apply(plan, journal())
+    try:
+        entry = apply(plan, journal())
+    except FixError as exc:
+        _say(f"llmdoctor fix --{fx.id}: {exc}\n", err=True)
+        return 1
     _say(f"\nApplied (journal entry {entry}; undo with `llmdoctor fix --undo`).\n")
     if fx.verify is None:
         return 0

@@ -30,12 +30,14 @@ class Plan:
     fix: str
     title: str
     changes: tuple[FileChange, ...] = ()
+    commands: tuple[tuple[str, ...], ...] = ()  #: run after the file changes, in order
+    undo_commands: tuple[tuple[str, ...], ...] = ()  #: what `fix --undo` runs to take the commands back
     notes: tuple[str, ...] = ()
     nothing_to_do: str | None = None  #: set when the environment needs no change
 
     @property
     def empty(self) -> bool:
-        return not self.changes
+        return not self.changes and not self.commands
 
 
 @dataclass(frozen=True)
@@ -84,16 +86,30 @@ def show(plan: Plan) -> str:
         lines.append(plan.nothing_to_do)
     for change in plan.changes:
         lines += ["", f"{change.why}:", diff(change).rstrip("\n")]
+    if plan.commands:
+        lines += ["", "Will run:"] + [f"  {quote(argv)}" for argv in plan.commands]
+    if plan.undo_commands:
+        lines += ["", "`llmdoctor fix --undo` would run:"] + [f"  {quote(argv)}" for argv in plan.undo_commands]
     for note in plan.notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
-def apply(plan: Plan, journal: Journal) -> str:
-    """Write every change through the journal; returns the journal entry id."""
+def apply(plan: Plan, journal: Journal, run=None) -> str:
+    """Write every change through the journal, then run the commands (their output goes
+    straight to the terminal: pip shows its own progress); returns the journal entry id.
+    A failing command raises FixError; what was done so far stays journaled."""
+    import subprocess
+
     recording = journal.begin(plan.fix)
+    recording.undo_commands(plan.undo_commands)
     for change in plan.changes:
         recording.write(change.path, change.content)
+    for argv in plan.commands:
+        code = (run or (lambda a: subprocess.run(list(a)).returncode))(argv)
+        if code != 0:
+            raise FixError(f"`{quote(argv)}` exited with {code}; journal entry {recording.id} "
+                           "holds what was done (`llmdoctor fix --undo` takes it back)")
     return recording.id
 
 

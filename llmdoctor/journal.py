@@ -58,10 +58,11 @@ class Entry:
     files: tuple[dict, ...]
     undone: bool
     folder: Path
+    undo_commands: tuple[tuple[str, ...], ...] = ()
 
     def describe(self) -> str:
         state = "undone" if self.undone else "active"
-        paths = ", ".join(f["path"] for f in self.files) or "no files"
+        paths = ", ".join([f["path"] for f in self.files] + [" ".join(c) for c in self.undo_commands]) or "nothing"
         return f"{self.id}  {self.fix:<10} {state:<7} {paths}"
 
 
@@ -89,7 +90,8 @@ class Journal:
             except (OSError, ValueError):
                 continue  # an interrupted fix before its first file: nothing to undo
             out.append(Entry(folder.name, data["fix"], data["created"], tuple(data["files"]),
-                             bool(data.get("undone")), folder))
+                             bool(data.get("undone")), folder,
+                             tuple(tuple(c) for c in data.get("undo_commands") or ())))
         return out
 
     def find(self, entry_id: str | None) -> Entry:
@@ -102,9 +104,9 @@ class Journal:
             raise JournalError("nothing to undo: no fix has been applied (or all were undone)")
         return entries[-1]
 
-    def undo(self, entry: Entry, force: bool = False) -> list[str]:
-        """Restore every file of ``entry``, newest change first. Refuses, touching nothing,
-        when a file was changed since the fix (unless ``force``)."""
+    def undo(self, entry: Entry, force: bool = False, run=None) -> list[str]:
+        """Restore every file of ``entry``, newest change first, then run its undo commands.
+        Refuses, touching nothing, when a file was changed since the fix (unless ``force``)."""
         if entry.undone:
             raise JournalError(f"{entry.id} was already undone")
         changed = [f["path"] for f in entry.files if sha256(read_bytes(f["path"])) != f["sha256_after"]]
@@ -118,6 +120,13 @@ class Journal:
             elif os.path.exists(f["path"]):
                 os.unlink(f["path"])
             done.append(f["path"])
+        for argv in entry.undo_commands:
+            import subprocess
+
+            code = (run or (lambda a: subprocess.run(list(a)).returncode))(argv)
+            if code != 0:
+                raise JournalError(f"`{' '.join(argv)}` exited with {code}; run it again by hand")
+            done.append(" ".join(argv))
         manifest = entry.folder / "manifest.json"
         data = json.loads(manifest.read_text(encoding="utf-8"))
         data["undone"] = True
@@ -133,11 +142,17 @@ class Recording:
         self.folder = folder
         self.fix = fix
         self.files: list[dict] = []
+        self._undo_commands: list[list[str]] = []
         self.created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
     @property
     def id(self) -> str:
         return self.folder.name
+
+    def undo_commands(self, commands) -> None:
+        """Commands `fix --undo` runs after restoring files (e.g. reinstall the old torch)."""
+        self._undo_commands = [list(c) for c in commands]
+        self._save()
 
     def write(self, path: str, data: bytes | None) -> None:
         """Replace ``path`` with ``data`` (None removes it), after saving what was there."""
@@ -158,5 +173,6 @@ class Recording:
             atomic_write(path, data, mode)
 
     def _save(self) -> None:
-        manifest = {"fix": self.fix, "created": self.created, "files": self.files, "undone": False}
+        manifest = {"fix": self.fix, "created": self.created, "files": self.files, "undone": False,
+                    "undo_commands": self._undo_commands}
         atomic_write(str(self.folder / "manifest.json"), json.dumps(manifest, indent=2).encode())

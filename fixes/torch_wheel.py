@@ -1,0 +1,78 @@
+"""`llmdoctor fix --torch`: the torch wheel that fits this driver and GPU, installed into
+the target environment only (its own interpreter's pip), then the torch checks re-run."""
+
+from __future__ import annotations
+
+from llmdoctor.fixing import Fix, FixContext, FixError, Plan, Verdict
+from llmdoctor.model import Status
+
+PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
+
+
+def _torch_findings(facts):
+    from llmdoctor.checks import pytorch
+
+    out = []
+    for check in (pytorch.cpu_only_check, pytorch.driver_check, pytorch.live_check, pytorch.arch_check):
+        out += list(check.run(facts))
+    return out
+
+
+def plan(ctx: FixContext) -> Plan:
+    from llmdoctor.checks.nvidia import no_gpu
+    from llmdoctor.checks.pytorch import driver_cuda, wheel_for
+
+    t, g = ctx.facts.value("torch"), ctx.facts.value("gpu")
+    if g is None or no_gpu(g):
+        raise FixError("no NVIDIA GPU here: a CPU build of torch is the right one")
+    if t is None:
+        raise FixError(f"cannot read torch in the target: {ctx.facts.reason('torch')}")
+    problems = [f for f in _torch_findings(ctx.facts) if f.status >= Status.FAIL]
+    title = f"Install the torch build for driver {g.driver_version} into {ctx.target.python}"
+    if t.installed and not problems:
+        return Plan("torch", title, nothing_to_do=f"torch {t.version} already fits this driver and GPU.")
+    version, flavour, caveat = wheel_for(ctx.options.get("version") or t.version, driver_cuda(g))
+    if flavour is None:
+        raise FixError(f"no current torch build runs on driver {g.driver_version}: upgrade the NVIDIA driver")
+    py = ctx.target.python
+    spec = f"torch=={version}" if version else "torch"
+    commands = ((py, "-m", "pip", "uninstall", "-y", "torch"),
+                (py, "-m", "pip", "install", spec, "--index-url", f"https://download.pytorch.org/whl/{flavour}"))
+    undo = ()
+    if t.installed and t.version:
+        old = t.version.split("+")[0]
+        old_flavour = "cpu" if t.build == "cpu" else (f"cu{t.cuda.replace('.', '')}" if t.cuda else "cpu")
+        undo = ((py, "-m", "pip", "uninstall", "-y", "torch"),
+                (py, "-m", "pip", "install", f"torch=={old}", "--index-url",
+                 f"https://download.pytorch.org/whl/{old_flavour}"))
+    notes = [f"Why: {p.title}" for p in problems]
+    if caveat:
+        notes.append(f"Note: {caveat}.")
+    notes.append("torchvision / torchaudio, if installed, must be reinstalled from the same index to match "
+                 f"({PREVIOUS}).")
+    return Plan("torch", title, commands=commands, undo_commands=undo, notes=tuple(notes))
+
+
+def verify(ctx: FixContext, plan: Plan) -> Verdict:
+    """Probe torch again in a fresh process of the target and re-judge it."""
+    from llmdoctor.facts import Facts
+    from llmdoctor.probes import ProbeContext, builtin_probes
+    from llmdoctor.runner import gather
+
+    probes = [p for p in builtin_probes() if p.name == "torch"]
+    fresh = gather(probes, ProbeContext(target=ctx.target, environ=ctx.environ))
+    facts = Facts({**ctx.facts, **fresh})
+    bad = [f for f in _torch_findings(facts) if f.status >= Status.FAIL]
+    t = facts.value("torch")
+    if bad:
+        return Verdict(False, "; ".join(f.title for f in bad))
+    return Verdict(True, f"torch {t.version if t else '?'} now passes the torch checks")
+
+
+FIX = Fix(
+    id="torch",
+    description="Install the torch wheel that fits this NVIDIA driver and GPU into the target environment",
+    plan=plan,
+    verify=verify,
+    needs=("target", "gpu", "torch"),
+)
