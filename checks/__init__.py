@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import nvidia, packages, python, pytorch, stack, system
+    from . import nvidia, packages, python, pytorch, stack, system, toolkit
 
     return (
         python.target_check,
@@ -30,4 +30,6 @@ def builtin_checks():
         pytorch.driver_check,
         pytorch.live_check,
         pytorch.arch_check,
+        toolkit.nvcc_check,
+        toolkit.host_compiler_check,
     )

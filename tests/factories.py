@@ -94,3 +94,13 @@ def live_torch(**kw):
                      devices=(TorchDevice(0, "NVIDIA GeForce RTX 4090", "8.9", 24 * 1024**3, True, 3e-5),),
                      cxx11_abi=False, cudnn="90100", nccl="2.21.5")
     return replace(base, **kw)
+
+
+def toolkit(*nvccs, on_path=None, cuda_home=None, cuda_home_nvcc=None, gcc="12.2.0"):
+    """ToolkitFacts from ("12.1.105", "/usr/local/cuda-12.1/bin/nvcc", "PATH") tuples."""
+    from llmdoctor.probes.toolkit import Nvcc, Tool, ToolkitFacts
+
+    items = tuple(Nvcc(path=p, real_path=p, found_via=via, version=v) for v, p, via in nvccs)
+    return ToolkitFacts(nvccs=items, on_path=on_path or (items[0].real_path if items else None),
+                        cuda_home=cuda_home, cuda_home_nvcc=cuda_home_nvcc,
+                        gcc=Tool("gcc", "/usr/bin/gcc", gcc) if gcc else Tool("gcc", None, None, "not found"))

@@ -53,6 +53,7 @@ def builtin_probes() -> tuple[Probe, ...]:
     from .python_env import ImportFacts, TargetFacts, probe_imports, probe_target
     from .pytorch import TorchFacts, probe_torch
     from .system import SystemFacts, probe_system
+    from .toolkit import ToolkitFacts, probe_toolkit
 
     return (
         Probe("system", probe_system, SystemFacts, timeout_s=10.0,
@@ -63,6 +64,8 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="NVIDIA driver and GPUs through NVML (nvidia-smi fallback)"),
         Probe("torch", probe_torch, TorchFacts, timeout_s=80.0,
               description="PyTorch build (read without importing); live GPU test where a driver exists"),
+        Probe("cuda", probe_toolkit, ToolkitFacts, timeout_s=15.0,
+              description="CUDA toolkit (every nvcc), CUDA_HOME, host compiler, ninja, cuDNN headers"),
         Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0,
               description="imports the target's native-extension packages in a subprocess"),
     )

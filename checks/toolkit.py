@@ -1,0 +1,98 @@
+"""CUDA toolkit checks: which nvcc extension builds will use, whether it matches torch's
+CUDA major and CUDA_HOME, and whether the host GCC is one that nvcc accepts."""
+
+from __future__ import annotations
+
+from packaging.version import InvalidVersion, Version
+
+from llmdoctor.data import rows
+from llmdoctor.model import Status, check
+
+CPP_EXT_DOCS = "https://pytorch.org/docs/stable/cpp_extension.html"
+INSTALL_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/"
+
+
+def _v(text):
+    try:
+        return Version(text or "")
+    except InvalidVersion:
+        return None
+
+
+def effective_nvcc(tk):
+    """The nvcc torch.utils.cpp_extension builds with: $CUDA_HOME, else the one on PATH,
+    else /usr/local/cuda."""
+    by_real = {n.real_path: n for n in tk.nvccs}
+    for real in (tk.cuda_home_nvcc, tk.on_path):
+        if real and real in by_real:
+            return by_real[real]
+    return next((n for n in tk.nvccs if n.found_via == "/usr/local/cuda*"), None)
+
+
+def max_gcc(nvcc_version: str) -> dict | None:
+    v = _v(nvcc_version)
+    chosen = None
+    for row in rows("llmdoctor.checks", "nvcc_gcc"):
+        if v is not None and v >= Version(row["min_nvcc"]):
+            chosen = row
+    return chosen
+
+
+@check("cuda.nvcc", needs=["cuda", "torch"])
+def nvcc_check(facts, c):
+    """nvcc present, matching torch's CUDA major, and CUDA_HOME agreeing with PATH."""
+    tk, t = facts.value("cuda"), facts.value("torch")
+    nvcc = effective_nvcc(tk)
+    torch_cuda = _v(t.cuda) if t.installed and t.build == "cuda" else None
+    if nvcc is None or nvcc.version is None:
+        need = f" {t.cuda}" if torch_cuda else ""
+        yield c.finding(Status.INFO, "No CUDA toolkit (nvcc) found: prebuilt wheels work; building flash-attn, "
+                        f"DeepSpeed ops or bitsandbytes from source needs the CUDA{need} toolkit",
+                        id="cuda.nvcc-missing", docs=INSTALL_DOCS)
+        return
+    where = f"nvcc {nvcc.release} ({nvcc.path}, via {nvcc.found_via})"
+    if tk.cuda_home and tk.on_path and tk.cuda_home_nvcc and tk.cuda_home_nvcc != tk.on_path:
+        on_path = next((n for n in tk.nvccs if n.real_path == tk.on_path), None)
+        yield c.finding(Status.WARN, f"CUDA_HOME={tk.cuda_home} (nvcc {nvcc.release}) but PATH finds "
+                        f"nvcc {on_path.release if on_path else '?'} at {tk.on_path}: builds mix two toolkits",
+                        id="cuda.home-mismatch", fix='export PATH="$CUDA_HOME/bin:$PATH"', docs=CPP_EXT_DOCS)
+    if torch_cuda and _v(nvcc.release) and _v(nvcc.release).major != torch_cuda.major:
+        match = [n for n in tk.nvccs if _v(n.release) and _v(n.release).major == torch_cuda.major]
+        fix = (f"export CUDA_HOME={match[0].real_path.rsplit('/bin/', 1)[0]} PATH=\"$CUDA_HOME/bin:$PATH\""
+               if match else f"install the CUDA {torch_cuda.major}.x toolkit ({INSTALL_DOCS}) and point CUDA_HOME at it")
+        yield c.finding(Status.WARN, f"{where} but torch {t.version} is built with CUDA {t.cuda}: CUDA extension "
+                        "builds (flash-attn, DeepSpeed ops) will fail", id="cuda.nvcc-torch-mismatch",
+                        detail="torch.utils.cpp_extension refuses a toolkit whose major version differs from "
+                               "torch's CUDA.", fix=fix, docs=CPP_EXT_DOCS)
+    else:
+        yield c.finding(Status.OK, where + (f", same major as torch's CUDA {t.cuda}" if torch_cuda else ""))
+
+
+@check("cuda.host-compiler", needs=["cuda"])
+def host_compiler_check(facts, c):
+    """Host GCC within what the nvcc in use accepts ('unsupported GNU version!')."""
+    tk = facts.value("cuda")
+    nvcc = effective_nvcc(tk)
+    if nvcc is None or nvcc.version is None:
+        yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
+        return
+    gcc = tk.gcc
+    if gcc is None or gcc.version is None:
+        yield c.finding(Status.WARN, f"No working host compiler ({gcc.name if gcc else 'gcc'}: "
+                        f"{gcc.error if gcc else 'not found'}): nvcc cannot build anything",
+                        id="cuda.host-compiler-missing", fix="sudo apt install build-essential", docs=INSTALL_DOCS)
+        return
+    row = max_gcc(nvcc.version)
+    major = _v(gcc.version).major if _v(gcc.version) else None
+    if row is None or major is None:
+        yield c.finding(Status.INFO, f"{gcc.name} {gcc.version} with nvcc {nvcc.release}: no limit on record")
+    elif major > row["max_gcc"]:
+        n = row["max_gcc"]
+        yield c.finding(Status.WARN, f"{gcc.name} {gcc.version} is newer than nvcc {nvcc.release} accepts "
+                        f"(GCC {n} at most): builds stop with 'unsupported GNU version!'",
+                        id="cuda.gcc-too-new", fix=f"sudo apt install gcc-{n} g++-{n} && export "
+                                                   f"NVCC_CCBIN=/usr/bin/gcc-{n} CC=gcc-{n} CXX=g++-{n}",
+                        docs=row["source"])
+    else:
+        yield c.finding(Status.OK, f"{gcc.name} {gcc.version} is within nvcc {nvcc.release}'s range "
+                        f"(GCC {row['max_gcc']} at most)", docs=row["source"])
