@@ -31,6 +31,8 @@ def test_h100_report_replays_to_a_healthy_gpu():
     assert got["torch.driver"]["status"] == "ok" and "580.159.04" in got["torch.driver"]["title"]
     assert got["torch.live"]["title"] == "torch.cuda sees 1 GPU; a matmul on each matches the CPU"
     assert got["torch.arch"]["status"] == "ok"
+    assert got["cuda.nvcc"]["title"].startswith("nvcc 13.0 (/usr/local/cuda/bin/nvcc, via PATH), same major")
+    assert got["cuda.host-compiler"]["status"] == "ok" and "13.3.0" in got["cuda.host-compiler"]["title"]
 
 
 def test_recorded_live_torch_facts():
