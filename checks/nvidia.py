@@ -43,12 +43,37 @@ def memory_class(total_bytes: int) -> dict:
     return chosen
 
 
+CONTAINER_DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
+WSL_DOCS = "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"
+
+
+def _no_gpu_finding(g, system, c):
+    """Why there is no GPU, in the words that fit where llmdoctor runs."""
+    if g.source == "proc" and g.nvml_error and "mismatch" in g.nvml_error.lower():
+        return c.finding(Status.FAIL, f"NVIDIA kernel module {g.proc_driver_version} is loaded but NVML fails: "
+                         "driver/library version mismatch (the driver was upgraded without a reboot)",
+                         id="gpu.driver-mismatch", detail=g.reason or "",
+                         fix="sudo reboot   (or unload and reload the nvidia kernel modules)",
+                         docs="https://docs.nvidia.com/deploy/driver-persistence/index.html")
+    if system is not None and system.wsl == 2:
+        return c.finding(Status.INFO, "No NVIDIA GPU visible in WSL 2: the GPU comes from the Windows NVIDIA "
+                         "driver (do not install a Linux driver inside WSL)", id="gpu.none-wsl",
+                         detail=g.reason or "", fix="install or update the NVIDIA driver on Windows, then `wsl --shutdown`",
+                         docs=WSL_DOCS)
+    if system is not None and system.container:
+        return c.finding(Status.INFO, f"No NVIDIA GPU visible inside this {system.container} container: was it "
+                         "started with the GPU passed through?", id="gpu.none-container", detail=g.reason or "",
+                         fix="docker run --gpus all ...   (needs the NVIDIA Container Toolkit on the host)",
+                         docs=CONTAINER_DOCS)
+    return c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=g.reason or "")
+
+
 @check("gpu.presence", needs=["gpu"])
 def presence_check(facts, c):
     """NVIDIA driver and GPUs: said once, clearly, when there are none."""
     g = facts.value("gpu")
     if no_gpu(g):
-        yield c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=g.reason or "")
+        yield _no_gpu_finding(g, facts.value("system"), c)
         return
     driver = f"driver {g.driver_version or '?'}" + (f" (CUDA {g.cuda_driver_version})" if g.cuda_driver_version else "")
     for gpu in g.gpus:

@@ -114,6 +114,11 @@ def driver_check(facts, c):
     if driver >= Version(row["min_driver"]):
         yield c.finding(Status.OK, f"Driver {g.driver_version} runs torch's CUDA {t.cuda} "
                         f"(needs >= {row['min_driver']})", docs=row["source"])
+        version, flavour, caveat = wheel_for(t.version, driver_cuda(g))
+        if flavour and _v(t.cuda) and flavour_cuda(flavour) > _v(t.cuda):
+            yield c.finding(Status.INFO, f"This driver also runs the {flavour} build of torch {version} "
+                            f"(newer CUDA than {t.cuda})", id="torch.newer-build-fits",
+                            detail=caveat or "", fix=install_cmd(facts, version, flavour), docs=PREVIOUS_VERSIONS)
         return
     version, flavour, caveat = wheel_for(t.version, driver_cuda(g))
     yield c.finding(Status.FAIL, f"Driver {g.driver_version} is too old for torch {t.version} (CUDA {t.cuda} "

@@ -88,3 +88,26 @@ def test_h100_is_80_gb_class_with_native_bf16():
     g = gpus(gpu(name="NVIDIA H100 80GB HBM3", memory_total_bytes=81559 * 1024**2, cc_major=9, cc_minor=0))
     assert "80 GB class" in run(nv.memory_check, g)[0].title
     assert run(nv.bf16_check, g)[0].status is Status.OK
+
+
+def test_no_gpu_inside_a_container_points_at_gpu_passthrough():
+    from factories import system
+
+    none = gpus(source="none", reason="no NVIDIA GPU found (NVML: NVMLError_LibraryNotFound)")
+    (f,) = findings_of(nv.presence_check, facts(gpu=none, system=system(container="docker")))
+    assert f.id == "gpu.none-container" and f.fix.startswith("docker run --gpus all")
+
+
+def test_no_gpu_in_wsl2_points_at_the_windows_driver():
+    from factories import system
+
+    none = gpus(source="none", reason="no NVIDIA GPU found")
+    (f,) = findings_of(nv.presence_check, facts(gpu=none, system=system(wsl=2)))
+    assert f.id == "gpu.none-wsl" and "Windows" in f.title
+
+
+def test_driver_library_mismatch_after_an_upgrade():
+    g = gpus(source="proc", proc_driver_version="550.54.15", driver_version="550.54.15",
+             nvml_error="NVMLError_LibRmVersionMismatch: RM has detected an NVML/RM version mismatch.")
+    (f,) = run(nv.presence_check, g)
+    assert f.id == "gpu.driver-mismatch" and f.status is Status.FAIL and f.fix.startswith("sudo reboot")

@@ -43,7 +43,7 @@ def test_driver_520_gets_the_cu118_build():
 
 
 def test_new_enough_driver_is_ok():
-    (f,) = run(pt.driver_check, torch_facts(), gpus(gpu()))
+    (f,) = run(pt.driver_check, torch_facts(version="2.5.1+cu124", cuda="12.4"), gpus(gpu()))
     assert f.status is Status.OK
 
 
@@ -99,3 +99,10 @@ def test_no_gpu_means_no_torch_gpu_verdicts():
     for check in (pt.cpu_only_check, pt.driver_check, pt.live_check, pt.arch_check):
         (f,) = run(check, torch_facts(version="2.13.0+cpu", build="cpu", cuda=None), none)
         assert f.status is Status.SKIP and f.title == "No NVIDIA GPU"
+
+
+def test_a_newer_cuda_build_that_fits_the_driver_is_mentioned():
+    got = run(pt.driver_check, torch_facts(version="2.9.1+cu126", cuda="12.6"),
+              gpus(gpu(), driver_version="580.95.05", cuda_driver_version="13.0"))
+    assert [f.id for f in got] == ["torch.driver", "torch.newer-build-fits"]
+    assert got[1].fix.endswith("torch==2.9.1 --index-url https://download.pytorch.org/whl/cu130")
