@@ -43,19 +43,45 @@ def driver_cuda(gpu_facts) -> Version | None:
     return None
 
 
-def wheel_for(torch_version: str | None, max_cuda: Version | None) -> tuple[str, str | None, str | None]:
+def cuda_window(gpu_facts) -> tuple[Version | None, Version | None]:
+    """(min, max) CUDA whose kernels run on every visible GPU (from gpu_arch_cuda.json)."""
+    low = high = None
+    table = sorted(rows("llmdoctor.checks", "gpu_arch_cuda"), key=lambda r: Version(r["cc_from"]), reverse=True)
+    for gpu in gpu_facts.visible_gpus:
+        if gpu.cc_major is None:
+            continue
+        cc = Version(f"{gpu.cc_major}.{gpu.cc_minor or 0}")
+        row = next((r for r in table if cc >= Version(r["cc_from"])), None)
+        if row is None:
+            continue
+        low = max(filter(None, (low, Version(row["min_cuda"]))))
+        if row["max_cuda"]:
+            high = min(filter(None, (high, Version(row["max_cuda"]))))
+    return low, high
+
+
+def wheel_for(torch_version: str | None, max_cuda: Version | None,
+              window: tuple[Version | None, Version | None] = (None, None)) -> tuple[str, str | None, str | None]:
     """(version to install, flavour, caveat): the user's torch version where the table knows
-    its flavours, with the newest flavour the driver runs (None when none does)."""
+    its flavours, with the newest flavour the driver runs and the GPUs' architectures
+    allow (None when none does)."""
     base = (_v(torch_version).base_version if _v(torch_version) else None) or ""
     minor = ".".join(base.split(".")[:2])
     known = {r["torch"]: r["flavours"] for r in rows("llmdoctor.checks", "torch_cuda_builds")}
     flavours = known.get(minor) or sorted({f for fl in known.values() for f in fl}, key=flavour_cuda)
-    usable = [f for f in flavours if max_cuda is None or flavour_cuda(f) <= max_cuda]
+    low, high = window
+    usable = [f for f in flavours if (max_cuda is None or flavour_cuda(f) <= max_cuda)
+              and (low is None or flavour_cuda(f) >= low) and (high is None or flavour_cuda(f) <= high)]
     if not usable:
         return base, None, None
     flavour = max(usable, key=flavour_cuda)
     caveat = None if minor in known else f"check that torch {base} has a {flavour} build on {PREVIOUS_VERSIONS}"
     return base, flavour, caveat
+
+
+def best_wheel(torch_version: str | None, gpu_facts) -> tuple[str, str | None, str | None]:
+    """wheel_for with this machine's driver and GPU architectures."""
+    return wheel_for(torch_version, driver_cuda(gpu_facts), cuda_window(gpu_facts))
 
 
 def install_cmd(facts, version: str, flavour: str | None) -> str:
@@ -89,7 +115,7 @@ def cpu_only_check(facts, c):
     if t.build != "cpu":
         yield c.finding(Status.OK, f"torch {t.version} is a {t.build.upper()} build")
         return
-    version, flavour, caveat = wheel_for(t.version, driver_cuda(g))
+    version, flavour, caveat = best_wheel(t.version, g)
     yield c.finding(Status.FAIL, f"torch {t.version} is a CPU-only build on a machine with "
                     f"{len(g.gpus)} NVIDIA GPU{'s' * (len(g.gpus) != 1)}: torch.cuda.is_available() is False",
                     detail=f"The driver {g.driver_version} runs CUDA up to {g.cuda_driver_version or '?'}"
@@ -114,13 +140,13 @@ def driver_check(facts, c):
     if driver >= Version(row["min_driver"]):
         yield c.finding(Status.OK, f"Driver {g.driver_version} runs torch's CUDA {t.cuda} "
                         f"(needs >= {row['min_driver']})", docs=row["source"])
-        version, flavour, caveat = wheel_for(t.version, driver_cuda(g))
+        version, flavour, caveat = best_wheel(t.version, g)
         if flavour and _v(t.cuda) and flavour_cuda(flavour) > _v(t.cuda):
             yield c.finding(Status.INFO, f"This driver also runs the {flavour} build of torch {version} "
                             f"(newer CUDA than {t.cuda})", id="torch.newer-build-fits",
                             detail=caveat or "", fix=install_cmd(facts, version, flavour), docs=PREVIOUS_VERSIONS)
         return
-    version, flavour, caveat = wheel_for(t.version, driver_cuda(g))
+    version, flavour, caveat = best_wheel(t.version, g)
     yield c.finding(Status.FAIL, f"Driver {g.driver_version} is too old for torch {t.version} (CUDA {t.cuda} "
                     f"needs driver >= {row['min_driver']})",
                     detail="Upgrade the NVIDIA driver"
@@ -138,7 +164,8 @@ def live_check(facts, c):
         return
     if t.live_error:
         yield c.finding(Status.FAIL, f"`import torch` in the target failed: {t.live_error.splitlines()[0]}",
-                        detail=t.live_error, fix=install_cmd(facts, *wheel_for(t.version, driver_cuda(g))[:2]))
+                        detail=t.live_error,
+                        fix=install_cmd(facts, *best_wheel(t.version, g)[:2]))
         return
     live = t.live
     if live is None:
@@ -194,4 +221,4 @@ def arch_check(facts, c):
                             f"is not in torch {t.version}'s arch list {', '.join(live.arch_list)}: "
                             "'no kernel image is available for execution on the device'",
                             id="torch.arch-missing", docs=NO_KERNEL_DOCS,
-                            fix=install_cmd(facts, *wheel_for(None, driver_cuda(g))[:2]))
+                            fix=install_cmd(facts, *best_wheel(None, g)[:2]))

@@ -20,7 +20,7 @@ def _torch_findings(facts):
 
 def plan(ctx: FixContext) -> Plan:
     from llmdoctor.checks.nvidia import no_gpu
-    from llmdoctor.checks.pytorch import driver_cuda, wheel_for
+    from llmdoctor.checks.pytorch import best_wheel
 
     t, g = ctx.facts.value("torch"), ctx.facts.value("gpu")
     if g is None or no_gpu(g):
@@ -31,9 +31,10 @@ def plan(ctx: FixContext) -> Plan:
     title = f"Install the torch build for driver {g.driver_version} into {ctx.target.python}"
     if t.installed and not problems:
         return Plan("torch", title, nothing_to_do=f"torch {t.version} already fits this driver and GPU.")
-    version, flavour, caveat = wheel_for(ctx.options.get("version") or t.version, driver_cuda(g))
+    version, flavour, caveat = best_wheel(ctx.options.get("version") or t.version, g)
     if flavour is None:
-        raise FixError(f"no current torch build runs on driver {g.driver_version}: upgrade the NVIDIA driver")
+        raise FixError(f"no torch build on record both runs on driver {g.driver_version} and has kernels for "
+                       f"{', '.join(x.name or '?' for x in g.visible_gpus)}: upgrade the NVIDIA driver")
     py = ctx.target.python
     spec = f"torch=={version}" if version else "torch"
     commands = ((py, "-m", "pip", "uninstall", "-y", "torch"),

@@ -52,7 +52,7 @@ def test_rtx_5090_on_torch_2_4_cu121_has_no_kernel_image():
     (f,) = run(pt.arch_check, torch_facts(version="2.4.0+cu121", live=live_torch()), gpus(rtx5090))
     assert f.id == "torch.arch-missing" and f.status is Status.FAIL
     assert "no kernel image is available" in f.title
-    assert f.fix.endswith("--index-url https://download.pytorch.org/whl/cu124")  # newest flavour on record <= 12.4
+    assert f.fix.startswith("upgrade the NVIDIA driver")  # sm_120 needs cu128+, driver 550 runs CUDA 12.4
 
 
 def test_p40_is_missing_from_a_cu128_build():
@@ -106,3 +106,19 @@ def test_a_newer_cuda_build_that_fits_the_driver_is_mentioned():
               gpus(gpu(), driver_version="580.95.05", cuda_driver_version="13.0"))
     assert [f.id for f in got] == ["torch.driver", "torch.newer-build-fits"]
     assert got[1].fix.endswith("torch==2.9.1 --index-url https://download.pytorch.org/whl/cu130")
+
+
+def test_rtx_5090_needs_a_cu128_or_newer_build_and_a_driver_for_it():
+    rtx5090 = gpu(name="NVIDIA GeForce RTX 5090", cc_major=12, cc_minor=0)
+    cpu = torch_facts(version="2.9.1+cpu", build="cpu", cuda=None)
+    (f,) = run(pt.cpu_only_check, cpu, gpus(rtx5090, driver_version="570.86.10", cuda_driver_version="12.8"))
+    assert f.fix.endswith("--index-url https://download.pytorch.org/whl/cu128")
+    (f,) = run(pt.cpu_only_check, cpu, gpus(rtx5090, driver_version="550.54.15", cuda_driver_version="12.4"))
+    assert f.fix.startswith("upgrade the NVIDIA driver")  # cu126 would run on the driver but has no sm_120
+
+
+def test_p40_is_offered_a_cuda_12_build_not_cu130():
+    p40 = gpu(name="Tesla P40", cc_major=6, cc_minor=1)
+    cpu = torch_facts(version="2.9.1+cpu", build="cpu", cuda=None)
+    (f,) = run(pt.cpu_only_check, cpu, gpus(p40, driver_version="580.95.05", cuda_driver_version="13.0"))
+    assert f.fix.endswith("--index-url https://download.pytorch.org/whl/cu128")
