@@ -31,7 +31,7 @@ def plan(ctx: FixContext) -> Plan:
     title = f"Install the torch build for driver {g.driver_version} into {ctx.target.python}"
     if t.installed and not problems:
         return Plan("torch", title, nothing_to_do=f"torch {t.version} already fits this driver and GPU.")
-    version, flavour, caveat = best_wheel(ctx.options.get("version") or t.version, g)
+    version, flavour, caveat = best_wheel(t.version, g)
     if flavour is None:
         raise FixError(f"no torch build on record both runs on driver {g.driver_version} and has kernels for "
                        f"{', '.join(x.name or '?' for x in g.visible_gpus)}: upgrade the NVIDIA driver")
