@@ -75,7 +75,7 @@ def _child_env(ctx: ProbeContext) -> dict:
     return env
 
 
-def _describe_failure(done: subproc.Completed, what: str, timeout: float) -> ProbeFailed:
+def describe_failure(done: subproc.Completed, what: str, timeout: float) -> ProbeFailed:
     tail = done.stderr.strip().splitlines()[-5:]
     detail = "\n".join(tail)
     if done.start_error:
@@ -92,7 +92,7 @@ def _describe_failure(done: subproc.Completed, what: str, timeout: float) -> Pro
 MARK = "@@llmdoctor@@ "
 
 
-def _lines(stdout: str):
+def probe_lines(stdout: str):
     """The probe's JSON lines, ignoring whatever start-up code printed around them."""
     for line in stdout.splitlines():
         if line.startswith(MARK):
@@ -109,8 +109,8 @@ def run_script(ctx: ProbeContext, args, timeout: float) -> subproc.Completed:
 def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
     done = run_script(ctx, ["env"], timeout)
     if done.returncode != 0:
-        raise _describe_failure(done, "start-up and the environment scan", timeout)
-    data = next(iter(_lines(done.stdout)), None)
+        raise describe_failure(done, "start-up and the environment scan", timeout)
+    data = next(iter(probe_lines(done.stdout)), None)
     if not isinstance(data, dict) or "python_version" not in data:
         raise ProbeFailed("the target interpreter exited without printing the probe's result",
                           "crash", done.stdout[-500:])
@@ -137,7 +137,7 @@ def _installed_modules(ctx: ProbeContext, modules) -> list[str]:
             "print('\\n'.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)))")
     done = subproc.run([ctx.target.python, "-c", code, *modules], timeout=10, env=_child_env(ctx))
     if done.returncode != 0:
-        raise _describe_failure(done, "start-up", 10)
+        raise describe_failure(done, "start-up", 10)
     return [line for line in done.stdout.split() if line]
 
 
@@ -157,7 +157,7 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
         done = run_script(ctx, ["imports", *pending], left)
         seen: dict[str, dict] = {}
         current = None
-        for event in _lines(done.stdout):
+        for event in probe_lines(done.stdout):
             if event.get("event") == "start":
                 current = event["module"]
             else:
@@ -174,7 +174,7 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
                                             error_type=event.get("type"), message=event.get("message")))
         if current is None or done.returncode == 0:
             break
-        failure = _describe_failure(done, f"`import {current}`", left)
+        failure = describe_failure(done, f"`import {current}`", left)
         results.append(ImportResult(current, "timeout" if failure.kind == "timeout" else "crash",
                                     message=failure.reason + (f"\n{failure.detail}" if failure.detail else "")))
         pending = [m for m in pending[pending.index(current) + 1:] if m not in seen]

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 
 from . import ProbeContext, ProbeFailed
-from .python_env import _describe_failure, _lines, run_script
+from .python_env import describe_failure, probe_lines, run_script
 
 LIVE_TIMEOUT_S = 60.0
 
@@ -61,9 +61,9 @@ def driver_present(environ) -> bool:
 
 def _first(ctx: ProbeContext, mode: str, timeout: float):
     done = run_script(ctx, [mode], timeout)
-    data = next(iter(_lines(done.stdout)), None)
+    data = next(iter(probe_lines(done.stdout)), None)
     if done.returncode != 0 or not isinstance(data, dict):
-        raise _describe_failure(done, f"the torch {'live test' if mode == 'torch-live' else 'scan'}", timeout)
+        raise describe_failure(done, f"the torch {'live test' if mode == 'torch-live' else 'scan'}", timeout)
     return data
 
 
