@@ -1,8 +1,11 @@
 """The torch probe against real interpreters: build facts read without importing torch,
 the live test only where a driver exists, and a torch that segfaults on import."""
 
+import functools
 import os
 import sys
+
+from hypothesis import given, strategies as st
 
 from conftest import install_fake_dist, site_packages
 from factories import torch_facts
@@ -67,3 +70,28 @@ def test_live_test_with_the_real_cpu_torch():
 def test_torch_facts_round_trip():
     t = torch_facts(nvidia_wheels=(("nvidia-cublas-cu12", "12.1.3.1"),))
     assert load(TorchFacts, dump(t)) == t
+
+
+@functools.lru_cache(maxsize=None)
+def _script():
+    import importlib.util
+
+    from llmdoctor.probes.python_env import SCRIPT
+
+    spec = importlib.util.spec_from_file_location("llmdoctor_target_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_version_py_reader_on_real_files():
+    read = _script()._version_py_field
+    assert read(VERSION_PY, "__version__") == "2.4.0+cu121"
+    assert read(VERSION_PY, "cuda") == "12.1"
+    assert read(VERSION_PY, "hip") is None
+    assert read("__version__ = \"2.13.0+cpu\"\ncuda: Optional[str] = None\n", "cuda") is None
+
+
+@given(st.text(), st.sampled_from(["__version__", "cuda", "hip", "git_version"]))
+def test_version_py_reader_never_raises(text, name):
+    _script()._version_py_field(text, name)
