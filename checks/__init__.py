@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import nvidia, packages, python, pytorch, stack, system, toolkit
+    from . import flash_attn, nvidia, packages, python, pytorch, stack, system, toolkit
 
     return (
         python.target_check,
@@ -32,4 +32,5 @@ def builtin_checks():
         pytorch.arch_check,
         toolkit.nvcc_check,
         toolkit.host_compiler_check,
+        flash_attn.flash_attn_check,
     )

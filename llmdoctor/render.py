@@ -33,6 +33,7 @@ CATEGORY_TITLES = {
     "torch": "PyTorch",
     "network": "Network",
     "cache": "Hugging Face cache",
+    "build": "Building CUDA extensions",
 }
 
 

@@ -61,10 +61,13 @@ def test_the_h100_with_a_cpu_only_torch_would_be_told_the_cu130_build():
 
 
 def test_h100_replay_gives_the_findings_that_were_recorded():
+    """Every finding recorded on the H100 comes back the same (checks added since then
+    add findings of their own)."""
     recorded = json.loads((H100 / "check.json").read_text())
     _, got = replay("check.json")
-    assert {(f["id"], f["status"], f["title"]) for f in recorded["findings"]} == {
+    assert {(f["id"], f["status"], f["title"]) for f in recorded["findings"]} <= {
         (f["id"], f["status"], f["title"]) for f in got.values()}
+    assert got["build.flash-attn-3"]["status"] == "info"  # a check newer than the recording judges it too
 
 
 def test_h100_with_an_empty_cuda_visible_devices_fails():
