@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import flash_attn, nvidia, packages, python, pytorch, stack, system, toolkit
+    from . import build, flash_attn, nvidia, packages, python, pytorch, stack, system, toolkit
 
     return (
         python.target_check,
@@ -33,4 +33,7 @@ def builtin_checks():
         toolkit.nvcc_check,
         toolkit.host_compiler_check,
         flash_attn.flash_attn_check,
+        build.ninja_check,
+        build.deepspeed_check,
+        build.bitsandbytes_check,
     )

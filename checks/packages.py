@@ -4,7 +4,6 @@ command that resolves it."""
 
 from __future__ import annotations
 
-import shlex
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -127,10 +126,10 @@ def dependencies_check(facts, c):
         name = needs[0].req.name
         spec = _spec(needs)
         yield c.finding(Status.FAIL, f"{name} is missing: {_who(needs)}", id="python.dependency-missing",
-                        fix=pip_cmd(facts, "install", shlex.quote(f"{name}{spec}")), docs=PIP_CHECK_DOCS)
+                        fix=pip_cmd(facts, "install", f"{name}{spec}"), docs=PIP_CHECK_DOCS)
     for key, (dist, needs) in sorted(conflicts.items()):
         spec = _spec(needs)
-        fix = pip_cmd(facts, "install", shlex.quote(f"{dist.name}{spec}"))
+        fix = pip_cmd(facts, "install", f"{dist.name}{spec}")
         yield c.finding(Status.FAIL, f"{dist.name} {dist.version} is installed, but {_who(needs)}",
                         id="python.dependency-conflict",
                         detail=f"All requirements on {dist.name} together: {_spec(needs) or 'any'}. "

@@ -28,9 +28,10 @@ def _eol(version: str) -> tuple[datetime.date | None, str | None]:
 
 
 def pip_cmd(facts, *args: str) -> str:
+    """The target interpreter's pip with ``args``, every word shell-quoted."""
     t = facts.value("target")
     exe = t.executable if t else "python"
-    return " ".join([shlex.quote(exe), "-m", "pip", *args])
+    return " ".join(shlex.quote(a) for a in (exe, "-m", "pip", *args))
 
 
 @check("python.target", needs=["target"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -37,7 +35,7 @@ def known_bad_check(facts, c):
             continue
         hits += 1
         name, version = found
-        fix = pip_cmd(facts, "install", shlex.quote(f"{name}{row['fix_spec']}"))
+        fix = pip_cmd(facts, "install", f"{name}{row['fix_spec']}")
         if row.get("also_run"):
             fix += f"   (then: {row['also_run']})"
         yield c.finding(Status.parse(row["status"]), row["title"].format(version=version), id=row["id"],

@@ -1,0 +1,110 @@
+"""Building and loading CUDA extensions: ninja, DeepSpeed's toolkit check, bitsandbytes
+against the GPU's compute capability."""
+
+from __future__ import annotations
+
+from packaging.version import InvalidVersion, Version
+
+from llmdoctor.data import rows, table
+from llmdoctor.model import Status, check
+
+from .flash_attn import installed
+from .nvidia import no_gpu
+from .python import pip_cmd
+from .toolkit import effective_nvcc
+
+NINJA_DOCS = "https://github.com/Dao-AILab/flash-attention#installation-and-features"
+DS_DOCS = "https://www.deepspeed.ai/tutorials/advanced-install/"
+
+
+def _v(text):
+    try:
+        return Version(text or "")
+    except InvalidVersion:
+        return None
+
+
+@check("build.ninja", category="build", needs=["cuda", "target"])
+def ninja_check(facts, c):
+    """ninja present where a CUDA toolkit is (without it extension builds run serially for hours)."""
+    tk = facts.value("cuda")
+    nvcc = effective_nvcc(tk)
+    if nvcc is None:
+        yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
+    elif tk.ninja is None or tk.ninja.version is None:
+        yield c.finding(Status.WARN, "ninja is missing or broken: building flash-attn or DeepSpeed ops falls back to "
+                        "a serial build that takes hours", id="build.ninja-missing",
+                        detail=(tk.ninja.error if tk.ninja else "") or "",
+                        fix=pip_cmd(facts, "install", "ninja"), docs=NINJA_DOCS)
+    else:
+        yield c.finding(Status.OK, f"ninja {tk.ninja.version}")
+
+
+@check("build.deepspeed", category="build", needs=["cuda", "torch", "target"])
+def deepspeed_check(facts, c):
+    """DeepSpeed's op builder: CUDA_HOME / nvcc present and the same CUDA major as torch."""
+    have = installed(facts.value("target"), "deepspeed")
+    if not have:
+        yield c.finding(Status.SKIP, "deepspeed is not installed")
+        return
+    tk, t = facts.value("cuda"), facts.value("torch")
+    nvcc = effective_nvcc(tk)
+    if nvcc is None or nvcc.version is None:
+        yield c.finding(Status.WARN, f"deepspeed {have} JIT-compiles its ops (cpu_adam, fused_adam) with nvcc, and "
+                        "none is found: 'MissingCUDAException: CUDA_HOME does not exist'", id="build.deepspeed-no-nvcc",
+                        fix="install the CUDA toolkit matching torch and export CUDA_HOME=/usr/local/cuda-<version>",
+                        docs=DS_DOCS)
+        return
+    nv, tc = _v(nvcc.release), _v(t.cuda) if t.installed else None
+    if tc and nv and nv.major != tc.major:
+        yield c.finding(Status.FAIL, f"deepspeed {have}: nvcc {nvcc.release} and torch's CUDA {t.cuda} differ in "
+                        "major version: op builds raise CUDAMismatchException", id="build.deepspeed-cuda-mismatch",
+                        fix="point CUDA_HOME at a CUDA {}.x toolkit".format(tc.major), docs=DS_DOCS)
+    else:
+        yield c.finding(Status.OK, f"deepspeed {have}: nvcc {nvcc.release} can build its ops for torch's CUDA "
+                        f"{t.cuda if t.installed else '?'}", docs=DS_DOCS)
+
+
+def _bnb_rules(version: Version) -> dict:
+    data = table("llmdoctor.checks", "bitsandbytes")
+    rule = data["before_cpu"]
+    for item in rows("llmdoctor.checks", "bitsandbytes"):
+        if version >= Version(item["since"]):
+            rule = item
+    return rule
+
+
+@check("build.bitsandbytes", category="build", needs=["gpu", "target"])
+def bitsandbytes_check(facts, c):
+    """bitsandbytes against the GPU's compute capability (and CPU support where there is no GPU)."""
+    have = installed(facts.value("target"), "bitsandbytes")
+    version = _v(have)
+    if version is None:
+        yield c.finding(Status.SKIP, "bitsandbytes is not installed" if not have else f"bitsandbytes {have}: version?")
+        return
+    rule, g = _bnb_rules(version), facts.value("gpu")
+    if no_gpu(g):
+        if rule["cpu"]:
+            yield c.finding(Status.INFO, f"bitsandbytes {have} runs 4-bit and 8-bit on the CPU here (no NVIDIA GPU)",
+                            docs=rule["source"])
+        else:
+            yield c.finding(Status.WARN, f"bitsandbytes {have} has no CPU backend and there is no NVIDIA GPU",
+                            id="build.bitsandbytes-no-device", fix=pip_cmd(facts, "install", "bitsandbytes>=0.46"),
+                            docs=rule["source"])
+        return
+    for gpu in g.visible_gpus:
+        if gpu.cc_major is None:
+            continue
+        cc = Version(gpu.compute_capability)
+        if cc < Version(rule["min_cc"]):
+            yield c.finding(Status.FAIL, f"bitsandbytes {have} has no kernels for GPU {gpu.index} {gpu.name} "
+                            f"(compute capability {gpu.compute_capability} < {rule['min_cc']})",
+                            id="build.bitsandbytes-gpu-too-old", fix=pip_cmd(facts, "install", "bitsandbytes<0.48"),
+                            docs=rule["source"])
+        elif cc < Version(rule["int8_min_cc"]):
+            yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: bitsandbytes 4-bit (QLoRA) works; "
+                            f"LLM.int8 (load_in_8bit) needs compute capability {rule['int8_min_cc']}",
+                            id="build.bitsandbytes-no-int8", docs=rule["source"])
+        else:
+            yield c.finding(Status.OK, f"bitsandbytes {have}: 4-bit and LLM.int8 run on GPU {gpu.index}",
+                            docs=rule["source"])

@@ -1,0 +1,51 @@
+"""ninja, DeepSpeed and bitsandbytes checks by situation."""
+
+from checks_under_test import build
+from factories import dist, facts, findings_of, gpu, gpus, target, toolkit, torch_facts
+from llmdoctor.model import Status
+from llmdoctor.probes.toolkit import Tool
+
+NVCC_121 = ("12.1.105", "/usr/local/cuda-12.1/bin/nvcc", "PATH")
+
+
+def test_missing_ninja_next_to_a_toolkit():
+    from dataclasses import replace
+
+    tk = replace(toolkit(NVCC_121), ninja=Tool("ninja", None, None, "not found"))
+    (f,) = findings_of(build.ninja_check, facts(cuda=tk, target=target()))
+    assert f.id == "build.ninja-missing" and f.fix.endswith("-m pip install ninja")
+
+
+def test_deepspeed_with_nvcc_11_8_and_torch_cu121():
+    tk = toolkit(("11.8.89", "/usr/local/cuda-11.8/bin/nvcc", "PATH"))
+    f_ = facts(cuda=tk, torch=torch_facts(), target=target(distributions=(dist("deepspeed", "0.16.4"),)))
+    (f,) = findings_of(build.deepspeed_check, f_)
+    assert f.id == "build.deepspeed-cuda-mismatch" and f.status is Status.FAIL and "CUDAMismatchException" in f.title
+
+
+def test_deepspeed_without_any_nvcc():
+    f_ = facts(cuda=toolkit(), torch=torch_facts(), target=target(distributions=(dist("deepspeed", "0.16.4"),)))
+    (f,) = findings_of(build.deepspeed_check, f_)
+    assert f.id == "build.deepspeed-no-nvcc" and "MissingCUDAException" in f.title
+
+
+def test_bitsandbytes_on_a_t4_does_4bit_not_int8():
+    t4 = gpu(name="Tesla T4", cc_major=7, cc_minor=0)
+    f_ = facts(gpu=gpus(t4), target=target(distributions=(dist("bitsandbytes", "0.48.1"),)))
+    (f,) = findings_of(build.bitsandbytes_check, f_)
+    assert f.id == "build.bitsandbytes-no-int8"
+
+
+def test_bitsandbytes_048_on_maxwell_has_no_kernels():
+    m40 = gpu(name="Tesla M40", cc_major=5, cc_minor=2)
+    f_ = facts(gpu=gpus(m40), target=target(distributions=(dist("bitsandbytes", "0.48.1"),)))
+    (f,) = findings_of(build.bitsandbytes_check, f_)
+    assert f.status is Status.FAIL and f.fix.endswith("-m pip install 'bitsandbytes<0.48'")
+
+
+def test_bitsandbytes_without_a_gpu_uses_the_cpu_since_046():
+    none = gpus(source="none", reason="no driver")
+    (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.47.0"),))))
+    assert f.status is Status.INFO and "CPU" in f.title
+    (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.42.0"),))))
+    assert f.id == "build.bitsandbytes-no-device" and f.fix.endswith("install 'bitsandbytes>=0.46'")
