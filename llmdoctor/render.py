@@ -49,6 +49,15 @@ def by_category(findings: list[Finding]) -> dict[str, list[Finding]]:
     return groups
 
 
+def category_status(items: list[Finding]) -> Status:
+    """A category's symbol: its worst problem; else ok when something passed; else info or skip."""
+    worst = max(f.status for f in items)
+    if worst >= Status.WARN:
+        return worst
+    present = {f.status for f in items}
+    return next(s for s in (Status.OK, Status.INFO, Status.SKIP) if s in present)
+
+
 def _fold_skips(items: list[Finding]) -> list[Finding]:
     """Without -v, skips with the same reason are one line naming the checks."""
     out: list[Finding] = []
@@ -109,8 +118,7 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
         head += " · offline"
     console.print(Text(head, style="bold"))
     for category, items in by_category(findings).items():
-        worst = max(f.status for f in items)
-        glyph, ascii_glyph, style = SYMBOLS[worst]
+        glyph, ascii_glyph, style = SYMBOLS[category_status(items)]
         console.print()
         console.print(Text.assemble((f"[{glyph if unicode else ascii_glyph}] ", style),
                                     (CATEGORY_TITLES.get(category, category.capitalize()), "bold")))

@@ -60,3 +60,13 @@ def test_colour_only_when_asked():
 def test_footer_counts_problems_and_categories():
     assert footer(list(REPORT.findings)) == "2 problems in 2 categories (1 failure, 1 warning)."
     assert footer([REPORT.findings[0]]) == "No problems found."
+
+
+def test_category_symbol_is_the_worst_problem_else_ok_else_info():
+    from llmdoctor.render import category_status
+
+    f = lambda s: Finding("x", "c", s, "t")  # noqa: E731
+    assert category_status([f(Status.OK), f(Status.SKIP), f(Status.INFO)]) is Status.OK
+    assert category_status([f(Status.INFO), f(Status.SKIP)]) is Status.INFO
+    assert category_status([f(Status.SKIP)]) is Status.SKIP
+    assert category_status([f(Status.OK), f(Status.WARN)]) is Status.WARN
