@@ -34,6 +34,7 @@ def builtin_checks():
         toolkit.host_compiler_check,
         flash_attn.flash_attn_check,
         build.ninja_check,
+        build.compile_ram_check,
         build.deepspeed_check,
         build.bitsandbytes_check,
     )

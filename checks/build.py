@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from packaging.version import InvalidVersion, Version
 
-from llmdoctor.data import rows, table
+from llmdoctor.data import row, rows, table
 from llmdoctor.model import Status, check
+from llmdoctor.units import gib
 
 from .flash_attn import installed
 from .nvidia import no_gpu
@@ -38,6 +39,39 @@ def ninja_check(facts, c):
                         fix=pip_cmd(facts, "install", "ninja"), docs=NINJA_DOCS)
     else:
         yield c.finding(Status.OK, f"ninja {tk.ninja.version}")
+
+
+@check("build.compile-ram", category="build", needs=["cuda", "system", "target"])
+def compile_ram_check(facts, c):
+    """Parallel compile jobs of an extension build against the RAM (builds killed with -9)."""
+    tk, s, t = facts.value("cuda"), facts.value("system"), facts.value("target")
+    if effective_nvcc(tk) is None:
+        yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
+        return
+    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
+    avail = s.ram_available_bytes
+    if avail is None:
+        yield c.finding(Status.SKIP, "RAM size unknown")
+        return
+    if s.cgroup_memory_limit_bytes:
+        avail = min(avail, s.cgroup_memory_limit_bytes)
+    cpus = s.cpu_usable or s.cpu_logical or 1
+    fits = max(1, avail // per_job["value"])  # RAM alone; more CPUs than jobs is no danger
+    raw = t.build_env.get("MAX_JOBS")
+    jobs = int(raw) if raw and raw.strip().isdigit() and int(raw) > 0 else None
+    if raw is not None and jobs is None:
+        yield c.finding(Status.WARN, f"MAX_JOBS={raw!r} is not a positive number: builds ignore or reject it",
+                        id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs", docs=per_job["source"])
+        return
+    planned = jobs or cpus + 2  # ninja's default parallelism is the CPU count plus two
+    source = f"MAX_JOBS={jobs}" if jobs else f"ninja's default: {cpus} CPUs + 2"
+    if planned > fits:
+        yield c.finding(Status.WARN, f"An extension build would run {planned} compile jobs ({source}) but "
+                        f"{gib(avail)} of free RAM holds about {fits}: flash-attn / DeepSpeed builds get killed "
+                        "('Killed signal terminated program cc1plus')", id="build.compile-ram",
+                        detail=per_job["why"], fix="llmdoctor fix --max-jobs", docs=per_job["source"])
+    else:
+        yield c.finding(Status.OK, f"{planned} compile jobs ({source}) fit in {gib(avail)} of free RAM")
 
 
 @check("build.deepspeed", category="build", needs=["cuda", "torch", "target"])

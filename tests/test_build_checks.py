@@ -49,3 +49,37 @@ def test_bitsandbytes_without_a_gpu_uses_the_cpu_since_046():
     assert f.status is Status.INFO and "CPU" in f.title
     (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.42.0"),))))
     assert f.id == "build.bitsandbytes-no-device" and f.fix.endswith("install 'bitsandbytes>=0.46'")
+
+
+def _ram(**kw):
+    from factories import GiB, system
+
+    return system(**{"ram_available_bytes": 30 * GiB, "cpu_usable": 32, "cgroup_memory_limit_bytes": None, **kw})
+
+
+def test_ninja_default_on_many_cpus_and_little_ram_gets_killed():
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target())
+    (f,) = findings_of(build.compile_ram_check, f_)
+    assert f.id == "build.compile-ram" and f.status is Status.WARN
+    assert "34 compile jobs (ninja's default: 32 CPUs + 2)" in f.title and "holds about 6" in f.title
+    assert f.fix == "llmdoctor fix --max-jobs"
+
+
+def test_max_jobs_set_by_the_hook_is_what_counts():
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target(build_env={"MAX_JOBS": "4"}))
+    (f,) = findings_of(build.compile_ram_check, f_)
+    assert f.status is Status.OK and "MAX_JOBS=4" in f.title
+
+
+def test_garbage_max_jobs_is_a_finding():
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target(build_env={"MAX_JOBS": "lots"}))
+    (f,) = findings_of(build.compile_ram_check, f_)
+    assert f.id == "build.max-jobs-invalid"
+
+
+def test_few_cpus_and_plenty_of_ram_is_fine():
+    from factories import GiB
+
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(ram_available_bytes=23 * GiB, cpu_usable=2), target=target())
+    (f,) = findings_of(build.compile_ram_check, f_)
+    assert f.status is Status.OK and f.title == "4 compile jobs (ninja's default: 2 CPUs + 2) fit in 23.0 GiB of free RAM"

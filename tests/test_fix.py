@@ -1,5 +1,6 @@
 """The fix contract: plan, show, confirm, apply, verify, journal, undo byte for byte."""
 
+import json
 import os
 import subprocess
 
@@ -118,6 +119,9 @@ def test_fix_max_jobs_end_to_end_in_a_real_venv(venv):
     assert applied.exit_code == 0, applied.output
     assert "Verified: a new" in applied.output
     assert seen_by_target(py) == "3"
+    report = CliRunner().invoke(cli, ["check", "--json", "--python", str(py), "--only", "python.target"],
+                                env={"MAX_JOBS": None}, catch_exceptions=False)
+    assert json.loads(report.stdout)["facts"]["target"]["value"]["build_env"]["MAX_JOBS"] == "3"  # the check sees it
     again = invoke("--max-jobs", "--python", str(py), "--jobs", "3", "--yes")
     assert "already sets MAX_JOBS=3" in again.output
     assert "max-jobs" in invoke("--journal").output

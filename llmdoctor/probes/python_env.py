@@ -51,6 +51,7 @@ class TargetFacts:
     distributions: tuple[Distribution, ...] = ()
     distributions_error: str | None = None
     note: str | None = None  #: from target resolution, e.g. a VIRTUAL_ENV with no python
+    build_env: dict[str, str] = field(default_factory=dict)  #: MAX_JOBS etc. as the target interpreter sees them
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
         has_python_h=bool(data.get("has_python_h")), purelib=data.get("purelib"),
         sys_path=tuple(data.get("sys_path") or ()), markers=dict(data.get("markers") or {}),
         distributions=dists, distributions_error=data.get("distributions_error"),
+        build_env={str(k): str(v) for k, v in (data.get("build_env") or {}).items()},
     )
 
 

@@ -70,6 +70,10 @@ def _distributions():
     return out, None
 
 
+BUILD_ENV = ("MAX_JOBS", "NVCC_THREADS", "CUDA_HOME", "CUDA_PATH", "TORCH_CUDA_ARCH_LIST", "DS_BUILD_OPS",
+             "FLASH_ATTENTION_FORCE_BUILD", "FLASH_ATTENTION_SKIP_CUDA_BUILD")
+
+
 def env():
     paths = sysconfig.get_paths()
     include = paths.get("include") or ""
@@ -92,6 +96,8 @@ def env():
         "markers": _markers(),
         "distributions": dists,
         "distributions_error": dist_error,
+        # as this interpreter sees them: a start-up hook (llmdoctor-env.pth) counts too
+        "build_env": {k: os.environ[k] for k in BUILD_ENV if k in os.environ},
     }
 
 
