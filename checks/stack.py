@@ -6,7 +6,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from llmdoctor.data import rows
+from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 
 from .python import pip_cmd
@@ -40,5 +40,11 @@ def known_bad_check(facts, c):
             fix += f"   (then: {row['also_run']})"
         yield c.finding(Status.parse(row["status"]), row["title"].format(version=version), id=row["id"],
                         detail=row["why"], fix=fix, docs=row["source"])
+    for row in table("llmdoctor.checks", "known_bad").get("missing_companions", ()):
+        if all(canonicalize_name(n) in installed for n in row["when_all"]) and \
+                canonicalize_name(row["missing"]) not in installed:
+            hits += 1
+            yield c.finding(Status.parse(row["status"]), row["title"], id=row["id"], detail=row["why"],
+                            fix=pip_cmd(facts, "install", row["missing"]), docs=row["source"])
     if not hits:
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")

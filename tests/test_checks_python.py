@@ -145,3 +145,14 @@ def test_current_requests_is_fine():
     t = target(distributions=(dist("requests", "2.32.4"), dist("urllib3", "2.2.3")))
     (f,) = findings_of(stack.known_bad_check, facts(target=t))
     assert f.status is Status.OK
+
+
+def test_jupyter_and_tqdm_without_ipywidgets():
+    from checks_under_test import stack
+
+    t = target(distributions=(dist("ipykernel", "6.29.5"), dist("tqdm", "4.66.4"), dist("transformers", "4.44.0")))
+    (f,) = findings_of(stack.known_bad_check, facts(target=t))
+    assert f.id == "python.ipywidgets-missing" and "IProgress not found" in f.title
+    assert f.fix.endswith("-m pip install ipywidgets") and f.docs == "https://github.com/tqdm/tqdm/issues/1072"
+    t2 = target(distributions=t.distributions + (dist("ipywidgets", "8.1.3"),))
+    assert findings_of(stack.known_bad_check, facts(target=t2))[0].status is Status.OK
