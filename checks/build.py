@@ -3,11 +3,12 @@ against the GPU's compute capability."""
 
 from __future__ import annotations
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from llmdoctor.data import row, rows, table
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib
+from llmdoctor.versions import parse_version
 
 from .flash_attn import installed
 from .nvidia import no_gpu
@@ -16,13 +17,6 @@ from .toolkit import effective_nvcc
 
 NINJA_DOCS = "https://github.com/Dao-AILab/flash-attention#installation-and-features"
 DS_DOCS = "https://www.deepspeed.ai/tutorials/advanced-install/"
-
-
-def _v(text):
-    try:
-        return Version(text or "")
-    except InvalidVersion:
-        return None
 
 
 @check("build.ninja", category="build", needs=["cuda", "target"])
@@ -89,7 +83,7 @@ def deepspeed_check(facts, c):
                         fix="install the CUDA toolkit matching torch and export CUDA_HOME=/usr/local/cuda-<version>",
                         docs=DS_DOCS)
         return
-    nv, tc = _v(nvcc.release), _v(t.cuda) if t.installed else None
+    nv, tc = parse_version(nvcc.release), parse_version(t.cuda) if t.installed else None
     if tc and nv and nv.major != tc.major:
         yield c.finding(Status.FAIL, f"deepspeed {have}: nvcc {nvcc.release} and torch's CUDA {t.cuda} differ in "
                         "major version: op builds raise CUDAMismatchException", id="build.deepspeed-cuda-mismatch",
@@ -112,7 +106,7 @@ def _bnb_rules(version: Version) -> dict:
 def bitsandbytes_check(facts, c):
     """bitsandbytes against the GPU's compute capability (and CPU support where there is no GPU)."""
     have = installed(facts.value("target"), "bitsandbytes")
-    version = _v(have)
+    version = parse_version(have)
     if version is None:
         yield c.finding(Status.SKIP, "bitsandbytes is not installed" if not have else f"bitsandbytes {have}: version?")
         return

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
+from llmdoctor.versions import parse_version
 
 from .nvidia import no_gpu
 
 SDPA = 'AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")'
-
-
-def _v(text):
-    try:
-        return Version(text or "")
-    except InvalidVersion:
-        return None
 
 
 def installed(target, name: str) -> str | None:
@@ -36,7 +30,7 @@ def flash_attn_check(facts, c):
         return
     fa2, fa3 = row("llmdoctor.checks", "flash_attn", "name", "fa2"), row("llmdoctor.checks", "flash_attn", "name", "fa3")
     have = installed(target, "flash-attn")
-    torch_cuda = _v(t.cuda) if t.installed else None
+    torch_cuda = parse_version(t.cuda) if t.installed else None
     for gpu in g.visible_gpus:
         if gpu.cc_major is None:
             continue
@@ -49,7 +43,7 @@ def flash_attn_check(facts, c):
                             id="build.flash-attn-unsupported-gpu", detail=fa2["why"], fix=SDPA, docs=fa2["source"])
             continue
         too_old = []
-        torch_version = _v(t.version) if t.installed else None
+        torch_version = parse_version(t.version) if t.installed else None
         if torch_version and Version(torch_version.base_version) < Version(fa2["min_torch"]):
             too_old.append(f"torch {t.version}")
         if torch_cuda and torch_cuda < Version(fa2["min_cuda"]):

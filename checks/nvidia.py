@@ -105,7 +105,7 @@ def memory_check(g, c):
             continue
         cls = memory_class(gpu.memory_total_bytes)
         yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: {cls['label']}: {cls['fits']}",
-                        id=f"gpu.memory-class", docs=cls["source"])
+                        id="gpu.memory-class", docs=cls["source"])
         others = [p for p in (gpu.processes or ()) if p.used_memory_bytes]
         held = sum(p.used_memory_bytes for p in others)
         if others and held > OTHER_PROCESS_SHARE * gpu.memory_total_bytes:

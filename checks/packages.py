@@ -11,9 +11,9 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from llmdoctor.model import Status, check
+from llmdoctor.versions import parse_version
 
 from .python import pip_cmd
 
@@ -87,9 +87,8 @@ def analyse(target):
             missing[key] = items
             continue
         dist = installed[key][0]
-        try:
-            version = Version(dist.version or "")
-        except InvalidVersion:
+        version = parse_version(dist.version)
+        if version is None:
             bad_versions[key] = dist
             continue
         unmet = [n for n in items if not n.req.specifier.contains(version, prereleases=True)]

@@ -95,7 +95,7 @@ def imports_check(facts, c):
         first = (r.message or "").strip().splitlines()
         if r.status == "error":
             line = first[-1] if first else r.error_type
-            yield c.finding(Status.FAIL, f"`import {r.module}` fails: {line}", id=f"python.import-failed",
+            yield c.finding(Status.FAIL, f"`import {r.module}` fails: {line}", id="python.import-failed",
                             detail=r.message or "", fix=fix)
         else:
             yield c.finding(Status.FAIL, f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import re
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from llmdoctor.data import rows
 from llmdoctor.model import Status, check
+from llmdoctor.versions import parse_version
 
 from .nvidia import no_gpu
 from .python import pip_cmd
 
 PREVIOUS_VERSIONS = "https://pytorch.org/get-started/previous-versions/"
 NO_KERNEL_DOCS = "https://pytorch.org/get-started/locally/"
-
-
-def _v(text: str | None) -> Version | None:
-    try:
-        return Version(text or "")
-    except InvalidVersion:
-        return None
 
 
 def flavour_cuda(flavour: str) -> Version:
@@ -33,8 +27,8 @@ def flavour_cuda(flavour: str) -> Version:
 def driver_cuda(gpu_facts) -> Version | None:
     """Newest CUDA the driver runs: NVML says it; else inferred from the driver version."""
     if gpu_facts.cuda_driver_version:
-        return _v(gpu_facts.cuda_driver_version)
-    driver = _v(gpu_facts.driver_version)
+        return parse_version(gpu_facts.cuda_driver_version)
+    driver = parse_version(gpu_facts.driver_version)
     if driver is None:
         return None
     for item in rows("llmdoctor.checks", "cuda_driver_minimums"):
@@ -65,7 +59,7 @@ def wheel_for(torch_version: str | None, max_cuda: Version | None,
     """(version to install, flavour, caveat): the user's torch version where the table knows
     its flavours, with the newest flavour the driver runs and the GPUs' architectures
     allow (None when none does)."""
-    base = (_v(torch_version).base_version if _v(torch_version) else None) or ""
+    base = (parse_version(torch_version).base_version if parse_version(torch_version) else None) or ""
     minor = ".".join(base.split(".")[:2])
     known = {r["torch"]: r["flavours"] for r in rows("llmdoctor.checks", "torch_cuda_builds")}
     flavours = known.get(minor) or sorted({f for fl in known.values() for f in fl}, key=flavour_cuda)
@@ -131,9 +125,9 @@ def driver_check(facts, c):
     if no_gpu(g) or not t.installed or t.build != "cuda":
         yield c.finding(Status.SKIP, "No NVIDIA GPU" if no_gpu(g) else "torch is not a CUDA build")
         return
-    major = _v(t.cuda).major if _v(t.cuda) else None
+    major = parse_version(t.cuda).major if parse_version(t.cuda) else None
     row = next((r for r in rows("llmdoctor.checks", "cuda_driver_minimums") if r["cuda_major"] == major), None)
-    driver = _v(g.driver_version)
+    driver = parse_version(g.driver_version)
     if row is None or driver is None:
         yield c.finding(Status.SKIP, f"no driver minimum on record for CUDA {t.cuda} / driver {g.driver_version}")
         return
@@ -141,7 +135,7 @@ def driver_check(facts, c):
         yield c.finding(Status.OK, f"Driver {g.driver_version} runs torch's CUDA {t.cuda} "
                         f"(needs >= {row['min_driver']})", docs=row["source"])
         version, flavour, caveat = best_wheel(t.version, g)
-        if flavour and _v(t.cuda) and flavour_cuda(flavour) > _v(t.cuda):
+        if flavour and parse_version(t.cuda) and flavour_cuda(flavour) > parse_version(t.cuda):
             yield c.finding(Status.INFO, f"This driver also runs the {flavour} build of torch {version} "
                             f"(newer CUDA than {t.cuda})", id="torch.newer-build-fits",
                             detail=caveat or "", fix=install_cmd(facts, version, flavour), docs=PREVIOUS_VERSIONS)

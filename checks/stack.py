@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
+from llmdoctor.versions import parse_version
 
 from .python import pip_cmd
 
@@ -15,12 +16,9 @@ from .python import pip_cmd
 def installed_versions(target) -> dict[str, tuple[str, Version]]:
     out = {}
     for d in target.distributions:
-        if not d.name:
-            continue
-        try:
-            out.setdefault(canonicalize_name(d.name), (d.name, Version(d.version or "")))
-        except InvalidVersion:
-            continue  # python.dependencies reports unparseable versions
+        version = parse_version(d.version)
+        if d.name and version is not None:  # python.dependencies reports unparseable versions
+            out.setdefault(canonicalize_name(d.name), (d.name, version))
     return out
 
 

@@ -3,20 +3,14 @@ CUDA major and CUDA_HOME, and whether the host GCC is one that nvcc accepts."""
 
 from __future__ import annotations
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from llmdoctor.data import rows
 from llmdoctor.model import Status, check
+from llmdoctor.versions import parse_version
 
 CPP_EXT_DOCS = "https://pytorch.org/docs/stable/cpp_extension.html"
 INSTALL_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/"
-
-
-def _v(text):
-    try:
-        return Version(text or "")
-    except InvalidVersion:
-        return None
 
 
 def effective_nvcc(tk):
@@ -30,7 +24,7 @@ def effective_nvcc(tk):
 
 
 def max_gcc(nvcc_version: str) -> dict | None:
-    v = _v(nvcc_version)
+    v = parse_version(nvcc_version)
     chosen = None
     for row in rows("llmdoctor.checks", "nvcc_gcc"):
         if v is not None and v >= Version(row["min_nvcc"]):
@@ -43,7 +37,7 @@ def nvcc_check(facts, c):
     """nvcc present, matching torch's CUDA major, and CUDA_HOME agreeing with PATH."""
     tk, t = facts.value("cuda"), facts.value("torch")
     nvcc = effective_nvcc(tk)
-    torch_cuda = _v(t.cuda) if t.installed and t.build == "cuda" else None
+    torch_cuda = parse_version(t.cuda) if t.installed and t.build == "cuda" else None
     if nvcc is None or nvcc.version is None:
         need = f" {t.cuda}" if torch_cuda else ""
         yield c.finding(Status.INFO, "No CUDA toolkit (nvcc) found: prebuilt wheels work; building flash-attn, "
@@ -56,8 +50,8 @@ def nvcc_check(facts, c):
         yield c.finding(Status.WARN, f"CUDA_HOME={tk.cuda_home} (nvcc {nvcc.release}) but PATH finds "
                         f"nvcc {on_path.release if on_path else '?'} at {tk.on_path}: builds mix two toolkits",
                         id="cuda.home-mismatch", fix='export PATH="$CUDA_HOME/bin:$PATH"', docs=CPP_EXT_DOCS)
-    if torch_cuda and _v(nvcc.release) and _v(nvcc.release).major != torch_cuda.major:
-        match = [n for n in tk.nvccs if _v(n.release) and _v(n.release).major == torch_cuda.major]
+    if torch_cuda and parse_version(nvcc.release) and parse_version(nvcc.release).major != torch_cuda.major:
+        match = [n for n in tk.nvccs if parse_version(n.release) and parse_version(n.release).major == torch_cuda.major]
         fix = (f"export CUDA_HOME={match[0].real_path.rsplit('/bin/', 1)[0]} PATH=\"$CUDA_HOME/bin:$PATH\""
                if match else f"install the CUDA {torch_cuda.major}.x toolkit ({INSTALL_DOCS}) and point CUDA_HOME at it")
         yield c.finding(Status.WARN, f"{where} but torch {t.version} is built with CUDA {t.cuda}: CUDA extension "
@@ -83,7 +77,7 @@ def host_compiler_check(facts, c):
                         id="cuda.host-compiler-missing", fix="sudo apt install build-essential", docs=INSTALL_DOCS)
         return
     row = max_gcc(nvcc.version)
-    major = _v(gcc.version).major if _v(gcc.version) else None
+    major = parse_version(gcc.version).major if parse_version(gcc.version) else None
     if row is None or major is None:
         yield c.finding(Status.INFO, f"{gcc.name} {gcc.version} with nvcc {nvcc.release}: no limit on record")
     elif major > row["max_gcc"]:

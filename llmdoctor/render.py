@@ -182,7 +182,7 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
     environ = dict(os.environ if environ is None else environ)
     findings = _clean(report, environ)
     target = report.target or {}
-    out = [f"## llmdoctor report", "",
+    out = ["## llmdoctor report", "",
            f"- llmdoctor {report.tool_version}, {report.created}",
            f"- target: `{target.get('executable') or target.get('python')}` "
            f"(Python {target.get('python_version') or '?'}, {target.get('kind')})",

@@ -60,7 +60,7 @@ def install_fake_dist(site: Path, name: str, version: str, requires=(), module: 
     .dist-info folder with METADATA (and entry_points.txt)."""
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     (info / "METADATA").write_text("\n".join(meta) + "\n")
     (info / "INSTALLER").write_text("pip\n")

@@ -1,5 +1,3 @@
-import datetime
-
 from checks_under_test import packages, python  # noqa: F401  (see tests/checks_under_test.py)
 from factories import dist, facts, findings_of, imports, target
 from llmdoctor.model import Status

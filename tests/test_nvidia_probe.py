@@ -10,7 +10,6 @@ from hypothesis import given, strategies as st
 
 from llmdoctor.facts import dump, load
 from llmdoctor.probes import ProbeContext
-from llmdoctor.probes import nvidia
 from llmdoctor.probes.nvidia import (GpuFacts, decode_throttle, parse_cuda_driver_version, parse_proc_version,
                                      parse_smi_csv, probe_gpu, select_visible)
 from llmdoctor.target import resolve_target

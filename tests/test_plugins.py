@@ -1,14 +1,11 @@
 import json
 import subprocess
-import sys
 import zipfile
 from importlib.metadata import EntryPoint
 
 from conftest import make_venv, outer_site_packages
-from factories import facts
 from llmdoctor.model import Status
 from llmdoctor.registry import CHECK_GROUP, discover, load_checks, select
-from llmdoctor.runner import judge
 
 
 def ep(name, value):

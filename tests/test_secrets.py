@@ -5,10 +5,7 @@ import os
 import subprocess
 import sys
 
-from click.testing import CliRunner
-
 from conftest import build_demo_plugin_site
-from llmdoctor.cli import cli
 from llmdoctor.redact import redact
 
 HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz012345"

@@ -4,7 +4,6 @@ target interpreter (which may be Python 3.8 and may crash or hang)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -4,7 +4,6 @@ runs only where an NVIDIA driver exists, so a machine without one never imports 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
