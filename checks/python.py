@@ -50,12 +50,12 @@ def target_check(facts, c):
 
 
 @check("python.version", needs=["target"])
-def version_check(facts, c, today: datetime.date | None = None):
+def version_check(facts, c):
     """Target Python version against its end of life."""
     t = facts.value("target")
     major_minor = ".".join(str(x) for x in t.version_info[:2])
     eol, source = _eol(major_minor)
-    today = today or datetime.date.today()
+    today = datetime.date.today()
     if eol is None:
         yield c.finding(Status.INFO, f"Python {t.python_version}: no end-of-life date on record for {major_minor}")
     elif eol < today:

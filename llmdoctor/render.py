@@ -75,9 +75,8 @@ def _fold_skips(items: list[Finding]) -> list[Finding]:
             if f.status is Status.SKIP and len(groups[f.title]) > 1 else f for f in out]
 
 
-def footer(findings: list[Finding], strict: bool = False) -> str:
-    floor = Status.WARN
-    problems = [f for f in findings if f.status >= floor]
+def footer(findings: list[Finding]) -> str:
+    problems = [f for f in findings if f.status.is_problem]
     if not problems:
         return "No problems found."
     cats = {f.category for f in problems}

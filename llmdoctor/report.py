@@ -37,11 +37,6 @@ class Report:
     def worst(self) -> Status:
         return max((f.status for f in self.findings), default=Status.OK)
 
-    def problems(self, strict: bool = False) -> list[Finding]:
-        floor = Status.WARN if strict else Status.ERROR
-        return [f for f in self.findings if f.status >= floor]
-
-
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 

@@ -113,7 +113,7 @@ def judge(checks: Iterable[Check], facts: Facts, *, offline: bool = False,
         if ready is not None:
             findings.extend(ready)
             continue
-        out = call.wait(time.perf_counter() + timeout_s) if call else _Outcome()
+        out = call.wait(time.perf_counter() + timeout_s)
         findings.extend(_check_findings(check, out, timeout_s))
     return findings
 
