@@ -43,13 +43,11 @@ def compile_ram_check(facts, c):
         yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
         return
     per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
-    avail = s.ram_available_bytes
+    avail = s.ram_usable_bytes
     if avail is None:
         yield c.finding(Status.SKIP, "RAM size unknown")
         return
-    if s.cgroup_memory_limit_bytes:
-        avail = min(avail, s.cgroup_memory_limit_bytes)
-    cpus = s.cpu_usable or s.cpu_logical or 1
+    cpus = s.cpus_for_jobs
     fits = max(1, avail // per_job["value"])  # RAM alone; more CPUs than jobs is no danger
     raw = t.build_env.get("MAX_JOBS")
     jobs = int(raw) if raw and raw.strip().isdigit() and int(raw) > 0 else None

@@ -44,9 +44,7 @@ def memory_check(facts, c):
     capped = s.cgroup_memory_limit_bytes is not None and s.cgroup_memory_limit_bytes < total
     if capped:
         total = s.cgroup_memory_limit_bytes
-    avail = s.ram_available_bytes
-    if capped and avail is not None:
-        avail = min(avail, total)
+    avail = s.ram_usable_bytes
     cap = f" (a cgroup limit caps this process at {gib(total)} of {gib(s.ram_total_bytes)})" if capped else ""
     low, busy = limit("ram_warn_bytes"), limit("ram_available_warn_bytes")
     if total < low["value"]:

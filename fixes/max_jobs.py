@@ -29,12 +29,9 @@ def plan(ctx: FixContext) -> Plan:
     if chosen:
         jobs, why = int(chosen), f"--jobs {chosen}"
     else:
-        if system is None or system.ram_available_bytes is None:
+        if system is None or system.ram_usable_bytes is None:
             raise FixError("RAM size unknown here; give the number with --jobs N")
-        avail = system.ram_available_bytes
-        if system.cgroup_memory_limit_bytes:
-            avail = min(avail, system.cgroup_memory_limit_bytes)
-        cpus = system.cpu_usable or system.cpu_logical or 1
+        avail, cpus = system.ram_usable_bytes, system.cpus_for_jobs
         jobs = safe_jobs(avail, cpus, per_job["value"])
         why = (f"{gib(avail)} RAM available / {gib(per_job['value'])} per compile job, "
                f"{cpus} usable CPUs")

@@ -49,6 +49,20 @@ class SystemFacts:
     disks: tuple[Disk, ...] = ()
     unknown: dict[str, str] = field(default_factory=dict)  #: fact name -> why it is unknown
 
+    @property
+    def ram_usable_bytes(self) -> int | None:
+        """RAM available to this process now: available memory, capped by a cgroup limit."""
+        if self.ram_available_bytes is None:
+            return None
+        if self.cgroup_memory_limit_bytes:
+            return min(self.ram_available_bytes, self.cgroup_memory_limit_bytes)
+        return self.ram_available_bytes
+
+    @property
+    def cpus_for_jobs(self) -> int:
+        """CPUs a parallel build may use: affinity / quota first, at least one."""
+        return self.cpu_usable or self.cpu_logical or 1
+
 
 def detect_wsl(osrelease: str | None, environ) -> int | None:
     text = (osrelease or "").lower()
