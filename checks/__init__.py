@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import build, flash_attn, nvidia, packages, python, pytorch, stack, system, toolkit
+    from . import build, flash_attn, jupyter, nvidia, packages, python, pytorch, remote_code, stack, system, toolkit
 
     return (
         python.target_check,
@@ -14,6 +14,7 @@ def builtin_checks():
         python.imports_check,
         packages.dependencies_check,
         stack.known_bad_check,
+        jupyter.jupyter_kernel_check,
         system.platform_check,
         system.memory_check,
         system.swap_check,
@@ -33,8 +34,11 @@ def builtin_checks():
         toolkit.nvcc_check,
         toolkit.host_compiler_check,
         flash_attn.flash_attn_check,
+        flash_attn.flash_attn_install_check,
+        build.extension_imports_check,
         build.ninja_check,
         build.compile_ram_check,
         build.deepspeed_check,
         build.bitsandbytes_check,
+        remote_code.remote_code_check,
     )

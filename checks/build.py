@@ -12,7 +12,7 @@ from llmdoctor.versions import parse_version
 
 from .flash_attn import installed
 from .nvidia import no_gpu
-from .python import pip_cmd
+from .python import import_findings, pip_cmd
 from .toolkit import effective_nvcc
 
 NINJA_DOCS = "https://github.com/Dao-AILab/flash-attention#installation-and-features"
@@ -66,29 +66,77 @@ def compile_ram_check(facts, c):
         yield c.finding(Status.OK, f"{planned} compile jobs ({source}) fit in {gib(avail)} of free RAM")
 
 
-@check("build.deepspeed", category="build", needs=["cuda", "torch", "target"])
+@check("build.deepspeed", category="build", needs=["cuda", "torch", "target", "system"])
 def deepspeed_check(facts, c):
-    """DeepSpeed's op builder: CUDA_HOME / nvcc present and the same CUDA major as torch."""
+    """DeepSpeed's op builder (ds_report without its cost): torch's build, CUDA_HOME / nvcc and its
+    CUDA major against torch's, libaio for async_io, and host RAM for ZeRO offload."""
     have = installed(facts.value("target"), "deepspeed")
     if not have:
         yield c.finding(Status.SKIP, "deepspeed is not installed")
         return
     tk, t = facts.value("cuda"), facts.value("torch")
     nvcc = effective_nvcc(tk)
-    if nvcc is None or nvcc.version is None:
+    if not t.installed:
+        yield c.finding(Status.FAIL, f"deepspeed {have} is installed without torch", id="build.deepspeed-no-torch",
+                        fix="llmdoctor fix --torch", docs=DS_DOCS)
+    elif t.build != "cuda":
+        yield c.finding(Status.INFO, f"deepspeed {have} with torch {t.version} (a {t.build or 'CPU'} build) runs on "
+                        "its CPU accelerator only: CUDA ops (fused_adam, ZeRO on the GPU) cannot build",
+                        id="build.deepspeed-cpu-torch", detail="DeepSpeed picks its accelerator from torch; "
+                        "with a CPU torch only the CPU ops (cpu_adam, cpu_lion) build.",
+                        fix="llmdoctor fix --torch", docs=DS_DOCS)
+    elif nvcc is None or nvcc.version is None:
         yield c.finding(Status.WARN, f"deepspeed {have} JIT-compiles its ops (cpu_adam, fused_adam) with nvcc, and "
                         "none is found: 'MissingCUDAException: CUDA_HOME does not exist'", id="build.deepspeed-no-nvcc",
                         fix="install the CUDA toolkit matching torch and export CUDA_HOME=/usr/local/cuda-<version>",
                         docs=DS_DOCS)
-        return
-    nv, tc = parse_version(nvcc.release), parse_version(t.cuda) if t.installed else None
-    if tc and nv and nv.major != tc.major:
+    elif (nv := parse_version(nvcc.release)) and (tc := parse_version(t.cuda)) and nv.major != tc.major:
         yield c.finding(Status.FAIL, f"deepspeed {have}: nvcc {nvcc.release} and torch's CUDA {t.cuda} differ in "
                         "major version: op builds raise CUDAMismatchException", id="build.deepspeed-cuda-mismatch",
-                        fix="point CUDA_HOME at a CUDA {}.x toolkit".format(tc.major), docs=DS_DOCS)
+                        fix=f"point CUDA_HOME at a CUDA {tc.major}.x toolkit", docs=DS_DOCS)
     else:
         yield c.finding(Status.OK, f"deepspeed {have}: nvcc {nvcc.release} can build its ops for torch's CUDA "
-                        f"{t.cuda if t.installed else '?'}", docs=DS_DOCS)
+                        f"{t.cuda}", docs=DS_DOCS)
+    if tk.libaio is None or tk.libaio_header is None:
+        missing = "libaio" if tk.libaio is None else "libaio.h"
+        yield c.finding(Status.INFO, f"deepspeed {have}: {missing} is missing, so the async_io op (ZeRO-Infinity "
+                        "offload to NVMe) cannot build; CPU offload is not affected", id="build.deepspeed-libaio",
+                        fix="sudo apt install libaio-dev   (conda: conda install -c conda-forge libaio)",
+                        docs=DS_DOCS)
+    yield from _offload_ram(facts, c, have)
+
+
+#: model sizes a user is likely to ask about, in parameters
+OFFLOAD_SIZES = (1.5e9, 3e9, 6e9, 7e9, 13e9)
+
+
+def offload_ram_bytes(params: float, stage: int) -> int:
+    """Host RAM that DeepSpeed's own estimate gives a ZeRO-2/3 CPU offload on one GPU."""
+    r = row("llmdoctor.checks", "build_limits", "name", f"zero{stage}_offload_cpu_bytes_per_param")
+    return int(params * r["value"] * r["buffer_factor"])
+
+
+def _offload_ram(facts, c, have):
+    s = facts.value("system")
+    avail = s.ram_usable_bytes if s else None
+    if avail is None:
+        return
+    z2 = row("llmdoctor.checks", "build_limits", "name", "zero2_offload_cpu_bytes_per_param")
+    fits = {st: avail / (offload_ram_bytes(1, st) or 1) / 1e9 for st in (2, 3)}
+    table_ = "\n".join(f"- {p / 1e9:g}B parameters: ZeRO-2 offload {gib(offload_ram_bytes(p, 2))}, ZeRO-3 offload "
+                       f"{gib(offload_ram_bytes(p, 3))}" for p in OFFLOAD_SIZES)
+    from .flash_attn import safe_jobs
+
+    jobs = safe_jobs(s)
+    detail = (f"{z2['why']}\nHost RAM needed by model size:\n{table_}\nBuilding cpu_adam: MAX_JOBS={jobs} fits "
+              "the RAM (more jobs get the build killed with return code -9).")
+    six = offload_ram_bytes(6e9, 2)
+    status = Status.INFO if six <= avail else Status.WARN
+    yield c.finding(status, f"deepspeed {have}: ZeRO-2 CPU offload of a 6B model needs about {gib(six)} of RAM, "
+                    f"{gib(avail)} is usable here: offload fits models up to about {fits[2]:.1f}B (ZeRO-3: "
+                    f"{fits[3]:.1f}B)", id="build.deepspeed-offload-ram", detail=detail,
+                    fix=None if status is Status.INFO else "use a smaller model, LoRA/QLoRA instead of full "
+                    "fine-tuning, or a machine with more RAM", docs=z2["source"])
 
 
 def _bnb_rules(version: Version) -> dict:
@@ -100,7 +148,30 @@ def _bnb_rules(version: Version) -> dict:
     return rule
 
 
-@check("build.bitsandbytes", category="build", needs=["gpu", "target"])
+def _bnb_native_lib(facts, c, have):
+    """The libbitsandbytes_cuda<XYZ> that bitsandbytes will load for torch's CUDA version."""
+    target, t = facts.value("target"), facts.value("torch")
+    libs = target.native_libs.get("bitsandbytes")
+    if libs is None or t is None or not t.installed or t.build != "cuda":
+        return
+    spec = table("llmdoctor.checks", "bitsandbytes")["native_lib"]
+    forced = target.build_env.get("BNB_CUDA_VERSION")
+    cuda = forced or "".join((t.cuda or "").split(".")[:2])
+    want = spec["cuda_pattern"].format(cuda=cuda)
+    have_cuda = sorted(n.split(".")[0].removeprefix("libbitsandbytes_cuda") for n in libs
+                       if n.startswith("libbitsandbytes_cuda"))
+    if any(n.startswith(want) for n in libs):
+        return
+    via = f"BNB_CUDA_VERSION={forced}" if forced else f"torch's CUDA {t.cuda}"
+    yield c.finding(Status.FAIL, f"bitsandbytes {have} has no native library for {via} ({want}*): 'CUDA Setup "
+                    "failed' or a CPU-only fallback", id="build.bitsandbytes-no-cuda-lib",
+                    detail=spec["why"] + f"\nLibraries in the wheel: {', '.join(libs) or 'none'}.",
+                    fix=("unset BNB_CUDA_VERSION" if forced and have_cuda else
+                         pip_cmd(facts, "install", "--upgrade", "--force-reinstall", "bitsandbytes")),
+                    docs=spec["source"])
+
+
+@check("build.bitsandbytes", category="build", needs=["gpu", "target", "torch"])
 def bitsandbytes_check(facts, c):
     """bitsandbytes against the GPU's compute capability (and CPU support where there is no GPU)."""
     have = installed(facts.value("target"), "bitsandbytes")
@@ -118,6 +189,7 @@ def bitsandbytes_check(facts, c):
                             id="build.bitsandbytes-no-device", fix=pip_cmd(facts, "install", "bitsandbytes>=0.46"),
                             docs=rule["source"])
         return
+    yield from _bnb_native_lib(facts, c, have)
     for gpu in g.visible_gpus:
         if gpu.cc_major is None:
             continue
@@ -134,3 +206,18 @@ def bitsandbytes_check(facts, c):
         else:
             yield c.finding(Status.OK, f"bitsandbytes {have}: 4-bit and LLM.int8 run on GPU {gpu.index}",
                             docs=rule["source"])
+
+
+@check("build.extension-imports", category="build", needs=["target.extensions"])
+def extension_imports_check(facts, c):
+    """The installed CUDA extensions (flash_attn, bitsandbytes) import in the target, or why not."""
+    results = facts.value("target.extensions").results
+    present = [r for r in results if r.status != "absent"]
+    if not present:
+        yield c.finding(Status.SKIP, "Neither flash-attn nor bitsandbytes is installed")
+        return
+    yield from import_findings(facts, c, results, "build.extension-import", {"flash_attn": "flash-attn"})
+    good = [r for r in present if r.status == "ok"]
+    if good:
+        yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(
+            f"{r.module} {r.version}" if r.version else r.module for r in good))

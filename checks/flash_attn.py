@@ -5,11 +5,12 @@ from __future__ import annotations
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from llmdoctor.data import row
+from llmdoctor.data import row, table
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
 from .nvidia import no_gpu
+from .python import pip_cmd
 
 SDPA = 'AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")'
 
@@ -60,3 +61,149 @@ def flash_attn_check(facts, c):
                 and torch_cuda >= Version(fa3["min_cuda"])):
             yield c.finding(Status.INFO, f"GPU {gpu.index} is a Hopper GPU with CUDA {t.cuda}: FlashAttention-3 "
                             "(flash-attn-3) is available too", id="build.flash-attn-3", docs=fa3["source"])
+
+
+def _tag(target) -> tuple[str | None, str | None]:
+    """The wheel's Python tag and platform tag for the target interpreter."""
+    if target.implementation != "CPython" or len(target.version_info) < 2:
+        return None, None
+    py = f"cp{target.version_info[0]}{target.version_info[1]}"
+    machine = (target.machine or "").lower().replace("amd64", "x86_64")
+    plat = f"{target.platform}_{machine}" if target.platform == "linux" else None
+    return py, plat
+
+
+def torch_cxx11_abi(t) -> bool | None:
+    """torch's C++ ABI flag: measured when torch was imported, else PyTorch's wheel policy."""
+    if t.live is not None and t.live.cxx11_abi is not None:
+        return t.live.cxx11_abi
+    version = parse_version(t.version)
+    if version is None:
+        return None
+    return Version(version.base_version) >= Version(table("llmdoctor.checks", "flash_attn")["wheels"]
+                                                    ["cxx11_abi_since_torch"])
+
+
+def prebuilt_wheel(target, t) -> tuple[str, dict | None]:
+    """The file name flash-attn's setup.py asks its releases for, and the newest release
+    (as far as the data knows) that has it, or None."""
+    spec = table("llmdoctor.checks", "flash_attn")["wheels"]
+    py, plat = _tag(target)
+    tv, cv = parse_version(t.version), parse_version(t.cuda)
+    abi = torch_cxx11_abi(t)
+    torch_mm = f"{tv.major}.{tv.minor}" if tv else "?"
+    cuda_major = str(cv.major) if cv else "?"
+    latest = spec["releases"][0]["version"]
+    name = spec["name"].format(version=latest, cuda_major=cuda_major, torch=torch_mm,
+                               abi="TRUE" if abi else "FALSE", py=py or "?", platform=plat or "?")
+    for rel in spec["releases"]:
+        if (torch_mm in rel["torch"] and cuda_major in rel["cuda_major"] and py in rel["python"]
+                and plat in rel["platforms"]
+                and not any(x.get("torch") == torch_mm and x.get("python") == py for x in rel["exclude"])):
+            return name.replace(f"-{latest}+", f"-{rel['version']}+"), rel
+    return name, None
+
+
+def source_build_blockers(facts) -> list[tuple[str, str]]:
+    """(what stops a flash-attn source build, its fix), in the order a build meets them."""
+    from llmdoctor.units import gib
+
+    from .toolkit import effective_nvcc, max_gcc
+
+    tk, t, target, s = (facts.value(n) for n in ("cuda", "torch", "target", "system"))
+    fa2 = row("llmdoctor.checks", "flash_attn", "name", "fa2")
+    build = table("llmdoctor.checks", "flash_attn")["source_build"]
+    out = []
+    if target.platform != "linux":
+        out.append((f"flash-attn publishes no {target.platform} wheels and its source build is only tested on Linux",
+                    "use WSL2 or Linux, or attn_implementation=\"sdpa\""))
+    nvcc = effective_nvcc(tk) if tk else None
+    nv, tc = (parse_version(nvcc.release) if nvcc and nvcc.version else None), parse_version(t.cuda)
+    if nv is None:
+        out.append(("no nvcc (CUDA toolkit) for the build", f"install the CUDA {t.cuda} toolkit and export "
+                    f"CUDA_HOME=/usr/local/cuda-{t.cuda}"))
+    elif tc and nv.major != tc.major:
+        out.append((f"nvcc {nvcc.release} is not CUDA {tc.major}.x like torch's CUDA {t.cuda}",
+                    f"point CUDA_HOME at a CUDA {tc.major}.x toolkit"))
+    elif nv < Version(fa2["min_cuda"]):
+        out.append((f"nvcc {nvcc.release} is older than the CUDA {fa2['min_cuda']} flash-attn needs",
+                    f"install CUDA {fa2['min_cuda']} or newer"))
+    if tk and (tk.ninja is None or tk.ninja.version is None):
+        out.append(("ninja is missing: the build runs serially for hours", "pip install ninja"))
+    if nv is not None and tk.gcc and tk.gcc.version and (limit := max_gcc(nvcc.version)):
+        gv = parse_version(tk.gcc.version)
+        if gv and gv.major > limit["max_gcc"]:
+            out.append((f"{tk.gcc.name} {tk.gcc.version} is newer than nvcc {nvcc.release} accepts",
+                        f"export NVCC_CCBIN=/usr/bin/gcc-{limit['max_gcc']}"))
+    if not target.has_python_h:
+        out.append(("Python headers (Python.h) are missing", "install the python3-dev package for "
+                    f"Python {target.python_version}"))
+    tmp = next((d for d in s.disks if d.role == "tmp"), None) if s else None
+    if tmp and tmp.free_bytes is not None and tmp.free_bytes < build["min_free_disk_bytes"]:
+        out.append((f"only {gib(tmp.free_bytes)} free in {tmp.path} (the build needs about "
+                    f"{gib(build['min_free_disk_bytes'])})", "export TMPDIR=<a directory on a larger disk>"))
+    return out
+
+
+def safe_jobs(s) -> int | None:
+    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")["value"]
+    avail = s.ram_usable_bytes if s else None
+    if avail is None:
+        return None
+    return max(1, min(avail // per_job, s.cpus_for_jobs or 1))
+
+
+@check("build.flash-attn-install", category="build", needs=["torch", "target", "cuda", "system", "gpu"])
+def flash_attn_install_check(facts, c):
+    """What `pip install flash-attn` would do here: download a prebuilt wheel, or compile (and whether that can work)."""
+    target, t, g = facts.value("target"), facts.value("torch"), facts.value("gpu")
+    have = installed(target, "flash-attn")
+    docs = table("llmdoctor.checks", "flash_attn")["wheels"]["source"]
+    if have:
+        yield c.finding(Status.SKIP, f"flash-attn {have} is installed (build.extension-imports imports it)")
+        return
+    if not t.installed:
+        yield c.finding(Status.SKIP, "torch is not installed: flash-attn builds against it")
+        return
+    if t.build != "cuda" or not parse_version(t.cuda):
+        kind = "CPU-only" if t.build in (None, "cpu") else t.build
+        yield c.finding(Status.INFO, f"flash-attn cannot be installed here: torch {t.version} is a "
+                        f"{kind} build and flash-attn compiles against torch's CUDA",
+                        id="build.flash-attn-needs-cuda-torch",
+                        detail="Its setup.py reads torch.version.cuda to pick a wheel and to compile; with a CPU "
+                               "torch both fail. Without an NVIDIA GPU use attn_implementation=\"sdpa\".",
+                        fix="llmdoctor fix --torch" if not no_gpu(g) else SDPA, docs=docs)
+        return
+    fa2 = row("llmdoctor.checks", "flash_attn", "name", "fa2")
+    gpus = [x for x in (g.visible_gpus if not no_gpu(g) else ()) if x.cc_major is not None]
+    if gpus and all(Version(x.compute_capability) < Version(fa2["min_cc"]) for x in gpus):
+        yield c.finding(Status.SKIP, "No GPU here runs FlashAttention-2 (see build.flash-attn)")
+        return
+    name, release = prebuilt_wheel(target, t)
+    latest = table("llmdoctor.checks", "flash_attn")["wheels"]["releases"][0]["version"]
+    if release and release["version"] == latest:
+        yield c.finding(Status.OK, f"`pip install flash-attn --no-build-isolation` downloads the prebuilt {name}",
+                        docs=release["source"])
+        return
+    if release:
+        yield c.finding(Status.INFO, f"flash-attn {latest} has no prebuilt wheel for torch {t.version}; "
+                        f"{release['version']} has one ({name})", id="build.flash-attn-older-wheel",
+                        fix=pip_cmd(facts, "install", f"flash-attn=={release['version']}", "--no-build-isolation"),
+                        docs=release["source"])
+        return
+    blockers = source_build_blockers(facts)
+    jobs = safe_jobs(facts.value("system"))
+    why = (f"No prebuilt flash-attn wheel matches torch {t.version}, CUDA {t.cuda}, "
+           f"{_tag(target)[0] or target.implementation} on {target.platform} (it looks for {name})")
+    if blockers:
+        detail = why + ". A source build would stop at:\n" + "\n".join(f"- {b} (fix: {f})" for b, f in blockers)
+        yield c.finding(Status.WARN, f"`pip install flash-attn` would compile from source and fail: "
+                        f"{blockers[0][0]}" + (f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""),
+                        id="build.flash-attn-source-build-blocked", detail=detail, fix=blockers[0][1], docs=docs)
+    else:
+        build = table("llmdoctor.checks", "flash_attn")["source_build"]
+        yield c.finding(Status.INFO, f"`pip install flash-attn` compiles from source here (no prebuilt wheel); "
+                        f"nvcc, ninja, compiler, headers and disk are ready: run it with MAX_JOBS={jobs or 1}",
+                        id="build.flash-attn-source-build", detail=why + ".",
+                        fix=build["build_cmd"].format(jobs=jobs or 1, pip=pip_cmd(facts)),
+                        docs=build["source"])

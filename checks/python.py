@@ -82,25 +82,35 @@ def headers_check(facts, c):
                     fix=fix, docs="https://github.com/deepspeedai/DeepSpeed/issues/3223")
 
 
+def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
+    """A finding per import that errs, crashes or hangs; the cause named where the message tells it."""
+    from .importerrors import classify
+
+    for r in results:
+        if r.status in ("ok", "absent"):
+            continue
+        dist = dists.get(r.module, r.module)
+        lines = (r.message or "").strip().splitlines()
+        known = classify(r.message)
+        fix = (known["fix"].format(pip=pip_cmd(facts), dist=dist) if known
+               else pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist))
+        if r.status == "error":
+            what = f"`import {r.module}` fails: " + (known["cause"] if known else (lines[-1] if lines else r.error_type))
+            fid = f"{id_prefix}-{known['id']}" if known else f"{id_prefix}-failed"
+        else:
+            what = (f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "
+                    f"{lines[0] if lines else r.status}")
+            fid = f"{id_prefix}-{r.status}"
+        yield c.finding(Status.FAIL, what, id=fid, detail=r.message or "", fix=fix,
+                        docs=known["source"] if known else None)
+
+
 @check("python.imports", needs=["target.imports"])
 def imports_check(facts, c):
     """Native-extension packages import without error or crash."""
     results = facts.value("target.imports").results
     good = [r for r in results if r.status == "ok"]
-    for r in results:
-        if r.status in ("ok", "absent"):
-            continue
-        dist = IMPORT_DIST.get(r.module, r.module)
-        fix = pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist)
-        first = (r.message or "").strip().splitlines()
-        if r.status == "error":
-            line = first[-1] if first else r.error_type
-            yield c.finding(Status.FAIL, f"`import {r.module}` fails: {line}", id="python.import-failed",
-                            detail=r.message or "", fix=fix)
-        else:
-            yield c.finding(Status.FAIL, f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "
-                            f"{first[0] if first else r.status}", id=f"python.import-{r.status}",
-                            detail=r.message or "", fix=fix)
+    yield from import_findings(facts, c, results, "python.import", IMPORT_DIST)
     if good and len(good) == len([r for r in results if r.status != "absent"]):
         names = ", ".join(f"{r.module} {r.version}" if r.version else r.module for r in good)
         yield c.finding(Status.OK, f"Native packages import cleanly: {names}")

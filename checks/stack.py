@@ -44,5 +44,18 @@ def known_bad_check(facts, c):
             hits += 1
             yield c.finding(Status.parse(row["status"]), row["title"], id=row["id"], detail=row["why"],
                             fix=pip_cmd(facts, "install", row["missing"]), docs=row["source"])
+    numpy = installed.get("numpy")
+    abi = table("llmdoctor.checks", "known_bad")["numpy2_abi"]
+    if numpy and numpy[1] >= Version("2"):
+        for row in abi["rows"]:
+            found = installed.get(canonicalize_name(row["package"]))
+            if found and found[1] < Version(row["min"]):
+                hits += 1
+                yield c.finding(Status.WARN, f"{found[0]} {found[1]} was built against NumPy 1 and NumPy {numpy[1]} is "
+                                "installed: importing it fails ('A module that was compiled using NumPy 1.x cannot "
+                                "be run in NumPy 2')", id="python.numpy2-abi",
+                                detail=abi["about"] + f" {found[0]} supports NumPy 2 from {row['min']}.",
+                                fix=pip_cmd(facts, "install", "numpy<2") + "   (or: " +
+                                pip_cmd(facts, "install", f"{found[0]}>={row['min']}") + ")", docs=abi["source"])
     if not hits:
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")

@@ -39,7 +39,8 @@ def system(**kw) -> SystemFacts:
         swap_total_bytes=8 * GiB, swap_free_bytes=8 * GiB, shm_total_bytes=32 * GiB, shm_free_bytes=32 * GiB,
         disks=(Disk("home", "/home/u", "/home/u", 500 * GiB, 200 * GiB, "ext4", "/"),
                Disk("hf-cache", "/home/u/.cache/huggingface/hub", "/home/u/.cache", 500 * GiB, 200 * GiB,
-                    "ext4", "/")),
+                    "ext4", "/"),
+               Disk("tmp", "/tmp", "/tmp", 500 * GiB, 200 * GiB, "ext4", "/")),
     )
     return replace(base, **kw)
 
@@ -96,11 +97,15 @@ def live_torch(**kw):
     return replace(base, **kw)
 
 
-def toolkit(*nvccs, on_path=None, cuda_home=None, cuda_home_nvcc=None, gcc="12.2.0"):
+def toolkit(*nvccs, on_path=None, cuda_home=None, cuda_home_nvcc=None, gcc="12.2.0", ninja="1.11.1",
+            libaio=None):
     """ToolkitFacts from ("12.1.105", "/usr/local/cuda-12.1/bin/nvcc", "PATH") tuples."""
     from llmdoctor.probes.toolkit import Nvcc, Tool, ToolkitFacts
 
     items = tuple(Nvcc(path=p, real_path=p, found_via=via, version=v) for v, p, via in nvccs)
     return ToolkitFacts(nvccs=items, on_path=on_path or (items[0].real_path if items else None),
                         cuda_home=cuda_home, cuda_home_nvcc=cuda_home_nvcc,
-                        gcc=Tool("gcc", "/usr/bin/gcc", gcc) if gcc else Tool("gcc", None, None, "not found"))
+                        gcc=Tool("gcc", "/usr/bin/gcc", gcc) if gcc else Tool("gcc", None, None, "not found"),
+                        ninja=Tool("ninja", "/usr/bin/ninja", ninja) if ninja else Tool("ninja", None, None,
+                                                                                         "not found"),
+                        libaio=libaio, libaio_header="/usr/include/libaio.h" if libaio else None)

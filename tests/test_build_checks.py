@@ -19,13 +19,14 @@ def test_missing_ninja_next_to_a_toolkit():
 def test_deepspeed_with_nvcc_11_8_and_torch_cu121():
     tk = toolkit(("11.8.89", "/usr/local/cuda-11.8/bin/nvcc", "PATH"))
     f_ = facts(cuda=tk, torch=torch_facts(), target=target(distributions=(dist("deepspeed", "0.16.4"),)))
-    (f,) = findings_of(build.deepspeed_check, f_)
+    f, libaio = findings_of(build.deepspeed_check, f_)
     assert f.id == "build.deepspeed-cuda-mismatch" and f.status is Status.FAIL and "CUDAMismatchException" in f.title
+    assert libaio.id == "build.deepspeed-libaio" and "apt install libaio-dev" in libaio.fix
 
 
 def test_deepspeed_without_any_nvcc():
     f_ = facts(cuda=toolkit(), torch=torch_facts(), target=target(distributions=(dist("deepspeed", "0.16.4"),)))
-    (f,) = findings_of(build.deepspeed_check, f_)
+    f = findings_of(build.deepspeed_check, f_)[0]
     assert f.id == "build.deepspeed-no-nvcc" and "MissingCUDAException" in f.title
 
 

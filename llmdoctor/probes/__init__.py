@@ -50,8 +50,9 @@ def read_text(path: str) -> str | None:
 
 def builtin_probes() -> tuple[Probe, ...]:
     from .nvidia import GpuFacts, probe_gpu
-    from .python_env import ImportFacts, TargetFacts, probe_imports, probe_target
+    from .python_env import ImportFacts, TargetFacts, probe_extensions, probe_imports, probe_target
     from .pytorch import TorchFacts, probe_torch
+    from .remote_code import RemoteCodeFacts, probe_remote_code
     from .system import SystemFacts, probe_system
     from .toolkit import ToolkitFacts, probe_toolkit
 
@@ -68,4 +69,8 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="CUDA toolkit (every nvcc), CUDA_HOME, host compiler, ninja, cuDNN headers"),
         Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0,
               description="imports the target's native-extension packages in a subprocess"),
+        Probe("target.extensions", probe_extensions, ImportFacts, timeout_s=45.0,
+              description="imports the target's installed CUDA extensions (flash_attn, bitsandbytes)"),
+        Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=10.0,
+              description="cached model repos with their own code (auto_map) and the transformers they were saved with"),
     )

@@ -18,6 +18,10 @@ SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
 #: GPU checks, which import it only where an NVIDIA driver exists.
 IMPORT_MODULES = ("numpy", "tokenizers", "safetensors", "sentencepiece", "yaml", "regex")
 
+#: CUDA extensions that import torch: imported only when installed, where their
+#: failures ("undefined symbol", "CUDA Setup failed") are what users hit.
+EXTENSION_MODULES = ("flash_attn", "bitsandbytes")
+
 
 @dataclass(frozen=True)
 class Distribution:
@@ -26,6 +30,16 @@ class Distribution:
     requires: tuple[str, ...] = ()
     location: str | None = None
     error: str | None = None  #: why its metadata could not be read
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str
+    path: str
+    language: str | None = None
+    argv0: str | None = None  #: the interpreter the kernel starts ("python" means Jupyter's own)
+    argv0_exists: bool | None = None  #: None when argv0 is not an absolute path
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class TargetFacts:
     distributions_error: str | None = None
     note: str | None = None  #: from target resolution, e.g. a VIRTUAL_ENV with no python
     build_env: dict[str, str] = field(default_factory=dict)  #: MAX_JOBS etc. as the target interpreter sees them
+    native_libs: dict[str, tuple[str, ...]] = field(default_factory=dict)  #: package -> its native library files
+    kernelspecs: tuple[KernelSpec, ...] = ()  #: Jupyter kernels as this interpreter's Jupyter would list them
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,10 @@ def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
         sys_path=tuple(data.get("sys_path") or ()), markers=dict(data.get("markers") or {}),
         distributions=dists, distributions_error=data.get("distributions_error"),
         build_env={str(k): str(v) for k, v in (data.get("build_env") or {}).items()},
+        native_libs={str(k): tuple(str(n) for n in v) for k, v in (data.get("native_libs") or {}).items()},
+        kernelspecs=tuple(KernelSpec(name=str(k.get("name")), path=str(k.get("path")), language=k.get("language"),
+                                     argv0=k.get("argv0"), argv0_exists=k.get("argv0_exists"), error=k.get("error"))
+                          for k in data.get("kernelspecs") or () if isinstance(k, dict)),
     )
 
 
@@ -181,3 +201,8 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
         pending = [m for m in pending[pending.index(current) + 1:] if m not in seen]
     order = {m: i for i, m in enumerate(modules)}
     return ImportFacts(results=tuple(sorted(results, key=lambda r: order.get(r.module, 0))))
+
+
+def probe_extensions(ctx: ProbeContext) -> ImportFacts:
+    """Import the installed CUDA extensions (flash_attn, bitsandbytes) in the target."""
+    return probe_imports(ctx, EXTENSION_MODULES, timeout=40.0)

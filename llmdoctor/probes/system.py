@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,7 +192,9 @@ def probe_system(ctx) -> SystemFacts:
         partitions = ()
     home = environ.get("HOME") or os.path.expanduser("~")
     disks = (measure_disk("home", home, partitions),
-             measure_disk("hf-cache", hf_hub_cache(environ), partitions))
+             measure_disk("hf-cache", hf_hub_cache(environ), partitions),
+             # where pip unpacks and compiles a source build (judged by the build checks)
+             measure_disk("tmp", environ.get("TMPDIR") or tempfile.gettempdir(), partitions))
 
     return SystemFacts(
         os=uname.system,

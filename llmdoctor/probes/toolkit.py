@@ -45,6 +45,21 @@ class ToolkitFacts:
     ninja: Tool | None = None
     cudnn_header: str | None = None  #: "9.1.0" from cudnn_version.h
     cudnn_header_path: str | None = None
+    libaio: str | None = None  #: libaio.so* found in the linker's directories (DeepSpeed's async_io op)
+    libaio_header: str | None = None  #: libaio.h, which building async_io needs too
+
+
+LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64",
+            "/usr/local/lib")
+
+
+def find_libaio(extra_dirs=()) -> tuple[str | None, str | None]:
+    """libaio's shared library and header, as DeepSpeed's async_io builder needs them."""
+    lib = next((hit for d in (*extra_dirs, *LIB_DIRS) for hit in sorted(glob.glob(os.path.join(d, "libaio.so*")))),
+               None)
+    header = next((h for h in (*(os.path.join(d, "..", "include", "libaio.h") for d in extra_dirs),
+                               "/usr/include/libaio.h", "/usr/local/include/libaio.h") if os.path.isfile(h)), None)
+    return lib, os.path.normpath(header) if header else None
 
 
 def parse_nvcc(text: str | None) -> str | None:
@@ -131,7 +146,10 @@ def probe_toolkit(ctx: ProbeContext) -> ToolkitFacts:
                 break
         if cudnn:
             break
+    conda_lib = [os.path.join(ctx.target.prefix, "lib")] if ctx.target.prefix else []
+    libaio, libaio_header = find_libaio(conda_lib)
     return ToolkitFacts(
         nvccs=tuple(seen.values()), on_path=os.path.realpath(on_path) if on_path else None, cuda_home=home,
         cuda_home_nvcc=os.path.realpath(home_nvcc) if home_nvcc and os.path.isfile(home_nvcc) else None,
-        gcc=gcc, ninja=ninja, cudnn_header=cudnn, cudnn_header_path=cudnn_path)
+        gcc=gcc, ninja=ninja, cudnn_header=cudnn, cudnn_header_path=cudnn_path,
+        libaio=libaio, libaio_header=libaio_header)

@@ -71,7 +71,77 @@ def _distributions():
 
 
 BUILD_ENV = ("MAX_JOBS", "NVCC_THREADS", "CUDA_HOME", "CUDA_PATH", "TORCH_CUDA_ARCH_LIST", "DS_BUILD_OPS",
-             "FLASH_ATTENTION_FORCE_BUILD", "FLASH_ATTENTION_SKIP_CUDA_BUILD")
+             "DS_BUILD_AIO", "DS_BUILD_CPU_ADAM", "FLASH_ATTENTION_FORCE_BUILD", "FLASH_ATTENTION_SKIP_CUDA_BUILD",
+             "BNB_CUDA_VERSION", "TMPDIR")
+
+#: packages whose native libraries are listed (found without importing them)
+NATIVE_LIBS = {"bitsandbytes": "libbitsandbytes_*"}
+
+
+def _native_libs():
+    import fnmatch
+    import importlib.util
+
+    out = {}
+    for package, pattern in NATIVE_LIBS.items():
+        try:
+            spec = importlib.util.find_spec(package)
+        except Exception:  # a broken package must not hide the rest
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        folder = list(spec.submodule_search_locations)[0]
+        try:
+            names = sorted(n for n in os.listdir(folder) if fnmatch.fnmatch(n, pattern))
+        except OSError:
+            continue
+        out[package] = names
+    return out
+
+
+def _jupyter_dirs():
+    # jupyter_core.paths.jupyter_path("kernels"), without importing jupyter_core
+    dirs = []
+    for entry in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
+        if entry:
+            dirs.append(entry)
+    if sys.platform == "darwin":
+        dirs.append(os.path.expanduser("~/Library/Jupyter"))
+    elif os.name == "nt":
+        dirs.append(os.path.join(os.environ.get("APPDATA", ""), "jupyter"))
+    else:
+        data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+        dirs.append(os.path.join(data_home, "jupyter"))
+    dirs.append(os.path.join(sys.prefix, "share", "jupyter"))
+    if os.name == "nt":
+        dirs.append(os.path.join(os.environ.get("PROGRAMDATA", ""), "jupyter"))
+    else:
+        dirs += ["/usr/local/share/jupyter", "/usr/share/jupyter"]
+    return [os.path.join(d, "kernels") for d in dirs]
+
+
+def _kernelspecs():
+    out, seen = [], set()
+    for folder in _jupyter_dirs():
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            spec = os.path.join(folder, name, "kernel.json")
+            if name in seen or not os.path.isfile(spec):
+                continue
+            seen.add(name)  # the first directory in the search path wins, as in jupyter_client
+            try:
+                with open(spec, encoding="utf-8") as fh:
+                    data = json.load(fh)
+                argv = data.get("argv") or []
+                argv0 = argv[0] if argv and isinstance(argv[0], str) else None
+                out.append({"name": name, "path": spec, "language": data.get("language"), "argv0": argv0,
+                            "argv0_exists": os.path.exists(argv0) if argv0 and os.path.isabs(argv0) else None})
+            except Exception as exc:
+                out.append({"name": name, "path": spec, "error": "{}: {}".format(type(exc).__name__, exc)})
+    return out
 
 
 def env():
@@ -98,6 +168,8 @@ def env():
         "distributions_error": dist_error,
         # as this interpreter sees them: a start-up hook (llmdoctor-env.pth) counts too
         "build_env": {k: os.environ[k] for k in BUILD_ENV if k in os.environ},
+        "native_libs": _native_libs(),
+        "kernelspecs": _kernelspecs(),
     }
 
 
