@@ -13,6 +13,7 @@ from llmdoctor.versions import parse_version
 from .flash_attn import installed
 from .nvidia import no_gpu
 from .python import import_findings, pip_cmd
+from .sizing import jobs_for
 from .toolkit import effective_nvcc
 
 NINJA_DOCS = "https://github.com/Dao-AILab/flash-attention#installation-and-features"
@@ -125,9 +126,7 @@ def _offload_ram(facts, c, have):
     fits = {st: avail / (offload_ram_bytes(1, st) or 1) / 1e9 for st in (2, 3)}
     table_ = "\n".join(f"- {p / 1e9:g}B parameters: ZeRO-2 offload {gib(offload_ram_bytes(p, 2))}, ZeRO-3 offload "
                        f"{gib(offload_ram_bytes(p, 3))}" for p in OFFLOAD_SIZES)
-    from .flash_attn import safe_jobs
-
-    jobs = safe_jobs(s)
+    jobs = jobs_for(s)
     detail = (f"{z2['why']}\nHost RAM needed by model size:\n{table_}\nBuilding cpu_adam: MAX_JOBS={jobs} fits "
               "the RAM (more jobs get the build killed with return code -9).")
     six = offload_ram_bytes(6e9, 2)

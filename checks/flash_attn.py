@@ -11,6 +11,7 @@ from llmdoctor.versions import parse_version
 
 from .nvidia import no_gpu
 from .python import pip_cmd
+from .sizing import jobs_for
 
 SDPA = 'AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")'
 
@@ -145,14 +146,6 @@ def source_build_blockers(facts) -> list[tuple[str, str]]:
     return out
 
 
-def safe_jobs(s) -> int | None:
-    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")["value"]
-    avail = s.ram_usable_bytes if s else None
-    if avail is None:
-        return None
-    return max(1, min(avail // per_job, s.cpus_for_jobs or 1))
-
-
 @check("build.flash-attn-install", category="build", needs=["torch", "target", "cuda", "system", "gpu"])
 def flash_attn_install_check(facts, c):
     """What `pip install flash-attn` would do here: download a prebuilt wheel, or compile (and whether that can work)."""
@@ -192,7 +185,7 @@ def flash_attn_install_check(facts, c):
                         docs=release["source"])
         return
     blockers = source_build_blockers(facts)
-    jobs = safe_jobs(facts.value("system"))
+    jobs = jobs_for(facts.value("system"))
     why = (f"No prebuilt flash-attn wheel matches torch {t.version}, CUDA {t.cuda}, "
            f"{_tag(target)[0] or target.implementation} on {target.platform} (it looks for {name})")
     if blockers:

@@ -9,12 +9,9 @@ from llmdoctor import envhook, subproc
 from llmdoctor.data import row
 from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, env_without, is_writable_dir
 from llmdoctor.journal import read_bytes
+from llmdoctor.checks.sizing import safe_jobs
+from llmdoctor.checks.toolkit import effective_nvcc
 from llmdoctor.units import gib
-
-
-def safe_jobs(available_bytes: int, cpus: int, per_job_bytes: int) -> int:
-    """As many jobs as there are CPUs, but no more than the RAM holds: at least 1."""
-    return max(1, min(cpus, available_bytes // per_job_bytes))
 
 
 def plan(ctx: FixContext) -> Plan:
@@ -43,11 +40,25 @@ def plan(ctx: FixContext) -> Plan:
         notes.append(f"MAX_JOBS={shell} is set in this shell and wins over the hook: "
                      f"`unset MAX_JOBS` or export MAX_JOBS={jobs}.")
     title = f"Set MAX_JOBS={jobs} for every Python process of {target.prefix}"
-    if current.get("MAX_JOBS") == str(jobs):
+    if current.get("MAX_JOBS") == str(jobs) and not _deepspeed_vars(ctx, target, []):
         return Plan("max-jobs", title, notes=tuple(notes), nothing_to_do=f"{path} already sets MAX_JOBS={jobs}.")
     wanted = {**current, "MAX_JOBS": str(jobs)}
+    wanted.update(_deepspeed_vars(ctx, target, notes))
     change = FileChange(path, envhook.render(wanted), f"Start-up hook in {target.purelib}")
     return Plan("max-jobs", title, changes=(change,), notes=tuple(notes))
+
+
+def _deepspeed_vars(ctx: FixContext, target, notes: list) -> dict[str, str]:
+    """DS_BUILD_* only where the user's DS_BUILD_OPS=1 would make `pip install deepspeed` fail:
+    pre-building every op includes async_io, which needs libaio."""
+    tk = ctx.facts.value("cuda")
+    if target.build_env.get("DS_BUILD_OPS") != "1" or tk is None or effective_nvcc(tk) is None:
+        return {}
+    if (tk.libaio is None or tk.libaio_header is None) and "DS_BUILD_AIO" not in target.build_env:
+        notes.append("DS_BUILD_OPS=1 pre-builds every DeepSpeed op, and async_io cannot build without libaio "
+                     "(libaio-dev): DS_BUILD_AIO=0 leaves that one op out.")
+        return {"DS_BUILD_AIO": "0"}
+    return {}
 
 
 def verify(ctx: FixContext, plan: Plan) -> Verdict:
@@ -67,6 +78,6 @@ FIX = Fix(
     description="Size MAX_JOBS to the RAM for CUDA extension builds (flash-attn, DeepSpeed ops)",
     plan=plan,
     verify=verify,
-    needs=("system", "target"),
+    needs=("system", "target", "cuda"),
     params=(click.Option(["--jobs"], type=click.IntRange(1, 1024), help="Use this MAX_JOBS instead of sizing it."),),
 )

@@ -14,6 +14,7 @@ from llmdoctor.cli import cli
 from llmdoctor.fixing import FixContext, FixError
 from llmdoctor.journal import Journal, JournalError
 from llmdoctor.target import resolve_target
+from llmdoctor.checks.sizing import safe_jobs
 from llmdoctor.fixes import max_jobs
 
 
@@ -84,9 +85,9 @@ def test_a_fix_killed_midway_can_still_be_undone(tmp_path, monkeypatch):
 
 
 def test_max_jobs_fits_the_ram_not_the_cpu_count():
-    assert max_jobs.safe_jobs(available_bytes=30 * GiB, cpus=32, per_job_bytes=5 * GiB) == 6
-    assert max_jobs.safe_jobs(available_bytes=2 * GiB, cpus=32, per_job_bytes=5 * GiB) == 1
-    assert max_jobs.safe_jobs(available_bytes=500 * GiB, cpus=8, per_job_bytes=5 * GiB) == 8
+    assert safe_jobs(available_bytes=30 * GiB, cpus=32, per_job_bytes=5 * GiB) == 6
+    assert safe_jobs(available_bytes=2 * GiB, cpus=32, per_job_bytes=5 * GiB) == 1
+    assert safe_jobs(available_bytes=500 * GiB, cpus=8, per_job_bytes=5 * GiB) == 8
 
 
 def test_max_jobs_plan_from_facts(tmp_path):
@@ -99,6 +100,23 @@ def test_max_jobs_plan_from_facts(tmp_path):
     assert change.path == str(site / "llmdoctor-env.pth")
     assert envhook.parse(change.content) == {"MAX_JOBS": "6"}
     assert not (site / "llmdoctor-env.pth").exists()  # planning writes nothing
+
+
+def test_max_jobs_adds_ds_build_aio_0_only_where_ds_build_ops_would_fail(tmp_path):
+    from factories import toolkit
+
+    site = tmp_path / "site"
+    site.mkdir()
+    nvcc = ("12.8.93", "/usr/local/cuda-12.8/bin/nvcc", "PATH")
+
+    def planned(tk, build_env):
+        f = facts(system=system(ram_available_bytes=31 * GiB, cpu_usable=4), cuda=tk,
+                  target=target(purelib=str(site), prefix=str(tmp_path), build_env=build_env))
+        return envhook.parse(max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f)).changes[0].content)
+
+    assert planned(toolkit(nvcc), {"DS_BUILD_OPS": "1"}) == {"MAX_JOBS": "4", "DS_BUILD_AIO": "0"}
+    assert planned(toolkit(nvcc, libaio="/usr/lib/libaio.so.1"), {"DS_BUILD_OPS": "1"}) == {"MAX_JOBS": "4"}
+    assert planned(toolkit(nvcc), {}) == {"MAX_JOBS": "4"}
 
 
 def test_max_jobs_without_a_site_packages_is_a_clear_error(tmp_path):
