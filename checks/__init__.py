@@ -14,6 +14,7 @@ def builtin_checks():
         python.imports_check,
         packages.dependencies_check,
         stack.known_bad_check,
+        stack.implied_extras_check,
         jupyter.jupyter_kernel_check,
         system.platform_check,
         system.memory_check,

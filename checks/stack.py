@@ -59,3 +59,39 @@ def known_bad_check(facts, c):
                                 pip_cmd(facts, "install", f"{found[0]}>={row['min']}") + ")", docs=abi["source"])
     if not hits:
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")
+
+
+@check("python.stack", needs=["target"])
+def implied_extras_check(facts, c):
+    """What transformers declares for torch and accelerate (its [torch] extra), read from its
+    own metadata, against the installed versions (data: known_bad.json implied_extras)."""
+    from .packages import _applies, _parse, analyse
+
+    target = facts.value("target")
+    installed = installed_versions(target)
+    already = analyse(target)[1]  # conflicts pip check reports itself
+    spec = table("llmdoctor.checks", "known_bad")["implied_extras"]
+    dists = {canonicalize_name(d.name): d for d in target.distributions if d.name}
+    judged = 0
+    for item in spec["rows"]:
+        owner = dists.get(canonicalize_name(item["dist"]))
+        if owner is None:
+            continue
+        for line in owner.requires:
+            req = _parse(line)
+            key = canonicalize_name(req.name) if req else None
+            if (req is None or key not in {canonicalize_name(p) for p in item["packages"]} or key not in installed
+                    or not _applies(req, target.markers, item["extra"]) or _applies(req, target.markers, "")):
+                continue
+            judged += 1
+            name, version = installed[key]
+            if req.specifier.contains(version, prereleases=True) or key in already:
+                continue
+            yield c.finding(Status.FAIL, f"{owner.name} {owner.version} needs {name}{req.specifier} (its "
+                            f"[{item['extra']}] extra); {name} {version} is installed", id="python.stack-floor",
+                            detail=item["why"], fix=pip_cmd(facts, "install", f"{name}{req.specifier}"),
+                            docs=item["source"])
+    if judged:
+        yield c.finding(Status.OK, "transformers' own requirements on torch and accelerate are met")
+    else:
+        yield c.finding(Status.SKIP, "transformers with torch is not installed here")

@@ -206,3 +206,15 @@ def test_chatglm_remote_code_saved_with_427_under_transformers_445():
     fs = findings_of(remote_code.remote_code_check, facts(target=t, **{"hub_remote-code": rc}))
     assert [f.id for f in fs] == ["hub.remote-code-version", "hub.remote-code-version"]
     assert "THUDM/chatglm-6b" in fs[0].title and "install transformers==4.27.1" in fs[0].fix
+
+
+def test_transformers_floor_on_torch_read_from_its_own_metadata():
+    tf = dist("transformers", "4.57.1", "huggingface-hub<1.0,>=0.34.0", 'torch>=2.2; extra == "torch"',
+              'accelerate>=0.26.0; extra == "torch"', 'black~=23.1; extra == "quality"')
+    t = target(distributions=(tf, dist("torch", "2.1.2"), dist("accelerate", "1.10.1"), dist("black", "22.1.0")))
+    fs = findings_of(stack.implied_extras_check, facts(target=t))
+    (f,) = [f for f in fs if f.id == "python.stack-floor"]
+    assert f.title == "transformers 4.57.1 needs torch>=2.2 (its [torch] extra); torch 2.1.2 is installed"
+    assert f.fix.endswith("install 'torch>=2.2'")
+    ok = target(distributions=(tf, dist("torch", "2.6.0"), dist("accelerate", "1.10.1")))
+    assert [f.status for f in findings_of(stack.implied_extras_check, facts(target=ok))] == [Status.OK]
