@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import build, flash_attn, jupyter, nvidia, packages, python, pytorch, remote_code, stack, system, toolkit
+    from . import (build, flash_attn, jupyter, network, nvidia, packages, python, pytorch, remote_code, stack, system,
+                   toolkit)
 
     return (
         python.target_check,
@@ -42,4 +43,11 @@ def builtin_checks():
         build.deepspeed_check,
         build.bitsandbytes_check,
         remote_code.remote_code_check,
+        network.insecure_check,
+        network.proxy_check,
+        network.hub_check,
+        network.hub_client_check,
+        network.mirror_check,
+        network.endpoints_check,
+        network.clock_check,
     )

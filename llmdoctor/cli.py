@@ -96,7 +96,8 @@ def _list_checks(as_json: bool, only, skip) -> None:
 python_option = click.option("--python", "python", metavar="PATH",
                              help="Interpreter (or environment folder) to inspect. Default: the active "
                                   "VIRTUAL_ENV, else CONDA_PREFIX, else this interpreter.")
-offline_option = click.option("--offline", is_flag=True, help="Run no network probe; network checks are skipped.")
+offline_option = click.option("--offline", is_flag=True, envvar="LLMDOCTOR_OFFLINE",
+                              help="Run no network probe; network checks are skipped (env: LLMDOCTOR_OFFLINE=1).")
 only_option = click.option("--only", multiple=True, metavar="IDS", help="Run only these check ids or globs (network.*).")
 skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS", help="Skip these check ids or globs.")
 

@@ -20,6 +20,13 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # no test reaches beyond 127.0.0.1: the network tests switch this off and point every
+    # endpoint (HF_ENDPOINT, LLMDOCTOR_NET_TARGETS) at servers they run themselves
+    monkeypatch.setenv("LLMDOCTOR_OFFLINE", "1")
+    for name in ("HF_ENDPOINT", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "HF_HUB_OFFLINE", "PIP_INDEX_URL", "PIP_CONFIG_FILE", "PIP_CERT", "HF_HUB_DISABLE_XET"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def pyenv_python(version: str) -> str | None:

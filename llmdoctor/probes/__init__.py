@@ -51,6 +51,7 @@ def read_text(path: str) -> str | None:
 def builtin_probes() -> tuple[Probe, ...]:
     from .nvidia import GpuFacts, probe_gpu
     from .python_env import ImportFacts, TargetFacts, probe_extensions, probe_imports, probe_target
+    from .network import NetConfigFacts, NetworkFacts, probe_netconfig, probe_network
     from .pytorch import TorchFacts, probe_torch
     from .remote_code import RemoteCodeFacts, probe_remote_code
     from .system import SystemFacts, probe_system
@@ -71,6 +72,11 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="imports the target's native-extension packages in a subprocess"),
         Probe("target.extensions", probe_extensions, ImportFacts, timeout_s=45.0,
               description="imports the target's installed CUDA extensions (flash_attn, bitsandbytes)"),
+        Probe("network", probe_network, NetworkFacts, timeout_s=12.0, network=True,
+              description="hub, mirror, xet, pip and PyTorch endpoints (DNS, TCP, TLS, HTTP) and one real "
+                          "huggingface_hub call in the target"),
+        Probe("netconfig", probe_netconfig, NetConfigFacts, timeout_s=5.0,
+              description="pip and conda settings that decide TLS verification and the index"),
         Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=10.0,
               description="cached model repos with their own code (auto_map) and the transformers they were saved with"),
     )

@@ -67,6 +67,8 @@ class TargetFacts:
     build_env: dict[str, str] = field(default_factory=dict)  #: MAX_JOBS etc. as the target interpreter sees them
     native_libs: dict[str, tuple[str, ...]] = field(default_factory=dict)  #: package -> its native library files
     kernelspecs: tuple[KernelSpec, ...] = ()  #: Jupyter kernels as this interpreter's Jupyter would list them
+    net_env: dict[str, str] = field(default_factory=dict)  #: CA, proxy and HF_* variables it sees (passwords masked)
+    net_missing_files: tuple[str, ...] = ()  #: CA variables naming a path that does not exist
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
         sys_path=tuple(data.get("sys_path") or ()), markers=dict(data.get("markers") or {}),
         distributions=dists, distributions_error=data.get("distributions_error"),
         build_env={str(k): str(v) for k, v in (data.get("build_env") or {}).items()},
+        net_env={str(k): str(v) for k, v in (data.get("net_env") or {}).items()},
+        net_missing_files=tuple(str(k) for k in data.get("net_missing_files") or ()),
         native_libs={str(k): tuple(str(n) for n in v) for k, v in (data.get("native_libs") or {}).items()},
         kernelspecs=tuple(KernelSpec(name=str(k.get("name")), path=str(k.get("path")), language=k.get("language"),
                                      argv0=k.get("argv0"), argv0_exists=k.get("argv0_exists"), error=k.get("error"))

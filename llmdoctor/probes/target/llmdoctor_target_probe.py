@@ -74,6 +74,86 @@ BUILD_ENV = ("MAX_JOBS", "NVCC_THREADS", "CUDA_HOME", "CUDA_PATH", "TORCH_CUDA_A
              "DS_BUILD_AIO", "DS_BUILD_CPU_ADAM", "FLASH_ATTENTION_FORCE_BUILD", "FLASH_ATTENTION_SKIP_CUDA_BUILD",
              "BNB_CUDA_VERSION", "TMPDIR")
 
+#: what decides where and how the target's HTTP clients connect (proxy passwords masked)
+NET_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "PIP_INDEX_URL",
+           "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CONFIG_FILE", "HF_ENDPOINT", "HF_HUB_OFFLINE",
+           "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_XET", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+           "http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def _mask(value):
+    import re
+
+    return re.sub(r"(://)[^/@\s]+@", r"\1***@", value)
+
+
+def _net_env():
+    return {k: _mask(os.environ[k]) for k in NET_ENV if k in os.environ}
+
+
+def hub_call(repo, filename, timeout):
+    """HEAD one file through the target's own huggingface_hub, as a download starts."""
+    out = {"env": _net_env()}
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(max(1, timeout))))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(max(1, timeout))))
+    started = time.perf_counter()
+    try:
+        import huggingface_hub
+    except BaseException as exc:
+        out["import_error"] = "{}: {}".format(type(exc).__name__, exc)
+        return out
+    out["version"] = getattr(huggingface_hub, "__version__", None)
+    try:
+        from huggingface_hub import constants
+
+        out["endpoint"] = constants.ENDPOINT
+    except BaseException:
+        pass
+    for client in ("httpx2", "httpx", "requests"):
+        if client in sys.modules:
+            out["client"] = client
+            break
+    try:
+        url = huggingface_hub.hf_hub_url(repo, filename)
+        meta = huggingface_hub.get_hf_file_metadata(url, timeout=timeout)
+        commit, etag = getattr(meta, "commit_hash", None), getattr(meta, "etag", None)
+        if commit and etag:
+            out.update(ok=True, commit=commit, etag=etag)
+        else:  # some versions return empty metadata where hf_hub_download then raises
+            out.update(ok=False, errors=["FileMetadataError: the answer has no X-Repo-Commit / ETag header: "
+                                         "it does not come from a Hugging Face hub"])
+    except BaseException as exc:
+        chain, seen = [], set()
+        while exc is not None and id(exc) not in seen and len(chain) < 8:
+            seen.add(id(exc))
+            chain.append("{}: {}".format(type(exc).__name__, str(exc).strip()[:600]))
+            exc = exc.__cause__ or exc.__context__
+        out.update(ok=False, errors=chain)
+    for client in ("httpx2", "httpx", "requests"):
+        if client in sys.modules:
+            out.setdefault("client", client)
+            break
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
+def hub_download(repo, filename, cache_dir):
+    """A real download through the target's huggingface_hub, verification on (fix checks)."""
+    out = {"env": _net_env()}
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(repo, filename, cache_dir=cache_dir)
+        out.update(ok=True, path=path, size=os.path.getsize(path))
+    except BaseException as exc:
+        chain = []
+        while exc is not None and len(chain) < 6:
+            chain.append("{}: {}".format(type(exc).__name__, str(exc).strip()[:600]))
+            exc = exc.__cause__ or exc.__context__
+        out.update(ok=False, errors=chain)
+    return out
+
+
 #: packages whose native libraries are listed (found without importing them)
 NATIVE_LIBS = {"bitsandbytes": "libbitsandbytes_*"}
 
@@ -169,6 +249,11 @@ def env():
         # as this interpreter sees them: a start-up hook (llmdoctor-env.pth) counts too
         "build_env": {k: os.environ[k] for k in BUILD_ENV if k in os.environ},
         "native_libs": _native_libs(),
+        "net_env": _net_env(),
+        "net_missing_files": [k for k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                                          "PIP_CERT")
+                              if os.environ.get(k, "").strip(" '\"") and
+                              not os.path.exists(os.path.expanduser(os.environ[k].strip()))],
         "kernelspecs": _kernelspecs(),
     }
 
@@ -290,6 +375,12 @@ def main(argv):
         _emit(torch_static())
     elif mode == "torch-live":
         _emit(torch_live())
+    elif mode == "download":
+        _emit(hub_download(argv[2], argv[3], argv[4]))
+    elif mode == "netenv":
+        _emit(_net_env())
+    elif mode == "hub":
+        _emit(hub_call(argv[2], argv[3], float(argv[4])))
     else:
         sys.stderr.write("unknown mode {!r}\n".format(mode))
         return 2

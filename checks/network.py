@@ -1,0 +1,320 @@
+"""Network checks: the hub and the endpoints a download touches, the target's own
+huggingface_hub call, TLS interception (with the issuing CA named by fingerprint),
+captive portals, clock skew, proxies, and insecure leftovers of old workarounds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+
+from packaging.specifiers import SpecifierSet
+
+from llmdoctor.data import rows, table
+from llmdoctor.model import Status, check
+from llmdoctor.versions import parse_version
+
+from .stack import installed_versions
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def docs(name: str) -> str:
+    return table("llmdoctor.checks", "network")["docs"][name]
+
+
+def hub_client(target) -> dict | None:
+    """The network.json row for the target's huggingface_hub, or None when it is absent."""
+    found = installed_versions(target).get("huggingface-hub") if target else None
+    if not found:
+        return None
+    for item in rows("llmdoctor.checks", "network"):
+        if SpecifierSet(item["spec"]).contains(found[1], prereleases=True):
+            return {**item, "version": str(found[1])}
+    return None
+
+
+def _timing(r) -> str:
+    total = sum(p.seconds for p in r.phases)
+    parts = ", ".join(f"{p.name} {p.seconds * 1000:.0f} ms" for p in r.phases)
+    return f"{total:.2f} s ({parts})"
+
+
+def _issuer(r) -> str:
+    top = r.chain[-1] if r.chain else None
+    if top is None:
+        return "an unknown issuer (the chain could not be read)"
+    if top.self_signed:
+        return f"{top.subject} (SHA-256 {top.sha256})"
+    return f"{top.issuer}, a CA the server does not send (export it from your browser or ask IT for its .pem)"
+
+
+def _chain_detail(r) -> str:
+    lines = [f"TLS: {r.tls_detail}"] if r.tls_detail else []
+    for i, cert in enumerate(r.chain):
+        lines.append(f"[{i}] subject: {cert.subject}\n    issuer: {cert.issuer}\n    valid: {cert.not_before} .. "
+                     f"{cert.not_after}\n    SHA-256: {cert.sha256}")
+    return "\n".join(lines)
+
+
+def trust_fingerprint(r) -> str | None:
+    """The fingerprint `fix --ssl --trust-fingerprint` would need: the root the server presents
+    (None when it sends no self-signed root: then only --ca-file can name the CA)."""
+    return r.chain[-1].sha256 if r.chain and r.chain[-1].self_signed else None
+
+
+def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | None, str]:
+    """(status, title, detail, fix, docs) for an endpoint result that is not ok."""
+    where = f"{role_name} {r.url}"
+    via = f" through proxy {r.proxy}" if r.proxy else ""
+    phase = r.failed_phase
+    if r.tls_error == "untrusted":
+        fp = trust_fingerprint(r)
+        fix = f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl --ca-file <your CA.pem>"
+        return (Status.FAIL, f"TLS to {where}{via} is intercepted: the certificate comes from {_issuer(r)}, which "
+                f"this machine's trust store does not hold (SSLError: CERTIFICATE_VERIFY_FAILED)",
+                _chain_detail(r) + "\nIf you recognise this CA as your company's proxy, trust it (never switch "
+                "verification off); otherwise do not use this network.", fix, docs("ssl"))
+    if r.tls_error in ("expired", "not-yet-valid"):
+        leaf = r.chain[0] if r.chain else None
+        local = r.local_date or "unknown"
+        clock = ""
+        if leaf and leaf.not_before and leaf.not_after and r.local_date:
+            now = dt.datetime.fromisoformat(r.local_date)
+            if now < dt.datetime.fromisoformat(leaf.not_before) or now > dt.datetime.fromisoformat(leaf.not_after):
+                clock = f" This machine's clock says {local}: if that is wrong, fix the clock, not the certificate."
+        what = "has expired" if r.tls_error == "expired" else "is not valid yet"
+        span = f" (valid {leaf.not_before} .. {leaf.not_after})" if leaf else ""
+        return (Status.FAIL, f"The certificate of {where} {what}{span}", _chain_detail(r) + clock,
+                "sudo timedatectl set-ntp true   (if the clock is wrong; else the server's certificate must be renewed)",
+                docs("ssl"))
+    if r.tls_error == "hostname":
+        names = r.chain[0].subject if r.chain else "another name"
+        return (Status.FAIL, f"The certificate presented for {r.host} belongs to {names}: a captive portal or a "
+                "misrouted proxy answers instead of the server", _chain_detail(r),
+                "log in to the network's portal, or check HTTPS_PROXY / DNS", docs("captive"))
+    if r.tls_error == "strict":
+        return (Status.FAIL, f"Python 3.13+ rejects the CA that signs {where}: {r.tls_detail}", _chain_detail(r),
+                "ask IT for a CA certificate that meets RFC 5280 (critical Basic Constraints, key identifiers); "
+                "a bundle cannot fix this", docs("strict"))
+    if r.tls_error == "protocol":
+        return (Status.FAIL, f"TLS to {where}{via} fails with a protocol error: an https:// proxy URL for a plain "
+                "HTTP proxy?", r.tls_detail or "", "export HTTPS_PROXY=http://<proxy-host>:<port>", docs("proxy"))
+    if phase and phase.name == "dns":
+        return Status.FAIL, f"{where}: {phase.error}", "", None, docs("ssl")
+    if phase and phase.name in ("tcp", "proxy"):
+        return Status.FAIL, f"{where}{via}: {phase.error}", "", None, docs("ssl")
+    if phase and phase.name == "tls":
+        return Status.FAIL, f"TLS to {where} fails: {phase.error}", _chain_detail(r), None, docs("ssl")
+    if phase and phase.name == "http":
+        return (Status.FAIL, f"{where} accepts the connection but gives no answer: {phase.error}", "",
+                None, docs("ssl"))
+    if r.hub_headers is False:
+        ctype = r.headers.get("content-type", "?")
+        return (Status.FAIL, f"{where} answers HTTP {r.status} ({ctype}) without the hub's headers (X-Repo-Commit, "
+                "ETag): a captive portal or a proxy's page, not the hub", f"headers: {r.headers}",
+                "open the URL in a browser and log in to the network's portal, or use a mirror", docs("captive"))
+    return Status.FAIL, f"{where}: HTTP {r.status}", f"headers: {r.headers}", None, docs("ssl")
+
+
+def _result(facts, role):
+    n = facts.value("network")
+    return [r for r in n.results if r.role == role] if n else []
+
+
+@check("net.hub", category="network", needs=["network"], network=True)
+def hub_check(facts, c):
+    """The hub endpoint (HF_ENDPOINT or huggingface.co): DNS, TCP, TLS, and an answer that is the hub's."""
+    n = facts.value("network")
+    (r,) = _result(facts, "hub")
+    name = "the hub" if n.endpoint_from == "default" else "HF_ENDPOINT"
+    if r.ok:
+        commit = r.headers.get("x-repo-commit", "")[:12]
+        yield c.finding(Status.OK, f"{r.url} answers as the hub (HTTP {r.status}, commit {commit}) in {_timing(r)}"
+                        + (f" through proxy {r.proxy}" if r.proxy else ""))
+        return
+    status, title, detail, fix, link = describe_failure(r, facts, name)
+    mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
+    if fix is None and mirror is not None:
+        fix = f"llmdoctor fix --mirror {mirror.url}"
+    yield c.finding(status, title, id=f"net.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
+                    detail=detail, fix=fix, docs=link)
+
+
+@check("net.mirror", category="network", needs=["network"], network=True)
+def mirror_check(facts, c):
+    """Mirrors (hf-mirror.com by default): whether one answers as the hub where the hub itself does not."""
+    (hub,) = _result(facts, "hub")
+    mirrors = _result(facts, "mirror")
+    if not mirrors:
+        yield c.finding(Status.SKIP, "No mirror probed (HF_ENDPOINT is the mirror)")
+        return
+    for m in mirrors:
+        if m.ok and not hub.ok:
+            yield c.finding(Status.WARN, f"The hub does not answer but the mirror {m.url} does ({_timing(m)}): "
+                            "downloads can go through it", id="net.mirror-available",
+                            fix=f"llmdoctor fix --mirror {m.url}", docs=docs("mirror"))
+        elif m.ok:
+            yield c.finding(Status.INFO, f"Mirror {m.url} answers too ({_timing(m)})", id="net.mirror-ok")
+        else:
+            status, title, detail, _, link = describe_failure(m, facts, "mirror")
+            yield c.finding(Status.INFO, title, id="net.mirror-down", detail=detail, docs=link)
+
+
+@check("net.endpoints", category="network", needs=["network"], network=True)
+def endpoints_check(facts, c):
+    """The other hosts a setup needs: xet storage, the pip index, download.pytorch.org."""
+    what = {"xet": "xet storage (large files)", "pip": "the pip index", "pytorch": "PyTorch's wheel index"}
+    (hub,) = _result(facts, "hub")
+    for role, label in what.items():
+        if role == "xet" and not hub.ok:
+            continue  # xet matters once the hub answers; net.hub says why it does not
+        for r in _result(facts, role):
+            if r.ok or (r.status is not None and r.status < 500):
+                yield c.finding(Status.OK, f"{label}: {r.url} reachable in {_timing(r)}")
+                continue
+            status, title, detail, fix, link = describe_failure(r, facts, label)
+            if role == "xet" and fix is None:
+                fix = "export HF_HUB_DISABLE_XET=1   (downloads then use plain HTTP from the hub or mirror)"
+                link = docs("xet")
+            if role == "pip" and r.tls_error == "untrusted":
+                fix = (fix or "") + "   (sets PIP_CERT too)"
+            yield c.finding(Status.WARN, title, id=f"net.{role}-unreachable", detail=detail, fix=fix, docs=link)
+
+
+@check("net.hub-client", category="network", needs=["network", "target"], network=True)
+def hub_client_check(facts, c):
+    """One real call through the target's huggingface_hub: its HTTP stack, the CA variables that
+    stack reads, and the error it raises (TLS errors are often hidden under LocalEntryNotFoundError)."""
+    n, target = facts.value("network"), facts.value("target")
+    call = n.hub_call
+    if call is None or call.skipped:
+        yield c.finding(Status.SKIP, call.skipped if call else "no call was made")
+        return
+    stack = hub_client(target)
+    reads = f"; it reads {' / '.join(stack['ca_vars'])}, else {stack['default_trust']}" if stack else ""
+    who = f"huggingface_hub {call.version} ({call.client or '?'})"
+    if call.ok:
+        yield c.finding(Status.OK, f"{who} in the target reaches {call.endpoint} with verification on{reads}")
+        return
+    text = "\n".join(call.errors)
+    (hub,) = _result(facts, "hub")
+    if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
+        yield c.finding(Status.SKIP, f"{who} fails as net.hub says ({call.errors[0][:120] if call.errors else '?'})")
+        return
+    if "OfflineModeIsEnabled" in text:
+        yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="net.hub-offline",
+                        detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
+    elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "SSLCertVerification" in text:
+        fp = trust_fingerprint(hub)
+        raw_ok = hub.ok
+        extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
+                 "one of them." if raw_ok else "")
+        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}",
+                        id="net.hub-client-tls", detail=text + extra,
+                        fix=(f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"),
+                        docs=docs("ssl"))
+    elif "X-Repo-Commit" in text or "FileMetadataError" in text:
+        yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
+                        id="net.hub-client-not-hub", detail=text, docs=docs("captive"))
+    else:
+        last = call.errors[0] if call.errors else "unknown error"
+        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}", id="net.hub-client-failed",
+                        detail=text, docs=docs("ssl"))
+
+
+@check("net.clock", category="network", needs=["network"], network=True)
+def clock_check(facts, c):
+    """This machine's clock against the Date servers send (a wrong clock breaks TLS)."""
+    limit = table("llmdoctor.checks", "network")["clock_skew_s"]
+    for r in facts.value("network").results:
+        if r.server_date and r.local_date:
+            skew = (dt.datetime.fromisoformat(r.local_date) - dt.datetime.fromisoformat(r.server_date)).total_seconds()
+            if abs(skew) > limit:
+                yield c.finding(Status.WARN, f"This machine's clock is {abs(skew) / 60:.0f} min "
+                                f"{'ahead of' if skew > 0 else 'behind'} {r.host}'s: certificates look expired or "
+                                "not yet valid", id="net.clock-skew", fix="sudo timedatectl set-ntp true",
+                                docs=docs("ssl"))
+            else:
+                yield c.finding(Status.OK, f"Clock agrees with {r.host} within {abs(skew):.0f} s")
+            return
+    yield c.finding(Status.SKIP, "No server answered with a Date header")
+
+
+def _empty(env, name) -> bool:
+    return name in env and env[name].strip() in ("", "''", '""')
+
+
+@check("net.insecure", category="network", needs=["target", "netconfig"])
+def insecure_check(facts, c):
+    """Leftovers that switch TLS verification off or block the hub: empty CA variables, pip
+    trusted-host, conda ssl_verify false, HF_HUB_OFFLINE, CA variables naming missing files."""
+    target, cfg = facts.value("target"), facts.value("netconfig")
+    env = target.net_env
+    hits = 0
+    for name in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+        if _empty(env, name):
+            hits += 1
+            requests = installed_versions(target).get("requests")
+            still = requests is not None and requests[1] < parse_version("2.28")
+            yield c.finding(Status.FAIL if still else Status.WARN,
+                            f"{name} is set to an empty string: the old 'verification off' trick"
+                            + (" that requests < 2.28 still honours" if still else
+                               " (requests >= 2.28 ignores it; it only hides the real problem)"),
+                            id="net.empty-ca-bundle", detail="An empty bundle variable disabled certificate checks "
+                            "in requests before 2.28 and does nothing in huggingface_hub 1.x and later.",
+                            fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
+                            docs=docs("curl_ca_bundle"))
+    for name in target.net_missing_files:
+        value = env.get(name, "")
+        if value:
+            hits += 1
+            yield c.finding(Status.FAIL, f"{name}={value} names a file that does not exist: every TLS connection "
+                            "of the stacks that read it fails", id="net.ca-var-missing-file",
+                            fix=f"unset {name}   (or: llmdoctor fix --ssl)", docs=docs("ssl"))
+    for s in cfg.pip:
+        if s.trusted_host:
+            hits += 1
+            yield c.finding(Status.WARN, f"pip trusts {s.trusted_host} without certificate checks ({s.path})",
+                            id="net.pip-trusted-host", detail="--trusted-host accepts any certificate for that "
+                            "host, as insecure as switching verification off.",
+                            fix=("pip config unset global.trusted-host   (then: llmdoctor fix --ssl)"
+                                 if s.path != "environment" else "unset PIP_TRUSTED_HOST"),
+                            docs=docs("pip_trusted_host"))
+    for s in cfg.conda:
+        if (s.ssl_verify or "").lower() in ("false", "no", "0"):
+            hits += 1
+            yield c.finding(Status.WARN, f"conda's ssl_verify is false in {s.path}", id="net.conda-ssl-verify",
+                            fix="conda config --set ssl_verify truststore", docs=docs("conda_ssl_verify"))
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if env.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            hits += 1
+            yield c.finding(Status.WARN, f"{name}={env[name]}: no download is even attempted (left on by accident?)",
+                            id="net.offline-mode", fix=f"unset {name}", docs=docs("offline"))
+    stack = hub_client(target)
+    set_vars = [v for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if env.get(v, "").strip() and not _empty(env, v)]
+    if stack and set_vars and not set(set_vars) & set(stack["ca_vars"]):
+        hits += 1
+        yield c.finding(Status.INFO, f"{' and '.join(set_vars)} is set, but huggingface_hub {stack['version']} "
+                        f"({stack['client']}) reads {' / '.join(stack['ca_vars'])}: that setting does not reach "
+                        "hub downloads", id="net.ca-var-ignored", fix="llmdoctor fix --ssl", docs=stack["source"])
+    if not hits:
+        yield c.finding(Status.OK, "No insecure TLS leftovers (empty CA variables, trusted-host, ssl_verify off)")
+
+
+@check("net.proxy", category="network", needs=["target"])
+def proxy_check(facts, c):
+    """Proxy variables as the target's clients read them: an https:// URL for a plain HTTP proxy."""
+    env = facts.value("target").net_env
+    found = {k: v for k, v in env.items() if k in PROXY_VARS and v}
+    if not found:
+        yield c.finding(Status.SKIP, "No proxy variables set")
+        return
+    for name, value in found.items():
+        if value.lower().startswith("https://"):
+            yield c.finding(Status.WARN, f"{name}={value}: an https:// proxy URL means TLS to the proxy itself; most "
+                            "corporate proxies speak plain HTTP there ('WRONG_VERSION_NUMBER')",
+                            id="net.proxy-https-url",
+                            fix=f"export {name}={shlex.quote('http://' + value[len('https://'):])}",
+                            docs=docs("proxy"))
+    plain = ", ".join(f"{k}={v}" for k, v in found.items())
+    yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="net.proxy")

@@ -1,0 +1,71 @@
+"""`llmdoctor fix --mirror [URL]`: where huggingface.co is unreachable or slow and a mirror
+answers as the hub, point the target environment at the mirror (HF_ENDPOINT), and switch
+xet off (HF_HUB_DISABLE_XET=1) when the mirror serves no xet, through the start-up hook."""
+
+from __future__ import annotations
+
+import click
+
+from llmdoctor import envhook, net
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, is_writable_dir
+from llmdoctor.journal import read_bytes
+from llmdoctor.probes.network import MIRROR, PROBE_REPO
+
+from . import hubcall
+
+
+def _repo(ctx: FixContext) -> str:
+    return ctx.environ.get("LLMDOCTOR_PROBE_REPO") or PROBE_REPO
+
+
+def plan(ctx: FixContext) -> Plan:
+    target = ctx.facts.value("target")
+    if target is None:
+        raise FixError(f"cannot inspect the target environment: {ctx.facts.reason('target')}")
+    if not target.purelib or not is_writable_dir(target.purelib):
+        raise FixError(f"the target's site-packages ({target.purelib}) is not writable; run with --python pointing "
+                       "to an environment you own")
+    url = (ctx.options.get("url") or MIRROR).rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise FixError(f"{url!r} is not an http(s) URL; e.g. llmdoctor fix --mirror https://hf-mirror.com")
+    env = {**ctx.environ, **target.net_env}
+    r = net.probe_endpoint(net.Endpoint("mirror", url, f"/{_repo(ctx)}/resolve/main/config.json", expect_hub=True),
+                           env)
+    if not r.ok:
+        from llmdoctor.checks.network import describe_failure
+
+        _, title, detail, fix, _ = describe_failure(r, ctx.facts, "mirror")
+        raise FixError(f"the mirror does not answer as a hub, so nothing was changed: {title}"
+                       + (f"\n{detail}" if detail else "") + (f"\nfix: {fix}" if fix else ""))
+    hook = envhook.hook_path(target.purelib)
+    current = envhook.parse(read_bytes(hook))
+    wanted = {**current, "HF_ENDPOINT": url}
+    notes = [f"{url} answered HEAD {r.url}/{_repo(ctx)}/resolve/main/config.json as a hub (commit "
+             f"{r.headers.get('x-repo-commit', '?')[:12]}) in {sum(p.seconds for p in r.phases):.2f} s."]
+    if "x-xet-hash" not in r.headers:
+        wanted["HF_HUB_DISABLE_XET"] = "1"
+        notes.append("The mirror sends no xet headers and xet storage does not follow HF_ENDPOINT: "
+                     "HF_HUB_DISABLE_XET=1 keeps large files on plain HTTP through the mirror.")
+    if ctx.environ.get("HF_ENDPOINT") and ctx.environ["HF_ENDPOINT"].rstrip("/") != url:
+        notes.append(f"HF_ENDPOINT={ctx.environ['HF_ENDPOINT']} is set in this shell and wins over the hook: unset it "
+                     "(and remove it from your shell start-up files).")
+    title = f"Download from the mirror {url} in every Python process of {target.prefix}"
+    content = envhook.render(wanted)
+    if content == read_bytes(hook):
+        return Plan("mirror", title, notes=tuple(notes), nothing_to_do=f"{hook} already points at {url}.")
+    return Plan("mirror", title, changes=(FileChange(hook, content, f"Start-up hook in {target.purelib}"),),
+                notes=tuple(notes))
+
+
+def verify(ctx: FixContext, plan: Plan) -> Verdict:
+    return hubcall.download(ctx.target.python, ctx.environ, _repo(ctx), drop=hubcall.ENDPOINT_VARS)
+
+
+FIX = Fix(
+    id="mirror",
+    description="Point the target env at a Hugging Face mirror (HF_ENDPOINT) when the hub is unreachable",
+    plan=plan,
+    verify=verify,
+    needs=("target",),
+    params=(click.Argument(["url"], required=False),),
+)

@@ -1,0 +1,223 @@
+"""A small Hugging Face hub for the tests, on 127.0.0.1, over HTTP or TLS.
+
+It serves the surface huggingface_hub's downloads use: HEAD/GET
+``/{repo}/resolve/{rev}/{file}`` with X-Repo-Commit, ETag (git blob sha1) or, for LFS
+files, a 302 to ``/blobs/{sha256}`` with X-Linked-Etag and X-Linked-Size;
+``/api/models/{repo}/revision/{rev}`` and ``/api/models/{repo}/tree/{rev}``; hub error
+codes (RepoNotFound, RevisionNotFound, EntryNotFound). No xet headers, so the client
+takes the plain HTTP path. Other behaviours for the failure tests: ``captive`` answers
+200 with a login page and no hub headers, ``hang`` accepts and never answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+LFS_SUFFIXES = (".safetensors", ".bin", ".gguf")
+
+
+def git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass
+class Repo:
+    """commits: commit sha -> {path: bytes}; refs: branch or tag -> commit sha."""
+
+    commits: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+
+    def add_commit(self, files: dict[str, bytes], ref: str | None = "main") -> str:
+        sha = hashlib.sha1(json.dumps(sorted((k, hashlib.sha256(v).hexdigest()) for k, v in files.items()))
+                           .encode() + str(len(self.commits)).encode()).hexdigest()
+        self.commits[sha] = dict(files)
+        if ref:
+            self.refs[ref] = sha
+        return sha
+
+    def resolve(self, rev: str) -> str | None:
+        if rev in self.refs:
+            return self.refs[rev]
+        return rev if rev in self.commits else None
+
+
+TINY_CONFIG = json.dumps({"model_type": "gpt2", "n_layer": 2}).encode()
+
+
+def default_repos() -> dict[str, Repo]:
+    repo = Repo()
+    repo.add_commit({"config.json": TINY_CONFIG, "model.safetensors": b"\0" * 2048})
+    return {"openai-community/gpt2": repo}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    hub: "FakeHub"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, status: int, headers: dict, body: bytes = b"", head: bool = False):
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", headers.get("Content-Length", str(len(body))))
+        self.end_headers()
+        if not head and body:
+            self.wfile.write(body)
+
+    def _error(self, status: int, code: str, head: bool, commit: str | None = None):
+        headers = {"X-Error-Code": code, "X-Error-Message": code, "Content-Type": "application/json"}
+        if commit:
+            headers["X-Repo-Commit"] = commit
+        self._send(status, headers, json.dumps({"error": code}).encode(), head)
+
+    def do_HEAD(self):
+        self._route(head=True)
+
+    def do_GET(self):
+        self._route(head=False)
+
+    def _route(self, head: bool):
+        hub = self.hub
+        hub.requests.append((self.command, self.path))
+        path = unquote(urlsplit(self.path).path)
+        if hub.mode == "captive":
+            body = b"<html><body>Please log in to the guest network</body></html>"
+            return self._send(200, {"Content-Type": "text/html"}, body, head)
+        if path.startswith("/blobs/"):
+            sha = path.split("/")[-1]
+            data = hub.blobs.get(sha)
+            if data is None:
+                return self._error(404, "EntryNotFound", head)
+            return self._send(200, {"Content-Type": "application/octet-stream", "ETag": f'"{sha}"'}, data, head)
+        if path.startswith("/api/models/"):
+            return self._api(path[len("/api/models/"):], head)
+        if "/resolve/" in path:
+            repo_id, _, rest = path.lstrip("/").partition("/resolve/")
+            rev, _, filename = rest.partition("/")
+            return self._resolve(repo_id, rev, filename, head)
+        return self._send(200, {"Content-Type": "text/plain"}, b"fake hub", head)
+
+    def _resolve(self, repo_id, rev, filename, head):
+        repo = self.hub.repos.get(repo_id)
+        if repo is None:
+            return self._error(404, "RepoNotFound", head)
+        commit = repo.resolve(rev)
+        if commit is None:
+            return self._error(404, "RevisionNotFound", head)
+        data = repo.commits[commit].get(filename)
+        if data is None:
+            return self._error(404, "EntryNotFound", head, commit)
+        if filename.endswith(LFS_SUFFIXES):
+            sha = hashlib.sha256(data).hexdigest()
+            self.hub.blobs[sha] = data
+            return self._send(302, {"Location": f"{self.hub.blob_url}/blobs/{sha}", "X-Repo-Commit": commit,
+                                    "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
+                                    "ETag": f'"{git_blob_sha1(data)}"'}, b"", head)
+        return self._send(200, {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"',
+                                "Content-Type": "application/octet-stream"}, data, head)
+
+    def _api(self, rest, head):
+        for marker in ("/revision/", "/tree/"):
+            if marker in rest:
+                repo_id, _, rev = rest.partition(marker)
+                rev = rev.split("/")[0]
+                break
+        else:
+            repo_id, marker, rev = rest, "/revision/", "main"
+        repo = self.hub.repos.get(repo_id)
+        if repo is None:
+            return self._error(404, "RepoNotFound", head)
+        commit = repo.resolve(rev)
+        if commit is None:
+            return self._error(404, "RevisionNotFound", head)
+        files = repo.commits[commit]
+        if marker == "/tree/":
+            items = []
+            for name, data in sorted(files.items()):
+                item = {"type": "file", "path": name, "size": len(data), "oid": git_blob_sha1(data)}
+                if name.endswith(LFS_SUFFIXES):
+                    item["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 130}
+                items.append(item)
+            body = json.dumps(items).encode()
+        else:
+            body = json.dumps({"id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
+                               "siblings": [{"rfilename": n} for n in sorted(files)]}).encode()
+        return self._send(200, {"Content-Type": "application/json"}, body, head)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a client refusing our certificate is the test
+        pass
+
+
+class FakeHub:
+    """``with FakeHub(cert=leaf) as hub: hub.url`` — TLS when a trustme LeafCert is given."""
+
+    def __init__(self, repos: dict[str, Repo] | None = None, cert=None, mode: str = "hub", root=None):
+        self.repos = repos if repos is not None else default_repos()
+        self.blobs: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.mode, self.cert, self.root = mode, cert, root  # root: a trustme CA sent after the leaf
+        self._server = None
+        self._sock = None
+        self._held: list[socket.socket] = []
+        self.url = ""
+
+    def __enter__(self) -> "FakeHub":
+        if self.mode == "hang":
+            self._sock = socket.socket()
+            self._sock.bind(("127.0.0.1", 0))
+            self._sock.listen(16)
+            port = self._sock.getsockname()[1]
+            threading.Thread(target=self._hold, daemon=True).start()
+        else:
+            handler = type("Handler", (_Handler,), {"hub": self})
+            self._server = _Server(("127.0.0.1", 0), handler)
+            if self.cert is not None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                if self.root is None:
+                    self.cert.configure_cert(ctx)
+                else:  # as intercepting proxies often do: leaf, then their own root
+                    import tempfile
+
+                    with tempfile.NamedTemporaryFile(suffix=".pem") as fh:
+                        fh.write(self.cert.private_key_and_cert_chain_pem.bytes() + self.root.cert_pem.bytes())
+                        fh.flush()
+                        ctx.load_cert_chain(fh.name)
+                self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+            port = self._server.server_address[1]
+            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"{'https' if self.cert is not None else 'http'}://127.0.0.1:{port}"
+        # LFS blobs come from "another host", as from the hub's CDN: the client follows that
+        # redirect and reads the hub headers from the first answer only
+        self.blob_url = self.url.replace("127.0.0.1", "localhost")
+        return self
+
+    def _hold(self):
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self._held.append(conn)  # never read, never answered
+
+    def __exit__(self, *exc):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._sock is not None:
+            self._sock.close()
+        for conn in self._held:
+            conn.close()
