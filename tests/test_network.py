@@ -71,6 +71,16 @@ def download(py, env_extra=None, drop=("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "C
     return subprocess.run([str(py), "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
 
+def head_fails(py, env_extra=None, drop=("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")) -> bool:
+    """The same stack's metadata request (no retries, unlike a failing download's ~20 s of
+    back-off) fails in a fresh process of the venv's Python."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(env_extra or {})
+    code = ("from huggingface_hub import get_hf_file_metadata as g, hf_hub_url as u\n"
+            f"m = g(u({REPO!r}, 'config.json'))\nassert m.commit_hash and m.etag")
+    return subprocess.run([str(py), "-c", code], env=env, capture_output=True, timeout=120).returncode != 0
+
+
 def ca_fingerprint(ca) -> str:
     import ssl
 
@@ -101,7 +111,7 @@ def test_untrusted_ca_then_fix_ssl_with_ca_file_then_undo(online, ca, hub_venv, 
         assert ca_fingerprint(ca) in f["title"] and "CERTIFICATE_VERIFY_FAILED" in f["title"]
         assert by_id["net.hub-client-tls"]["status"] == "fail"
         assert by_id["net.empty-ca-bundle"]["status"] == "warn"
-        assert download(hub_venv).returncode != 0
+        assert head_fails(hub_venv)
 
         hook = str(site_packages(hub_venv) / "llmdoctor-env.pth")
         bundle = str(tmp_path / "config" / "ca-bundle.pem")
@@ -114,11 +124,12 @@ def test_untrusted_ca_then_fix_ssl_with_ca_file_then_undo(online, ca, hub_venv, 
         assert b"# disabled by llmdoctor fix --ssl" in bashrc.read_bytes()
         done = download(hub_venv)
         assert done.returncode == 0, done.stderr[-2000:]
+        assert not head_fails(hub_venv)  # the same probe that fails before the fix and after the undo
 
         undone = fix("--undo")
         assert undone.exit_code == 0, undone.output
         assert snapshot(before) == before
-        assert download(hub_venv).returncode != 0
+        assert head_fails(hub_venv)
 
 
 def test_fix_ssl_from_the_wire_needs_the_fingerprint(online, ca, hub_venv, monkeypatch):
@@ -212,7 +223,7 @@ def test_hub_dead_mirror_alive_then_fix_mirror(online, hub_venv, monkeypatch):
         by_id = check("--python", str(hub_venv), "--only", "net.*")
         assert by_id["net.hub-tcp"]["fix"] == f"llmdoctor fix --mirror {mirror.url}"
         assert by_id["net.mirror-available"]["status"] == "warn"
-        assert download(hub_venv).returncode != 0
+        assert head_fails(hub_venv)
 
         hook = str(site_packages(hub_venv) / "llmdoctor-env.pth")
         before = snapshot([hook])
@@ -224,5 +235,6 @@ def test_hub_dead_mirror_alive_then_fix_mirror(online, hub_venv, monkeypatch):
         assert "wins over the hook" in applied.output  # HF_ENDPOINT is set in this shell
         done = download(hub_venv, drop=("HF_ENDPOINT",))
         assert done.returncode == 0, done.stderr[-2000:]
+        assert not head_fails(hub_venv, drop=("HF_ENDPOINT",))
         assert fix("--undo").exit_code == 0 and snapshot(before) == before
-        assert download(hub_venv, drop=("HF_ENDPOINT",), env_extra={"HF_ENDPOINT": dead}).returncode != 0
+        assert head_fails(hub_venv, drop=("HF_ENDPOINT",), env_extra={"HF_ENDPOINT": dead})
