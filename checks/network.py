@@ -314,7 +314,8 @@ def proxy_check(facts, c):
             yield c.finding(Status.WARN, f"{name}={value}: an https:// proxy URL means TLS to the proxy itself; most "
                             "corporate proxies speak plain HTTP there ('WRONG_VERSION_NUMBER')",
                             id="net.proxy-https-url",
-                            fix=f"export {name}={shlex.quote('http://' + value[len('https://'):])}",
+                            fix=f"export {name}="
+                                + shlex.quote("http://" + value[len("https://"):].replace("***@", "<user>:<password>@")),
                             docs=docs("proxy"))
     plain = ", ".join(f"{k}={v}" for k, v in found.items())
     yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="net.proxy")

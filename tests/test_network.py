@@ -238,3 +238,44 @@ def test_hub_dead_mirror_alive_then_fix_mirror(online, hub_venv, monkeypatch):
         assert not head_fails(hub_venv, drop=("HF_ENDPOINT",))
         assert fix("--undo").exit_code == 0 and snapshot(before) == before
         assert head_fails(hub_venv, drop=("HF_ENDPOINT",), env_extra={"HF_ENDPOINT": dead})
+
+
+def test_through_a_connect_proxy_with_credentials_that_never_show(online, ca, hub_venv, monkeypatch, tmp_path):
+    """The hub reached through an authenticating CONNECT proxy (HTTPS_PROXY with user and
+    password): the probe tunnels, reports the proxy with its credentials masked, and the
+    password appears nowhere in the output."""
+    import base64
+
+    from fakehub import ConnectProxy
+
+    ca_pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_pem))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with FakeHub(cert=ca.issue_cert("127.0.0.1", "localhost")) as hub, ConnectProxy() as proxy:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://alice:s3cret-Pa55@127.0.0.1:{proxy.port}")
+        result = CliRunner().invoke(cli, ["check", "--json", "--python", str(hub_venv), "--only", "net.*"],
+                                    catch_exceptions=False)
+        text = CliRunner().invoke(cli, ["check", "--python", str(hub_venv), "--only", "net.*"]).output
+    by_id = {f["id"]: f for f in json.loads(result.stdout)["findings"]}
+    assert by_id["net.hub"]["status"] == "ok" and f"through proxy http://***@127.0.0.1:{proxy.port}" in by_id["net.hub"]["title"]
+    assert by_id["net.hub-client"]["status"] == "ok"
+    assert f"Basic {base64.b64encode(b'alice:s3cret-Pa55').decode()}" in proxy.auth
+    assert "s3cret-Pa55" not in result.stdout and "s3cret-Pa55" not in text
+
+
+def test_every_endpoint_hanging_is_still_bounded(online, hub_venv, monkeypatch):
+    """Hub, mirror and pip index all accept and never answer: each is a timeout finding and
+    the whole network phase stays within its bound."""
+    with FakeHub(mode="hang") as hub, FakeHub(mode="hang") as mirror, FakeHub(mode="hang") as pip:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("LLMDOCTOR_NET_TARGETS", f"mirror={mirror.url},pip={pip.url}")
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["check", "--json", "--python", str(hub_venv), "--only", "net.*"],
+                                    catch_exceptions=False)
+        elapsed = time.monotonic() - started
+    report = json.loads(result.stdout)
+    assert elapsed < 30 and report["facts"]["network"]["value"]["seconds"] < 12
+    ids = {f["id"] for f in report["findings"]}
+    assert {"net.hub-http", "net.mirror-down", "net.pip-unreachable"} <= ids
