@@ -201,7 +201,14 @@ def hub_client_check(facts, c):
     if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
         yield c.finding(Status.SKIP, f"{who} fails as net.hub says ({call.errors[0][:120] if call.errors else '?'})")
         return
-    if "OfflineModeIsEnabled" in text:
+    from llmdoctor.net import STRICT_MARKERS
+
+    if any(m in text for m in STRICT_MARKERS):
+        yield c.finding(Status.FAIL, f"{who}: the target's Python (3.13+ strict X.509) rejects the CA that signs "
+                        f"{call.endpoint}, even where the CA is trusted", id="net.hub-client-strict", detail=text,
+                        fix="ask IT for a CA certificate that meets RFC 5280 (critical Basic Constraints, key "
+                            "identifiers); a bundle cannot fix this", docs=docs("strict"))
+    elif "OfflineModeIsEnabled" in text:
         yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="net.hub-offline",
                         detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
     elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "SSLCertVerification" in text:

@@ -123,3 +123,12 @@ def test_pip_config_files_are_read_where_pip_reads_them(tmp_path):
     (pip,) = [p for p in cfg.pip if p.path == str(conf)]
     assert pip.index_url == "https://pypi.tuna.tsinghua.edu.cn/simple" and pip.trusted_host == "pypi.tuna.tsinghua.edu.cn"
     assert [c.ssl_verify for c in cfg.conda if c.path == os.path.join(home, ".condarc")] == ["false"]
+
+
+def test_python_313_strict_x509_rejects_a_proxy_ca():
+    call = HubCall(ok=False, version="1.1.0", client="httpx",
+                   errors=("ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Basic "
+                           "Constraints of CA cert not marked critical (_ssl.c:1032)",))
+    t = target(distributions=(dist("huggingface-hub", "1.1.0"),))
+    (f,) = findings_of(network.hub_client_check, facts(target=t, network=net_facts(HUB_OK, call=call)))
+    assert f.id == "net.hub-client-strict" and "a bundle cannot fix this" in f.fix
