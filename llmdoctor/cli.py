@@ -151,6 +151,109 @@ def report(python, offline, only, skip, replay_file, output):
         click.echo(text, nl=False)
 
 
+@cli.group()
+def cache():
+    """Hugging Face caches: list what is there (ls) and reclaim disk (prune)."""
+
+
+dir_option = click.option("--dir", "dirs", multiple=True, type=click.Path(file_okay=False),
+                          help="Another cache folder (a cache_dir= you passed to from_pretrained); repeatable.")
+
+
+@cache.command("ls")
+@dir_option
+@click.option("--sort", type=click.Choice(["size", "accessed", "modified", "name"]), default="size",
+              show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="EXPR",
+              help="size>1GB, accessed>30d (older than), modified<7d, type=dataset, refs=main, or a glob on the id; "
+                   "repeatable (all must hold).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (sizes in bytes).")
+@click.option("--hub-only", is_flag=True, help="Skip the datasets, xet, torch hub and pip caches.")
+def cache_ls(dirs, sort, filters, as_json, hub_only):
+    """Repos in every hub cache root: size on disk, revisions and refs, last access."""
+    from . import cacheview, hfcache
+
+    report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False)
+    try:
+        if as_json:
+            click.echo(json.dumps(cacheview.ls_json(report, filters, sort), indent=2 if sys.stdout.isatty() else None))
+        else:
+            click.echo(cacheview.ls_text(report, filters, sort, width=_width(), color=_color()), nl=False)
+    except cacheview.FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--filter") from None
+
+
+def _parse(fn, value, hint):
+    try:
+        return fn(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+@cache.command("prune")
+@dir_option
+@click.option("--detached", is_flag=True, help="Revisions no ref (branch, tag) points to.")
+@click.option("--incomplete", is_flag=True, help="Partial downloads, unless a download holds their lock.")
+@click.option("--orphans", is_flag=True, help="Blobs no snapshot links to.")
+@click.option("--older-than", metavar="AGE", help="Revisions last accessed longer ago than AGE (30d, 12w, 1y).")
+@click.option("--keep", type=click.IntRange(0), metavar="N", help="Keep the newest N revisions of each repo.")
+@click.option("--max-size", metavar="SIZE", help="Delete least recently used revisions until the cache is under SIZE.")
+@click.option("--repo", "repos", multiple=True, metavar="GLOB", help="Only repos matching GLOB (e.g. 'meta-llama/*').")
+@click.option("--yes", "-y", is_flag=True, help="Delete; without it this is a dry run.")
+@click.option("--json", "as_json", is_flag=True)
+def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size, repos, yes, as_json):
+    """Reclaim disk from the hub caches. A dry run unless --yes; with no policy it takes
+    --detached --incomplete, as `hf cache prune` does."""
+    from . import cacheview, hfcache, prune
+    from .units import parse_duration, parse_size
+
+    policy = prune.Policy(detached, incomplete, orphans, _parse(parse_duration, older_than, "--older-than"),
+                          keep, _parse(parse_size, max_size, "--max-size"), tuple(repos))
+    note = ""
+    if not policy.chosen:
+        policy = prune.Policy(detached=True, incomplete=True, repo_globs=tuple(repos))
+        note = "No policy given: pruning detached revisions and stale partial downloads.\n"
+    report = hfcache.scan(os.environ, dirs, others=False)
+    try:
+        plan = prune.make_plan(report.roots, policy, os.environ)
+    except prune.PruneError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not as_json:
+        click.echo(note + cacheview.plan_text(plan, width=_width(), color=_color()), nl=False)
+    if not yes or not plan.items:
+        if as_json:
+            click.echo(json.dumps(cacheview.plan_json(plan), indent=2))
+        elif plan.items:
+            click.echo("\nDry run: nothing was deleted. Run again with --yes to delete.")
+        return
+    outcome = _run_prune(plan, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
+                                                         "errors": list(outcome.errors)}), indent=2))
+    else:
+        from .units import size
+
+        click.echo(f"\nDeleted {outcome.deleted} item(s), freed {size(outcome.freed)}.")
+        for e in outcome.errors:
+            click.echo(f"  ! {e}", err=True)
+    sys.exit(1 if outcome.errors else 0)
+
+
+def _run_prune(plan, quiet: bool):
+    from . import prune
+
+    steps = len(plan.revisions) + sum(1 for i in plan.items if i.kind in ("orphan", "incomplete"))
+    if quiet or not sys.stderr.isatty():
+        return prune.execute(plan)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("Pruning", total=steps)
+        return prune.execute(plan, lambda label, _: bar.update(task, advance=1, description=f"Pruning {label}"))
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="llmdoctor", standalone_mode=True)
@@ -177,6 +280,8 @@ touches is journaled, and `llmdoctor fix --undo` restores it byte for byte.
   llmdoctor fix --list                 the fixes there are
   llmdoctor fix --torch [--dry-run] [--yes] [--python PATH]
   llmdoctor fix --max-jobs [--jobs N] [--dry-run] [--yes] [--python PATH]
+  llmdoctor fix --ssl [--ca-file FILE | --trust-fingerprint SHA256] [--python PATH]
+  llmdoctor fix --mirror [URL] [--python PATH]
   llmdoctor fix --undo [ENTRY]         undo the last fix (or ENTRY)
   llmdoctor fix --journal              what was applied, newest last
 """

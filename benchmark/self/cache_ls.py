@@ -1,0 +1,90 @@
+"""Time `llmdoctor cache ls` against `hf cache ls` and `du -sh` on the same generated cache,
+in one run.
+
+    python -m llmdoctor.benchmark.self.cache_ls [--repos 2000] [--files 50] [--runs 3] [--json]
+
+The cache (real layout: blobs, relative snapshot symlinks, refs; default 2,000 repos and
+100,000 snapshot files) is written to a temporary folder and removed afterwards. Each
+command runs as a fresh process; the median wall time and the peak RSS of each are
+printed, with llmdoctor's ratio to `du -sh`. Figures in README.md come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from .cachegen import make_cache
+
+
+def run(argv, env) -> tuple[float, int, int]:
+    """(seconds, peak RSS in bytes, exit code) of one fresh process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    return elapsed, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repos", type=int, default=2000)
+    ap.add_argument("--files", type=int, default=50, help="snapshot files per repo")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="llmdoctor-cache-bench-")
+    try:
+        root = os.path.join(tmp, "hub")
+        started = time.perf_counter()
+        counts = make_cache(root, repos=args.repos, files_per_repo=args.files)
+        made = time.perf_counter() - started
+        env = {**os.environ, "HF_HUB_CACHE": root, "HF_HOME": tmp, "NO_COLOR": "1"}
+        hf = shutil.which("hf", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        commands = {
+            "llmdoctor cache ls": [sys.executable, "-m", "llmdoctor", "cache", "ls", "--hub-only"],
+            "llmdoctor cache ls --json": [sys.executable, "-m", "llmdoctor", "cache", "ls", "--hub-only", "--json"],
+            "hf cache ls": [hf, "cache", "ls", "--cache-dir", root] if hf else None,
+            "du -sh": ["du", "-sh", root],
+        }
+        rows = {}
+        for name, cmd in commands.items():
+            if cmd is None:
+                continue
+            run(cmd, env)  # warm the page cache and the dentry cache alike for every command
+            times, rss, codes = [], [], []
+            for _ in range(args.runs):
+                t, r, code = run(cmd, env)
+                times.append(t)
+                rss.append(r)
+                codes.append(code)
+            rows[name] = {"median_s": round(statistics.median(times), 3), "peak_rss_mib": round(max(rss) / 2**20, 1),
+                          "exit_codes": sorted(set(codes))}
+        du = rows["du -sh"]["median_s"]
+        for row in rows.values():
+            row["vs_du"] = round(row["median_s"] / du, 2) if du else None
+        out = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+               "cache": {**counts, "generated_s": round(made, 1)}, "runs": args.runs, "results": rows}
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            print(f"cache: {counts['repos']} repos, {counts['files']} snapshot files, {counts['blobs']} blobs "
+                  f"(generated in {made:.1f} s); {out['machine']}; median of {args.runs}")
+            for name, row in rows.items():
+                print(f"  {name:<28} {row['median_s']:>7.3f} s  {row['peak_rss_mib']:>7.1f} MiB  "
+                      f"{row['vs_du']:>5.2f}x du  exit {row['exit_codes']}")
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+"""A fast, read-only scan of Hugging Face hub caches, in huggingface_hub's own data model
+(repo, revision, refs, blob sizes as ``scan_cache_dir`` counts them), extended with what
+that scan leaves out: real blocks on disk, blobs no snapshot references (orphans),
+``.incomplete`` partials and whether their download lock is held, broken symlinks
+(reported per file, the rest of the repo stays visible), links that leave the cache, and
+several roots at once.
+
+One ``os.scandir`` per directory and one ``lstat`` per blob: snapshot symlinks are read
+with ``readlink`` and matched to the blob by name, never followed. Repos are scanned in a
+thread pool (the system calls release the GIL). Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+from .paths import hf_home, hf_hub_cache
+
+REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", "CACHEDIR.TAG", ".locks"}
+SHARED_BLOBS_MARKER = ".huggingface-shared-blobs"
+TRASH = os.path.join(".locks", ".llmdoctor-trash")  #: where a prune parks what it is deleting
+RECENT_S = 600  #: a partial or orphan touched this recently may belong to a running download
+PARALLEL_FROM = 200  #: repos from which a scan is split over processes
+
+
+@dataclass(frozen=True)
+class Blob:
+    name: str
+    size: int  #: apparent size (st_size), what huggingface_hub counts
+    on_disk: int  #: allocated blocks x 512
+    accessed: float
+    modified: float
+    locked: bool = False  #: its download lock is held by a live process (incomplete / orphan only)
+
+
+@dataclass(frozen=True)
+class Revision:
+    commit: str
+    refs: tuple[str, ...]
+    blobs: tuple[str, ...]  #: names in blobs/ this snapshot links to (or paths, for files stored in place)
+    nb_files: int
+    size: int  #: as scan_cache_dir's CachedRevisionInfo.size_on_disk
+    on_disk: int
+    last_modified: float
+    last_accessed: float
+
+
+@dataclass(frozen=True)
+class Repo:
+    repo_type: str
+    repo_id: str
+    path: str
+    revisions: tuple[Revision, ...] = ()
+    size: int = 0  #: as scan_cache_dir's CachedRepoInfo.size_on_disk (referenced blobs, once each)
+    on_disk: int = 0
+    nb_files: int = 0
+    last_accessed: float = 0.0
+    last_modified: float = 0.0
+    orphans: tuple[Blob, ...] = ()  #: blobs no snapshot links to
+    incomplete: tuple[Blob, ...] = ()  #: *.incomplete partial downloads
+    broken: tuple[str, ...] = ()  #: snapshot files whose blob is missing
+    outside: tuple[str, ...] = ()  #: snapshot links that point outside this repo's blobs/ (never deleted)
+    error: str | None = None  #: why the repo could not be read at all
+    blob_sizes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)  #: referenced blob -> size
+
+    @property
+    def cache_id(self) -> str:
+        return f"{self.repo_type}/{self.repo_id}"
+
+    @property
+    def refs(self) -> dict[str, str]:
+        return {ref: rev.commit for rev in self.revisions for ref in rev.refs}
+
+
+@dataclass(frozen=True)
+class Root:
+    path: str
+    source: str  #: "HF_HUB_CACHE", "HF_HOME", "TRANSFORMERS_CACHE", "--dir", ...
+    exists: bool = True
+    repos: tuple[Repo, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.repos)
+
+    @property
+    def on_disk(self) -> int:
+        return sum(r.on_disk for r in self.repos)
+
+
+@dataclass(frozen=True)
+class OtherCache:
+    """A cache huggingface_hub does not manage, shown as one line (datasets, xet, torch hub, pip)."""
+
+    name: str
+    path: str
+    exists: bool
+    on_disk: int = 0
+    files: int = 0
+    error: str | None = None
+
+
+def _on_disk(st: os.stat_result) -> int:
+    blocks = getattr(st, "st_blocks", None)
+    return blocks * 512 if blocks is not None else st.st_size
+
+
+def lock_held(path: str) -> bool:
+    """Whether another process holds the filelock at ``path`` (huggingface_hub's download locks)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        import fcntl
+    except ImportError:  # Windows: a held lock file cannot be opened for writing
+        try:
+            with open(path, "a"):
+                return False
+        except OSError:
+            return True
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _refs(repo_path: str) -> dict[str, list[str]]:
+    by_commit: dict[str, list[str]] = {}
+    base = os.path.join(repo_path, "refs")
+    stack = [(base, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name in IGNORED:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, prefix + entry.name + "/"))
+                continue
+            try:
+                with open(entry.path, encoding="utf-8", errors="replace") as fh:
+                    commit = fh.read().strip()
+            except OSError:
+                continue
+            by_commit.setdefault(commit, []).append(prefix + entry.name)
+    return by_commit
+
+
+_BLOBS_HEADS: dict[int, str] = {}
+
+
+def _blobs_head(depth: int) -> str:
+    head = _BLOBS_HEADS.get(depth)
+    if head is None:
+        head = _BLOBS_HEADS[depth] = os.sep.join([".."] * (depth + 2) + ["blobs"])
+    return head
+
+
+def _snapshot_files(folder: str) -> tuple[set[str], dict[str, str], list[tuple[str, str]], list[os.DirEntry], int]:
+    """Walk one snapshot folder. Returns (blob names linked the way huggingface_hub links them,
+    {blob name: one link path} for those, other links as (path, target), regular files,
+    number of files)."""
+    names: set[str] = set()
+    where: dict[str, str] = {}
+    odd, files = [], []
+    count = 0
+    stack = [(folder, 0)]
+    readlink = os.readlink
+    while stack:
+        current, depth = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        head = (_BLOBS_HEADS.get(depth) or _blobs_head(depth)) + os.sep
+        cut = len(head)
+        links = [e.path for e in entries if e.is_symlink()]
+        if len(links) != len(entries):
+            for e in entries:
+                if e.is_symlink():
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, depth + 1))
+                elif e.name not in IGNORED:
+                    files.append(e)
+        count += len(links)
+        try:
+            targets = [readlink(p) for p in links]
+        except OSError:
+            targets = []
+            for p in links:
+                try:
+                    targets.append(readlink(p))
+                except OSError:
+                    targets.append("")
+        for p, t in zip(links, targets):
+            if t.startswith(head) and os.sep not in t[cut:]:
+                key = t[cut:]
+                names.add(key)
+                where.setdefault(key, p)
+            else:
+                odd.append((p, t))
+    return names, where, odd, files, count + len(files)
+
+
+def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo:
+    name = os.path.basename(repo_path)
+    prefix, _, rest = name.partition("--")
+    repo_type = REPO_TYPES.get(prefix, prefix)
+    repo_id = rest.replace("--", "/")
+    blobs_dir = os.path.join(repo_path, "blobs")
+    stats: dict[str, tuple] = {}  # blob name or in-place path -> (size, on_disk, atime, mtime)
+    partials: list[Blob] = []
+    lock_dir = os.path.join(cache_root, ".locks", name)
+    try:
+        for entry in os.scandir(blobs_dir):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            blocks = getattr(st, "st_blocks", None)
+            item = (st.st_size, blocks * 512 if blocks is not None else st.st_size, st.st_atime, st.st_mtime)
+            if entry.name.endswith(".incomplete"):
+                etag = entry.name.split(".")[0]
+                partials.append(Blob(entry.name, *item, locked=lock_held(os.path.join(lock_dir, etag + ".lock"))))
+            else:
+                stats[entry.name] = item
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return Repo(repo_type, repo_id, repo_path, error=f"cannot read {blobs_dir}: {exc.strerror or exc}")
+    snapshots_dir = os.path.join(repo_path, "snapshots")
+    try:
+        commits = sorted(e.name for e in os.scandir(snapshots_dir) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return Repo(repo_type, repo_id, repo_path, error=f"no snapshots folder in {repo_path}",
+                    incomplete=tuple(partials))
+    except OSError as exc:
+        return Repo(repo_type, repo_id, repo_path, error=f"cannot read {snapshots_dir}: {exc.strerror or exc}")
+    blob_names = set(stats)
+    refs = _refs(repo_path)
+    revisions, referenced, broken, outside = [], set(), [], []
+    blobs_real = None
+    for commit in commits:
+        folder = os.path.join(snapshots_dir, commit)
+        names, where, odd, files, nb = _snapshot_files(folder)
+        missing = names - blob_names
+        if missing:
+            broken += [where[n] for n in missing]
+            names -= missing
+        for path, target in odd:
+            if not target:
+                broken.append(path)
+                continue
+            hop = os.path.normpath(os.path.join(os.path.dirname(path), target))
+            parent = os.path.dirname(hop)
+            if blobs_real is None:
+                blobs_real = os.path.join(os.path.realpath(repo_path), "blobs")
+            if parent in (blobs_dir, blobs_real) or os.path.realpath(parent) == blobs_real:
+                key = os.path.basename(hop)
+                if key in blob_names:
+                    names.add(key)
+                else:
+                    broken.append(path)
+                continue
+            outside.append(path)  # counted as huggingface_hub counts it; never deleted
+            try:
+                st = os.stat(hop)
+            except OSError:
+                broken.append(path)
+                continue
+            stats.setdefault(hop, (st.st_size, _on_disk(st), st.st_atime, st.st_mtime))
+            names.add(hop)
+        for entry in files:  # stored in place (no symlink support on this filesystem)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            stats.setdefault(entry.path, (st.st_size, _on_disk(st), st.st_atime, st.st_mtime))
+            names.add(entry.path)
+        referenced |= names
+        size = disk = 0
+        accessed = modified = 0.0
+        for n in names:
+            b = stats[n]
+            size += b[0]
+            disk += b[1]
+            if b[2] > accessed:
+                accessed = b[2]
+            if b[3] > modified:
+                modified = b[3]
+        if not names:
+            try:
+                accessed = modified = os.stat(folder).st_mtime
+            except OSError:
+                pass
+        revisions.append(Revision(commit, tuple(sorted(refs.pop(commit, ()))), tuple(names),
+                                  nb, size, disk, modified, accessed))
+    size = disk = 0
+    last_accessed = last_modified = 0.0
+    sizes = {}
+    for n in referenced:
+        b = stats[n]
+        sizes[n] = b[0]
+        size += b[0]
+        disk += b[1]
+        if b[2] > last_accessed:
+            last_accessed = b[2]
+        if b[3] > last_modified:
+            last_modified = b[3]
+    if not referenced:
+        try:
+            st = os.stat(repo_path)
+            last_accessed, last_modified = st.st_atime, st.st_mtime
+        except OSError:
+            pass
+    orphans = tuple(Blob(n, *stats[n], locked=lock_held(os.path.join(lock_dir, n + ".lock")))
+                    for n in sorted(blob_names - referenced))
+    dangling = refs  # refs naming a commit with no snapshot
+    return Repo(repo_type, repo_id, repo_path, tuple(revisions), size=size, on_disk=disk, nb_files=len(referenced),
+                last_accessed=last_accessed, last_modified=last_modified, orphans=orphans,
+                incomplete=tuple(sorted(partials, key=lambda b: b.name)), broken=tuple(sorted(broken)),
+                outside=tuple(sorted(outside)), blob_sizes=sizes,
+                error=(f"refs {sorted(r for rs in dangling.values() for r in rs)} name commits with no snapshot"
+                       if dangling else None))
+
+
+def _scan_chunk(args) -> list[Repo]:
+    paths, root, blobs = args
+    repos = [scan_repo(p, root) for p in paths]
+    if not blobs:  # what `ls` shows needs no per-blob detail; not sending it back halves the cost
+        repos = [replace(r, revisions=tuple(replace(v, blobs=()) for v in r.revisions), blob_sizes={})
+                 for r in repos]
+    return repos
+
+
+def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True) -> list[Repo]:
+    """Large caches are split over processes (the scan is system calls plus Python work the
+    GIL would serialise); small ones are not worth a fork."""
+    workers = min(workers or os.cpu_count() or 1, 8)
+    if workers < 2 or len(paths) < PARALLEL_FROM:
+        return _scan_chunk((paths, root, True))
+    try:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+    except (ImportError, ValueError):  # no fork (Windows, macOS default): one process
+        return _scan_chunk((paths, root, True))
+    chunks = [(paths[i::workers], root, blobs) for i in range(workers)]
+    with ctx.Pool(workers) as pool:
+        parts = pool.map(_scan_chunk, chunks)
+    order = {p: i for i, p in enumerate(paths)}
+    return sorted((r for part in parts for r in part), key=lambda r: order[r.path])
+
+
+def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = True) -> Root:
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except FileNotFoundError:
+        return Root(path, source, exists=False)
+    except NotADirectoryError:
+        return Root(path, source, error=f"{path} is a file, not a cache folder")
+    except OSError as exc:
+        return Root(path, source, error=f"cannot read {path}: {exc.strerror or exc}")
+    candidates, warnings = [], []
+    for entry in entries:
+        if entry.name in IGNORED:
+            continue
+        if entry.name == "blobs" and os.path.exists(os.path.join(entry.path, SHARED_BLOBS_MARKER)):
+            continue
+        prefix, sep, _ = entry.name.partition("--")
+        if not entry.is_dir(follow_symlinks=False) or not sep or prefix not in REPO_TYPES:
+            warnings.append(f"not a cached repo: {entry.path}")
+            continue
+        candidates.append(entry.path)
+    repos = _scan_many(candidates, path, workers, blobs)
+    for r in repos:
+        if r.broken:
+            warnings.append(f"{r.cache_id}: {len(r.broken)} file(s) whose blob is missing (broken symlink), e.g. "
+                            f"{r.broken[0]}")
+        if r.error:
+            warnings.append(f"{r.cache_id}: {r.error}")
+    return Root(path, source, repos=tuple(repos), warnings=tuple(warnings))
+
+
+def du(path: str) -> OtherCache:
+    """Blocks and file count under ``path``, as `du` counts them (hard links once)."""
+    total = files = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    if not os.path.exists(path):
+        return OtherCache(os.path.basename(path), path, exists=False)
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat_mod.S_ISDIR(st.st_mode):
+                        stack.append(entry.path)
+                        continue
+                    if st.st_nlink > 1:
+                        key = (st.st_dev, st.st_ino)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    total += _on_disk(st)
+                    files += 1
+        except OSError:
+            continue
+    return OtherCache(os.path.basename(path), path, True, total, files)
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    source: str
+
+
+def hub_roots(environ: Mapping[str, str], extra: Iterable[str] = ()) -> list[Location]:
+    """Every hub-layout cache root in play: the effective one, a legacy or default location
+    still holding data, TRANSFORMERS_CACHE (transformers 4.x), and ``--dir`` folders."""
+    effective = hf_hub_cache(environ)
+    source = ("HF_HUB_CACHE" if environ.get("HF_HUB_CACHE") else
+              "HUGGINGFACE_HUB_CACHE" if environ.get("HUGGINGFACE_HUB_CACHE") else
+              "HF_HOME" if environ.get("HF_HOME") else "default")
+    out = [Location(effective, source)]
+    candidates = [
+        (environ.get("HUGGINGFACE_HUB_CACHE"), "HUGGINGFACE_HUB_CACHE (legacy)"),
+        (environ.get("TRANSFORMERS_CACHE"), "TRANSFORMERS_CACHE (deprecated)"),
+        (environ.get("PYTORCH_TRANSFORMERS_CACHE"), "PYTORCH_TRANSFORMERS_CACHE (deprecated)"),
+        (os.path.join(hf_home({k: v for k, v in environ.items() if k != "HF_HOME"}), "hub"), "default location"),
+    ]
+    for path in extra:
+        candidates.append((path, "--dir"))
+    for path, label in candidates:
+        if not path:
+            continue
+        path = os.path.abspath(os.path.expanduser(path))
+        if any(os.path.realpath(path) == os.path.realpath(loc.path) for loc in out):
+            continue
+        if label == "default location" and not os.path.isdir(path):
+            continue
+        out.append(Location(path, label))
+    return out
+
+
+def other_caches(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    home = environ.get("HOME") or os.path.expanduser("~")
+    xdg = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    hf = hf_home(environ)
+    torch_home = environ.get("TORCH_HOME") or os.path.join(xdg, "torch")
+    return [
+        ("xet", environ.get("HF_XET_CACHE") or os.path.join(hf, "xet")),
+        ("datasets", environ.get("HF_DATASETS_CACHE") or os.path.join(hf, "datasets")),
+        ("torch hub", os.path.join(torch_home, "hub")),
+        ("pip", environ.get("PIP_CACHE_DIR") or os.path.join(xdg, "pip")),
+    ]
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    roots: tuple[Root, ...]
+    others: tuple[OtherCache, ...] = ()
+    seconds: float = 0.0
+    scanned_at: float = field(default_factory=time.time)
+
+
+def scan(environ: Mapping[str, str], extra: Iterable[str] = (), others: bool = True,
+         blobs: bool = True) -> CacheReport:
+    """Every root; ``blobs=False`` (for listing) may leave out which blobs each revision uses."""
+    started = time.perf_counter()
+    roots = tuple(scan_root(loc.path, loc.source, blobs=blobs) for loc in hub_roots(environ, extra))
+    more = tuple(_named(name, path) for name, path in other_caches(environ)) if others else ()
+    return CacheReport(roots, more, round(time.perf_counter() - started, 4))
+
+
+def _named(name: str, path: str) -> OtherCache:
+    d = du(path)
+    return OtherCache(name, path, d.exists, d.on_disk, d.files, d.error)
