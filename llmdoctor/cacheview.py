@@ -99,6 +99,11 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
+def _fit_path(path: str, width: int) -> str:
+    """A long path keeps its end, the part that tells folders apart."""
+    return path if len(path) <= width else "…" + path[-max(1, width - 1):]
+
+
 def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, color: bool = False) -> str:
     """Plain fixed-width columns (a rich table costs a second on 2,000 repos), the ID column
     shortened with an ellipsis so every line fits ``width``."""
@@ -107,7 +112,8 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
     now = time.time()
     out: list[str] = []
     for root in report.roots:
-        head = f"{root.path}  ({root.source})"
+        label = f"  ({root.source})"
+        head = _fit_path(root.path, width - len(label)) + label
         if not root.exists:
             out.append(f"{dim}{head}: not created yet{reset}")
             continue
@@ -146,7 +152,7 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
         out.append(f"{bold}Other caches{reset}")
         for o in report.others:
             what = f"{size(o.on_disk)} in {o.files} files" if o.exists else "not present"
-            out.append(f"  {o.name:<10} {what:<24} {o.path}")
+            out.append(f"  {o.name:<10} {what:<24} {_fit_path(o.path, width - 37)}")
         out.append("")
     out.append(f"{dim}Scanned in {report.seconds:.2f} s.{reset}")
     return "\n".join(out) + "\n"

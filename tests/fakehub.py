@@ -100,6 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"Content-Type": "application/octet-stream", "ETag": f'"{sha}"'}, data, head)
         if path.startswith("/api/models/"):
             return self._api(path[len("/api/models/"):], head)
+        for kind in ("datasets", "spaces"):  # kept in `repos` as "datasets/org/name"
+            if path.startswith(f"/api/{kind}/"):
+                return self._api(f"{kind}/" + path[len(f"/api/{kind}/"):], head)
         if "/resolve/" in path:
             repo_id, _, rest = path.lstrip("/").partition("/resolve/")
             rev, _, filename = rest.partition("/")
@@ -149,7 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
                 items.append(item)
             body = json.dumps(items).encode()
         else:
-            body = json.dumps({"id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
+            public_id = repo_id.split("/", 1)[1] if repo_id.startswith(("datasets/", "spaces/")) else repo_id
+            body = json.dumps({"id": public_id, "modelId": public_id, "sha": commit, "private": False,
                                "siblings": [{"rfilename": n} for n in sorted(files)]}).encode()
         return self._send(200, {"Content-Type": "application/json"}, body, head)
 

@@ -1,0 +1,277 @@
+"""`cache ls` and `cache prune` on caches the real huggingface_hub built by downloading from
+the fake hub, plus handmade adversarial trees (a link escaping the root, a held lock, an
+orphan blob, a broken link)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from fakehub import FakeHub, Repo
+from llmdoctor.cli import cli
+
+OLD = time.time() - 90 * 86400
+
+
+def hub_repos() -> dict[str, Repo]:
+    """Two repos: `org/model` with three commits (main, tag v1.0, and one only reachable by
+    hash) sharing most blobs; `org/data` (a dataset) with one."""
+    model = Repo()
+    shared = b"\0" * 4096
+    first = model.add_commit({"config.json": b'{"v": 1}', "model.safetensors": shared, "tok.json": b"t1"}, ref=None)
+    second = model.add_commit({"config.json": b'{"v": 2}', "model.safetensors": shared, "tok.json": b"t1"},
+                              ref="v1.0")
+    third = model.add_commit({"config.json": b'{"v": 3}', "model.safetensors": b"\1" * 8192, "tok.json": b"t1"},
+                             ref="main")
+    data = Repo()
+    data.add_commit({"train.parquet": b"\2" * 16384, "README.md": b"# data"})
+    model.first, model.second, model.third = first, second, third
+    return {"org/model": model, "datasets/org/data": data}
+
+
+DOWNLOAD = textwrap.dedent("""
+    import json, sys
+    from huggingface_hub import hf_hub_download, snapshot_download
+    for repo, revision, repo_type in json.loads(sys.argv[1]):
+        snapshot_download(repo, revision=revision, repo_type=repo_type)
+""")
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """A cache written by the real huggingface_hub (snapshot_download of every revision)."""
+    repos = hub_repos()
+    cache = tmp_path / "hf" / "hub"
+    with FakeHub(repos) as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_XET": "1",
+               "NO_PROXY": "127.0.0.1,localhost"}
+        m = repos["org/model"]
+        todo = [["org/model", m.first, "model"], ["org/model", "v1.0", "model"], ["org/model", "main", "model"],
+                ["org/data", "main", "dataset"]]
+        done = subprocess.run([sys.executable, "-c", DOWNLOAD, json.dumps(todo)], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache, repos
+
+
+def ls_json(*args) -> dict:
+    result = CliRunner().invoke(cli, ["cache", "ls", "--json", "--hub-only", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def prune(*args):
+    return CliRunner().invoke(cli, ["cache", "prune", *args], catch_exceptions=False)
+
+
+def hf_scan(cache):
+    from huggingface_hub import scan_cache_dir
+
+    return scan_cache_dir(cache)
+
+
+def test_sizes_match_scan_cache_dir(hub_cache):
+    cache, repos = hub_cache
+    info = hf_scan(cache)
+    assert not info.warnings
+    (root,) = ls_json()["roots"]
+    ours = {r["cache_id"]: r for r in root["repos"]}
+    theirs = {f"{r.repo_type}/{r.repo_id}": r for r in info.repos}
+    assert set(ours) == set(theirs) == {"model/org/model", "dataset/org/data"}
+    for cid, r in theirs.items():
+        mine = ours[cid]
+        assert mine["size"] == r.size_on_disk and mine["nb_files"] == r.nb_files
+        assert mine["last_accessed"] == r.last_accessed and mine["last_modified"] == r.last_modified
+        revs = {v["commit"]: v for v in mine["revisions"]}
+        assert set(revs) == {v.commit_hash for v in r.revisions}
+        for v in r.revisions:
+            assert revs[v.commit_hash]["size"] == v.size_on_disk
+            assert set(revs[v.commit_hash]["refs"]) == set(v.refs)
+            assert revs[v.commit_hash]["nb_files"] == v.nb_files
+        assert mine["size_on_disk"] >= 1  # real blocks, at least one per file
+    model = ours["model/org/model"]
+    assert model["refs"] == {"main": repos["org/model"].third, "v1.0": repos["org/model"].second}
+
+
+def test_ls_sorts_filters_and_fits_the_terminal(hub_cache, monkeypatch):
+    by_name = [r["cache_id"] for r in ls_json("--sort", "name")["roots"][0]["repos"]]
+    assert by_name == ["dataset/org/data", "model/org/model"]
+    assert [r["cache_id"] for r in ls_json("--filter", "type=dataset")["roots"][0]["repos"]] == ["dataset/org/data"]
+    assert [r["cache_id"] for r in ls_json("--filter", "org/mod*")["roots"][0]["repos"]] == ["model/org/model"]
+    assert ls_json("--filter", "size>1TB")["roots"][0]["repos"] == []
+    monkeypatch.setenv("COLUMNS", "72")
+    text = CliRunner().invoke(cli, ["cache", "ls", "--hub-only"]).output
+    assert "model/org/model" in text and max(len(line) for line in text.splitlines()) <= 72
+    bad = CliRunner().invoke(cli, ["cache", "ls", "--filter", "size>lots"])
+    assert bad.exit_code == 2 and "not a size" in bad.output
+
+
+def test_prune_detached_is_a_dry_run_then_deletes_only_the_unreferenced_revision(hub_cache):
+    cache, repos = hub_cache
+    first = repos["org/model"].first
+    before = sorted(p for p in (cache / "models--org--model" / "blobs").iterdir())
+    dry = prune("--detached")
+    assert dry.exit_code == 0 and first[:12] in dry.output and "Dry run: nothing was deleted" in dry.output
+    assert sorted((cache / "models--org--model" / "blobs").iterdir()) == before
+    done = prune("--detached", "--yes")
+    assert done.exit_code == 0, done.output
+    info = hf_scan(cache)
+    assert not info.warnings
+    (model,) = [r for r in info.repos if r.repo_id == "org/model"]
+    assert {v.commit_hash for v in model.revisions} == {repos["org/model"].second, repos["org/model"].third}
+    # the blob v1.0 shares with the deleted revision (model.safetensors) is still there and intact
+    for rev in model.revisions:
+        for f in rev.files:
+            assert f.blob_path.exists()
+
+
+def test_keep_and_older_than_and_repo_glob(hub_cache):
+    cache, repos = hub_cache
+    plan = json.loads(prune("--keep", "1", "--repo", "org/model", "--json").stdout)
+    assert {i["commit"] for i in plan["items"]} == {repos["org/model"].first, repos["org/model"].second}
+    for path in cache.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.utime(path, (OLD, OLD))
+    plan = json.loads(prune("--older-than", "30d", "--json").stdout)
+    assert {i["kind"] for i in plan["items"]} == {"repo"}  # every revision of both repos: whole repos go
+    assert prune("--older-than", "30d", "--yes").exit_code == 0
+    assert not [p for p in cache.iterdir() if p.name.startswith(("models--", "datasets--"))]
+    assert not hf_scan(cache).warnings
+
+
+def test_max_size_deletes_least_recently_used_first(hub_cache):
+    cache, repos = hub_cache
+    data = cache / "datasets--org--data" / "blobs"
+    for blob in data.iterdir():
+        os.utime(blob, (OLD, OLD))  # the dataset was last read long ago
+    plan = json.loads(prune("--max-size", "10KB", "--json").stdout)
+    assert plan["items"][0]["repo"] == "dataset/org/data"
+
+
+def test_nothing_outside_the_root_is_ever_deleted(hub_cache, tmp_path):
+    cache, repos = hub_cache
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not a cache file")
+    snap = cache / "models--org--model" / "snapshots" / repos["org/model"].first
+    os.symlink(precious, snap / "escape.txt")
+    (root,) = ls_json()["roots"]
+    model = next(r for r in root["repos"] if r["cache_id"] == "model/org/model")
+    assert model["outside"] == [str(snap / "escape.txt")]
+    assert prune("--keep", "0", "--yes").exit_code == 0
+    assert precious.read_text() == "not a cache file"
+    assert not (cache / "models--org--model").exists()
+
+
+def _partial(cache, name="deadbeef.1a2b3c4d.incomplete", old=True):
+    blobs = cache / "models--org--model" / "blobs"
+    path = blobs / name
+    path.write_bytes(b"\0" * 1000)
+    if old:
+        os.utime(path, (OLD, OLD))
+    return path
+
+
+def test_a_partial_whose_download_lock_is_held_is_kept(hub_cache):
+    from filelock import FileLock
+
+    cache, _ = hub_cache
+    held = _partial(cache)
+    stale = _partial(cache, "cafebabe.incomplete")
+    lock_dir = cache / ".locks" / "models--org--model"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / "deadbeef.lock")):
+        (root,) = ls_json()["roots"]
+        model = next(r for r in root["repos"] if r["cache_id"] == "model/org/model")
+        assert {p["name"]: p["locked"] for p in model["incomplete"]} == {held.name: True, stale.name: False}
+        done = prune("--incomplete", "--yes")
+        assert done.exit_code == 0, done.output
+        assert "download lock is held" in done.output
+    assert held.exists() and not stale.exists()
+
+
+def test_orphans_and_a_broken_link_are_reported_and_the_rest_stays_visible(hub_cache):
+    cache, repos = hub_cache
+    blobs = cache / "models--org--model" / "blobs"
+    orphan = blobs / ("a" * 64)
+    orphan.write_bytes(b"nobody links to me")
+    os.utime(orphan, (OLD, OLD))
+    data_snap = cache / "datasets--org--data" / "snapshots"
+    (commit,) = [p for p in data_snap.iterdir()]
+    os.symlink("../../blobs/" + "b" * 64, commit / "missing.bin")
+    (root,) = ls_json()["roots"]
+    by_id = {r["cache_id"]: r for r in root["repos"]}
+    assert by_id["model/org/model"]["orphans"] == {"count": 1, "size": len(b"nobody links to me")}
+    assert by_id["dataset/org/data"]["broken"] == [str(commit / "missing.bin")]
+    assert by_id["dataset/org/data"]["size"] > 0  # still listed, with its readable files
+    assert any("broken symlink" in w for w in root["warnings"])
+    plan = json.loads(prune("--orphans", "--older-than", "0s", "--json").stdout)
+    assert any(s["what"] == "dataset/org/data" for s in plan["skipped"])  # huggingface_hub cannot plan it
+    assert prune("--orphans", "--yes").exit_code == 0
+    assert not orphan.exists() and (cache / "models--org--model" / "snapshots").exists()
+
+
+@pytest.mark.parametrize("where", ["/", "home"])
+def test_refuses_the_filesystem_root_and_the_home_directory(where, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models--x--y" / "snapshots").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", "/" if where == "/" else str(home))
+    result = prune("--detached", "--yes")
+    assert result.exit_code == 2 and "refusing to prune" in result.output
+
+
+KILLER = textwrap.dedent("""
+    import os, shutil, sys
+    limit = int(os.environ["KILL_AFTER"])
+    calls = [0]
+    def counted(fn):
+        def wrapper(*a, **kw):
+            calls[0] += 1
+            if calls[0] > limit:
+                os._exit(9)
+            return fn(*a, **kw)
+        return wrapper
+    os.unlink = counted(os.unlink)
+    os.rename = counted(os.rename)
+    shutil.rmtree = counted(shutil.rmtree)
+""")
+
+
+def test_a_prune_killed_at_any_step_leaves_a_cache_huggingface_hub_reads(hub_cache, tmp_path):
+    """The prune process is killed after its 1st, 2nd, ... deleting call, on a fresh copy of
+    the cache each time: every time scan_cache_dir reads what is left without a warning."""
+    import shutil
+
+    cache, repos = hub_cache
+    pristine = tmp_path / "pristine"
+    shutil.copytree(cache, pristine, symlinks=True)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILLER)
+    seen_kill = False
+    for limit in range(0, 12):
+        shutil.rmtree(cache)
+        shutil.copytree(pristine, cache, symlinks=True)
+        env = {**os.environ, "KILL_AFTER": str(limit), "PYTHONPATH": str(hook), "HF_HUB_CACHE": str(cache)}
+        done = subprocess.run([sys.executable, "-m", "llmdoctor", "cache", "prune", "--keep", "1", "--yes"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        info = hf_scan(cache)
+        assert not info.warnings, (limit, info.warnings)
+        for repo in info.repos:
+            for rev in repo.revisions:
+                assert all(f.blob_path.exists() for f in rev.files)
+        if done.returncode == 9:
+            seen_kill = True
+        else:
+            assert done.returncode == 0, done.stderr
+            break
+    assert seen_kill
