@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import (build, flash_attn, jupyter, network, nvidia, packages, python, pytorch, remote_code, stack, system,
+    from . import (build, cache, flash_attn, jupyter, network, nvidia, packages, python, pytorch, remote_code, stack, system,
                    toolkit)
 
     return (
@@ -43,6 +43,10 @@ def builtin_checks():
         build.deepspeed_check,
         build.bitsandbytes_check,
         remote_code.remote_code_check,
+        cache.contents_check,
+        cache.location_check,
+        cache.split_check,
+        cache.network_fs_check,
         network.insecure_check,
         network.proxy_check,
         network.hub_check,

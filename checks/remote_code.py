@@ -13,7 +13,7 @@ from .python import pip_cmd
 from .stack import installed_versions
 
 
-@check("hub.remote-code", category="hub", needs=["hub.remote-code", "target"])
+@check("hub.remote-code", category="cache", needs=["hub.remote-code", "target"])
 def remote_code_check(facts, c):
     """Remote-code model repos (auto_map) saved with a transformers far from the installed one."""
     rc, target = facts.value("hub.remote-code"), facts.value("target")

@@ -275,3 +275,52 @@ def test_a_prune_killed_at_any_step_leaves_a_cache_huggingface_hub_reads(hub_cac
             assert done.returncode == 0, done.stderr
             break
     assert seen_kill
+
+
+# --- the cache checks in `llmdoctor check` ---
+
+def check_cache(*args) -> dict:
+    result = CliRunner().invoke(cli, ["check", "--json", "--only", "cache.*", *args], catch_exceptions=False)
+    by_id: dict = {}
+    for f in json.loads(result.stdout)["findings"]:
+        by_id.setdefault(f["id"], f)
+    return by_id
+
+
+def test_check_names_what_prune_would_free(hub_cache):
+    cache, repos = hub_cache
+    big = cache / "models--org--model" / "blobs" / ("c" * 64 + ".0badc0de.incomplete")
+    with open(big, "wb") as fh:
+        fh.truncate(1536 * 1024**2)  # a sparse 1.5 GB partial download
+    f = check_cache()["cache.reclaimable"]
+    assert "in detached revisions" in f["title"] and "1.5 GiB in partial downloads" in f["title"]
+    assert f["fix"].startswith("llmdoctor cache prune --detached --incomplete")
+
+
+def test_transformers_cache_and_a_model_downloaded_twice(hub_cache, tmp_path, monkeypatch):
+    import shutil
+
+    cache, _ = hub_cache
+    other = tmp_path / "tcache"
+    shutil.copytree(cache / "models--org--model", other / "models--org--model", symlinks=True)
+    monkeypatch.setenv("TRANSFORMERS_CACHE", str(other))
+    by_id = check_cache()
+    assert by_id["cache.transformers-cache"]["fix"].startswith("unset TRANSFORMERS_CACHE")
+    assert "more than one cache root" in by_id["cache.duplicates"]["title"]
+
+
+def test_a_cache_on_a_small_disk_next_to_a_big_one():
+    from checks_under_test import cache as cache_checks
+    from factories import facts, findings_of
+    from llmdoctor.probes.cache import CacheFacts, CacheRootFacts, Mount
+
+    GB = 1024**3
+    root_mount, data = Mount("/", "ext4", 100 * GB, 12 * GB), Mount("/data", "xfs", 4000 * GB, 1800 * GB)
+    f = facts(cache=CacheFacts(roots=(CacheRootFacts("/home/u/.cache/huggingface/hub", "default", True, mount=root_mount),),
+                               mounts=(root_mount, data)))
+    (finding,) = findings_of(cache_checks.location_check, f)
+    assert finding.id == "cache.small-disk" and finding.fix.startswith("export HF_HOME=/data/huggingface")
+    nfs = Mount("/shared", "nfs4", 10000 * GB, 5000 * GB)
+    f = facts(cache=CacheFacts(roots=(CacheRootFacts("/shared/hf/hub", "HF_HOME", True, mount=nfs),), mounts=(nfs,)))
+    (finding,) = findings_of(cache_checks.network_fs_check, f)
+    assert finding.id == "cache.network-fs" and "nfs4" in finding.title

@@ -51,6 +51,7 @@ def read_text(path: str) -> str | None:
 def builtin_probes() -> tuple[Probe, ...]:
     from .nvidia import GpuFacts, probe_gpu
     from .python_env import ImportFacts, TargetFacts, probe_extensions, probe_imports, probe_target
+    from .cache import CacheFacts, probe_cache
     from .network import NetConfigFacts, NetworkFacts, probe_netconfig, probe_network
     from .pytorch import TorchFacts, probe_torch
     from .remote_code import RemoteCodeFacts, probe_remote_code
@@ -77,6 +78,8 @@ def builtin_probes() -> tuple[Probe, ...]:
                           "huggingface_hub call in the target"),
         Probe("netconfig", probe_netconfig, NetConfigFacts, timeout_s=5.0,
               description="pip and conda settings that decide TLS verification and the index"),
+        Probe("cache", probe_cache, CacheFacts, timeout_s=20.0,
+              description="Hugging Face cache roots: contents, what prune could free, filesystems, split caches"),
         Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=10.0,
               description="cached model repos with their own code (auto_map) and the transformers they were saved with"),
     )

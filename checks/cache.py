@@ -1,0 +1,111 @@
+"""The Hugging Face cache: what it holds and what prune could free, a cache on a small disk
+while a bigger one is mounted, split caches, and caches on network filesystems."""
+
+from __future__ import annotations
+
+import shlex
+
+from llmdoctor.data import row
+from llmdoctor.model import Status, check
+from llmdoctor.probes.cache import NETWORK_FS
+from llmdoctor.units import size
+
+DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
+
+
+def _limit(name: str) -> dict:
+    return row("llmdoctor.checks", "cache_limits", "name", name)
+
+
+def _live(facts):
+    return [r for r in facts.value("cache").roots if r.exists and not r.error]
+
+
+@check("cache.contents", category="cache", needs=["cache"])
+def contents_check(facts, c):
+    """What each hub cache root holds, and what `cache prune` would free."""
+    roots = _live(facts)
+    if not roots:
+        yield c.finding(Status.SKIP, "No Hugging Face cache yet")
+        return
+    floor = _limit("reclaim_info_bytes")["value"]
+    for r in roots:
+        parts = [(r.detached, "--detached", "in detached revisions"), (r.incomplete, "--incomplete",
+                 "in partial downloads"), (r.orphans, "--orphans", "in orphan blobs")]
+        loose = [(n, flag, what) for n, flag, what in parts if n]
+        summary = f"{r.path} ({r.source}): {r.repos} repos, {size(r.on_disk)} on disk"
+        if r.broken_repos:
+            yield c.finding(Status.WARN, f"{r.broken_repos} repo(s) in {r.path} have missing blobs or dangling refs: "
+                            "huggingface_hub's scan drops them", id="cache.broken",
+                            fix=f"llmdoctor cache ls --dir {shlex.quote(r.path)}   (the broken files are listed)",
+                            docs=DOCS)
+        if sum(n for n, _, _ in loose) >= floor:
+            flags = " ".join(flag for _, flag, _ in loose)
+            yield c.finding(Status.INFO, summary + "; " + ", ".join(f"{size(n)} {what}" for n, _, what in loose),
+                            id="cache.reclaimable", fix=f"llmdoctor cache prune {flags}   (a dry run; add --yes)",
+                            docs=DOCS)
+        else:
+            yield c.finding(Status.OK, summary)
+
+
+@check("cache.location", category="cache", needs=["cache"])
+def location_check(facts, c):
+    """The cache on a small disk while a much larger one is mounted."""
+    cache = facts.value("cache")
+    roots = [r for r in cache.roots if r.mount is not None and r.source not in ("--dir",)]
+    if not roots:
+        yield c.finding(Status.SKIP, "Cache location unknown")
+        return
+    r = roots[0]
+    spec = _limit("better_disk")
+    better = [m for m in cache.mounts if m.mountpoint != r.mount.mountpoint and m.free >= spec["free_ratio"] * r.mount.free
+              and m.free - r.mount.free >= spec["min_extra_bytes"] and m.fstype not in NETWORK_FS]
+    if better:
+        best = max(better, key=lambda m: m.free)
+        target = best.mountpoint.rstrip("/") + "/huggingface"
+        yield c.finding(Status.WARN, f"The Hugging Face cache is on {r.mount.mountpoint} ({size(r.mount.free)} free) "
+                        f"while {best.mountpoint} has {size(best.free)} free", id="cache.small-disk",
+                        detail=spec["why"],
+                        fix=f"export HF_HOME={shlex.quote(target)}   (in your shell profile; move what is cached: "
+                            f"mv {shlex.quote(r.path)} {shlex.quote(target + '/hub')})", docs=spec["source"])
+    else:
+        yield c.finding(Status.OK, f"The cache's filesystem ({r.mount.mountpoint}) has the most free space "
+                        "of the mounted ones, or close to it")
+
+
+@check("cache.split", category="cache", needs=["cache"])
+def split_check(facts, c):
+    """TRANSFORMERS_CACHE set, or the same blobs downloaded into two cache roots."""
+    cache = facts.value("cache")
+    hits = 0
+    if cache.transformers_cache:
+        hits += 1
+        spec = _limit("transformers_cache")
+        yield c.finding(Status.WARN, f"TRANSFORMERS_CACHE={cache.transformers_cache} splits the cache: only "
+                        "transformers downloads there", id="cache.transformers-cache", detail=spec["why"],
+                        fix=f"unset TRANSFORMERS_CACHE; export HF_HOME={shlex.quote(cache.transformers_cache)}"
+                            "   (if that folder is where models should live)", docs=spec["source"])
+    if cache.shared_blobs:
+        hits += 1
+        where = ", ".join(r.path for r in cache.roots if r.exists)
+        yield c.finding(Status.WARN, f"{cache.shared_blobs} file(s), {size(cache.shared_bytes)}, are downloaded into "
+                        f"more than one cache root ({where})", id="cache.duplicates",
+                        fix="keep one HF_HOME, then remove the other root's copies: llmdoctor cache prune --dir <other "
+                            "root> --repo <repo> --keep 0", docs=DOCS)
+    if not hits:
+        yield c.finding(Status.OK, "One cache: no TRANSFORMERS_CACHE, no file downloaded twice")
+
+
+@check("cache.network-fs", category="cache", needs=["cache"])
+def network_fs_check(facts, c):
+    """A cache root on NFS, Lustre, GPFS or another network filesystem."""
+    remote = [r for r in facts.value("cache").roots if r.mount and r.mount.fstype in NETWORK_FS]
+    if not remote:
+        yield c.finding(Status.OK, "The cache is on a local filesystem")
+        return
+    spec = _limit("network_fs")
+    for r in remote:
+        yield c.finding(Status.WARN, f"{r.path} is on {r.mount.fstype} ({r.mount.mountpoint}): locks are unreliable "
+                        "and every file operation is a network round trip", id="cache.network-fs",
+                        detail=spec["why"], fix="export HF_HOME=<a folder on a local disk>   (keep datasets on the "
+                                               "network share if they must be shared)", docs=spec["source"])
