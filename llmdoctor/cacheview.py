@@ -104,7 +104,8 @@ def _fit_path(path: str, width: int) -> str:
     return path if len(path) <= width else "…" + path[-max(1, width - 1):]
 
 
-def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, color: bool = False) -> str:
+def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, color: bool = False,
+            revisions: bool = False) -> str:
     """Plain fixed-width columns (a rich table costs a second on 2,000 repos), the ID column
     shortened with an ellipsis so every line fits ``width``."""
     bold, dim, yellow, red, reset = (("\x1b[1m", "\x1b[2m", "\x1b[33m", "\x1b[31m", "\x1b[0m") if color
@@ -137,8 +138,13 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
             widths[0] = max(12, min(widths[0], width - fixed - widths[5]))
             fmt = "{:<%d}  {:>%d}  {:>%d}  {:<%d}  {:<%d}  {}" % tuple(widths[:5])
             out.append(bold + fmt.format(*heads).rstrip() + reset)
-            for row in rows:
+            for r, row in zip(repos, rows):
                 out.append(fmt.format(_fit(row[0], widths[0]), *row[1:5], _fit(row[5], widths[5])).rstrip())
+                if revisions:
+                    for v in sorted(r.revisions, key=lambda v: v.last_modified, reverse=True):
+                        refs = " ".join(v.refs) or "(detached)"
+                        out.append(f"{dim}  {v.commit[:12]}  {size(v.on_disk):>10}  {v.nb_files:>5} files  "
+                                   f"{ago(now - v.last_modified):<14}  {_fit(refs, max(8, width - 60))}{reset}")
         shown = f"{len(repos)} of {len(root.repos)} repos" if len(repos) != len(root.repos) else f"{len(repos)} repos"
         partial = sum(b.size for r in repos for b in r.incomplete)
         orphan = sum(b.size for r in repos for b in r.orphans)

@@ -169,7 +169,8 @@ dir_option = click.option("--dir", "dirs", multiple=True, type=click.Path(file_o
                    "repeatable (all must hold).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (sizes in bytes).")
 @click.option("--hub-only", is_flag=True, help="Skip the datasets, xet, torch hub and pip caches.")
-def cache_ls(dirs, sort, filters, as_json, hub_only):
+@click.option("--revisions", is_flag=True, help="One line per revision under each repo.")
+def cache_ls(dirs, sort, filters, as_json, hub_only, revisions):
     """Repos in every hub cache root: size on disk, revisions and refs, last access."""
     from . import cacheview, hfcache
 
@@ -178,7 +179,8 @@ def cache_ls(dirs, sort, filters, as_json, hub_only):
         if as_json:
             click.echo(json.dumps(cacheview.ls_json(report, filters, sort), indent=2 if sys.stdout.isatty() else None))
         else:
-            click.echo(cacheview.ls_text(report, filters, sort, width=_width(), color=_color()), nl=False)
+            click.echo(cacheview.ls_text(report, filters, sort, width=_width(), color=_color(), revisions=revisions),
+                       nl=False)
     except cacheview.FilterError as exc:
         raise click.BadParameter(str(exc), param_hint="--filter") from None
 

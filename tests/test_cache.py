@@ -324,3 +324,12 @@ def test_a_cache_on_a_small_disk_next_to_a_big_one():
     f = facts(cache=CacheFacts(roots=(CacheRootFacts("/shared/hf/hub", "HF_HOME", True, mount=nfs),), mounts=(nfs,)))
     (finding,) = findings_of(cache_checks.network_fs_check, f)
     assert finding.id == "cache.network-fs" and "nfs4" in finding.title
+
+
+def test_ls_revisions_shows_each_commit_with_its_refs(hub_cache):
+    cache, repos = hub_cache
+    text = CliRunner().invoke(cli, ["cache", "ls", "--hub-only", "--revisions"]).output
+    m = repos["org/model"]
+    assert f"{m.third[:12]}" in text and "(detached)" in text
+    line = next(l for l in text.splitlines() if m.second[:12] in l)
+    assert "v1.0" in line
