@@ -352,22 +352,42 @@ def _scan_chunk(args) -> list[Repo]:
 
 
 def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True) -> list[Repo]:
-    """Large caches are split over processes (the scan is system calls plus Python work the
-    GIL would serialise); small ones are not worth a fork."""
+    """Large caches are split over forked processes (the scan is system calls plus Python
+    work the GIL would serialise); this process scans one share itself, the children send
+    theirs back pickled through a pipe. Small caches, or no fork(), are scanned here alone."""
     workers = min(workers or os.cpu_count() or 1, 8)
-    if workers < 2 or len(paths) < PARALLEL_FROM:
+    if workers < 2 or len(paths) < PARALLEL_FROM or not hasattr(os, "fork"):
         return _scan_chunk((paths, root, True))
-    try:
-        import multiprocessing
+    import pickle
 
-        ctx = multiprocessing.get_context("fork")
-    except (ImportError, ValueError):  # no fork (Windows, macOS default): one process
-        return _scan_chunk((paths, root, True))
-    chunks = [(paths[i::workers], root, blobs) for i in range(workers)]
-    with ctx.Pool(workers) as pool:
-        parts = pool.map(_scan_chunk, chunks)
+    children = []
+    for k in range(1, workers):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: scan its share, write it, leave without running any cleanup
+            code = 0
+            try:
+                os.close(read_end)
+                data = pickle.dumps(_scan_chunk((paths[k::workers], root, blobs)), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(write_end, "wb") as fh:
+                    fh.write(data)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        children.append((pid, read_end, k))
+    repos = _scan_chunk((paths[0::workers], root, True))
+    for pid, read_end, k in children:
+        with os.fdopen(read_end, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            repos += pickle.loads(data)
+        else:  # a child that failed: scan its share here
+            repos += _scan_chunk((paths[k::workers], root, True))
     order = {p: i for i, p in enumerate(paths)}
-    return sorted((r for part in parts for r in part), key=lambda r: order[r.path])
+    return sorted(repos, key=lambda r: order[r.path])
 
 
 def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = True) -> Root:
