@@ -220,6 +220,21 @@ def _snapshot_files(folder: str) -> tuple[set[str], dict[str, str], list[tuple[s
     return names, where, odd, files, count + len(files)
 
 
+def _totals(names, stats: dict[str, tuple]) -> tuple[int, int, float, float]:
+    """(size, on disk, last accessed, last modified) over the blobs ``names``."""
+    size = disk = 0
+    accessed = modified = 0.0
+    for n in names:
+        b = stats[n]
+        size += b[0]
+        disk += b[1]
+        if b[2] > accessed:
+            accessed = b[2]
+        if b[3] > modified:
+            modified = b[3]
+    return size, disk, accessed, modified
+
+
 def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo:
     name = os.path.basename(repo_path)
     prefix, _, rest = name.partition("--")
@@ -296,16 +311,7 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo
             stats.setdefault(entry.path, (st.st_size, _on_disk(st), st.st_atime, st.st_mtime))
             names.add(entry.path)
         referenced |= names
-        size = disk = 0
-        accessed = modified = 0.0
-        for n in names:
-            b = stats[n]
-            size += b[0]
-            disk += b[1]
-            if b[2] > accessed:
-                accessed = b[2]
-            if b[3] > modified:
-                modified = b[3]
+        size, disk, accessed, modified = _totals(names, stats)
         if not names:
             try:
                 accessed = modified = os.stat(folder).st_mtime
@@ -313,18 +319,8 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo
                 pass
         revisions.append(Revision(commit, tuple(sorted(refs.pop(commit, ()))), tuple(names),
                                   nb, size, disk, modified, accessed))
-    size = disk = 0
-    last_accessed = last_modified = 0.0
-    sizes = {}
-    for n in referenced:
-        b = stats[n]
-        sizes[n] = b[0]
-        size += b[0]
-        disk += b[1]
-        if b[2] > last_accessed:
-            last_accessed = b[2]
-        if b[3] > last_modified:
-            last_modified = b[3]
+    size, disk, last_accessed, last_modified = _totals(referenced, stats)
+    sizes = {n: stats[n][0] for n in referenced}
     if not referenced:
         try:
             st = os.stat(repo_path)

@@ -158,6 +158,24 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {"Content-Type": "application/json"}, body, head)
 
 
+def _listen(on_connection) -> tuple[socket.socket, int]:
+    """A socket on 127.0.0.1 (any free port) handing each accepted connection to ``on_connection``."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def accept():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            on_connection(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, sock.getsockname()[1]
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -180,11 +198,7 @@ class FakeHub:
 
     def __enter__(self) -> "FakeHub":
         if self.mode == "hang":
-            self._sock = socket.socket()
-            self._sock.bind(("127.0.0.1", 0))
-            self._sock.listen(16)
-            port = self._sock.getsockname()[1]
-            threading.Thread(target=self._hold, daemon=True).start()
+            self._sock, port = _listen(self._held.append)  # accepted, never read, never answered
         else:
             handler = type("Handler", (_Handler,), {"hub": self})
             self._server = _Server(("127.0.0.1", 0), handler)
@@ -209,14 +223,6 @@ class FakeHub:
         self.blob_url = self.url.replace("127.0.0.1", "localhost")
         return self
 
-    def _hold(self):
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self._held.append(conn)  # never read, never answered
-
     def __exit__(self, *exc):
         if self._server is not None:
             self._server.shutdown()
@@ -236,20 +242,9 @@ class ConnectProxy:
         self.url = ""
 
     def __enter__(self) -> "ConnectProxy":
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._sock, self.port = _listen(lambda conn: threading.Thread(target=self._serve, args=(conn,),
+                                                                      daemon=True).start())
         return self
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         head = b""
