@@ -80,7 +80,9 @@ def _endpoints(env: Mapping[str, str], hub: str, repo: str, pip_index: str) -> l
     if custom is not None:  # "role=url,role=url": replaces mirror / xet / pip / pytorch (empty: none)
         for item in filter(None, (i.strip() for i in custom.split(","))):
             role, _, url = item.partition("=")
-            hubby = role in ("hub", "mirror")
+            if role == "hub" or not url:  # the hub is HF_ENDPOINT's; a malformed item names nothing
+                continue
+            hubby = role == "mirror"
             out.append(net.Endpoint(role, url.rstrip("/"), path if hubby else "/", expect_hub=hubby))
         return out
     if hub.rstrip("/") != MIRROR:
