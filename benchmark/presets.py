@@ -65,7 +65,7 @@ class Arch:
         kw = {k: self.raw[k] for k in keys if k in self.raw}
         cfg = AutoConfig.for_model(self.model_type, **kw)
         cfg.initializer_range = 0.02
-        cfg.torch_dtype = dtype
+        cfg.dtype = dtype
         cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = 1, None, None
         return cfg
 

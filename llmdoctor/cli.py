@@ -256,6 +256,63 @@ def _run_prune(plan, quiet: bool):
         return prune.execute(plan, lambda label, _: bar.update(task, advance=1, description=f"Pruning {label}"))
 
 
+@cli.command(epilog="Exit codes: 0 the profiles pass (or there is no GPU to judge), 1 a profile fails, 2 usage error.")
+@click.option("--model", default="yi-6b", show_default=True,
+              help="A preset (yi-6b, llama-2-7b, mistral-7b, qwen2.5-7b, qwen2.5-1.5b, qwen2.5-0.5b, tiny), a hub id "
+                   "or a local folder.")
+@click.option("--profile", "profiles", type=click.Choice(["t4", "24gb", "all"]), default="all", show_default=True)
+@click.option("--workload", "workload_names", multiple=True,
+              type=click.Choice(["train-qlora", "train-lora16", "generate-nf4", "generate-int8", "generate-16bit"]),
+              help="Run only these (repeatable); all by default.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--seq", type=click.IntRange(8), default=1024, show_default=True, help="Training sequence length.")
+@click.option("--steps", type=click.IntRange(3), default=10, show_default=True, help="Timed training steps.")
+@click.option("--rank", type=click.IntRange(1), default=16, show_default=True, help="LoRA rank.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
+              help="Learning rate of the LoRA run.")
+@click.option("--prompt", type=click.IntRange(1), default=512, show_default=True, help="Prompt tokens.")
+@click.option("--new", "new_tokens", type=click.IntRange(2), default=128, show_default=True, help="New tokens.")
+@click.option("--reps", type=click.IntRange(1), default=3, show_default=True, help="Timed generation runs.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--download", is_flag=True, help="Download the model's weights if they are not cached.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of throughput and memory (matplotlib).")
+def bench(model, profiles, workload_names, batch, seq, steps, rank, lr, prompt, new_tokens, reps, device, download,
+          as_json, plot):
+    """Reference LoRA fine-tune and quantized generation: does it fit and is it fast enough on
+    the T4 (16 GB) and 24 GB classes? Measures; random weights when no real ones are here."""
+    try:
+        from llmdoctor.benchmark import run as bench_run, weights as bench_weights
+    except ImportError as exc:
+        raise click.UsageError(f"llmdoctor bench needs the bench extra: pip install 'llmdoctor[bench]' ({exc})")
+    s = bench_run.Settings(model=model, profiles=("t4", "24gb") if profiles == "all" else (profiles,),
+                           workloads=tuple(workload_names) or bench_run.WORKLOADS, batch=batch, seq=seq, steps=steps,
+                           rank=rank, lr=lr, prompt=prompt, new=new_tokens, reps=reps, device=device, download=download)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not sys.stderr.isatty()) as bar:
+        def progress(label, total):
+            task = bar.add_task(label, total=total)
+            return lambda: bar.update(task, advance=1)
+
+        try:
+            result = bench_run.run(s, say=lambda m: console.print(m), progress=progress)
+        except bench_weights.WeightsError as exc:
+            raise click.UsageError(str(exc)) from None
+        except RuntimeError as exc:
+            raise click.UsageError(str(exc)) from None
+    if plot:
+        try:
+            bench_run.plot(result, plot)
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'llmdoctor[plot]'") from None
+    click.echo(json.dumps(result, indent=2) if as_json else bench_run.text(result, width=_width()), nl=not as_json)
+    sys.exit(bench_run.exit_code(result))
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="llmdoctor", standalone_mode=True)

@@ -1,0 +1,207 @@
+"""`llmdoctor bench`: estimate, run and judge the workloads for each GPU class profile, and
+render the result as a table, JSON, or a plot."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from . import estimate, verdict, weights, workloads
+from .presets import Arch
+
+WORKLOADS = ("train-qlora", "train-lora16", "generate-nf4", "generate-int8", "generate-16bit")
+INT8_CAVEAT = ("bitsandbytes int8 with its default outlier threshold (6.0) is faster on random weights than on "
+               "trained ones: random weights have no outlier features, so the fp16 decomposition path rarely runs.")
+
+
+@dataclass
+class Settings:
+    model: str = "yi-6b"
+    profiles: tuple[str, ...] = ("t4", "24gb")
+    workloads: tuple[str, ...] = WORKLOADS
+    batch: int = 1
+    seq: int = 1024
+    steps: int = 10
+    warmup: int = 3
+    rank: int = 16
+    lr: float = 2e-4
+    prompt: int = 512
+    new: int = 128
+    reps: int = 3
+    device: str = "auto"
+    download: bool = False
+    cache_dir: str = field(default_factory=lambda: os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "llmdoctor"))
+
+
+def pick_device(wanted: str) -> tuple[str, str, dict]:
+    """(device, dtype, description): bf16 where the GPU has it (compute capability >= 8.0), fp16
+    on older GPUs (a T4), float32 on the CPU."""
+    import torch
+
+    if wanted == "cpu" or (wanted == "auto" and not torch.cuda.is_available()):
+        return "cpu", "float32", {"kind": "cpu", "name": "CPU", "total_memory": None}
+    if not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but torch sees no CUDA GPU (llmdoctor check says why)")
+    props = torch.cuda.get_device_properties(0)
+    dtype = "bfloat16" if props.major >= 8 else "float16"
+    return "cuda:0", dtype, {"kind": "cuda", "name": props.name, "total_memory": int(props.total_memory),
+                             "capability": f"{props.major}.{props.minor}"}
+
+
+def _estimate(arch: Arch, name: str, s: Settings) -> estimate.Estimate:
+    quant = verdict.QUANT_OF[name]
+    if name.startswith("train"):
+        return estimate.train(arch, quant, s.batch, s.seq, s.rank)
+    return estimate.generate(arch, quant, s.prompt, s.new)
+
+
+def _alternative(name: str, s: Settings) -> str:
+    if name == "train-lora16":
+        return "train-qlora (4-bit base) fits where 16-bit LoRA does not"
+    if name.startswith("train"):
+        return f"--seq {max(128, s.seq // 2)} or --batch 1 lowers the activations"
+    return "generate-nf4 needs the least memory"
+
+
+def _measure(wl: str, path: str, s: Settings, device: str, dtype: str, vocab: int, tick) -> workloads.Measured:
+    quant = verdict.QUANT_OF[wl]
+    try:
+        if wl.startswith("train"):
+            return workloads.train(path, quant, device, dtype, s.batch, s.seq, s.steps, s.warmup, s.rank, s.lr,
+                                   vocab, tick)
+        return workloads.generate(path, quant, device, dtype, s.prompt, s.new, s.reps, s.warmup, vocab, tick)
+    except Exception as exc:  # an out-of-memory under the cap is a result, not a crash
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+        return workloads.Measured(wl, ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def run(s: Settings, say=print, progress=None) -> dict:
+    """Everything measured and judged, as one JSON-able dict."""
+    import torch
+
+    device, dtype, dev = pick_device(s.device)
+    w = weights.resolve(s.model, s.download, s.cache_dir, device if device != "cpu" else "cpu", dtype, say)
+    arch = w.arch
+    on_gpu = device.startswith("cuda")
+    result = {
+        "schema_version": 1,
+        "model": {"name": s.model, "arch": arch.name, "params": arch.params(), "weights": w.origin, "path": w.path,
+                  "random_weights": w.random, "caveat": INT8_CAVEAT if w.random else None},
+        "device": {**dev, "dtype": dtype, "torch": torch.__version__},
+        "settings": {k: v for k, v in asdict(s).items() if k != "cache_dir"},
+        "profiles": {},
+    }
+    measured: dict[tuple[str, float | None], workloads.Measured] = {}  # a run serves every profile with its cap
+    for name in s.profiles:
+        prof = verdict.profile(name)
+        cap = None
+        if on_gpu and dev["total_memory"] > prof["usable_bytes"]:
+            cap = prof["usable_bytes"] / dev["total_memory"]
+            torch.cuda.set_per_process_memory_fraction(cap, 0)  # prove the fit under the class's memory
+        rows = []
+        for wl in s.workloads:
+            est = _estimate(arch, wl, s)
+            entry = {"workload": wl, "estimate_bytes": est.bytes, "estimate_parts": est.parts}
+            if on_gpu and est.bytes + verdict.context_bytes() > prof["usable_bytes"]:
+                entry["skipped"] = (f"predicted {est.bytes / 2**30:.1f} GiB + context > {prof['title']}'s "
+                                    f"{prof['usable_bytes'] / 2**30:.1f} GiB; {_alternative(wl, s)}")
+                rows.append(entry)
+                continue
+            m = measured.get((wl, cap))
+            if m is None:
+                tick = progress(f"{name}: {wl}", s.warmup + (s.steps if wl.startswith("train") else s.reps)) \
+                    if progress else (lambda: None)
+                m = measured[(wl, cap)] = _measure(wl, w.path, s, device, dtype, arch.vocab, tick)
+            entry["measured"] = asdict(m)
+            if m.losses:
+                k = max(1, min(3, len(m.losses) // 3))
+                entry["loss_fell"] = sum(m.losses[-k:]) / k < sum(m.losses[:k]) / k
+            if m.peak_allocated:
+                entry["estimate_error"] = round(est.bytes / m.peak_allocated - 1, 3)
+            j = verdict.judge(wl, prof, arch, m.peak_allocated if m.ok else None, m.tokens_per_s, on_gpu)
+            if on_gpu and not m.ok:
+                j = verdict.Judgement(wl, name, False, None, None, prof["usable_bytes"], j.reference_tps, None,
+                                      j.reference, f"failed under the cap: {m.error}")
+            entry["judgement"] = asdict(j)
+            rows.append(entry)
+        if cap is not None:
+            torch.cuda.set_per_process_memory_fraction(1.0, 0)
+        judged = [r["judgement"] for r in rows if "judgement" in r and r["judgement"]["fits"] is not None]
+        passed = None if not judged else all(j["fits"] and j["fast"] is not False for j in judged) and all(
+            r.get("loss_fell", True) for r in rows)
+        result["profiles"][name] = {"title": prof["title"], "capped_fraction": cap, "workloads": rows,
+                                    "passed": passed}
+    return result
+
+
+def exit_code(result: dict) -> int:
+    verdicts = [p["passed"] for p in result["profiles"].values()]
+    return 1 if any(v is False for v in verdicts) else 0
+
+
+def _gib(n) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+def text(result: dict, width: int = 100) -> str:
+    from llmdoctor.cacheview import _fit
+
+    m, d = result["model"], result["device"]
+    out = [_fit(f"{m['name']} ({m['params'] / 1e9:.2f} B parameters, weights: {m['weights']}) on {d['name']} "
+                f"({d['dtype']}, torch {d['torch']})", width)]
+    if m.get("caveat"):
+        out.append(f"  note: {m['caveat']}")
+    for name, p in result["profiles"].items():
+        verdict_word = {True: "PASS", False: "FAIL", None: "not judged (no GPU)"}[p["passed"]]
+        cap = f", GPU capped to {p['capped_fraction']:.0%}" if p["capped_fraction"] else ""
+        out += ["", f"{p['title']}{cap}: {verdict_word}"]
+        out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>15} {'REF':>8}  VERDICT")
+        for r in p["workloads"]:
+            if "skipped" in r:
+                out.append(f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8}  "
+                           + _fit("skipped: " + r["skipped"], max(20, width - 76)))
+                continue
+            ms, j = r["measured"], r["judgement"]
+            tps = f"{ms['tokens_per_s']:.1f}" if ms.get("tokens_per_s") else "-"
+            spread = f"{ms['spread'][0]:.1f}-{ms['spread'][1]:.1f}" if ms.get("spread") else ""
+            ref = f"{j['reference_tps']:.1f}" if j.get("reference_tps") and j["fits"] is not None else "-"
+            word = ("error: " + ms["error"]) if not ms["ok"] else (
+                j["note"] or ("fits" if j["fits"] else "does not fit") + ", " +
+                {True: "fast enough", False: "slower than the reference", None: "no reference"}[j["fast"]])
+            if r.get("loss_fell") is False:
+                word += "; loss did not fall"
+            out.append(f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {_gib(ms.get('peak_allocated')):>10} "
+                       f"{tps:>9} {spread:>15} {ref:>8}  {_fit(word, max(20, width - 76))}")
+    return "\n".join(out) + "\n"
+
+
+def plot(result: dict, path: str) -> None:
+    """Throughput and peak memory per workload against each profile's limits (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, p in result["profiles"].items():
+        rows = [r for r in p["workloads"] if "measured" in r and r["measured"].get("tokens_per_s")]
+        labels = [r["workload"] for r in rows]
+        ax_t.bar([f"{name}\n{lab}" for lab in labels], [r["measured"]["tokens_per_s"] for r in rows], alpha=0.7)
+        refs = [r["judgement"]["reference_tps"] for r in rows]
+        ax_t.scatter([f"{name}\n{lab}" for lab in labels], [v or 0 for v in refs], marker="_", s=400, color="k")
+        peaks = [(r["measured"].get("peak_allocated") or 0) / 2**30 for r in rows]
+        ax_m.bar([f"{name}\n{lab}" for lab in labels], peaks, alpha=0.7)
+        ax_m.axhline(verdict.profile(name)["usable_bytes"] / 2**30, linestyle="--", label=p["title"])
+    ax_t.set_ylabel("tokens/s (bar: measured, tick: class reference)")
+    ax_m.set_ylabel("peak GiB (torch allocated)")
+    ax_m.legend()
+    for ax in (ax_t, ax_m):
+        ax.tick_params(axis="x", labelsize=7, rotation=45)
+    fig.suptitle(f"{result['model']['name']} on {result['device']['name']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
