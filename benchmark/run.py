@@ -84,7 +84,7 @@ def run(s: Settings, say=print, progress=None) -> dict:
     import torch
 
     device, dtype, dev = pick_device(s.device)
-    w = weights.resolve(s.model, s.download, s.cache_dir, device if device != "cpu" else "cpu", dtype, say)
+    w = weights.resolve(s.model, s.download, s.cache_dir, device, dtype, say)
     arch = w.arch
     on_gpu = device.startswith("cuda")
     result = {
