@@ -162,8 +162,8 @@ def text(result: dict, width: int = 100) -> str:
         out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>15} {'REF':>8}  VERDICT")
         for r in p["workloads"]:
             if "skipped" in r:
-                out.append(f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8}  "
-                           + _fit("skipped: " + r["skipped"], max(20, width - 76)))
+                line = f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8}  "
+                out.append(line + _fit("skipped: " + r["skipped"], max(20, width - len(line))))
                 continue
             ms, j = r["measured"], r["judgement"]
             tps = f"{ms['tokens_per_s']:.1f}" if ms.get("tokens_per_s") else "-"
@@ -174,8 +174,9 @@ def text(result: dict, width: int = 100) -> str:
                 {True: "fast enough", False: "slower than the reference", None: "no reference"}[j["fast"]])
             if r.get("loss_fell") is False:
                 word += "; loss did not fall"
-            out.append(f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {_gib(ms.get('peak_allocated')):>10} "
-                       f"{tps:>9} {spread:>15} {ref:>8}  {_fit(word, max(20, width - 76))}")
+            line = (f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {_gib(ms.get('peak_allocated')):>10} "
+                    f"{tps:>9} {spread:>15} {ref:>8}  ")
+            out.append(line + _fit(word, max(20, width - len(line))))
     return "\n".join(out) + "\n"
 
 
