@@ -109,13 +109,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._resolve(repo_id, rev, filename, head)
         return self._send(200, {"Content-Type": "text/plain"}, b"fake hub", head)
 
-    def _resolve(self, repo_id, rev, filename, head):
+    def _lookup(self, repo_id, rev, head):
+        """(repo, commit), or None after answering with the hub's error code."""
         repo = self.hub.repos.get(repo_id)
         if repo is None:
-            return self._error(404, "RepoNotFound", head)
+            self._error(404, "RepoNotFound", head)
+            return None
         commit = repo.resolve(rev)
         if commit is None:
-            return self._error(404, "RevisionNotFound", head)
+            self._error(404, "RevisionNotFound", head)
+            return None
+        return repo, commit
+
+    def _resolve(self, repo_id, rev, filename, head):
+        found = self._lookup(repo_id, rev, head)
+        if found is None:
+            return None
+        repo, commit = found
         data = repo.commits[commit].get(filename)
         if data is None:
             return self._error(404, "EntryNotFound", head, commit)
@@ -136,12 +146,10 @@ class _Handler(BaseHTTPRequestHandler):
                 break
         else:
             repo_id, marker, rev = rest, "/revision/", "main"
-        repo = self.hub.repos.get(repo_id)
-        if repo is None:
-            return self._error(404, "RepoNotFound", head)
-        commit = repo.resolve(rev)
-        if commit is None:
-            return self._error(404, "RevisionNotFound", head)
+        found = self._lookup(repo_id, rev, head)
+        if found is None:
+            return None
+        repo, commit = found
         files = repo.commits[commit]
         if marker == "/tree/":
             items = []
