@@ -76,6 +76,14 @@ class Repo:
     def refs(self) -> dict[str, str]:
         return {ref: rev.commit for rev in self.revisions for ref in rev.refs}
 
+    def freed_by(self, commits: set[str]) -> int:
+        """Bytes freed by deleting ``commits``: the blobs no other revision links to."""
+        if not commits:
+            return 0
+        kept = {b for r in self.revisions if r.commit not in commits for b in r.blobs}
+        gone = {b for r in self.revisions if r.commit in commits for b in r.blobs} - kept
+        return sum(self.blob_sizes.get(b, 0) for b in gone)
+
 
 @dataclass(frozen=True)
 class Root:
@@ -417,13 +425,13 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
     return Root(path, source, repos=tuple(repos), warnings=tuple(warnings))
 
 
-def du(path: str) -> OtherCache:
+def du(path: str, name: str | None = None) -> OtherCache:
     """Blocks and file count under ``path``, as `du` counts them (hard links once)."""
     total = files = 0
     seen: set[tuple[int, int]] = set()
     stack = [path]
     if not os.path.exists(path):
-        return OtherCache(os.path.basename(path), path, exists=False)
+        return OtherCache(name or os.path.basename(path), path, exists=False)
     while stack:
         current = stack.pop()
         try:
@@ -445,7 +453,7 @@ def du(path: str) -> OtherCache:
                     files += 1
         except OSError:
             continue
-    return OtherCache(os.path.basename(path), path, True, total, files)
+    return OtherCache(name or os.path.basename(path), path, True, total, files)
 
 
 @dataclass(frozen=True)
@@ -508,10 +516,5 @@ def scan(environ: Mapping[str, str], extra: Iterable[str] = (), others: bool = T
     """Every root; ``blobs=False`` (for listing) may leave out which blobs each revision uses."""
     started = time.perf_counter()
     roots = tuple(scan_root(loc.path, loc.source, blobs=blobs) for loc in hub_roots(environ, extra))
-    more = tuple(_named(name, path) for name, path in other_caches(environ)) if others else ()
+    more = tuple(du(path, name) for name, path in other_caches(environ)) if others else ()
     return CacheReport(roots, more, round(time.perf_counter() - started, 4))
-
-
-def _named(name: str, path: str) -> OtherCache:
-    d = du(path)
-    return OtherCache(name, path, d.exists, d.on_disk, d.files, d.error)

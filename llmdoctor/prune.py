@@ -100,7 +100,8 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
         raise PruneError("no policy chosen")
     now = time.time() if now is None else now
     roots = list(roots)
-    items: list[Item] = []
+    # (item, its repo for revision items): a revision's size is known once every policy has chosen
+    pending: list[tuple[Item, Repo | None]] = []
     skipped: list[Skipped] = []
     revisions: dict[tuple[str, str], tuple[str, ...]] = {}
     candidates: list[tuple[float, Root, Repo, str]] = []  # for --max-size: (last access, root, repo, commit)
@@ -134,7 +135,7 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
                     candidates.append((rev.last_accessed, root, repo, rev.commit))
             for commit, why in chosen.items():
                 rev = next(r for r in repo.revisions if r.commit == commit)
-                items.append(Item("revision", root.path, repo.cache_id, 0, why, commit, rev.refs))
+                pending.append((Item("revision", root.path, repo.cache_id, 0, why, commit, rev.refs), repo))
             for kind, blobs, on in (("orphan", repo.orphans, policy.orphans),
                                     ("incomplete", repo.incomplete, policy.incomplete)):
                 if not on:
@@ -148,51 +149,38 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
                     else:
                         why = ("no snapshot links to it" if kind == "orphan" else
                                f"partial download, last written {int((now - blob.modified) // 3600)} h ago")
-                        items.append(Item(kind, root.path, repo.cache_id, blob.size, why, path=path))
+                        pending.append((Item(kind, root.path, repo.cache_id, blob.size, why, path=path), None))
     if policy.max_size is not None:
-        by_path = {repo.path: repo for root in roots for repo in root.repos}
-        freed_now = sum(_freed_exact(by_path[p], c) for p, c in chosen_by_repo.items())
+        freed_now = sum({repo.path: repo.freed_by(chosen_by_repo[repo.path]) for _, repo in pending if repo}.values())
         left = total - freed_now
         for accessed, root, repo, commit in sorted(candidates, key=lambda c: c[0]):
             if left <= policy.max_size:
                 break
-            before = _freed_exact(repo, chosen_by_repo.get(repo.path, set()))
+            before = repo.freed_by(chosen_by_repo.get(repo.path, set()))
             chosen_by_repo.setdefault(repo.path, set()).add(commit)
-            left -= _freed_exact(repo, chosen_by_repo[repo.path]) - before
+            left -= repo.freed_by(chosen_by_repo[repo.path]) - before
             rev = next(r for r in repo.revisions if r.commit == commit)
-            items.append(Item("revision", root.path, repo.cache_id, 0,
-                              f"least recently used (cache over {policy.max_size / 1e9:.0f} GB)", commit, rev.refs))
+            pending.append((Item("revision", root.path, repo.cache_id, 0,
+                                 f"least recently used (cache over {policy.max_size / 1e9:.0f} GB)", commit, rev.refs),
+                            repo))
     for root in roots:
         for repo in root.repos:
             commits = chosen_by_repo.get(repo.path)
             if commits:
                 revisions[(root.path, repo.path)] = tuple(sorted(commits))
-    # sizes per revision item: what this repo's deletion frees, on the first item of the repo
+    # a repo's freed bytes go on its first revision item; "repo" when every revision goes
     out, seen = [], set()
-    by_path = {repo.path: repo for root in roots for repo in root.repos}
-    for item in items:
-        if item.kind != "revision":
+    for item, repo in pending:
+        if repo is None:
             out.append(item)
             continue
-        repo_path = next(p for (r, p) in revisions if by_path[p].cache_id == item.repo and r == item.root)
-        repo = by_path[repo_path]
-        whole = set(revisions[(item.root, repo_path)]) == {r.commit for r in repo.revisions}
-        size = 0
-        if repo_path not in seen:
-            seen.add(repo_path)
-            size = _freed_exact(repo, set(revisions[(item.root, repo_path)]))
+        commits = set(chosen_by_repo[repo.path])
+        size = 0 if repo.path in seen else repo.freed_by(commits)
+        seen.add(repo.path)
+        whole = commits == {r.commit for r in repo.revisions}
         out.append(Item("repo" if whole else "revision", item.root, item.repo, size, item.why, item.commit,
                         item.refs))
     return PrunePlan(tuple(out), tuple(skipped), revisions)
-
-
-def _freed_exact(repo: Repo, chosen: set[str]) -> int:
-    """Bytes freed by deleting ``chosen`` commits of ``repo``: the blobs no other revision uses."""
-    if not chosen:
-        return 0
-    kept = {b for r in repo.revisions if r.commit not in chosen for b in r.blobs}
-    gone = {b for r in repo.revisions if r.commit in chosen for b in r.blobs} - kept
-    return sum(repo.blob_sizes.get(b, 0) for b in gone)
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -87,12 +87,6 @@ def mount_of(path: str, mounts: list[Mount]) -> Mount | None:
     return best
 
 
-def _detached(repo: hfcache.Repo) -> int:
-    kept = {b for r in repo.revisions if r.refs for b in r.blobs}
-    gone = {b for r in repo.revisions if not r.refs for b in r.blobs} - kept
-    return sum(repo.blob_sizes.get(b, 0) for b in gone)
-
-
 def probe_cache(ctx: ProbeContext) -> CacheFacts:
     mounts = _mounts()
     roots, blob_roots = [], {}
@@ -101,7 +95,7 @@ def probe_cache(ctx: ProbeContext) -> CacheFacts:
         mount = mount_of(loc.path, mounts)
         roots.append(CacheRootFacts(
             path=root.path, source=root.source, exists=root.exists, repos=len(root.repos), size=root.size,
-            on_disk=root.on_disk, detached=sum(_detached(r) for r in root.repos),
+            on_disk=root.on_disk, detached=sum(r.freed_by({v.commit for v in r.revisions if not v.refs}) for r in root.repos),
             incomplete=sum(b.size for r in root.repos for b in r.incomplete),
             orphans=sum(b.size for r in root.repos for b in r.orphans),
             broken_repos=sum(1 for r in root.repos if r.broken or r.error), mount=mount, error=root.error))
