@@ -47,10 +47,6 @@ def pem_blocks(text: str) -> list[str]:
     return re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
 
 
-def _der(pem: str) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(pem)
-
-
 def ca_from_file(path: str) -> list[tuple[net.Cert, str]]:
     try:
         with open(os.path.expanduser(path), encoding="ascii", errors="replace") as fh:
@@ -60,8 +56,8 @@ def ca_from_file(path: str) -> list[tuple[net.Cert, str]]:
     out = []
     for block in pem_blocks(text):
         try:
-            out.append((net.describe_cert(_der(block)), block))
-        except (ValueError, Exception) as exc:  # a malformed block is the user's file, not our crash
+            out.append((net.describe_cert(ssl.PEM_cert_to_DER_cert(block)), block))
+        except Exception as exc:  # a malformed block is the user's file, not our crash
             raise FixError(f"--ca-file {path} holds a certificate that cannot be read: {exc}") from None
     if not out:
         raise FixError(f"--ca-file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----); convert a DER "
