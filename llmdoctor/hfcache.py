@@ -6,8 +6,8 @@ that scan leaves out: real blocks on disk, blobs no snapshot references (orphans
 several roots at once.
 
 One ``os.scandir`` per directory and one ``lstat`` per blob: snapshot symlinks are read
-with ``readlink`` and matched to the blob by name, never followed. Repos are scanned in a
-thread pool (the system calls release the GIL). Nothing here writes.
+with ``readlink`` (relative to an open folder) and matched to the blob by name, never
+followed. Large caches are split over forked processes. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Iterable, Mapping
 
 from .paths import hf_home, hf_hub_cache
@@ -115,9 +116,13 @@ class OtherCache:
     error: str | None = None
 
 
+_BLOCKS = hasattr(os.stat_result, "st_blocks")
+_SIZE, _ATIME, _MTIME = attrgetter("st_size"), attrgetter("st_atime"), attrgetter("st_mtime")
+_DISK = attrgetter("st_blocks") if _BLOCKS else _SIZE
+
+
 def _on_disk(st: os.stat_result) -> int:
-    blocks = getattr(st, "st_blocks", None)
-    return blocks * 512 if blocks is not None else st.st_size
+    return st.st_blocks * 512 if _BLOCKS else st.st_size
 
 
 def lock_held(path: str) -> bool:
@@ -163,8 +168,11 @@ def _refs(repo_path: str) -> dict[str, list[str]]:
                 stack.append((entry.path, prefix + entry.name + "/"))
                 continue
             try:
-                with open(entry.path, encoding="utf-8", errors="replace") as fh:
-                    commit = fh.read().strip()
+                fd = os.open(entry.path, os.O_RDONLY)
+                try:
+                    commit = os.read(fd, 4096).decode("utf-8", "replace").strip()
+                finally:
+                    os.close(fd)
             except OSError:
                 continue
             by_commit.setdefault(commit, []).append(prefix + entry.name)
@@ -172,101 +180,145 @@ def _refs(repo_path: str) -> dict[str, list[str]]:
 
 
 _BLOBS_HEADS: dict[int, str] = {}
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+#: read a folder's links relative to an open descriptor (the kernel resolves one name, not the
+#: whole path, and no path string is built per file); elsewhere (Windows) by full path
+_BY_FD = os.scandir in os.supports_fd and os.readlink in os.supports_dir_fd
 
 
 def _blobs_head(depth: int) -> str:
     head = _BLOBS_HEADS.get(depth)
     if head is None:
-        head = _BLOBS_HEADS[depth] = os.sep.join([".."] * (depth + 2) + ["blobs"])
+        head = _BLOBS_HEADS[depth] = os.sep.join([".."] * (depth + 2) + ["blobs"]) + os.sep
     return head
 
 
-def _snapshot_files(folder: str) -> tuple[set[str], dict[str, str], list[tuple[str, str]], list[os.DirEntry], int]:
-    """Walk one snapshot folder. Returns (blob names linked the way huggingface_hub links them,
-    {blob name: one link path} for those, other links as (path, target), regular files,
-    number of files)."""
+def _read_links(folder: str) -> tuple[list[os.DirEntry], list[str], list[str]]:
+    """(entries, names of the symlinks, their targets) of one folder; empty when unreadable."""
+    readlink = os.readlink
+    if _BY_FD:
+        try:
+            fd = os.open(folder, _DIR_FLAGS)
+        except OSError:
+            return [], [], []
+        try:
+            entries = list(os.scandir(fd))
+            links = [e.name for e in entries if e.is_symlink()]
+            try:
+                return entries, links, [readlink(n, dir_fd=fd) for n in links]
+            except OSError:
+                return entries, links, [_readlink_or_empty(n, fd) for n in links]
+        except OSError:
+            return [], [], []
+        finally:
+            os.close(fd)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return [], [], []
+    links = [e.name for e in entries if e.is_symlink()]
+    return entries, links, [_readlink_or_empty(os.path.join(folder, n)) for n in links]
+
+
+def _readlink_or_empty(path: str, fd: int | None = None) -> str:
+    try:
+        return os.readlink(path, dir_fd=fd) if fd is not None else os.readlink(path)
+    except OSError:
+        return ""
+
+
+def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str]) -> tuple[set[str], list[str], list[tuple[str, str]], list[tuple[str, os.DirEntry]], int]:
+    """Walk one snapshot folder. Returns (names of the blobs it links to the way
+    huggingface_hub links them, link paths whose blob is missing, other links as (path,
+    target), regular files as (path, entry), number of files)."""
     names: set[str] = set()
-    where: dict[str, str] = {}
-    odd, files = [], []
+    broken: list[str] = []
+    odd: list[tuple[str, str]] = []
+    files: list[tuple[str, os.DirEntry]] = []
     count = 0
     stack = [(folder, 0)]
-    readlink = os.readlink
     while stack:
         current, depth = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        head = (_BLOBS_HEADS.get(depth) or _blobs_head(depth)) + os.sep
-        cut = len(head)
-        links = [e.path for e in entries if e.is_symlink()]
+        entries, links, targets = _read_links(current)
         if len(links) != len(entries):
             for e in entries:
                 if e.is_symlink():
                     continue
+                path = os.path.join(current, e.name)
                 if e.is_dir(follow_symlinks=False):
-                    stack.append((e.path, depth + 1))
+                    stack.append((path, depth + 1))
                 elif e.name not in IGNORED:
-                    files.append(e)
+                    files.append((path, e))
         count += len(links)
-        try:
-            targets = [readlink(p) for p in links]
-        except OSError:
-            targets = []
-            for p in links:
-                try:
-                    targets.append(readlink(p))
-                except OSError:
-                    targets.append("")
-        for p, t in zip(links, targets):
-            if t.startswith(head) and os.sep not in t[cut:]:
-                key = t[cut:]
-                names.add(key)
-                where.setdefault(key, p)
+        head = _BLOBS_HEADS.get(depth) or _blobs_head(depth)
+        cut = len(head)
+        # the common case in one pass: every target is head + a blob name
+        found = {t[cut:] for t in targets if t[:cut] == head}
+        if len(found) == len(targets) or all(t[:cut] == head for t in targets):
+            if not (found - blob_names):
+                names |= found
+                continue
+        for name, t in zip(links, targets):  # something is off in this folder: sort it out link by link
+            key = t[cut:]
+            if t[:cut] == head and os.sep not in key and (os.altsep is None or os.altsep not in key):
+                if key in blob_names:
+                    names.add(key)
+                else:
+                    broken.append(os.path.join(current, name))
             else:
-                odd.append((p, t))
-    return names, where, odd, files, count + len(files)
+                odd.append((os.path.join(current, name), t))
+    return names, broken, odd, files, count + len(files)
 
 
-def _totals(names, stats: dict[str, tuple]) -> tuple[int, int, float, float]:
+def _totals(names, stats: dict[str, os.stat_result]) -> tuple[int, int, float, float]:
     """(size, on disk, last accessed, last modified) over the blobs ``names``."""
-    size = disk = 0
-    accessed = modified = 0.0
-    for n in names:
-        b = stats[n]
-        size += b[0]
-        disk += b[1]
-        if b[2] > accessed:
-            accessed = b[2]
-        if b[3] > modified:
-            modified = b[3]
-    return size, disk, accessed, modified
+    if not names:
+        return 0, 0, 0.0, 0.0
+    sts = list(map(stats.__getitem__, names))
+    disk = sum(map(_DISK, sts))
+    return (sum(map(_SIZE, sts)), disk * 512 if _BLOCKS else disk,
+            max(map(_ATIME, sts)), max(map(_MTIME, sts)))
 
 
-def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo:
+def _blob(name: str, st: os.stat_result, lock: str) -> Blob:
+    return Blob(name, st.st_size, _on_disk(st), st.st_atime, st.st_mtime, locked=lock_held(lock))
+
+
+def _stat_blobs(blobs_dir: str, lock_dir: str) -> tuple[dict[str, os.stat_result], list[Blob]]:
+    """({blob name: lstat}, partial downloads) of one blobs/ folder."""
+    fd = os.open(blobs_dir, _DIR_FLAGS) if _BY_FD else None
+    try:
+        entries = list(os.scandir(blobs_dir if fd is None else fd))
+        try:
+            stats = {e.name: e.stat(follow_symlinks=False) for e in entries}
+        except OSError:  # one vanished while we looked: take the others
+            stats = {}
+            for e in entries:
+                try:
+                    stats[e.name] = e.stat(follow_symlinks=False)
+                except OSError:
+                    pass
+    finally:
+        if fd is not None:
+            os.close(fd)
+    partials = [_blob(n, stats.pop(n), os.path.join(lock_dir, n.split(".")[0] + ".lock"))
+                for n in [n for n in stats if n.endswith(".incomplete")]]
+    return stats, partials
+
+
+def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail: bool = True) -> Repo:
+    """One repo folder. ``detail=False`` leaves out which blobs each revision links to and
+    their sizes (what prune needs, not what a listing shows)."""
     name = os.path.basename(repo_path)
     prefix, _, rest = name.partition("--")
     repo_type = REPO_TYPES.get(prefix, prefix)
     repo_id = rest.replace("--", "/")
     blobs_dir = os.path.join(repo_path, "blobs")
-    stats: dict[str, tuple] = {}  # blob name or in-place path -> (size, on_disk, atime, mtime)
-    partials: list[Blob] = []
     lock_dir = os.path.join(cache_root, ".locks", name)
     try:
-        for entry in os.scandir(blobs_dir):
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            blocks = getattr(st, "st_blocks", None)
-            item = (st.st_size, blocks * 512 if blocks is not None else st.st_size, st.st_atime, st.st_mtime)
-            if entry.name.endswith(".incomplete"):
-                etag = entry.name.split(".")[0]
-                partials.append(Blob(entry.name, *item, locked=lock_held(os.path.join(lock_dir, etag + ".lock"))))
-            else:
-                stats[entry.name] = item
+        stats, partials = _stat_blobs(blobs_dir, lock_dir)
     except FileNotFoundError:
-        pass
+        stats, partials = {}, []
     except OSError as exc:
         return Repo(repo_type, repo_id, repo_path, error=f"cannot read {blobs_dir}: {exc.strerror or exc}")
     snapshots_dir = os.path.join(repo_path, "snapshots")
@@ -277,17 +329,14 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo
                     incomplete=tuple(partials))
     except OSError as exc:
         return Repo(repo_type, repo_id, repo_path, error=f"cannot read {snapshots_dir}: {exc.strerror or exc}")
-    blob_names = set(stats)
+    blob_names = frozenset(stats)  # before in-place files and outside links join the tables
     refs = _refs(repo_path)
     revisions, referenced, broken, outside = [], set(), [], []
     blobs_real = None
     for commit in commits:
         folder = os.path.join(snapshots_dir, commit)
-        names, where, odd, files, nb = _snapshot_files(folder)
-        missing = names - blob_names
-        if missing:
-            broken += [where[n] for n in missing]
-            names -= missing
+        names, lost, odd, files, nb = _snapshot_files(folder, blob_names)
+        broken += lost
         for path, target in odd:
             if not target:
                 broken.append(path)
@@ -309,15 +358,15 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo
             except OSError:
                 broken.append(path)
                 continue
-            stats.setdefault(hop, (st.st_size, _on_disk(st), st.st_atime, st.st_mtime))
+            stats.setdefault(hop, st)
             names.add(hop)
-        for entry in files:  # stored in place (no symlink support on this filesystem)
+        for path, entry in files:  # stored in place (no symlink support on this filesystem)
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            stats.setdefault(entry.path, (st.st_size, _on_disk(st), st.st_atime, st.st_mtime))
-            names.add(entry.path)
+            stats.setdefault(path, st)
+            names.add(path)
         referenced |= names
         size, disk, accessed, modified = _totals(names, stats)
         if not names:
@@ -325,18 +374,17 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo
                 accessed = modified = os.stat(folder).st_mtime
             except OSError:
                 pass
-        revisions.append(Revision(commit, tuple(sorted(refs.pop(commit, ()))), tuple(names),
+        revisions.append(Revision(commit, tuple(sorted(refs.pop(commit, ()))), tuple(names) if detail else (),
                                   nb, size, disk, modified, accessed))
     size, disk, last_accessed, last_modified = _totals(referenced, stats)
-    sizes = {n: stats[n][0] for n in referenced}
+    sizes = {n: stats[n].st_size for n in referenced} if detail else {}
     if not referenced:
         try:
             st = os.stat(repo_path)
             last_accessed, last_modified = st.st_atime, st.st_mtime
         except OSError:
             pass
-    orphans = tuple(Blob(n, *stats[n], locked=lock_held(os.path.join(lock_dir, n + ".lock")))
-                    for n in sorted(blob_names - referenced))
+    orphans = tuple(_blob(n, stats[n], os.path.join(lock_dir, n + ".lock")) for n in sorted(blob_names - referenced))
     dangling = refs  # refs naming a commit with no snapshot
     return Repo(repo_type, repo_id, repo_path, tuple(revisions), size=size, on_disk=disk, nb_files=len(referenced),
                 last_accessed=last_accessed, last_modified=last_modified, orphans=orphans,
@@ -348,11 +396,7 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None) -> Repo
 
 def _scan_chunk(args) -> list[Repo]:
     paths, root, blobs = args
-    repos = [scan_repo(p, root) for p in paths]
-    if not blobs:  # what `ls` shows needs no per-blob detail; not sending it back halves the cost
-        repos = [replace(r, revisions=tuple(replace(v, blobs=()) for v in r.revisions), blob_sizes={})
-                 for r in repos]
-    return repos
+    return [scan_repo(p, root, detail=blobs) for p in paths]
 
 
 def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True) -> list[Repo]:
@@ -361,7 +405,7 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
     theirs back pickled through a pipe. Small caches, or no fork(), are scanned here alone."""
     workers = min(workers or os.cpu_count() or 1, 8)
     if workers < 2 or len(paths) < PARALLEL_FROM or not hasattr(os, "fork"):
-        return _scan_chunk((paths, root, True))
+        return _scan_chunk((paths, root, blobs))
     import pickle
 
     children = []
@@ -381,7 +425,7 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
                 os._exit(code)
         os.close(write_end)
         children.append((pid, read_end, k))
-    repos = _scan_chunk((paths[0::workers], root, True))
+    repos = _scan_chunk((paths[0::workers], root, blobs))
     for pid, read_end, k in children:
         with os.fdopen(read_end, "rb") as fh:
             data = fh.read()
@@ -389,7 +433,7 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
         if status == 0 and data:
             repos += pickle.loads(data)
         else:  # a child that failed: scan its share here
-            repos += _scan_chunk((paths[k::workers], root, True))
+            repos += _scan_chunk((paths[k::workers], root, blobs))
     order = {p: i for i, p in enumerate(paths)}
     return sorted(repos, key=lambda r: order[r.path])
 

@@ -6,7 +6,8 @@ in one run.
 The cache (real layout: blobs, relative snapshot symlinks, refs; default 2,000 repos and
 100,000 snapshot files) is written to a temporary folder and removed afterwards. Each
 command runs as a fresh process; the median wall time and the peak RSS of each are
-printed, with llmdoctor's ratio to `du -sh`. Figures in README.md come from this script.
+printed, with each one's ratio to `du -sh`. The commands take turns, round after round, so a
+slow moment of the machine weighs on all of them alike. Figures in README.md come from this script.
 """
 
 from __future__ import annotations
@@ -55,19 +56,20 @@ def main(argv=None) -> int:
             "hf cache ls": [hf, "cache", "ls", "--cache-dir", root] if hf else None,
             "du -sh": ["du", "-sh", root],
         }
-        rows = {}
-        for name, cmd in commands.items():
-            if cmd is None:
-                continue
+        commands = {name: cmd for name, cmd in commands.items() if cmd is not None}
+        if hasattr(os, "sync"):
+            os.sync()  # the generator's dirty pages are written back now, not during the first command timed
+        for cmd in commands.values():
             run(cmd, env)  # warm the page cache and the dentry cache alike for every command
-            times, rss, codes = [], [], []
-            for _ in range(args.runs):
-                t, r, code = run(cmd, env)
-                times.append(t)
-                rss.append(r)
-                codes.append(code)
-            rows[name] = {"median_s": round(statistics.median(times), 3), "peak_rss_mib": round(max(rss) / 2**20, 1),
-                          "exit_codes": sorted(set(codes))}
+        samples = {name: [] for name in commands}
+        for _ in range(args.runs):  # round-robin, so that a slow moment of the machine hits every command alike
+            for name, cmd in commands.items():
+                samples[name].append(run(cmd, env))
+        rows = {}
+        for name, got in samples.items():
+            rows[name] = {"median_s": round(statistics.median(t for t, _, _ in got), 3),
+                          "peak_rss_mib": round(max(r for _, r, _ in got) / 2**20, 1),
+                          "exit_codes": sorted({c for _, _, c in got})}
         du = rows["du -sh"]["median_s"]
         for row in rows.values():
             row["vs_du"] = round(row["median_s"] / du, 2) if du else None
