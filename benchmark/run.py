@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from . import estimate, verdict, weights, workloads
+from . import estimate, roofline, verdict, weights, workloads
 from .presets import Arch
 
 WORKLOADS = ("train-qlora", "train-lora16", "generate-nf4", "generate-int8", "generate-16bit")
@@ -87,11 +87,12 @@ def run(s: Settings, say=print, progress=None) -> dict:
     w = weights.resolve(s.model, s.download, s.cache_dir, device, dtype, say)
     arch = w.arch
     on_gpu = device.startswith("cuda")
+    peak = roofline.peak_of(dev["name"]) if on_gpu else None
     result = {
         "schema_version": 1,
         "model": {"name": s.model, "arch": arch.name, "params": arch.params(), "weights": w.origin, "path": w.path,
                   "random_weights": w.random, "caveat": INT8_CAVEAT if w.random else None},
-        "device": {**dev, "dtype": dtype, "torch": torch.__version__},
+        "device": {**dev, "dtype": dtype, "torch": torch.__version__, "peak": asdict(peak) if peak else None},
         "settings": {k: v for k, v in asdict(s).items() if k != "cache_dir"},
         "profiles": {},
     }
@@ -117,6 +118,9 @@ def run(s: Settings, say=print, progress=None) -> dict:
                     if progress else (lambda: None)
                 m = measured[(wl, cap)] = _measure(wl, w.path, s, device, dtype, arch.vocab, tick)
             entry["measured"] = asdict(m)
+            eff = roofline.efficiency(wl, entry["measured"], arch, s.seq, s.prompt, s.new, s.rank, peak)
+            if eff:
+                entry["efficiency"] = eff
             if m.losses:
                 k = max(1, min(3, len(m.losses) // 3))
                 entry["loss_fell"] = sum(m.losses[-k:]) / k < sum(m.losses[:k]) / k
@@ -151,7 +155,8 @@ def text(result: dict, width: int = 100) -> str:
     from llmdoctor.cacheview import _fit
 
     m, d = result["model"], result["device"]
-    out = [_fit(f"{m['name']} ({m['params'] / 1e9:.2f} B parameters, weights: {m['weights']}) on {d['name']} "
+    size = f"{m['params'] / 1e9:.2f} B" if m["params"] >= 1e8 else f"{m['params'] / 1e6:.1f} M"
+    out = [_fit(f"{m['name']} ({size} parameters, weights: {m['weights']}) on {d['name']} "
                 f"({d['dtype']}, torch {d['torch']})", width)]
     if m.get("caveat"):
         out.append(f"  note: {m['caveat']}")
@@ -159,11 +164,12 @@ def text(result: dict, width: int = 100) -> str:
         verdict_word = {True: "PASS", False: "FAIL", None: "not judged (no GPU)"}[p["passed"]]
         cap = f", GPU capped to {p['capped_fraction']:.0%}" if p["capped_fraction"] else ""
         out += ["", f"{p['title']}{cap}: {verdict_word}"]
-        out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>15} {'REF':>8}  VERDICT")
+        out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>15} {'REF':>8} "
+                   f"{'%ROOF':>6}  VERDICT")
         for r in p["workloads"]:
             if "skipped" in r:
-                line = f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8}  "
-                out.append(line + _fit("skipped: " + r["skipped"], max(20, width - len(line))))
+                line = f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8} {'':>6}  "
+                out.append(line + _fit("skipped: " + r["skipped"], max(12, width - len(line))))
                 continue
             ms, j = r["measured"], r["judgement"]
             tps = f"{ms['tokens_per_s']:.1f}" if ms.get("tokens_per_s") else "-"
@@ -174,9 +180,18 @@ def text(result: dict, width: int = 100) -> str:
                 {True: "fast enough", False: "slower than the reference", None: "no reference"}[j["fast"]])
             if r.get("loss_fell") is False:
                 word += "; loss did not fall"
+            frac = roofline.headline(r.get("efficiency"))
             line = (f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {_gib(ms.get('peak_allocated')):>10} "
-                    f"{tps:>9} {spread:>15} {ref:>8}  ")
-            out.append(line + _fit(word, max(20, width - len(line))))
+                    f"{tps:>9} {spread:>15} {ref:>8} {'-' if frac is None else f'{frac:.0%}':>6}  ")
+            out.append(line + _fit(word, max(12, width - len(line))))
+    if d.get("peak"):
+        pk = d["peak"]
+        flops = f", {pk['flops'] / 1e12:g} TFLOPS" if pk.get("flops") else ""
+        import textwrap
+
+        out += [""] + textwrap.wrap(f"%ROOF: training = model FLOPs utilisation, generation = share of the decode "
+                                    f"bandwidth roofline ({pk['name']}: {pk['bandwidth'] / 1e9:g} GB/s{flops})",
+                                    width=max(40, width))
     return "\n".join(out) + "\n"
 
 

@@ -58,7 +58,7 @@ def judge(workload: str, prof: dict, arch: Arch, peak_allocated: int | None, tok
     source = f"{ref['derivation']} ({ref['source']})" if ref else None
     if not on_gpu or peak_allocated is None:
         return Judgement(workload, prof["name"], None, None, None, prof["usable_bytes"], ref_tps, tokens_per_s, source,
-                         "not judged: no GPU measurement")
+                         "no GPU to judge")
     peak = peak_allocated + context_bytes()
     fits = peak <= prof["usable_bytes"]
     fast = None if ref_tps is None or tokens_per_s is None else tokens_per_s >= ref_tps

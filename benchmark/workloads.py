@@ -5,8 +5,11 @@ spreads come from several steps or repetitions after warm-up; seeds are fixed.""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +28,7 @@ class Measured:
     ttft_s: float | None = None
     peak_allocated: int | None = None
     peak_reserved: int | None = None
+    peak_nvml: int | None = None  #: this process's GPU memory as NVML counts it (context included)
     losses: list[float] = field(default_factory=list)
     loaded_dtype: str | None = None
     extra: dict = field(default_factory=dict)
@@ -51,6 +55,52 @@ def _peaks(device: str) -> tuple[int | None, int | None]:
 
         return int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())
     return None, None
+
+
+class PeakSampler:
+    """Calls ``read`` (bytes, or None when it cannot say) every ``interval`` seconds on a
+    thread while the block runs, and once more at its end; keeps the highest value."""
+
+    def __init__(self, read, interval: float = 0.02):
+        self.read, self.interval = read, interval
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="llmdoctor-nvml-peak", daemon=True)
+
+    def _take(self) -> None:
+        try:
+            value = self.read()
+        except Exception:  # noqa: BLE001 - a failing reader leaves the peak unknown, never the run
+            value = None
+        if value is not None and (self.peak is None or value > self.peak):
+            self.peak = value
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._take()
+
+    def __enter__(self) -> "PeakSampler":
+        self._take()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._take()
+
+
+@contextlib.contextmanager
+def nvml_peak(device: str):
+    """A PeakSampler of this process's NVML memory on a GPU; on the CPU one that stays None."""
+    if not device.startswith("cuda"):
+        with PeakSampler(lambda: None, interval=3600) as sampler:
+            yield sampler
+        return
+    from llmdoctor.probes.nvidia import ProcessMemory
+
+    with ProcessMemory(os.getpid()) as pm, PeakSampler(pm.read) as sampler:
+        yield sampler
 
 
 def _pct(values, q):
@@ -92,11 +142,21 @@ def synthetic_batches(vocab: int, batch: int, seq: int, count: int, seed: int = 
 def train(path: str, quant: str, device: str, dtype: str, batch: int, seq: int, steps: int, warmup: int,
           rank: int, lr: float, vocab: int, tick=lambda: None) -> Measured:
     import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     name = f"train-{'qlora' if quant == 'nf4' else 'lora16'}"
     torch.manual_seed(0)
     _reset_peak(device)
+    with nvml_peak(device) as nvml:
+        out = _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, vocab, tick, name)
+    out.peak_nvml = nvml.peak
+    gc.collect()
+    return out
+
+
+def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, vocab, tick, name) -> Measured:
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
     model = load(path, quant, device, dtype)
     gc_kwargs = {"use_reentrant": False}
     if quant == "nf4":
@@ -137,7 +197,6 @@ def train(path: str, quant: str, device: str, dtype: str, batch: int, seq: int, 
                    loaded_dtype=loaded, extra={"trainable_params": sum(p.numel() for p in model.parameters()
                                                                        if p.requires_grad)})
     del model, opt
-    gc.collect()
     return out
 
 
@@ -148,6 +207,16 @@ def generate(path: str, quant: str, device: str, dtype: str, prompt: int, new: i
     name = f"generate-{quant}"
     torch.manual_seed(0)
     _reset_peak(device)
+    with nvml_peak(device) as nvml:
+        out = _generate(path, quant, device, dtype, prompt, new, reps, warmup, vocab, tick, name)
+    out.peak_nvml = nvml.peak
+    gc.collect()
+    return out
+
+
+def _generate(path, quant, device, dtype, prompt, new, reps, warmup, vocab, tick, name) -> Measured:
+    import torch
+
     model = load(path, quant, device, dtype)
     model.eval()
     loaded = _dtype_of(model)
@@ -176,5 +245,4 @@ def generate(path: str, quant: str, device: str, dtype: str, prompt: int, new: i
                    prefill_tokens_per_s=prompt / ttft, ttft_s=ttft, peak_allocated=alloc, peak_reserved=reserved,
                    loaded_dtype=loaded)
     del model
-    gc.collect()
     return out

@@ -32,6 +32,7 @@ def test_the_whole_pipeline_runs_on_the_cpu(tiny_result):
     assert report["model"]["weights"].startswith("random") and report["model"]["random_weights"]
     assert report["model"]["caveat"] and "outlier" in report["model"]["caveat"]
     assert report["device"]["kind"] == "cpu" and report["device"]["dtype"] == "float32"
+    assert report["device"]["peak"] is None
     rows = {r["workload"]: r for r in report["profiles"]["t4"]["workloads"]}
     assert set(rows) == set(run.WORKLOADS)
     for name, r in rows.items():
@@ -40,6 +41,7 @@ def test_the_whole_pipeline_runs_on_the_cpu(tiny_result):
         assert m["tokens_per_s"] > 0 and m["spread"][0] <= m["tokens_per_s"] <= m["spread"][1]
         assert r["judgement"]["fits"] is None and "no GPU" in r["judgement"]["note"]
         assert r["estimate_bytes"] > 0
+        assert m["peak_nvml"] is None and "efficiency" not in r  # no GPU: no NVML memory, no roofline
     assert "uint8" in rows["train-qlora"]["measured"]["loaded_dtype"]  # the base really is 4-bit
     assert "int8" in rows["generate-int8"]["measured"]["loaded_dtype"]
     for name in ("generate-nf4", "generate-int8", "generate-16bit"):

@@ -318,3 +318,54 @@ def probe_gpu(ctx) -> GpuFacts:
     return GpuFacts(source=source, reason=reason, driver_version=driver or proc_version, cuda_driver_version=cuda,
                     proc_driver_version=proc_version, nvml_error=nvml_error, smi_error=smi_error,
                     cuda_visible_devices=cvd, visible_error=visible_error if gpus else None, gpus=gpus)
+
+
+class ProcessMemory:
+    """GPU memory NVML counts for one process, summed over GPUs: what nvidia-smi shows per
+    process (CUDA context, allocator pools and library workspaces, which torch's own
+    counters leave out). ``read()`` is None wherever NVML cannot say (no driver, no
+    nvidia-ml-py, a container hiding other PIDs); use as a context manager."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._nvml = None
+        self._handles: list = []
+        self.why: str | None = None
+
+    def __enter__(self) -> "ProcessMemory":
+        try:
+            import pynvml as nvml
+
+            nvml.nvmlInit()
+        except Exception as exc:  # noqa: BLE001 - not importable, library not found, driver not loaded
+            self.why = f"NVML unusable: {type(exc).__name__}: {exc}"
+            return self
+        self._nvml = nvml
+        try:
+            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+        except Exception as exc:  # noqa: BLE001
+            self.why = f"NVML lists no device: {type(exc).__name__}: {exc}"
+        return self
+
+    def read(self) -> int | None:
+        if self._nvml is None or not self._handles:
+            return None
+        total, seen = 0, False
+        for handle in self._handles:
+            try:
+                procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            except Exception:  # noqa: BLE001
+                return None
+            for p in procs:
+                if int(p.pid) == self.pid and isinstance(p.usedGpuMemory, int):
+                    total += p.usedGpuMemory
+                    seen = True
+        return total if seen else None
+
+    def __exit__(self, *exc) -> None:
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:  # noqa: BLE001
+                pass
+            self._nvml = None

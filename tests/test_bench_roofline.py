@@ -1,0 +1,127 @@
+"""How close a bench run came to the GPU's limits: bytes read per decoded token, model FLOPs
+per token, the GPU peak table, and NVML's per-process memory sampled during a workload.
+GPU numbers here are published measurements or the bench's own class references."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from llmdoctor.benchmark import presets, roofline, run, workloads
+from llmdoctor.data import rows
+from llmdoctor.probes.nvidia import ProcessMemory
+
+YI = presets.preset("yi-6b")
+
+
+@pytest.mark.parametrize("quant, gb", [("16bit", 11.60), ("int8", 6.06), ("nf4", 3.64)])
+def test_yi_6b_reads_the_weight_bytes_the_reference_derives_per_decoded_token(quant, gb):
+    # bench_anchors 5.1: fp16 11.60 GB, LLM.int8 (lm_head fp16) 6.06 GB, nf4 blocksize 64 3.64 GB
+    assert roofline.bytes_per_decoded_token(YI, quant, context=0) / 1e9 == pytest.approx(gb, abs=0.01)
+    assert roofline.forward_flops_per_token(YI, 0) / 1e9 == pytest.approx(11.6, abs=0.05)
+
+
+def test_a_published_hf_decode_measurement_is_thirty_percent_of_the_a100_roofline():
+    # Llama-3.1-8B bf16, HF eager, batch 1 on an A100 80GB: 38.8 tok/s, about 0.62 TB/s, about 30% (anchors 5.3)
+    llama31 = presets.from_config("llama-3.1-8b", {
+        "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False})
+    peak = roofline.peak_of("NVIDIA A100-SXM4-80GB")
+    got = roofline.decode_fraction(38.8, llama31, "16bit", prompt=8, new=2, peak=peak)
+    # the published 0.62 TB/s counts the whole embedding table as read; one row of it is
+    embedding = llama31.vocab * llama31.hidden * 2
+    assert 38.8 * (got["bytes_per_token"] + embedding) / 2039e9 == pytest.approx(0.30, abs=0.01)
+    assert got["fraction"] == pytest.approx(0.286, abs=0.005)
+    assert got["peak"] == "A100 80GB SXM" and got["source"].startswith("https://")
+
+
+def test_qlora_at_the_t4_class_reference_is_about_ten_percent_mfu():
+    measured = {"ok": True, "tokens_per_s": 250.0, "extra": {"trainable_params": YI.lora_params(16)}}
+    eff = roofline.efficiency("train-qlora", measured, YI, seq=1024, prompt=512, new=128, rank=16,
+                              peak=roofline.peak_of("Tesla T4"))
+    assert 0.09 < eff["mfu"]["fraction"] < 0.10
+    assert "PaLM" in eff["convention"] and roofline.headline(eff) == eff["mfu"]["fraction"]
+
+
+def test_generation_reports_decode_roofline_and_prefill_mfu():
+    measured = {"ok": True, "tokens_per_s": 40.0, "prefill_tokens_per_s": 3000.0}
+    eff = roofline.efficiency("generate-nf4", measured, YI, seq=1024, prompt=512, new=128, rank=16,
+                              peak=roofline.peak_of("NVIDIA H100 80GB HBM3"))
+    assert eff["decode"]["roofline_tokens_per_s"] == pytest.approx(3.35e12 / eff["decode"]["bytes_per_token"], rel=1e-3)
+    assert roofline.headline(eff) == eff["decode"]["fraction"] == pytest.approx(40 / eff["decode"]["roofline_tokens_per_s"], rel=1e-3)
+    assert 0 < eff["prefill_mfu"]["fraction"] < 0.1
+
+
+def test_no_peak_no_fraction_and_a_failed_workload_has_none():
+    assert roofline.efficiency("generate-nf4", {"ok": True, "tokens_per_s": 3.0}, YI, 64, 16, 8, 16, None) is None
+    assert roofline.efficiency("train-qlora", {"ok": False, "error": "OOM"}, YI, 64, 16, 8, 16,
+                               roofline.peak_of("Tesla T4")) is None
+    # a GPU whose tensor throughput is unpublished gets the bandwidth roofline but no MFU
+    a10g = roofline.peak_of("NVIDIA A10G")
+    assert a10g.name == "A10G" and a10g.flops is None
+    assert roofline.efficiency("train-qlora", {"ok": True, "tokens_per_s": 300.0}, YI, 1024, 512, 128, 16, a10g) is None
+
+
+@pytest.mark.parametrize("reported, row", [
+    ("Tesla T4", "T4"), ("NVIDIA L4", "L4"), ("NVIDIA A10", "A10"), ("NVIDIA A10G", "A10G"),
+    ("NVIDIA A100-SXM4-40GB", "A100 40GB"), ("NVIDIA A100-PCIE-40GB", "A100 40GB"),
+    ("NVIDIA A100 80GB PCIe", "A100 80GB PCIe"), ("NVIDIA A100-SXM4-80GB", "A100 80GB SXM"),
+    ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA H100 NVL", "H100 NVL"), ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+    ("NVIDIA H200", "H200"), ("NVIDIA GeForce RTX 3090", "RTX 3090"), ("NVIDIA GeForce RTX 4090", "RTX 4090"),
+    ("NVIDIA L40S", None), ("CPU", None), (None, None)])
+def test_gpu_names_as_torch_reports_them_find_their_peaks(reported, row):
+    peak = roofline.peak_of(reported)
+    assert (peak.name if peak else None) == row
+
+
+def test_every_peak_row_names_its_source():
+    for r in rows("llmdoctor.benchmark", "gpu_peaks"):
+        assert urlparse(r["source"]).scheme == "https" and r["bandwidth_gbs"] > 0 and r["note"]
+
+
+def test_the_sampler_keeps_the_highest_reading_and_survives_a_failing_reader():
+    readings = iter([100, 300, 200] + [None] * 10_000)
+    with workloads.PeakSampler(lambda: next(readings), interval=0.001) as sampler:
+        time.sleep(0.05)
+    assert sampler.peak == 300
+
+    def broken():
+        raise RuntimeError("NVML went away")
+
+    with workloads.PeakSampler(broken, interval=0.001) as sampler:
+        time.sleep(0.01)
+    assert sampler.peak is None
+
+
+def test_nvml_process_memory_on_a_machine_without_a_driver_is_unknown_with_its_reason():
+    if os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine has an NVIDIA driver: the no-driver path cannot be seen here")
+    with ProcessMemory(os.getpid()) as pm:
+        assert pm.read() is None and "NVML" in pm.why
+    with workloads.nvml_peak("cpu") as sampler:
+        pass
+    assert sampler.peak is None
+
+
+def test_the_table_shows_the_roofline_share_and_names_the_peak(tmp_path):
+    golden = {
+        "model": {"name": "yi-6b", "params": YI.params(), "weights": "random (built from the preset's config)",
+                  "caveat": None},
+        "device": {"kind": "cuda", "name": "Tesla T4", "dtype": "float16", "torch": "2.13.0",
+                   "peak": {"name": "T4", "bandwidth": 320e9, "flops": 65e12, "source": "https://example"}},
+        "profiles": {"t4": {"title": "T4 class (16 GB)", "capped_fraction": None, "passed": True, "workloads": [{
+            "workload": "generate-nf4", "estimate_bytes": 4 * 2**30,
+            "measured": {"ok": True, "tokens_per_s": 21.0, "spread": [20.5, 21.4], "peak_allocated": 4 * 2**30},
+            "judgement": {"reference_tps": 9.9, "fits": True, "fast": True, "note": ""},
+            "efficiency": roofline.efficiency("generate-nf4", {"ok": True, "tokens_per_s": 21.0}, YI, 1024, 512,
+                                              128, 16, roofline.peak_of("Tesla T4"))}]}},
+    }
+    text = run.text(json.loads(json.dumps(golden)), width=110)
+    line = next(x for x in text.splitlines() if x.strip().startswith("generate-nf4"))
+    assert "%ROOF" in text and " 24% " in line  # 21 tok/s x 3.73 GB per token / 320 GB/s
+    assert "T4: 320 GB/s, 65 TFLOPS" in " ".join(text.split())
+    assert max(len(x) for x in text.splitlines()) <= 110
