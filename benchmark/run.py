@@ -83,8 +83,12 @@ def run(s: Settings, say=print, progress=None) -> dict:
     """Everything measured and judged, as one JSON-able dict."""
     import torch
 
+    import time
+
     device, dtype, dev = pick_device(s.device)
+    started = time.perf_counter()
     w = weights.resolve(s.model, s.download, s.cache_dir, device, dtype, say)
+    weights_s = time.perf_counter() - started
     arch = w.arch
     on_gpu = device.startswith("cuda")
     peak = roofline.peak_of(dev["name"]) if on_gpu else None
@@ -95,6 +99,7 @@ def run(s: Settings, say=print, progress=None) -> dict:
         "device": {**dev, "dtype": dtype, "torch": torch.__version__, "peak": asdict(peak) if peak else None},
         "settings": {k: v for k, v in asdict(s).items() if k != "cache_dir"},
         "profiles": {},
+        "setup": {"weights_s": round(weights_s, 3), "first_train_load_s": None, "before_first_step_s": None},
     }
     measured: dict[tuple[str, float | None], workloads.Measured] = {}  # a run serves every profile with its cap
     for name in s.profiles:
@@ -117,6 +122,9 @@ def run(s: Settings, say=print, progress=None) -> dict:
                 tick = progress(f"{name}: {wl}", s.warmup + (s.steps if wl.startswith("train") else s.reps)) \
                     if progress else (lambda: None)
                 m = measured[(wl, cap)] = _measure(wl, w.path, s, device, dtype, arch.vocab, tick)
+                if m.extra.get("setup_s") is not None and result["setup"]["first_train_load_s"] is None:
+                    result["setup"]["first_train_load_s"] = m.extra["setup_s"]
+                    result["setup"]["before_first_step_s"] = round(weights_s + m.extra["setup_s"], 3)
             entry["measured"] = asdict(m)
             eff = roofline.efficiency(wl, entry["measured"], arch, s.seq, s.prompt, s.new, s.rank, peak)
             if eff:
@@ -160,6 +168,10 @@ def text(result: dict, width: int = 100) -> str:
                 f"({d['dtype']}, torch {d['torch']})", width)]
     if m.get("caveat"):
         out.append(f"  note: {m['caveat']}")
+    st = result.get("setup") or {}
+    if st.get("before_first_step_s") is not None:
+        out.append(f"  set-up before the first training step: {st['before_first_step_s']:.1f} s (weights "
+                   f"{st['weights_s']:.1f} s, loading and wrapping in LoRA {st['first_train_load_s']:.1f} s)")
     for name, p in result["profiles"].items():
         verdict_word = {True: "PASS", False: "FAIL", None: "not judged (no GPU)"}[p["passed"]]
         cap = f", GPU capped to {p['capped_fraction']:.0%}" if p["capped_fraction"] else ""

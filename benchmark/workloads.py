@@ -157,6 +157,7 @@ def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, voca
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+    setup_started = time.perf_counter()
     model = load(path, quant, device, dtype)
     gc_kwargs = {"use_reentrant": False}
     if quant == "nf4":
@@ -175,6 +176,8 @@ def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, voca
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     data = synthetic_batches(vocab, batch, seq, 8)
     model.train()
+    _sync(device)
+    setup_s = time.perf_counter() - setup_started  # load, quantize, wrap in LoRA: all before the first step
     times, losses = [], []
     for step in range(warmup + steps):
         ids = data[step % len(data)].to(device)
@@ -194,7 +197,7 @@ def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, voca
     tps = [batch * seq / t for t in times]
     out = Measured(name, tokens_per_s=statistics.median(tps), spread=(_pct(tps, 0.1), _pct(tps, 0.9)),
                    step_s=statistics.median(times), peak_allocated=alloc, peak_reserved=reserved, losses=losses,
-                   loaded_dtype=loaded, extra={"trainable_params": sum(p.numel() for p in model.parameters()
+                   loaded_dtype=loaded, extra={"setup_s": round(setup_s, 3), "trainable_params": sum(p.numel() for p in model.parameters()
                                                                        if p.requires_grad)})
     del model, opt
     return out

@@ -47,6 +47,9 @@ def test_the_whole_pipeline_runs_on_the_cpu(tiny_result):
     for name in ("generate-nf4", "generate-int8", "generate-16bit"):
         assert rows[name]["measured"]["ttft_s"] > 0 and rows[name]["measured"]["prefill_tokens_per_s"] > 0
     assert report["profiles"]["t4"]["passed"] is None
+    setup = report["setup"]  # what the "under a minute on an H100" is read from
+    assert setup["before_first_step_s"] == pytest.approx(setup["weights_s"] + setup["first_train_load_s"], abs=2e-3)
+    assert rows["train-qlora"]["measured"]["extra"]["setup_s"] == setup["first_train_load_s"]
 
 
 def test_the_loss_falls_in_both_fine_tunes(tiny_result):
@@ -110,6 +113,7 @@ def test_the_table_fits_the_terminal_and_says_why_nothing_was_judged(tiny_result
     report = json.loads(tiny_result[0].stdout)
     text = run.text(report, width=100)
     assert "T4 class (16 GB): not judged (no GPU)" in text and "train-qlora" in text
+    assert "set-up before the first training step" in text
     assert max(len(line) for line in text.splitlines() if not line.startswith("  note:")) <= 100
 
 
