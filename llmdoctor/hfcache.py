@@ -193,31 +193,53 @@ def _blobs_head(depth: int) -> str:
     return head
 
 
-def _read_links(folder: str) -> tuple[list[os.DirEntry], list[str], list[str]]:
-    """(entries, names of the symlinks, their targets) of one folder; empty when unreadable."""
-    readlink = os.readlink
+def _read_links(folder: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(symlink names, their targets, sub-folder names, other file names) of one folder;
+    all empty when it cannot be read. Every entry is classified while the folder is open."""
     if _BY_FD:
         try:
             fd = os.open(folder, _DIR_FLAGS)
         except OSError:
-            return [], [], []
+            return [], [], [], []
         try:
             entries = list(os.scandir(fd))
             links = [e.name for e in entries if e.is_symlink()]
             try:
-                return entries, links, [readlink(n, dir_fd=fd) for n in links]
+                targets = [os.readlink(n, dir_fd=fd) for n in links]
             except OSError:
-                return entries, links, [_readlink_or_empty(n, fd) for n in links]
+                targets = [_readlink_or_empty(n, fd) for n in links]
+            dirs, files = _others(entries, len(links))
+            return links, targets, dirs, files
         except OSError:
-            return [], [], []
+            return [], [], [], []
         finally:
             os.close(fd)
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return [], [], []
+        return [], [], [], []
     links = [e.name for e in entries if e.is_symlink()]
-    return entries, links, [_readlink_or_empty(os.path.join(folder, n)) for n in links]
+    dirs, files = _others(entries, len(links))
+    return links, [_readlink_or_empty(os.path.join(folder, n)) for n in links], dirs, files
+
+
+def _others(entries: list[os.DirEntry], nb_links: int) -> tuple[list[str], list[str]]:
+    """(sub-folder names, regular file names) among ``entries`` that are not symlinks."""
+    dirs: list[str] = []
+    files: list[str] = []
+    if nb_links == len(entries):
+        return dirs, files
+    for e in entries:
+        try:
+            if e.is_symlink():
+                continue
+            if e.is_dir(follow_symlinks=False):
+                dirs.append(e.name)
+            elif e.name not in IGNORED:
+                files.append(e.name)
+        except OSError:
+            continue
+    return dirs, files
 
 
 def _readlink_or_empty(path: str, fd: int | None = None) -> str:
@@ -227,28 +249,21 @@ def _readlink_or_empty(path: str, fd: int | None = None) -> str:
         return ""
 
 
-def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str]) -> tuple[set[str], list[str], list[tuple[str, str]], list[tuple[str, os.DirEntry]], int]:
+def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str]) -> tuple[set[str], list[str], list[tuple[str, str]], list[str], int]:
     """Walk one snapshot folder. Returns (names of the blobs it links to the way
     huggingface_hub links them, link paths whose blob is missing, other links as (path,
-    target), regular files as (path, entry), number of files)."""
+    target), paths of regular files, number of files)."""
     names: set[str] = set()
     broken: list[str] = []
     odd: list[tuple[str, str]] = []
-    files: list[tuple[str, os.DirEntry]] = []
+    files: list[str] = []
     count = 0
     stack = [(folder, 0)]
     while stack:
         current, depth = stack.pop()
-        entries, links, targets = _read_links(current)
-        if len(links) != len(entries):
-            for e in entries:
-                if e.is_symlink():
-                    continue
-                path = os.path.join(current, e.name)
-                if e.is_dir(follow_symlinks=False):
-                    stack.append((path, depth + 1))
-                elif e.name not in IGNORED:
-                    files.append((path, e))
+        links, targets, dirs, plain = _read_links(current)
+        stack += [(os.path.join(current, d), depth + 1) for d in dirs]
+        files += [os.path.join(current, f) for f in plain]
         count += len(links)
         head = _BLOBS_HEADS.get(depth) or _blobs_head(depth)
         cut = len(head)
@@ -360,9 +375,9 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail:
                 continue
             stats.setdefault(hop, st)
             names.add(hop)
-        for path, entry in files:  # stored in place (no symlink support on this filesystem)
+        for path in files:  # stored in place (no symlink support on this filesystem)
             try:
-                st = entry.stat(follow_symlinks=False)
+                st = os.lstat(path)
             except OSError:
                 continue
             stats.setdefault(path, st)

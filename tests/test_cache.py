@@ -218,6 +218,28 @@ def test_orphans_and_a_broken_link_are_reported_and_the_rest_stays_visible(hub_c
     assert not orphan.exists() and (cache / "models--org--model" / "snapshots").exists()
 
 
+def test_files_stored_in_place_and_nested_folders_count_as_huggingface_hub_counts_them(hub_cache):
+    """Where the filesystem has no symlinks, huggingface_hub writes snapshot files in place;
+    nested folders hold links two levels deeper. Sizes and counts stay equal to scan_cache_dir's."""
+    cache, repos = hub_cache
+    snap = cache / "models--org--model" / "snapshots" / repos["org/model"].third
+    (snap / "in_place.bin").write_bytes(b"\3" * 3000)
+    nested = snap / "sub" / "deeper"
+    nested.mkdir(parents=True)
+    blob = next((cache / "models--org--model" / "blobs").iterdir()).name
+    os.symlink("../../../../blobs/" + blob, nested / "linked.json")
+    info = hf_scan(cache)
+    assert not info.warnings
+    theirs = next(r for r in info.repos if r.repo_id == "org/model")
+    (root,) = ls_json()["roots"]
+    mine = next(r for r in root["repos"] if r["cache_id"] == "model/org/model")
+    assert mine["broken"] == [] and mine["outside"] == []
+    assert mine["size"] == theirs.size_on_disk and mine["nb_files"] == theirs.nb_files
+    revs = {v["commit"]: v for v in mine["revisions"]}
+    for v in theirs.revisions:
+        assert (revs[v.commit_hash]["size"], revs[v.commit_hash]["nb_files"]) == (v.size_on_disk, v.nb_files)
+
+
 @pytest.mark.parametrize("where", ["/", "home"])
 def test_refuses_the_filesystem_root_and_the_home_directory(where, monkeypatch, tmp_path):
     home = tmp_path / "home"
