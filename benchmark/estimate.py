@@ -25,11 +25,15 @@ class Estimate:
     parts: dict[str, int]
 
 
-def weights(arch: Arch, quant: str, other_bytes: int) -> int:
+def linear_bytes(arch: Arch, quant: str, elt: int = 2) -> int:
+    """The decoder's linear projections as bitsandbytes stores them (or in ``elt`` bytes)."""
     lin = arch.linear_params()
-    per = {"nf4": lin // 2 + lin // BLOCK * 4, "int8": lin + arch.layers * 7 * arch.hidden * 4,
-           "16bit": lin * 2}[quant]
-    return per + arch.other_params() * other_bytes
+    return {"nf4": lin // 2 + lin // BLOCK * 4, "int8": lin + arch.layers * 7 * arch.hidden * 4,
+            "16bit": lin * elt}[quant]
+
+
+def weights(arch: Arch, quant: str, other_bytes: int) -> int:
+    return linear_bytes(arch, quant) + arch.other_params() * other_bytes
 
 
 def layer_activations(arch: Arch, tokens: int, elt: int = 2) -> int:

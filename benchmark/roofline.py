@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from llmdoctor.data import rows
 
-from .estimate import BLOCK
+from .estimate import linear_bytes
 from .presets import PACKAGE, Arch
+from .verdict import QUANT_OF
 
 CONVENTION = ("MFU = tokens/s x model FLOPs per token / peak dense 16-bit TFLOPS; LoRA counts 4N + 6 per adapter "
               "parameter + 12·L·H·Q·T per token (frozen base, recomputation not counted, PaLM appendix B)")
@@ -64,9 +65,7 @@ def forward_flops_per_token(arch: Arch, seq: int) -> int:
 def bytes_per_decoded_token(arch: Arch, quant: str, context: int, elt: int = 2) -> int:
     """Weight bytes read for one decoded token (bitsandbytes keeps the lm_head and norms in
     16 bits; the embedding reads one row) plus the KV cache read at ``context`` tokens."""
-    lin = arch.linear_params()
-    linear = {"nf4": lin // 2 + lin // BLOCK * 4, "int8": lin + arch.layers * 7 * arch.hidden * 4,
-              "16bit": lin * elt}[quant]
+    linear = linear_bytes(arch, quant, elt)
     rest = (arch.vocab * arch.hidden + arch.layers * 2 * arch.hidden + arch.hidden + arch.hidden) * elt
     kv = 2 * arch.layers * arch.kv_dim * elt * context
     return linear + rest + kv
@@ -98,8 +97,7 @@ def efficiency(workload: str, measured: dict, arch: Arch, seq: int, prompt: int,
         lora = (measured.get("extra") or {}).get("trainable_params") or arch.lora_params(rank)
         got = mfu(tps, train_flops_per_token(arch, seq, lora), peak)
         return {"mfu": got, "convention": CONVENTION} if got else None
-    quant = workload.split("-", 1)[1]
-    out = {"decode": decode_fraction(tps, arch, quant, prompt, new, peak)}
+    out = {"decode": decode_fraction(tps, arch, QUANT_OF[workload], prompt, new, peak)}
     if measured.get("prefill_tokens_per_s"):
         out["prefill_mfu"] = mfu(measured["prefill_tokens_per_s"], forward_flops_per_token(arch, prompt), peak)
     return out
