@@ -79,6 +79,26 @@ def _measure(wl: str, path: str, s: Settings, device: str, dtype: str, vocab: in
         return workloads.Measured(wl, ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
+def _reusable(measured: dict, wl: str, cap: float | None) -> tuple[workloads.Measured | None, float | None]:
+    """A successful run of ``wl`` under this cap or a smaller one (None: uncapped, the largest),
+    and the cap it ran under. A failed run is never reused: a larger cap may let it fit."""
+    if (wl, cap) in measured:
+        return measured[(wl, cap)], cap
+    for (name, under), m in measured.items():
+        if name == wl and m.ok and under is not None and (cap is None or under <= cap):
+            return m, under
+    return None, None
+
+
+def summary(profile_name: str, estimate_bytes: int, m: workloads.Measured) -> str:
+    """One line per measured workload, printed as the bench goes (progress on long work)."""
+    if not m.ok:
+        return f"{profile_name}: {m.workload} failed: {m.error}"
+    tps = f"{m.tokens_per_s:,.1f} tok/s" if m.tokens_per_s else "no throughput"
+    peak = f", peak {_gib(m.peak_allocated)} (estimate {_gib(estimate_bytes)})" if m.peak_allocated else ""
+    return f"{profile_name}: {m.workload} {tps}{peak}"
+
+
 def run(s: Settings, say=print, progress=None) -> dict:
     """Everything measured and judged, as one JSON-able dict."""
     import torch
@@ -102,7 +122,8 @@ def run(s: Settings, say=print, progress=None) -> dict:
         "setup": {"weights_s": round(weights_s, 3), "first_train_load_s": None, "before_first_step_s": None},
     }
     measured: dict[tuple[str, float | None], workloads.Measured] = {}  # a run serves every profile with its cap
-    for name in s.profiles:
+    # smallest class first: a workload that ran under a smaller cap is proven to fit a larger one
+    for name in sorted(s.profiles, key=lambda n: verdict.profile(n)["usable_bytes"]):
         prof = verdict.profile(name)
         cap = None
         if on_gpu and dev["total_memory"] > prof["usable_bytes"]:
@@ -117,7 +138,9 @@ def run(s: Settings, say=print, progress=None) -> dict:
                                     f"{prof['usable_bytes'] / 2**30:.1f} GiB; {_alternative(wl, s)}")
                 rows.append(entry)
                 continue
-            m = measured.get((wl, cap))
+            m, under = _reusable(measured, wl, cap)
+            if m is not None and under != cap:
+                entry["measured_under_cap"] = under
             if m is None:
                 tick = progress(f"{name}: {wl}", s.warmup + (s.steps if wl.startswith("train") else s.reps)) \
                     if progress else (lambda: None)
@@ -125,6 +148,7 @@ def run(s: Settings, say=print, progress=None) -> dict:
                 if m.extra.get("setup_s") is not None and result["setup"]["first_train_load_s"] is None:
                     result["setup"]["first_train_load_s"] = m.extra["setup_s"]
                     result["setup"]["before_first_step_s"] = round(weights_s + m.extra["setup_s"], 3)
+                say(summary(name, est.bytes, m))
             entry["measured"] = asdict(m)
             eff = roofline.efficiency(wl, entry["measured"], arch, s.seq, s.prompt, s.new, s.rank, peak)
             if eff:

@@ -77,6 +77,7 @@ def build_random(arch: presets.Arch, folder: str, device: str, dtype: str) -> No
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
     model.to_empty(device=device)
+    model.tie_weights()  # to_empty gives tied parameters (Qwen2.5 < 7B: embeddings = lm_head) separate storage
     gen = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():

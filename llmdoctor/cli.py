@@ -292,9 +292,12 @@ def bench(model, profiles, workload_names, batch, seq, steps, rank, lr, prompt, 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
+    bars = sys.stderr.isatty()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not sys.stderr.isatty()) as bar:
+                  console=console, transient=True, disable=not bars) as bar:
         def progress(label, total):
+            if not bars:  # no terminal (a log, CI): one line per workload instead of a bar
+                console.print(f"{label}...")
             task = bar.add_task(label, total=total)
             return lambda: bar.update(task, advance=1)
 
