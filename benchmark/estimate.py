@@ -7,7 +7,11 @@ blocksize), int8 one byte plus a scale per row, 16-bit two bytes. QLoRA casts ev
 parameter that is not 4-bit to fp32 (peft's prepare_model_for_kbit_training). LoRA adapters
 cost 16 bytes a parameter with AdamW (fp32 weight, grad, two moments). With gradient
 checkpointing each layer keeps its input, and one layer's activations are live during its
-recomputation; the fp32 logits and their gradient dominate at large vocabularies."""
+recomputation; the fp32 logits and their gradient dominate at large vocabularies. Generation
+keeps the logits of the last position only (transformers' generate), and both workloads hold
+cuBLAS's workspace, which torch allocates through its caching allocator: 64 MiB, read off the
+16-bit runs in benchmark/results/ (peak minus weights, KV cache and activations, the same for
+a 64k and a 152k vocabulary)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from .presets import Arch
 
 BLOCK = 64  #: bitsandbytes 4-bit blocksize
+WORKSPACE = 64 * 2**20  #: cuBLAS workspace (measured, see the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ def train(arch: Arch, quant: str, batch: int, seq: int, rank: int, elt: int = 2)
         "checkpoints": arch.layers * tokens * arch.hidden * elt,
         "recompute": layer_activations(arch, tokens, elt),
         "logits": tokens * arch.vocab * (elt + 4 + 4),  # output, fp32 upcast for the loss, its gradient
+        "workspace": WORKSPACE,
     }
     return Estimate(f"train-{'qlora' if quant == 'nf4' else 'lora16'}", sum(parts.values()), parts)
 
@@ -59,6 +65,7 @@ def generate(arch: Arch, quant: str, prompt: int, new: int, batch: int = 1, elt:
     parts = {
         "weights": weights(arch, quant, elt),
         "kv-cache": 2 * arch.layers * ctx * arch.kv_dim * elt * batch,
-        "prefill": batch * prompt * (4 * arch.hidden + 2 * arch.inter) * elt + batch * prompt * arch.vocab * 4,
+        "prefill": batch * prompt * (4 * arch.hidden + 2 * arch.inter) * elt + batch * arch.vocab * 4,
+        "workspace": WORKSPACE,
     }
     return Estimate(f"generate-{quant}", sum(parts.values()), parts)

@@ -4,6 +4,7 @@ render the result as a table, JSON, or a plot."""
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import asdict, dataclass, field
 
 from . import estimate, roofline, verdict, weights, workloads
@@ -158,7 +159,8 @@ def run(s: Settings, say=print, progress=None) -> dict:
                 entry["loss_fell"] = sum(m.losses[-k:]) / k < sum(m.losses[:k]) / k
             if m.peak_allocated:
                 entry["estimate_error"] = round(est.bytes / m.peak_allocated - 1, 3)
-            j = verdict.judge(wl, prof, arch, m.peak_allocated if m.ok else None, m.tokens_per_s, on_gpu)
+            frac = ((eff or {}).get("decode") or {}).get("fraction")
+            j = verdict.judge(wl, prof, arch, m.peak_allocated if m.ok else None, m.tokens_per_s, on_gpu, frac)
             if on_gpu and not m.ok:
                 j = verdict.Judgement(wl, name, False, None, None, prof["usable_bytes"], j.reference_tps, None,
                                       j.reference, f"failed under the cap: {m.error}")
@@ -202,6 +204,7 @@ def text(result: dict, width: int = 100) -> str:
         out += ["", f"{p['title']}{cap}: {verdict_word}"]
         out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>15} {'REF':>8} "
                    f"{'%ROOF':>6}  VERDICT")
+        notes = []
         for r in p["workloads"]:
             if "skipped" in r:
                 line = f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8} {'':>6}  "
@@ -211,20 +214,27 @@ def text(result: dict, width: int = 100) -> str:
             tps = f"{ms['tokens_per_s']:.1f}" if ms.get("tokens_per_s") else "-"
             spread = f"{ms['spread'][0]:.1f}-{ms['spread'][1]:.1f}" if ms.get("spread") else ""
             ref = f"{j['reference_tps']:.1f}" if j.get("reference_tps") and j["fits"] is not None else "-"
-            word = ("error: " + ms["error"]) if not ms["ok"] else (
-                j["note"] or ("fits" if j["fits"] else "does not fit") + ", " +
-                {True: "fast enough", False: "slower than the reference", None: "no reference"}[j["fast"]])
+            if not ms["ok"]:
+                word = "error: " + ms["error"]
+            elif j["fits"] is None:
+                word = j["note"]
+            else:
+                word = ("fits" if j["fits"] else "does not fit") + ", " + {
+                    True: "fast enough", False: "slower than the reference", None: "no reference"}[j["fast"]]
+                if j["note"]:
+                    notes.append(f"{r['workload']}: {j['note']}")
+                    word += f" [{len(notes)}]"
             if r.get("loss_fell") is False:
                 word += "; loss did not fall"
             frac = roofline.headline(r.get("efficiency"))
             line = (f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {_gib(ms.get('peak_allocated')):>10} "
                     f"{tps:>9} {spread:>15} {ref:>8} {'-' if frac is None else f'{frac:.0%}':>6}  ")
             out.append(line + _fit(word, max(12, width - len(line))))
+        for i, note in enumerate(notes, 1):
+            out += textwrap.wrap(f"[{i}] {note}", width=max(40, width), initial_indent="  ", subsequent_indent="      ")
     if d.get("peak"):
         pk = d["peak"]
         flops = f", {pk['flops'] / 1e12:g} TFLOPS" if pk.get("flops") else ""
-        import textwrap
-
         out += [""] + textwrap.wrap(f"%ROOF: training = model FLOPs utilisation, generation = share of the decode "
                                     f"bandwidth roofline ({pk['name']}: {pk['bandwidth'] / 1e9:g} GB/s{flops})",
                                     width=max(40, width))

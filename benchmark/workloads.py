@@ -103,6 +103,21 @@ def nvml_peak(device: str):
         yield sampler
 
 
+@contextlib.contextmanager
+def _quiet_int8_cast():
+    """bitsandbytes logs "MatMul8bitLt: inputs will be cast ... to float16" on every call when
+    the inputs are not fp16 (float32 on the CPU): tens of megabytes of log for one generation."""
+    import logging
+
+    log = logging.getLogger("bitsandbytes.autograd._functions")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
@@ -113,6 +128,8 @@ def load(path: str, quant: str, device: str, dtype: str):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     torch_dtype = getattr(torch, dtype)
+    if quant == "int8" and device.startswith("cuda"):
+        torch_dtype = torch.float16  # LLM.int8() computes in fp16: bf16 inputs would be cast in every layer, every token
     kw = {}
     if quant == "nf4":
         kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -210,7 +227,7 @@ def generate(path: str, quant: str, device: str, dtype: str, prompt: int, new: i
     name = f"generate-{quant}"
     torch.manual_seed(0)
     _reset_peak(device)
-    with nvml_peak(device) as nvml:
+    with nvml_peak(device) as nvml, _quiet_int8_cast():
         out = _generate(path, quant, device, dtype, prompt, new, reps, warmup, vocab, tick, name)
     out.peak_nvml = nvml.peak
     gc.collect()
