@@ -3,11 +3,12 @@ render the result as a table, JSON, or a plot."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from . import estimate, roofline, verdict, weights, workloads
+from . import estimate, presets, roofline, verdict, weights, workloads
 from .presets import Arch
 
 WORKLOADS = ("train-qlora", "train-lora16", "generate-nf4", "generate-int8", "generate-16bit")
@@ -151,29 +152,62 @@ def run(s: Settings, say=print, progress=None) -> dict:
                     result["setup"]["before_first_step_s"] = round(weights_s + m.extra["setup_s"], 3)
                 say(summary(name, est.bytes, m))
             entry["measured"] = asdict(m)
-            eff = roofline.efficiency(wl, entry["measured"], arch, s.seq, s.prompt, s.new, s.rank, peak)
-            if eff:
-                entry["efficiency"] = eff
-            if m.losses:
-                k = max(1, min(3, len(m.losses) // 3))
-                entry["loss_fell"] = sum(m.losses[-k:]) / k < sum(m.losses[:k]) / k
-            if m.peak_allocated:
-                entry["estimate_error"] = round(est.bytes / m.peak_allocated - 1, 3)
-            frac = ((eff or {}).get("decode") or {}).get("fraction")
-            j = verdict.judge(wl, prof, arch, m.peak_allocated if m.ok else None, m.tokens_per_s, on_gpu, frac)
-            if on_gpu and not m.ok:
-                j = verdict.Judgement(wl, name, False, None, None, prof["usable_bytes"], j.reference_tps, None,
-                                      j.reference, f"failed under the cap: {m.error}")
-            entry["judgement"] = asdict(j)
+            _judge_entry(entry, est, prof, arch, s, peak, on_gpu)
             rows.append(entry)
         if cap is not None:
             torch.cuda.set_per_process_memory_fraction(1.0, 0)
-        judged = [r["judgement"] for r in rows if "judgement" in r and r["judgement"]["fits"] is not None]
-        passed = None if not judged else all(j["fits"] and j["fast"] is not False for j in judged) and all(
-            r.get("loss_fell", True) for r in rows)
         result["profiles"][name] = {"title": prof["title"], "capped_fraction": cap, "workloads": rows,
-                                    "passed": passed}
+                                    "passed": _passed(rows)}
     return result
+
+
+def _judge_entry(entry: dict, est: estimate.Estimate, prof: dict, arch: Arch, s: Settings, peak, on_gpu: bool) -> None:
+    """Efficiency, falling loss, estimate error and the class judgement of one measured workload."""
+    wl, m = entry["workload"], entry["measured"]
+    eff = roofline.efficiency(wl, m, arch, s.seq, s.prompt, s.new, s.rank, peak)
+    if eff:
+        entry["efficiency"] = eff
+    if m["losses"]:
+        k = max(1, min(3, len(m["losses"]) // 3))
+        entry["loss_fell"] = sum(m["losses"][-k:]) / k < sum(m["losses"][:k]) / k
+    if m["peak_allocated"]:
+        entry["estimate_error"] = round(est.bytes / m["peak_allocated"] - 1, 3)
+    frac = ((eff or {}).get("decode") or {}).get("fraction")
+    j = verdict.judge(wl, prof, arch, m["peak_allocated"] if m["ok"] else None, m["tokens_per_s"], on_gpu, frac)
+    if on_gpu and not m["ok"]:
+        j = verdict.Judgement(wl, prof["name"], False, None, None, prof["usable_bytes"], j.reference_tps, None,
+                              j.reference, f"failed under the cap: {m['error']}")
+    entry["judgement"] = asdict(j)
+
+
+def _passed(rows: list[dict]) -> bool | None:
+    judged = [r["judgement"] for r in rows if "judgement" in r and r["judgement"]["fits"] is not None]
+    if not judged:
+        return None
+    return all(j["fits"] and j["fast"] is not False for j in judged) and all(r.get("loss_fell", True) for r in rows)
+
+
+def rejudge(result: dict) -> dict:
+    """A recorded result (``--json``) judged again by this version's estimator, references and
+    roofline, from its measurements alone: how the committed GPU runs are kept current."""
+    out = json.loads(json.dumps(result))
+    arch = presets.preset(result["model"]["name"]) or presets.preset(result["model"]["arch"])
+    if arch is None:
+        raise ValueError(f"{result['model']['name']!r} is not a preset; only preset results can be re-judged")
+    known = {f.name for f in fields(Settings)}
+    s = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in result["settings"].items() if k in known})
+    on_gpu = result["device"]["kind"] == "cuda"
+    peak = roofline.peak_of(result["device"]["name"]) if on_gpu else None
+    out["device"]["peak"] = asdict(peak) if peak else None
+    for name, p in out["profiles"].items():
+        prof = verdict.profile(name)
+        for entry in p["workloads"]:
+            est = _estimate(arch, entry["workload"], s)
+            entry["estimate_bytes"], entry["estimate_parts"] = est.bytes, est.parts
+            if "measured" in entry:
+                _judge_entry(entry, est, prof, arch, s, peak, on_gpu)
+        p["passed"] = _passed(p["workloads"])
+    return out
 
 
 def exit_code(result: dict) -> int:
@@ -193,7 +227,7 @@ def text(result: dict, width: int = 100) -> str:
     out = [_fit(f"{m['name']} ({size} parameters, weights: {m['weights']}) on {d['name']} "
                 f"({d['dtype']}, torch {d['torch']})", width)]
     if m.get("caveat"):
-        out.append(f"  note: {m['caveat']}")
+        out += textwrap.wrap(f"note: {m['caveat']}", width=max(40, width), initial_indent="  ", subsequent_indent="  ")
     st = result.get("setup") or {}
     if st.get("before_first_step_s") is not None:
         out.append(f"  set-up before the first training step: {st['before_first_step_s']:.1f} s (weights "
@@ -202,17 +236,17 @@ def text(result: dict, width: int = 100) -> str:
         verdict_word = {True: "PASS", False: "FAIL", None: "not judged (no GPU)"}[p["passed"]]
         cap = f", GPU capped to {p['capped_fraction']:.0%}" if p["capped_fraction"] else ""
         out += ["", f"{p['title']}{cap}: {verdict_word}"]
-        out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>15} {'REF':>8} "
+        out.append(f"  {'WORKLOAD':<15} {'ESTIMATE':>10} {'PEAK':>10} {'TOK/S':>9} {'P10-P90':>13} {'REF':>8} "
                    f"{'%ROOF':>6}  VERDICT")
-        notes = []
+        notes: dict[str, int] = {}
         for r in p["workloads"]:
             if "skipped" in r:
-                line = f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>15} {'':>8} {'':>6}  "
+                line = f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {'':>10} {'':>9} {'':>13} {'':>8} {'':>6}  "
                 out.append(line + _fit("skipped: " + r["skipped"], max(12, width - len(line))))
                 continue
             ms, j = r["measured"], r["judgement"]
             tps = f"{ms['tokens_per_s']:.1f}" if ms.get("tokens_per_s") else "-"
-            spread = f"{ms['spread'][0]:.1f}-{ms['spread'][1]:.1f}" if ms.get("spread") else ""
+            spread = "-".join(f"{v:.0f}" if v >= 100 else f"{v:.1f}" for v in ms["spread"]) if ms.get("spread") else ""
             ref = f"{j['reference_tps']:.1f}" if j.get("reference_tps") and j["fits"] is not None else "-"
             if not ms["ok"]:
                 word = "error: " + ms["error"]
@@ -220,17 +254,16 @@ def text(result: dict, width: int = 100) -> str:
                 word = j["note"]
             else:
                 word = ("fits" if j["fits"] else "does not fit") + ", " + {
-                    True: "fast enough", False: "slower than the reference", None: "no reference"}[j["fast"]]
+                    True: "fast enough", False: "too slow", None: "no reference"}[j["fast"]]
                 if j["note"]:
-                    notes.append(f"{r['workload']}: {j['note']}")
-                    word += f" [{len(notes)}]"
+                    word += f" [{notes.setdefault(j['note'], len(notes) + 1)}]"
             if r.get("loss_fell") is False:
                 word += "; loss did not fall"
             frac = roofline.headline(r.get("efficiency"))
             line = (f"  {r['workload']:<15} {_gib(r['estimate_bytes']):>10} {_gib(ms.get('peak_allocated')):>10} "
-                    f"{tps:>9} {spread:>15} {ref:>8} {'-' if frac is None else f'{frac:.0%}':>6}  ")
+                    f"{tps:>9} {spread:>13} {ref:>8} {'-' if frac is None else f'{frac:.0%}':>6}  ")
             out.append(line + _fit(word, max(12, width - len(line))))
-        for i, note in enumerate(notes, 1):
+        for note, i in notes.items():
             out += textwrap.wrap(f"[{i}] {note}", width=max(40, width), initial_indent="  ", subsequent_indent="      ")
     if d.get("peak"):
         pk = d["peak"]

@@ -72,7 +72,8 @@ def judge(workload: str, prof: dict, arch: Arch, peak_allocated: int | None, tok
     fast = None if ref_tps is None or tokens_per_s is None else tokens_per_s >= ref_tps
     note = ""
     if fast is False and decode_fraction is not None and decode_fraction < HOST_BOUND:
-        note = (f"decode used {decode_fraction:.0%} of this GPU's memory bandwidth: per-token host overhead "
-                "(Python, kernel launches), not the GPU, limits it")
+        note = (f"decode under {HOST_BOUND:.0%} of this GPU's memory-bandwidth roofline (%ROOF): per-token overhead "
+                "(Python, kernel launches, dequantization) limits it, not the GPU's memory; a faster host CPU or a "
+                "compiled / static-cache generate helps, a larger GPU does not")
     return Judgement(workload, prof["name"], fits, fast, peak, prof["usable_bytes"], ref_tps, tokens_per_s, source,
                      note)
