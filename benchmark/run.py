@@ -282,16 +282,19 @@ def plot(result: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, p in result["profiles"].items():
+    for k, (name, p) in enumerate(result["profiles"].items()):
+        color = f"C{k}"
         rows = [r for r in p["workloads"] if "measured" in r and r["measured"].get("tokens_per_s")]
-        labels = [r["workload"] for r in rows]
-        ax_t.bar([f"{name}\n{lab}" for lab in labels], [r["measured"]["tokens_per_s"] for r in rows], alpha=0.7)
-        refs = [r["judgement"]["reference_tps"] for r in rows]
-        ax_t.scatter([f"{name}\n{lab}" for lab in labels], [v or 0 for v in refs], marker="_", s=400, color="k")
+        labels = [f"{name}\n{r['workload']}" for r in rows]
+        ax_t.bar(labels, [r["measured"]["tokens_per_s"] for r in rows], alpha=0.7, color=color)
+        refs = [(lab, r["judgement"]["reference_tps"]) for lab, r in zip(labels, rows) if r["judgement"]["reference_tps"]]
+        if refs:
+            ax_t.scatter(*zip(*refs), marker="_", s=400, color="k")
         peaks = [(r["measured"].get("peak_allocated") or 0) / 2**30 for r in rows]
-        ax_m.bar([f"{name}\n{lab}" for lab in labels], peaks, alpha=0.7)
-        ax_m.axhline(verdict.profile(name)["usable_bytes"] / 2**30, linestyle="--", label=p["title"])
-    ax_t.set_ylabel("tokens/s (bar: measured, tick: class reference)")
+        ax_m.bar(labels, peaks, alpha=0.7, color=color)
+        ax_m.axhline(verdict.profile(name)["usable_bytes"] / 2**30, linestyle="--", color=color, label=p["title"])
+    ax_t.set_yscale("log")  # training runs at thousands of tokens/s, decode at tens
+    ax_t.set_ylabel("tokens/s, log scale (bar: measured, tick: class reference)")
     ax_m.set_ylabel("peak GiB (torch allocated)")
     ax_m.legend()
     for ax in (ax_t, ax_m):
