@@ -11,7 +11,8 @@ recomputation; the fp32 logits and their gradient dominate at large vocabularies
 keeps the logits of the last position only (transformers' generate), and both workloads hold
 cuBLAS's workspace, which torch allocates through its caching allocator: 64 MiB, read off the
 16-bit runs in benchmark/results/ (peak minus weights, KV cache and activations, the same for
-a 64k and a 152k vocabulary)."""
+a 64k and a 152k vocabulary). That is the H200's; GPUs before Hopper get smaller default
+workspaces from torch, so there the estimate errs by tens of MiB on the safe side."""
 
 from __future__ import annotations
 

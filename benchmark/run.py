@@ -189,7 +189,8 @@ def _passed(rows: list[dict]) -> bool | None:
 
 def rejudge(result: dict) -> dict:
     """A recorded result (``--json``) judged again by this version's estimator, references and
-    roofline, from its measurements alone: how the committed GPU runs are kept current."""
+    roofline, from its measurements alone: how the committed GPU runs are kept current. A
+    workload the run skipped stays skipped (there is nothing to judge)."""
     out = json.loads(json.dumps(result))
     arch = presets.preset(result["model"]["name"]) or presets.preset(result["model"]["arch"])
     if arch is None:
