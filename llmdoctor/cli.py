@@ -170,11 +170,13 @@ dir_option = click.option("--dir", "dirs", multiple=True, type=click.Path(file_o
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (sizes in bytes).")
 @click.option("--hub-only", is_flag=True, help="Skip the datasets, xet, torch hub and pip caches.")
 @click.option("--revisions", is_flag=True, help="One line per revision under each repo.")
-def cache_ls(dirs, sort, filters, as_json, hub_only, revisions):
+@click.option("--fresh", is_flag=True, help="Read every snapshot link again instead of reusing what the last listing "
+                                            "read from folders unchanged since.")
+def cache_ls(dirs, sort, filters, as_json, hub_only, revisions, fresh):
     """Repos in every hub cache root: size on disk, revisions and refs, last access."""
     from . import cacheview, hfcache
 
-    report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False)
+    report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False, remember=not fresh)
     try:
         if as_json:
             click.echo(json.dumps(cacheview.ls_json(report, filters, sort), indent=2 if sys.stdout.isatty() else None))

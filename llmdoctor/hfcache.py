@@ -7,7 +7,9 @@ several roots at once.
 
 One ``os.scandir`` per directory and one ``lstat`` per blob: snapshot symlinks are read
 with ``readlink`` (relative to an open folder) and matched to the blob by name, never
-followed. Large caches are split over forked processes. Nothing here writes.
+followed. Large caches are split over forked processes. A listing may pass a
+:class:`~llmdoctor.linkindex.LinkIndex`: a snapshot folder unchanged since the last listing
+is then not read again (``linkindex`` says why that is safe). Nothing here writes to a cache.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Iterable, Mapping
 
+from .linkindex import LinkIndex
 from .paths import hf_home, hf_hub_cache
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -249,10 +252,15 @@ def _readlink_or_empty(path: str, fd: int | None = None) -> str:
         return ""
 
 
-def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str]) -> tuple[set[str], list[str], list[tuple[str, str]], list[str], int]:
+def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: LinkIndex | None = None
+                    ) -> tuple[set[str], list[str], list[tuple[str, str]], list[str], int]:
     """Walk one snapshot folder. Returns (names of the blobs it links to the way
     huggingface_hub links them, link paths whose blob is missing, other links as (path,
-    target), paths of regular files, number of files)."""
+    target), paths of regular files, number of files).
+
+    With an ``index``, a sub-folder whose every link is a plain link to an existing blob
+    is remembered as (number of links, blob names joined by "/", sub-folders, files), and
+    not read again while it stays unchanged and its blobs are all still there."""
     names: set[str] = set()
     broken: list[str] = []
     odd: list[tuple[str, str]] = []
@@ -261,6 +269,22 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str]) -> tuple
     stack = [(folder, 0)]
     while stack:
         current, depth = stack.pop()
+        st = None
+        if index is not None:
+            try:
+                st = os.stat(current)
+            except OSError:
+                pass
+            known = index.lookup(current, st) if st is not None else None
+            if known is not None:
+                nb_links, joined, dirs, plain = known
+                found = set(joined.split("/")) if joined else set()
+                if not (found - blob_names):
+                    names |= found
+                    count += nb_links
+                    stack += [(os.path.join(current, d), depth + 1) for d in dirs]
+                    files += [os.path.join(current, f) for f in plain]
+                    continue
         links, targets, dirs, plain = _read_links(current)
         stack += [(os.path.join(current, d), depth + 1) for d in dirs]
         files += [os.path.join(current, f) for f in plain]
@@ -272,6 +296,8 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str]) -> tuple
         if len(found) == len(targets) or all(t[:cut] == head for t in targets):
             if not (found - blob_names):
                 names |= found
+                if st is not None:  # blob names never hold "/"
+                    index.remember(current, st, (len(links), "/".join(found), tuple(dirs), tuple(plain)))
                 continue
         for name, t in zip(links, targets):  # something is off in this folder: sort it out link by link
             key = t[cut:]
@@ -321,9 +347,11 @@ def _stat_blobs(blobs_dir: str, lock_dir: str) -> tuple[dict[str, os.stat_result
     return stats, partials
 
 
-def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail: bool = True) -> Repo:
+def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail: bool = True,
+              index: LinkIndex | None = None) -> Repo:
     """One repo folder. ``detail=False`` leaves out which blobs each revision links to and
-    their sizes (what prune needs, not what a listing shows)."""
+    their sizes (what prune needs, not what a listing shows); ``index`` (listings only)
+    spares reading the links of snapshot folders unchanged since the last listing."""
     name = os.path.basename(repo_path)
     prefix, _, rest = name.partition("--")
     repo_type = REPO_TYPES.get(prefix, prefix)
@@ -350,7 +378,7 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail:
     blobs_real = None
     for commit in commits:
         folder = os.path.join(snapshots_dir, commit)
-        names, lost, odd, files, nb = _snapshot_files(folder, blob_names)
+        names, lost, odd, files, nb = _snapshot_files(folder, blob_names, index)
         broken += lost
         for path, target in odd:
             if not target:
@@ -389,7 +417,7 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail:
                 accessed = modified = os.stat(folder).st_mtime
             except OSError:
                 pass
-        revisions.append(Revision(commit, tuple(sorted(refs.pop(commit, ()))), tuple(names) if detail else (),
+        revisions.append(Revision(commit, tuple(sorted(refs.pop(commit, ()))), tuple(sorted(names)) if detail else (),
                                   nb, size, disk, modified, accessed))
     size, disk, last_accessed, last_modified = _totals(referenced, stats)
     sizes = {n: stats[n].st_size for n in referenced} if detail else {}
@@ -409,18 +437,21 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail:
                        if dangling else None))
 
 
-def _scan_chunk(args) -> list[Repo]:
-    paths, root, blobs = args
-    return [scan_repo(p, root, detail=blobs) for p in paths]
+def _scan_chunk(paths: list[str], root: str, blobs: bool, index: LinkIndex | None) -> tuple[list[Repo], dict, set]:
+    """(repos, folders this scan recorded, recorded folders it reused)."""
+    repos = [scan_repo(p, root, detail=blobs, index=index) for p in paths]
+    return repos, (index.new if index else {}), (index.used if index else set())
 
 
-def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True) -> list[Repo]:
+def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True,
+               index: LinkIndex | None = None) -> list[Repo]:
     """Large caches are split over forked processes (the scan is system calls plus Python
     work the GIL would serialise); this process scans one share itself, the children send
-    theirs back pickled through a pipe. Small caches, or no fork(), are scanned here alone."""
+    theirs back pickled through a pipe (with what they added to the ``index``). Small
+    caches, or no fork(), are scanned here alone."""
     workers = min(workers or os.cpu_count() or 1, 8)
     if workers < 2 or len(paths) < PARALLEL_FROM or not hasattr(os, "fork"):
-        return _scan_chunk((paths, root, blobs))
+        return _scan_chunk(paths, root, blobs, index)[0]
     import pickle
 
     children = []
@@ -431,7 +462,8 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
             code = 0
             try:
                 os.close(read_end)
-                data = pickle.dumps(_scan_chunk((paths[k::workers], root, blobs)), protocol=pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps(_scan_chunk(paths[k::workers], root, blobs, index),
+                                    protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write_end, "wb") as fh:
                     fh.write(data)
             except BaseException:
@@ -440,20 +472,24 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
                 os._exit(code)
         os.close(write_end)
         children.append((pid, read_end, k))
-    repos = _scan_chunk((paths[0::workers], root, blobs))
+    repos = _scan_chunk(paths[0::workers], root, blobs, index)[0]
     for pid, read_end, k in children:
         with os.fdopen(read_end, "rb") as fh:
             data = fh.read()
         _, status = os.waitpid(pid, 0)
         if status == 0 and data:
-            repos += pickle.loads(data)
+            theirs, new, used = pickle.loads(data)
+            repos += theirs
+            if index is not None:
+                index.merge(new, used)
         else:  # a child that failed: scan its share here
-            repos += _scan_chunk((paths[k::workers], root, blobs))
+            repos += _scan_chunk(paths[k::workers], root, blobs, index)[0]
     order = {p: i for i, p in enumerate(paths)}
     return sorted(repos, key=lambda r: order[r.path])
 
 
-def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = True) -> Root:
+def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = True,
+              index: LinkIndex | None = None) -> Root:
     path = os.path.abspath(os.path.expanduser(path))
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
@@ -474,7 +510,7 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
             warnings.append(f"not a cached repo: {entry.path}")
             continue
         candidates.append(entry.path)
-    repos = _scan_many(candidates, path, workers, blobs)
+    repos = _scan_many(candidates, path, workers, blobs, index)
     for r in repos:
         if r.broken:
             warnings.append(f"{r.cache_id}: {len(r.broken)} file(s) whose blob is missing (broken symlink), e.g. "
@@ -571,9 +607,17 @@ class CacheReport:
 
 
 def scan(environ: Mapping[str, str], extra: Iterable[str] = (), others: bool = True,
-         blobs: bool = True) -> CacheReport:
-    """Every root; ``blobs=False`` (for listing) may leave out which blobs each revision uses."""
+         blobs: bool = True, remember: bool = False) -> CacheReport:
+    """Every root; ``blobs=False`` (for listing) may leave out which blobs each revision
+    uses; ``remember`` (for listing) keeps each root's snapshot listings in a
+    :class:`~llmdoctor.linkindex.LinkIndex` between runs."""
     started = time.perf_counter()
-    roots = tuple(scan_root(loc.path, loc.source, blobs=blobs) for loc in hub_roots(environ, extra))
+    roots = []
+    for loc in hub_roots(environ, extra):
+        index = LinkIndex.open(loc.path, environ) if remember else None
+        roots.append(scan_root(loc.path, loc.source, blobs=blobs, index=index))
+        if index is not None and roots[-1].exists:
+            index.save()
+    roots = tuple(roots)
     more = tuple(du(path, name) for name, path in other_caches(environ)) if others else ()
     return CacheReport(roots, more, round(time.perf_counter() - started, 4))

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's own config, cache or plugins."""
     monkeypatch.setenv("LLMDOCTOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LLMDOCTOR_CACHE_DIR", str(tmp_path / "llmdoctor-cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)

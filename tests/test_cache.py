@@ -5,6 +5,7 @@ orphan blob, a broken link)."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -355,3 +356,176 @@ def test_ls_revisions_shows_each_commit_with_its_refs(hub_cache):
     assert f"{m.third[:12]}" in text and "(detached)" in text
     line = next(l for l in text.splitlines() if m.second[:12] in l)
     assert "v1.0" in line
+
+
+# --- the listing index: what `cache ls` remembers of unchanged snapshot folders -------------
+
+def later() -> float:
+    """A scan clock far enough ahead that folders written by the test count as settled."""
+    from llmdoctor.linkindex import RACY_S
+
+    return time.time() + RACY_S + 1
+
+
+def index_of(cache, now=None):
+    from llmdoctor.linkindex import LinkIndex
+
+    return LinkIndex.open(str(cache), os.environ, now=now)
+
+
+def scan(cache, index=None, workers=None):
+    from llmdoctor import hfcache
+
+    return hfcache.scan_root(str(cache), "test", workers=workers, index=index)
+
+
+def test_the_listing_index_gives_what_a_fresh_read_gives_and_follows_every_change(hub_cache):
+    cache, repos = hub_cache
+    first = index_of(cache, now=later())
+    assert scan(cache, first) == scan(cache)
+    assert first.new and first.save()
+    second = index_of(cache, now=later())
+    assert scan(cache, second) == scan(cache)
+    assert second.used == set(first.new) and not second.new  # every folder came from the index
+
+    time.sleep(0.05)  # past the filesystem's clock tick
+    model = cache / "models--org--model"
+    third = model / "snapshots" / repos["org/model"].third
+    first_config = os.readlink(model / "snapshots" / repos["org/model"].first / "config.json")
+    os.symlink(first_config, third / "swap")
+    os.replace(third / "swap", third / "config.json")  # a link replaced by one to another blob
+    (data_snap,) = (cache / "datasets--org--data" / "snapshots").iterdir()
+    os.unlink(data_snap / "README.md")  # a link removed
+    (third / "extra").mkdir()  # a folder added, with a link in it
+    os.symlink("../" + first_config, third / "extra" / "config.json")
+
+    third_index = index_of(cache, now=later())
+    indexed, fresh = scan(cache, third_index), scan(cache)
+    assert indexed == fresh
+    rev = next(v for r in indexed.repos for v in r.revisions if v.commit == repos["org/model"].third)
+    assert os.path.basename(first_config) in rev.blobs and rev.nb_files == 4
+    assert str(third) not in third_index.used and str(data_snap) not in third_index.used
+    assert str(third) in third_index.new and str(third / "extra") in third_index.new
+
+
+def test_a_folder_changed_within_two_seconds_of_the_listing_is_read_but_not_remembered(hub_cache):
+    cache, repos = hub_cache
+    third = cache / "models--org--model" / "snapshots" / repos["org/model"].third
+    os.symlink(os.readlink(third / "config.json"), third / "alias.json")  # changed now: within the tick
+    now = index_of(cache)
+    assert scan(cache, now) == scan(cache)
+    assert str(third) not in now.new
+    settled = index_of(cache, now=later())
+    scan(cache, settled)
+    assert str(third) in settled.new
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "another root's", "writable by others",
+                                    "another version"])
+def test_a_damaged_or_foreign_index_is_ignored_and_rewritten(hub_cache, tmp_path, damage):
+    import struct
+
+    from llmdoctor.linkindex import VERSION
+
+    cache, _ = hub_cache
+    index = index_of(cache, now=later())
+    scan(cache, index)
+    assert index.save()
+    file = index.file
+    data = open(file, "rb").read()
+    if damage == "truncated":
+        open(file, "wb").write(data[: len(data) // 2])
+    elif damage == "flipped bytes":
+        open(file, "wb").write(data[:-20] + bytes(20))
+    elif damage == "another root's":
+        other = tmp_path / "other" / "hub"
+        shutil.copytree(cache, other, symlinks=True)
+        theirs = index_of(other, now=later())
+        scan(other, theirs)
+        assert theirs.save()
+        shutil.copyfile(theirs.file, file)
+    elif damage == "writable by others":
+        os.chmod(file, 0o666)
+    else:
+        magic, _, crc = struct.unpack_from("<16sII", data)
+        open(file, "wb").write(struct.pack("<16sII", magic, VERSION + 1, crc) + data[24:])
+    again = index_of(cache, now=later())
+    assert again.old == {}
+    assert scan(cache, again) == scan(cache)
+    assert again.save() and index_of(cache).old  # rewritten, and read back
+    assert os.stat(file).st_mode & 0o777 == 0o600
+
+
+def test_ls_works_where_its_index_cannot_be_written_and_with_fresh(hub_cache, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    expected = ls_json("--fresh")
+    monkeypatch.setenv("LLMDOCTOR_CACHE_DIR", str(blocker))
+    assert ls_json()["roots"] == expected["roots"]
+
+
+def test_a_forked_scan_sends_its_folders_back_to_the_index(tmp_path):
+    from llmdoctor.benchmark.self.cachegen import make_cache
+    from llmdoctor.hfcache import PARALLEL_FROM
+
+    cache = tmp_path / "big" / "hub"
+    make_cache(str(cache), repos=PARALLEL_FROM + 10, files_per_repo=10)
+    first = index_of(cache, now=later())
+    assert scan(cache, first, workers=2) == scan(cache, workers=1)
+    assert first.save()
+    folders = {str(p) for p in cache.glob("*/snapshots/*")} | {str(p) for p in cache.glob("*/snapshots/*/sub")}
+    assert set(first.new) == folders
+    second = index_of(cache, now=later())
+    assert scan(cache, second, workers=2) == scan(cache, workers=1)
+    assert second.used == folders and not second.new and not second.save()
+
+
+def test_no_index_on_a_network_or_unknown_filesystem(tmp_path, monkeypatch):
+    from llmdoctor import linkindex
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda1 / ext4 rw,relatime 0 0\n"
+                      "server:/export /mnt/team\\040share nfs4 rw,relatime 0 0\n"
+                      "tmpfs /mnt/team\\040share/tmp tmpfs rw 0 0\n")
+    assert linkindex.fstype("/home/u/.cache/huggingface/hub", str(mounts)) == "ext4"
+    assert linkindex.fstype("/mnt/team share/hf/hub", str(mounts)) == "nfs4"
+    assert linkindex.fstype("/mnt/team share/tmp/hub", str(mounts)) == "tmpfs"
+    assert linkindex.fstype("/", str(tmp_path / "no-such-file")) is None
+    for kind in ("nfs4", "fuse.sshfs", None):
+        monkeypatch.setattr(linkindex, "fstype", lambda path, kind=kind: kind)
+        assert linkindex.LinkIndex.open(str(tmp_path), os.environ) is None
+
+
+def test_a_forged_index_can_mislead_ls_but_never_prune(hub_cache):
+    """Deletion reads every link itself: an index claiming a snapshot links to nothing
+    changes the listing only, and prune --orphans keeps every blob that snapshot uses."""
+    from llmdoctor.linkindex import LinkIndex
+
+    cache, repos = hub_cache
+    third = cache / "models--org--model" / "snapshots" / repos["org/model"].third
+    used = {os.path.basename(os.readlink(p)) for p in third.iterdir()}
+    real = index_of(cache)
+    forged = LinkIndex(real.file, real.root, now=later())
+    st = os.stat(third)
+    forged.new = {str(third): ((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns), (0, "", (), ()))}
+    assert forged.save()
+    listed = {r["cache_id"]: r for r in ls_json()["roots"][0]["repos"]}
+    assert listed["model/org/model"]["orphans"]["count"] >= 1  # the listing did read the forged entry
+    for blob in used:
+        os.utime(cache / "models--org--model" / "blobs" / blob, (OLD, OLD))
+    assert prune("--orphans", "--yes").exit_code == 0
+    assert all((cache / "models--org--model" / "blobs" / b).exists() for b in used)
+    assert not hf_scan(cache).warnings
+
+
+def test_the_cache_ls_benchmark_runs_every_command_on_a_small_cache(capsys):
+    """The script behind README's figures still runs end to end (its timings are not judged here)."""
+    from llmdoctor.benchmark.self import cache_ls
+
+    assert cache_ls.main(["--repos", "30", "--files", "4", "--runs", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["cache"]["repos"], out["cache"]["files"], out["cache"]["blobs"]) == (30, 120, 120)
+    rows = out["results"]
+    assert {"llmdoctor cache ls", "llmdoctor cache ls --json", "llmdoctor cache ls, first run",
+            "llmdoctor cache ls --fresh", "du -sh"} <= set(rows)
+    assert all(row["exit_codes"] == [0] for row in rows.values())

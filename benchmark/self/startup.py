@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from . import compile_llmdoctor
+
 COMMANDS = {
     "llmdoctor --help": [sys.executable, "-m", "llmdoctor", "--help"],
     "llmdoctor check --offline": [sys.executable, "-m", "llmdoctor", "check", "--offline"],
@@ -43,6 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    compile_llmdoctor()
     commands = dict(COMMANDS)
     if not torch_present():
         del commands[REFERENCE]

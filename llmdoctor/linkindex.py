@@ -1,0 +1,168 @@
+"""What each snapshot folder of a hub cache holds (which blobs its symlinks point to, its
+sub-folders, its plain files), remembered between two `llmdoctor cache ls` so that a folder
+that has not changed is not read link by link again.
+
+Why it is safe: a symlink cannot be changed in place; replacing, adding, removing or
+renaming an entry changes its folder's ctime, which no program can set back (``utime``
+sets mtime and atime, and moves ctime to now). A listing is reused only when the folder's
+device, inode, mtime and ctime are all as recorded, and it is recorded only when that ctime
+is more than ``RACY_S`` older than the scan (git's "racy" rule: a change made within the
+same clock tick as the reading could leave the ctime as it was). Used only on local
+filesystems known to keep ctime (``LOCAL_FS``): not on network filesystems (the client
+caches attributes, its clock is not the server's), FUSE filesystems (some report fixed
+times), nor where the type cannot be told (Windows, macOS: every link is read there).
+
+Only listings use it; nothing that deletes reads it (``cache prune`` reads every link).
+The file is the user's own (``~/.cache/llmdoctor/cache-ls/``), written atomically; a file
+that is damaged, foreign or of another version is ignored and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import re
+import struct
+import time
+import zlib
+from typing import Mapping
+
+VERSION = 1
+MAGIC = b"llmdoctor-links\0"
+_HEADER = struct.Struct("<16sII")  # magic, version, crc32 of the payload
+RACY_S = 2.0  #: a folder changed this recently is read, never remembered
+#: network filesystems: file locks are unreliable, every stat is a round trip, the client caches
+#: attributes and its clock is not the server's (no index there)
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "lustre", "gpfs", "beegfs", "ceph",
+              "fuse.ceph", "glusterfs", "fuse.glusterfs", "9p", "afs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone")
+
+#: local filesystems that update a folder's ctime on every change to its entries
+LOCAL_FS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "overlay", "bcachefs", "jfs", "reiserfs")
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+Listing = tuple  #: what the scanner keeps of one folder (``hfcache._snapshot_files`` decides), marshal-able
+
+
+def cache_dir(environ: Mapping[str, str]) -> str:
+    """llmdoctor's own cache folder (LLMDOCTOR_CACHE_DIR overrides)."""
+    if environ.get("LLMDOCTOR_CACHE_DIR"):
+        return os.path.expanduser(environ["LLMDOCTOR_CACHE_DIR"])
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(os.path.expanduser(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")),
+                        "llmdoctor")
+
+
+def fstype(path: str, mounts: str = "/proc/self/mounts") -> str | None:
+    """The type of the filesystem holding ``path`` (Linux), or None where it cannot be told."""
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as fh:
+            table = fh.read().splitlines()
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best, kind = "", None
+    for line in table:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), parts[1])  # "\\040" is a space
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, parts[2]
+    return kind
+
+
+class LinkIndex:
+    """Listings of one cache root's snapshot folders: ``lookup`` before reading a folder,
+    ``remember`` after, ``save`` at the end. Forked scanners send back what they read
+    (``new``) and which remembered folders they used (``used``); ``merge`` takes both."""
+
+    def __init__(self, file: str | None, root: str, entries: dict | None = None, now: float | None = None):
+        self.file = file
+        self.root = root
+        self.old: dict[str, tuple] = entries or {}
+        self.new: dict[str, tuple] = {}
+        self.used: set[str] = set()
+        self.trust_before_ns = int(((time.time() if now is None else now) - RACY_S) * 1e9)
+
+    @classmethod
+    def open(cls, root: str, environ: Mapping[str, str], now: float | None = None) -> LinkIndex | None:
+        """The index of ``root``, empty when there is none yet; None where one must not be used."""
+        if os.name != "posix" or fstype(root) not in LOCAL_FS:
+            return None
+        real = os.path.realpath(root)
+        name = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24] + ".idx"
+        file = os.path.join(cache_dir(environ), "cache-ls", name)
+        return cls(file, real, _load(file, real), now)
+
+    def lookup(self, folder: str, st: os.stat_result) -> Listing | None:
+        entry = self.old.get(folder)
+        if entry is not None and entry[0] == (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns):
+            self.used.add(folder)
+            return entry[1]
+        return None
+
+    def remember(self, folder: str, st: os.stat_result, listing: Listing) -> None:
+        if st.st_ctime_ns < self.trust_before_ns and st.st_mtime_ns < self.trust_before_ns:
+            self.new[folder] = ((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns), listing)
+
+    def merge(self, new: dict, used) -> None:
+        self.new.update(new)
+        self.used.update(used)
+
+    def save(self) -> bool:
+        """Write what this scan used and read, if it differs from what was loaded. Never
+        raises: a cache folder that cannot be written only costs the next scan its speed."""
+        if self.file is None or (not self.new and len(self.used) == len(self.old)):
+            return False
+        entries = {f: self.old[f] for f in self.used}
+        entries.update(self.new)
+        payload = marshal.dumps((self.root, entries))
+        data = _HEADER.pack(MAGIC, VERSION, zlib.crc32(payload)) + payload
+        folder = os.path.dirname(self.file)
+        tmp = f"{self.file}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.file)
+            return True
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return False
+
+
+def _load(file: str, root: str) -> dict:
+    """The entries recorded for ``root``, or {} for a missing, damaged, foreign or old file."""
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:  # someone else's, or writable by others
+            return {}
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            data = fh.read()
+    except OSError:
+        return {}
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) < _HEADER.size:
+        return {}
+    magic, version, crc = _HEADER.unpack_from(data)
+    payload = memoryview(data)[_HEADER.size:]
+    if magic != MAGIC or version != VERSION or zlib.crc32(payload) != crc:
+        return {}
+    try:
+        recorded_root, entries = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return {}
+    return entries if recorded_root == root and isinstance(entries, dict) else {}
