@@ -252,6 +252,12 @@ def _readlink_or_empty(path: str, fd: int | None = None) -> str:
         return ""
 
 
+def _well_formed(known) -> bool:
+    """An index entry as ``_snapshot_files`` records it: (links, "/"-joined blob names, sub-folders, files)."""
+    return (type(known) is tuple and len(known) == 4 and type(known[0]) is int and type(known[1]) is str
+            and type(known[2]) is tuple and type(known[3]) is tuple)
+
+
 def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: LinkIndex | None = None
                     ) -> tuple[set[str], list[str], list[tuple[str, str]], list[str], int]:
     """Walk one snapshot folder. Returns (names of the blobs it links to the way
@@ -276,10 +282,11 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: L
             except OSError:
                 pass
             known = index.lookup(current, st) if st is not None else None
-            if known is not None:
+            if _well_formed(known):
                 nb_links, joined, dirs, plain = known
                 found = set(joined.split("/")) if joined else set()
                 if not (found - blob_names):
+                    index.use(current)
                     names |= found
                     count += nb_links
                     stack += [(os.path.join(current, d), depth + 1) for d in dirs]

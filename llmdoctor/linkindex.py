@@ -74,8 +74,8 @@ def fstype(path: str, mounts: str = "/proc/self/mounts") -> str | None:
 
 
 class LinkIndex:
-    """Listings of one cache root's snapshot folders: ``lookup`` before reading a folder,
-    ``remember`` after, ``save`` at the end. Forked scanners send back what they read
+    """Listings of one cache root's snapshot folders: ``lookup`` (and ``use``) before
+    reading a folder, ``remember`` after reading one, ``save`` at the end. Forked scanners send back what they read
     (``new``) and which remembered folders they used (``used``); ``merge`` takes both."""
 
     def __init__(self, file: str | None, root: str, entries: dict | None = None, now: float | None = None):
@@ -97,11 +97,15 @@ class LinkIndex:
         return cls(file, real, _load(file, real), now)
 
     def lookup(self, folder: str, st: os.stat_result) -> Listing | None:
+        """What was recorded of ``folder`` if it is unchanged since; ``use`` it if it serves."""
         entry = self.old.get(folder)
         if entry is not None and entry[0] == (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns):
-            self.used.add(folder)
             return entry[1]
         return None
+
+    def use(self, folder: str) -> None:
+        """Keep ``folder``'s entry: this scan relied on it."""
+        self.used.add(folder)
 
     def remember(self, folder: str, st: os.stat_result, listing: Listing) -> None:
         if st.st_ctime_ns < self.trust_before_ns and st.st_mtime_ns < self.trust_before_ns:
@@ -118,7 +122,10 @@ class LinkIndex:
             return False
         entries = {f: self.old[f] for f in self.used}
         entries.update(self.new)
-        payload = marshal.dumps((self.root, entries))
+        try:
+            payload = marshal.dumps((self.root, entries))
+        except ValueError:  # not a marshal-able entry: write nothing rather than fail the listing
+            return False
         data = _HEADER.pack(MAGIC, VERSION, zlib.crc32(payload)) + payload
         folder = os.path.dirname(self.file)
         tmp = f"{self.file}.{os.getpid()}.tmp"

@@ -421,11 +421,11 @@ def test_a_folder_changed_within_two_seconds_of_the_listing_is_read_but_not_reme
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "another root's", "writable by others",
-                                    "another version"])
+                                    "another version", "misshapen entries"])
 def test_a_damaged_or_foreign_index_is_ignored_and_rewritten(hub_cache, tmp_path, damage):
     import struct
 
-    from llmdoctor.linkindex import VERSION
+    from llmdoctor.linkindex import VERSION, LinkIndex
 
     cache, _ = hub_cache
     index = index_of(cache, now=later())
@@ -446,6 +446,14 @@ def test_a_damaged_or_foreign_index_is_ignored_and_rewritten(hub_cache, tmp_path
         shutil.copyfile(theirs.file, file)
     elif damage == "writable by others":
         os.chmod(file, 0o666)
+    elif damage == "misshapen entries":  # intact file, entries of a shape the scanner never writes
+        bad = LinkIndex(file, index.root, now=later())
+        bad.new = {folder: (key, ("x", 1)) for folder, (key, _) in index.new.items()}
+        assert bad.save()
+        again = index_of(cache, now=later())
+        assert again.old and scan(cache, again) == scan(cache)
+        assert not again.used and again.save()  # every entry was a miss, and is recorded anew
+        return
     else:
         magic, _, crc = struct.unpack_from("<16sII", data)
         open(file, "wb").write(struct.pack("<16sII", magic, VERSION + 1, crc) + data[24:])
