@@ -8,6 +8,8 @@ import os
 import textwrap
 from dataclasses import asdict, dataclass, field, fields
 
+from llmdoctor import paths
+
 from . import estimate, presets, roofline, verdict, weights, workloads
 from .presets import Arch
 
@@ -32,8 +34,7 @@ class Settings:
     reps: int = 3
     device: str = "auto"
     download: bool = False
-    cache_dir: str = field(default_factory=lambda: os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "llmdoctor"))
+    cache_dir: str = field(default_factory=lambda: paths.cache_dir(os.environ))
 
 
 def pick_device(wanted: str) -> tuple[str, str, dict]:

@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Iterable, Mapping
 
 from .linkindex import LinkIndex
-from .paths import hf_home, hf_hub_cache
+from .paths import hf_home, hf_hub_cache, xdg_cache
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", "CACHEDIR.TAG", ".locks"}
@@ -593,8 +593,7 @@ def hub_roots(environ: Mapping[str, str], extra: Iterable[str] = ()) -> list[Loc
 
 
 def other_caches(environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    home = environ.get("HOME") or os.path.expanduser("~")
-    xdg = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    xdg = xdg_cache(environ)
     hf = hf_home(environ)
     torch_home = environ.get("TORCH_HOME") or os.path.join(xdg, "torch")
     return [

@@ -28,6 +28,8 @@ import time
 import zlib
 from typing import Mapping
 
+from .paths import cache_dir
+
 VERSION = 1
 MAGIC = b"llmdoctor-links\0"
 _HEADER = struct.Struct("<16sII")  # magic, version, crc32 of the payload
@@ -42,15 +44,6 @@ LOCAL_FS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "ove
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 Listing = tuple  #: what the scanner keeps of one folder (``hfcache._snapshot_files`` decides), marshal-able
-
-
-def cache_dir(environ: Mapping[str, str]) -> str:
-    """llmdoctor's own cache folder (LLMDOCTOR_CACHE_DIR overrides)."""
-    if environ.get("LLMDOCTOR_CACHE_DIR"):
-        return os.path.expanduser(environ["LLMDOCTOR_CACHE_DIR"])
-    home = environ.get("HOME") or os.path.expanduser("~")
-    return os.path.join(os.path.expanduser(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")),
-                        "llmdoctor")
 
 
 def fstype(path: str, mounts: str = "/proc/self/mounts") -> str | None:

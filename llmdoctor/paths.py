@@ -10,12 +10,23 @@ def _home(environ: Mapping[str, str]) -> str:
     return environ.get("HOME") or os.path.expanduser("~")
 
 
+def xdg_cache(environ: Mapping[str, str]) -> str:
+    """XDG_CACHE_HOME, else ~/.cache."""
+    return os.path.expanduser(environ.get("XDG_CACHE_HOME") or os.path.join(_home(environ), ".cache"))
+
+
+def cache_dir(environ: Mapping[str, str]) -> str:
+    """llmdoctor's own cache: the `cache ls` index, bench's random weights (LLMDOCTOR_CACHE_DIR overrides)."""
+    if environ.get("LLMDOCTOR_CACHE_DIR"):
+        return os.path.expanduser(environ["LLMDOCTOR_CACHE_DIR"])
+    return os.path.join(xdg_cache(environ), "llmdoctor")
+
+
 def hf_home(environ: Mapping[str, str]) -> str:
     """HF_HOME as huggingface_hub.constants computes it, without importing the library."""
     if environ.get("HF_HOME"):
         return os.path.expanduser(environ["HF_HOME"])
-    xdg = environ.get("XDG_CACHE_HOME") or os.path.join(_home(environ), ".cache")
-    return os.path.join(os.path.expanduser(xdg), "huggingface")
+    return os.path.join(xdg_cache(environ), "huggingface")
 
 
 def hf_hub_cache(environ: Mapping[str, str]) -> str:
