@@ -119,14 +119,15 @@ class LinkIndex:
             payload = marshal.dumps((self.root, entries))
         except ValueError:  # not a marshal-able entry: write nothing rather than fail the listing
             return False
-        data = _HEADER.pack(MAGIC, VERSION, zlib.crc32(payload)) + payload
+        header = _HEADER.pack(MAGIC, VERSION, zlib.crc32(payload))
         folder = os.path.dirname(self.file)
         tmp = f"{self.file}.{os.getpid()}.tmp"
         try:
             os.makedirs(folder, mode=0o700, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                fh.write(header)
+                fh.write(payload)
             os.replace(tmp, self.file)
             return True
         except OSError:
