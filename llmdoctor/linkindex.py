@@ -84,6 +84,11 @@ class LinkIndex:
         """The index of ``root``, empty when there is none yet; None where one must not be used."""
         if os.name != "posix" or fstype(root) not in LOCAL_FS:
             return None
+        return cls.for_root(root, environ, now)
+
+    @classmethod
+    def for_root(cls, root: str, environ: Mapping[str, str], now: float | None = None) -> LinkIndex:
+        """The index file of ``root``, loaded, whatever filesystem holds it (``open`` decides that)."""
         real = os.path.realpath(root)
         name = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24] + ".idx"
         file = os.path.join(cache_dir(environ), "cache-ls", name)
