@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 
 from llmdoctor.data import row
-from llmdoctor.linkindex import NETWORK_FS
 from llmdoctor.model import Status, check
+from llmdoctor.probes.cache import NETWORK_FS
 from llmdoctor.units import size
 
 DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"

@@ -34,11 +34,6 @@ VERSION = 1
 MAGIC = b"llmdoctor-links\0"
 _HEADER = struct.Struct("<16sII")  # magic, version, crc32 of the payload
 RACY_S = 2.0  #: a folder changed this recently is read, never remembered
-#: network filesystems: file locks are unreliable, every stat is a round trip, the client caches
-#: attributes and its clock is not the server's (no index there)
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "lustre", "gpfs", "beegfs", "ceph",
-              "fuse.ceph", "glusterfs", "fuse.glusterfs", "9p", "afs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone")
-
 #: local filesystems that update a folder's ctime on every change to its entries
 LOCAL_FS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "overlay", "bcachefs", "jfs", "reiserfs")
 
