@@ -63,8 +63,9 @@ def fstype(path: str, mounts: str = "/proc/self/mounts") -> str | None:
 
 class LinkIndex:
     """Listings of one cache root's snapshot folders: ``lookup`` (and ``use``) before
-    reading a folder, ``remember`` after reading one, ``save`` at the end. Forked scanners send back what they read
-    (``new``) and which remembered folders they used (``used``); ``merge`` takes both."""
+    reading a folder, ``remember`` after reading one, ``save`` at the end. Forked scanners
+    send back what they read (``new``) and which remembered folders they used (``used``);
+    ``merge`` takes both."""
 
     def __init__(self, file: str | None, root: str, entries: dict | None = None, now: float | None = None):
         self.file = file
@@ -92,7 +93,7 @@ class LinkIndex:
     def lookup(self, folder: str, st: os.stat_result) -> Listing | None:
         """What was recorded of ``folder`` if it is unchanged since; ``use`` it if it serves."""
         entry = self.old.get(folder)
-        if entry is not None and entry[0] == (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns):
+        if entry is not None and entry[0] == _key(st):
             return entry[1]
         return None
 
@@ -102,7 +103,7 @@ class LinkIndex:
 
     def remember(self, folder: str, st: os.stat_result, listing: Listing) -> None:
         if st.st_ctime_ns < self.trust_before_ns and st.st_mtime_ns < self.trust_before_ns:
-            self.new[folder] = ((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns), listing)
+            self.new[folder] = (_key(st), listing)
 
     def merge(self, new: dict, used) -> None:
         self.new.update(new)
@@ -120,22 +121,19 @@ class LinkIndex:
         except ValueError:  # not a marshal-able entry: write nothing rather than fail the listing
             return False
         header = _HEADER.pack(MAGIC, VERSION, zlib.crc32(payload))
-        folder = os.path.dirname(self.file)
-        tmp = f"{self.file}.{os.getpid()}.tmp"
+        from .journal import atomic_write  # only a scan that has something new to keep pays this import
+
         try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(header)
-                fh.write(payload)
-            os.replace(tmp, self.file)
+            os.makedirs(os.path.dirname(self.file), mode=0o700, exist_ok=True)
+            atomic_write(self.file, header + payload, mode=0o600)
             return True
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             return False
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What must be unchanged for a folder's entry to be reused."""
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _load(file: str, root: str) -> dict:
