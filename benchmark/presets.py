@@ -1,13 +1,23 @@
 """Bench model presets (data/presets.json): architecture configs, parameter counts, and the
-transformers config to build a model from when no real weights are at hand."""
+transformers config to build a model from when no real weights are at hand. An Arch also
+comes from any decoder's own config.json (``from_config``), found by ``resolve_config``: a
+preset, a local folder or file, the Hugging Face cache, or (when allowed) the hub itself.
+Torch-free: ``llmdoctor check`` and ``bench --estimate-only`` import it."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 
 from llmdoctor.data import row, rows
 
 PACKAGE = "llmdoctor.benchmark"
+MAX_CONFIG_BYTES = 4 * 2**20  #: a config.json larger than this is not a model config
+
+
+class ConfigError(ValueError):
+    """A model's config cannot be found or read; the message says what to pass instead."""
 
 
 @dataclass(frozen=True)
@@ -25,10 +35,15 @@ class Arch:
     hub_id: str | None = None
     source: str = ""
     raw: dict | None = None
+    head_dim_override: int | None = None  #: config.json's head_dim where it is not hidden / heads
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_dim_override or self.hidden // self.heads
+
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
@@ -36,22 +51,26 @@ class Arch:
 
     def linear_params(self) -> int:
         """Parameters in the decoder's linear projections (what 4-bit / 8-bit quantization replaces)."""
-        attn = 2 * self.hidden * self.hidden + 2 * self.hidden * self.kv_dim
+        attn = 2 * self.hidden * self.q_dim + 2 * self.hidden * self.kv_dim
         return self.layers * (attn + 3 * self.hidden * self.inter)
+
+    def largest_linear(self) -> int:
+        """Parameters of the largest single projection (an MLP matrix, or q/o at a large head count)."""
+        return max(self.hidden * self.inter, self.hidden * self.q_dim)
 
     def other_params(self) -> int:
         """Embeddings, lm_head, norms and biases: kept in 16 bits (fp32 after prepare_model_for_kbit_training)."""
         emb = self.vocab * self.hidden * (1 if self.tied else 2)
         norms = self.layers * 2 * self.hidden + self.hidden
-        bias = self.layers * (self.hidden + 2 * self.kv_dim) if self.qkv_bias else 0
+        bias = self.layers * (self.q_dim + 2 * self.kv_dim) if self.qkv_bias else 0
         return emb + norms + bias
 
     def params(self) -> int:
         return self.linear_params() + self.other_params()
 
     def lora_params(self, rank: int, targets=("q_proj", "k_proj", "v_proj", "o_proj")) -> int:
-        dims = {"q_proj": (self.hidden, self.hidden), "k_proj": (self.hidden, self.kv_dim),
-                "v_proj": (self.hidden, self.kv_dim), "o_proj": (self.hidden, self.hidden),
+        dims = {"q_proj": (self.hidden, self.q_dim), "k_proj": (self.hidden, self.kv_dim),
+                "v_proj": (self.hidden, self.kv_dim), "o_proj": (self.q_dim, self.hidden),
                 "gate_proj": (self.hidden, self.inter), "up_proj": (self.hidden, self.inter),
                 "down_proj": (self.inter, self.hidden)}
         return self.layers * sum(rank * (dims[t][0] + dims[t][1]) for t in targets)
@@ -61,7 +80,7 @@ class Arch:
 
         keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                 "vocab_size", "max_position_embeddings", "rope_theta", "rms_norm_eps", "tie_word_embeddings",
-                "sliding_window")
+                "sliding_window", "head_dim")
         kw = {k: self.raw[k] for k in keys if k in self.raw}
         cfg = AutoConfig.for_model(self.model_type, **kw)
         cfg.initializer_range = 0.02
@@ -70,11 +89,24 @@ class Arch:
         return cfg
 
 
+def _positive(cfg: dict, key: str) -> int:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"config.json has no positive integer {key!r} (found {value!r})")
+    return value
+
+
 def _arch(r: dict) -> Arch:
-    return Arch(name=r["name"], model_type=r["model_type"], hidden=r["hidden_size"], inter=r["intermediate_size"],
-                layers=r["num_hidden_layers"], heads=r["num_attention_heads"], kv_heads=r["num_key_value_heads"],
-                vocab=r["vocab_size"], tied=bool(r.get("tie_word_embeddings")), qkv_bias=r["model_type"] == "qwen2",
-                hub_id=r.get("hub_id"), source=r.get("source", ""), raw=r)
+    heads = _positive(r, "num_attention_heads")
+    kv = r.get("num_key_value_heads")
+    head_dim = r.get("head_dim")
+    return Arch(name=r["name"], model_type=str(r.get("model_type") or "llama"), hidden=_positive(r, "hidden_size"),
+                inter=_positive(r, "intermediate_size"), layers=_positive(r, "num_hidden_layers"), heads=heads,
+                kv_heads=_positive(r, "num_key_value_heads") if kv is not None else heads,
+                vocab=_positive(r, "vocab_size"), tied=bool(r.get("tie_word_embeddings")),
+                qkv_bias=bool(r.get("attention_bias", r.get("model_type") == "qwen2")),
+                hub_id=r.get("hub_id"), source=r.get("source", ""), raw=r,
+                head_dim_override=head_dim if isinstance(head_dim, int) and head_dim > 0 else None)
 
 
 def preset(name: str) -> Arch | None:
@@ -88,8 +120,66 @@ def preset_names() -> list[str]:
     return [r["name"] for r in rows(PACKAGE, "presets")]
 
 
+MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size")
+
+
 def from_config(name: str, cfg: dict) -> Arch:
-    """An Arch from a model's own config.json (a hub id or a local path given to --model)."""
-    raw = {**cfg, "name": name}
-    raw.setdefault("num_key_value_heads", cfg.get("num_attention_heads"))
-    return _arch({**raw, "model_type": cfg.get("model_type", "llama")})
+    """An Arch from a model's own config.json (a hub id or a local path given to --model).
+    A multimodal config's text part (``text_config``) is the decoder; ConfigError (a
+    ValueError) for what is not a dense decoder config."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("config.json does not hold a JSON object")
+    if isinstance(cfg.get("text_config"), dict):
+        cfg = {**cfg["text_config"], "model_type": cfg["text_config"].get("model_type") or cfg.get("model_type")}
+    moe = [k for k in MOE_KEYS if cfg.get(k)]
+    if moe:
+        raise ConfigError(f"a mixture-of-experts config ({', '.join(moe)}): the memory model covers dense decoders only")
+    return _arch({**cfg, "name": name, "model_type": cfg.get("model_type", "llama")})
+
+
+def _read_config(path: str, name: str) -> Arch:
+    try:
+        if os.path.getsize(path) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a model config")
+        with open(path, encoding="utf-8") as fh:
+            cfg = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is not a readable config.json: {exc}") from None
+    return from_config(name, cfg)
+
+
+def resolve_config(model: str, *, fetch: bool = False, environ=None) -> tuple[Arch, str]:
+    """(Arch, where its config came from) for a preset name, a local folder holding
+    config.json, a config.json file, a hub id in the Hugging Face cache, or (``fetch``) a hub
+    id whose config.json alone is downloaded. Torch-free."""
+    arch = preset(model)
+    if arch is not None:
+        return arch, f"preset ({arch.source})"
+    if os.path.isdir(model):
+        path = os.path.join(model, "config.json")
+        if not os.path.isfile(path):
+            raise ConfigError(f"{model} has no config.json")
+        return _read_config(path, os.path.basename(os.path.abspath(model))), path
+    if os.path.isfile(model):
+        return _read_config(model, os.path.basename(os.path.dirname(os.path.abspath(model))) or model), model
+    if model.count("/") != 1 or any(c.isspace() for c in model):
+        raise ConfigError(f"{model!r} is not a preset ({', '.join(preset_names())}), a local folder or config.json, "
+                          "or a hub id (owner/name)")
+    try:
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ConfigError(f"huggingface_hub is needed to read {model}'s config: {exc}") from None
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed id, an unreadable cache
+        cached = None
+    if isinstance(cached, str):
+        return _read_config(cached, model), f"Hugging Face cache ({cached})"
+    if not fetch:
+        raise ConfigError(f"{model}'s config.json is not in the Hugging Face cache (allow the hub to fetch it)")
+    try:
+        path = hf_hub_download(model, "config.json")
+    except Exception as exc:  # noqa: BLE001 - not found, gated, offline, TLS: say which
+        raise ConfigError(f"cannot fetch {model}'s config.json from the hub: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    return _read_config(path, model), f"hub ({model}, config.json only)"

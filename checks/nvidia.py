@@ -43,6 +43,41 @@ def memory_class(total_bytes: int) -> dict:
     return chosen
 
 
+MEMORY_DOCS = "https://pytorch.org/docs/stable/notes/cuda.html#memory-management"
+WORKLOAD_WORDS = {"train-qlora": "QLoRA", "train-lora16": "16-bit LoRA", "generate-16bit": "16-bit inference",
+                  "generate-int8": "int8 inference", "generate-nf4": "nf4 inference"}
+
+
+def what_fits(total_bytes: int) -> tuple[str, str]:
+    """(title, detail): which bench workloads of the 6-8B presets llmdoctor's one memory model
+    (llmdoctor.benchmark.estimate, the bench's estimator, calibrated on measured runs) predicts
+    to fit this much GPU memory, at the bench's defaults."""
+    from llmdoctor.benchmark import estimate, presets
+
+    archs = [a for a in (presets.preset(n) for n in presets.preset_names()) if 6e9 <= a.params() < 8.5e9]
+    yes, some, none, lines = [], [], [], []
+    for wl, word in WORKLOAD_WORDS.items():
+        got = [(a.raw.get("label", a.name), estimate.predict(a, wl).bytes) for a in archs]
+        fit = [name for name, b in got if b <= total_bytes]
+        if len(fit) == len(got):
+            yes.append(word)
+        elif fit:
+            some.append(f"{word} ({', '.join(fit)})")
+        else:
+            none.append(f"{word} (from {gib(min(b for _, b in got))})")
+        lines.append(f"{word}: " + ", ".join(f"{name} {gib(b)}" for name, b in got))
+    if not some and not none:
+        title = "every 6-8B preset fits every bench workload (LoRA, QLoRA, 16/8/4-bit inference)"
+    else:
+        title = "6-8B models at batch 1 x 1024 tokens: " + "; ".join(
+            f"{head} {', '.join(items)}" for head, items in (("fit for", yes), ("only some for", some),
+                                                             ("none for", none)) if items)
+    detail = (f"Predicted peak per process (CUDA context included) against {gib(total_bytes)}, by the memory model "
+              "that llmdoctor bench uses and measures (`llmdoctor bench --estimate-only --model ID` for any model): "
+              + "; ".join(lines))
+    return title, detail
+
+
 CONTAINER_DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
 WSL_DOCS = "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"
 
@@ -98,14 +133,15 @@ def visible_devices_check(g, c):
 @check("gpu.memory", needs=["gpu"])
 @with_gpus
 def memory_check(g, c):
-    """GPU memory class (what a 6-7B model fits) and memory held by other processes."""
+    """GPU memory class (what the bench's memory model says fits) and memory held by other processes."""
     for gpu in g.visible_gpus:
         if gpu.memory_total_bytes is None:
             yield c.finding(Status.SKIP, f"GPU {gpu.index}: memory size unknown", detail=str(gpu.unknown))
             continue
         cls = memory_class(gpu.memory_total_bytes)
-        yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: {cls['label']}: {cls['fits']}",
-                        id="gpu.memory-class", docs=cls["source"])
+        title, detail = what_fits(gpu.memory_total_bytes)
+        yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: {cls['label']}: {title}", id="gpu.memory-class",
+                        detail=detail, docs=MEMORY_DOCS)
         others = [p for p in (gpu.processes or ()) if p.used_memory_bytes]
         held = sum(p.used_memory_bytes for p in others)
         if others and held > OTHER_PROCESS_SHARE * gpu.memory_total_bytes:
