@@ -9,7 +9,11 @@ Model FLOPs per token, PaLM's convention (recomputation by gradient checkpointin
 counted): a full fine-tune costs 6N + 12·L·H·Q·T; LoRA leaves the base frozen, so its
 weight-gradient GEMMs (2N) are not run: 4N + 12·L·H·Q·T plus 6 per adapter parameter.
 N counts the matmul weights (decoder projections and the lm_head; the embedding is a
-lookup). Forward alone (prefill): 2N + 4·L·H·Q·T. Pure functions of numbers."""
+lookup). Hardware FLOPs (HFU) count what the GPU really runs: with gradient checkpointing
+each decoder layer's forward runs twice, + 2·N_decoder + 4·L·H·Q·T, so for the N part MFU is
+4/6 of HFU. Prefill: 2·N_decoder + 4·L·H·Q·T per prompt token, and the lm_head once, for the
+last position only (transformers' generate keeps that position's logits). Pure functions of
+numbers."""
 
 from __future__ import annotations
 
@@ -20,10 +24,11 @@ from llmdoctor.data import rows
 
 from .estimate import linear_bytes
 from .presets import PACKAGE, Arch
-from .verdict import QUANT_OF
+from .estimate import QUANT_OF
 
 CONVENTION = ("MFU = tokens/s x model FLOPs per token / peak dense 16-bit TFLOPS; LoRA counts 4N + 6 per adapter "
-              "parameter + 12·L·H·Q·T per token (frozen base, recomputation not counted, PaLM appendix B)")
+              "parameter + 12·L·H·Q·T per token (frozen base, recomputation not counted, PaLM appendix B); HFU adds "
+              "the recomputed forward of gradient checkpointing, 2·N_decoder + 4·L·H·Q·T")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Peak:
     bandwidth: float  #: bytes/s
     flops: float | None  #: dense 16-bit tensor FLOP/s, None where unpublished
     source: str
+    derived: str | None = None  #: the arithmetic where the dense figure is derived from the sparse one
 
 
 def peak_of(device_name: str | None) -> Peak | None:
@@ -41,8 +47,17 @@ def peak_of(device_name: str | None) -> Peak | None:
     for r in rows(PACKAGE, "gpu_peaks"):
         if re.search(r["match"], device_name, re.IGNORECASE):
             tf = r.get("tflops_16bit")
-            return Peak(r["name"], r["bandwidth_gbs"] * 1e9, tf * 1e12 if tf else None, r["source"])
+            return Peak(r["name"], r["bandwidth_gbs"] * 1e9, tf * 1e12 if tf else None, r["source"], r.get("derived"))
     return None
+
+
+def peak_named(name: str) -> Peak:
+    """The row of gpu_peaks.json called ``name`` ("T4", "RTX 4090")."""
+    for r in rows(PACKAGE, "gpu_peaks"):
+        if r["name"] == name:
+            tf = r.get("tflops_16bit")
+            return Peak(r["name"], r["bandwidth_gbs"] * 1e9, tf * 1e12 if tf else None, r["source"], r.get("derived"))
+    raise KeyError(f"gpu_peaks.json has no row named {name!r}")
 
 
 def matmul_params(arch: Arch) -> int:
@@ -55,11 +70,23 @@ def attention_flops(arch: Arch, seq: int) -> int:
 
 
 def train_flops_per_token(arch: Arch, seq: int, lora_params: int) -> int:
+    """Model FLOPs (MFU's numerator) per trained token of a LoRA step."""
     return 4 * matmul_params(arch) + 6 * lora_params + 3 * attention_flops(arch, seq)
 
 
+def train_hw_flops_per_token(arch: Arch, seq: int, lora_params: int) -> int:
+    """Hardware FLOPs (HFU's numerator): gradient checkpointing runs each layer's forward again."""
+    return train_flops_per_token(arch, seq, lora_params) + 2 * arch.linear_params() + attention_flops(arch, seq)
+
+
 def forward_flops_per_token(arch: Arch, seq: int) -> int:
+    """A forward over every position, logits included (a training forward)."""
     return 2 * matmul_params(arch) + attention_flops(arch, seq)
+
+
+def prefill_flops_per_token(arch: Arch, prompt: int) -> float:
+    """generate's prefill per prompt token: the decoder for every position, the lm_head once."""
+    return 2 * arch.linear_params() + attention_flops(arch, prompt) + 2 * arch.vocab * arch.hidden / prompt
 
 
 def bytes_per_decoded_token(arch: Arch, quant: str, context: int, elt: int = 2) -> int:
@@ -79,10 +106,10 @@ def decode_fraction(tokens_per_s: float, arch: Arch, quant: str, prompt: int, ne
             "fraction": round(tokens_per_s / roof, 4), "peak": peak.name, "source": peak.source}
 
 
-def mfu(tokens_per_s: float, flops_per_token: int, peak: Peak) -> dict | None:
+def mfu(tokens_per_s: float, flops_per_token: float, peak: Peak) -> dict | None:
     if not peak.flops:
         return None
-    return {"flops_per_token": flops_per_token, "fraction": round(tokens_per_s * flops_per_token / peak.flops, 4),
+    return {"flops_per_token": round(flops_per_token), "fraction": round(tokens_per_s * flops_per_token / peak.flops, 4),
             "peak": peak.name, "source": peak.source}
 
 
@@ -96,10 +123,12 @@ def efficiency(workload: str, measured: dict, arch: Arch, seq: int, prompt: int,
     if workload.startswith("train"):
         lora = (measured.get("extra") or {}).get("trainable_params") or arch.lora_params(rank)
         got = mfu(tps, train_flops_per_token(arch, seq, lora), peak)
-        return {"mfu": got, "convention": CONVENTION} if got else None
+        if not got:
+            return None
+        return {"mfu": got, "hfu": mfu(tps, train_hw_flops_per_token(arch, seq, lora), peak), "convention": CONVENTION}
     out = {"decode": decode_fraction(tps, arch, QUANT_OF[workload], prompt, new, peak)}
     if measured.get("prefill_tokens_per_s"):
-        out["prefill_mfu"] = mfu(measured["prefill_tokens_per_s"], forward_flops_per_token(arch, prompt), peak)
+        out["prefill_mfu"] = mfu(measured["prefill_tokens_per_s"], prefill_flops_per_token(arch, prompt), peak)
     return out
 
 

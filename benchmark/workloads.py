@@ -1,12 +1,17 @@
 """The two bench workloads, measured: a LoRA fine-tune (QLoRA on an nf4 base, or 16-bit
-LoRA) on synthetic but learnable token data, and quantized generation (prefill, decode,
-time to first token). Timed regions are bracketed by a device synchronisation; medians and
-spreads come from several steps or repetitions after warm-up; seeds are fixed."""
+LoRA) on synthetic but learnable token data, with a proof that it learned; and quantized
+generation in two modes, "your stack" (eager HF generate, as users run it) and "GPU
+capability" (static KV cache and torch.compile, CUDA graphs on a GPU, the method
+transformers documents). Method as in optimum-benchmark / HF LLM-Perf: warm-ups first,
+then at least ``reps`` iterations and at least ``min_s`` seconds; prefill = a generate of one
+token (TTFT), decode = generate minus prefill, per-token latency from a timestamp at every
+token; every timed region bracketed by a device synchronisation. Seeds are fixed (SEEDS)."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import statistics
 import threading
@@ -14,6 +19,12 @@ import time
 from dataclasses import dataclass, field
 
 QUANTS = {"nf4": "4-bit nf4 (bitsandbytes)", "int8": "8-bit LLM.int8 (bitsandbytes)", "16bit": "16-bit"}
+SEEDS = {"torch": 0, "token_set": 0, "train_batches": 1, "held_out": 2, "random_weights": 0, "prompt": 3}
+TOKEN_SET = 64  #: the synthetic data counts through this many token ids (fewer where the vocabulary is smaller)
+HELD_OUT = 4  #: held-out batches evaluated before and after training
+LEARN_SPREADS = 3  #: the held-out loss must drop by this many times the batch-to-batch spread
+LEARN_MIN_DROP = 0.01  #: ... and by at least this many nats
+MAX_REPS = 1000  #: however short an iteration, stop here
 
 
 @dataclass
@@ -32,6 +43,11 @@ class Measured:
     losses: list[float] = field(default_factory=list)
     loaded_dtype: str | None = None
     extra: dict = field(default_factory=dict)
+    per_token_ms: tuple[float, float] | None = None  #: decode latency per token, p50 and p90
+    ttft_p90_s: float | None = None
+    iterations: int | None = None
+    warmup: int | None = None
+    learning: dict | None = None  #: training: held-out loss before and after, and whether it learned
 
 
 def _sync(device: str) -> None:
@@ -146,14 +162,54 @@ def _dtype_of(model) -> str:
     return ", ".join(f"{k} {v / sum(seen.values()):.0%}" for k, v in sorted(seen.items(), key=lambda kv: -kv[1]))
 
 
-def synthetic_batches(vocab: int, batch: int, seq: int, count: int, seed: int = 0):
-    """Token sequences that count upward from a random start (mod vocab): random-looking, yet
-    learnable, so the loss of a real training run falls."""
+def token_set(vocab: int, size: int = TOKEN_SET, seed: int = SEEDS["token_set"]):
+    """The fixed token ids the synthetic data uses (random ids, the same in every batch)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    starts = torch.randint(0, vocab, (count, batch, 1), generator=gen)
-    return (starts + torch.arange(seq).view(1, 1, seq)) % vocab
+    return torch.randperm(vocab, generator=gen)[:min(size, vocab)]
+
+
+def synthetic_batches(vocab: int, batch: int, seq: int, count: int, seed: int = 0):
+    """``count`` batches of sequences that count through a fixed set of token ids (token_set)
+    from a random offset: random-looking ids, yet learnable by a LoRA within a few steps (which
+    ids occur) and beyond (which one follows which). Fresh offsets per ``seed``, the same set."""
+    import torch
+
+    ids = token_set(vocab)
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(ids), (count, batch, 1), generator=gen)
+    return ids[(starts + torch.arange(seq).view(1, 1, seq)) % len(ids)]
+
+
+def _held_out_losses(model, batches, device: str) -> list[float]:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for ids in batches:
+            ids = ids.to(device)
+            out.append(float(model(input_ids=ids, labels=ids).loss.float()))
+    if was_training:
+        model.train()
+    return out
+
+
+def learned(before: list[float], after: list[float]) -> dict:
+    """The proof of learning: the held-out loss fell by more than LEARN_SPREADS times the
+    batch-to-batch spread (the standard deviation of the held-out losses before training),
+    and by at least LEARN_MIN_DROP nats. Pure."""
+    drop = statistics.fmean(before) - statistics.fmean(after)
+    spread = statistics.stdev(before) if len(before) > 1 else 0.0
+    threshold = max(LEARN_SPREADS * spread, LEARN_MIN_DROP)
+    ok = math.isfinite(drop) and drop > threshold
+    return {"held_out_before": [round(x, 5) for x in before], "held_out_after": [round(x, 5) for x in after],
+            "drop": round(drop, 5) if math.isfinite(drop) else None, "spread": round(spread, 5),
+            "threshold": round(threshold, 5), "learned": ok,
+            "rule": f"held-out loss drop > max({LEARN_SPREADS} x batch-to-batch spread, {LEARN_MIN_DROP} nats); "
+                    "every training step on a fresh batch, never one the model saw"}
 
 
 def train(path: str, quant: str, device: str, dtype: str, batch: int, seq: int, steps: int, warmup: int,
@@ -161,7 +217,7 @@ def train(path: str, quant: str, device: str, dtype: str, batch: int, seq: int, 
     import torch
 
     name = f"train-{'qlora' if quant == 'nf4' else 'lora16'}"
-    torch.manual_seed(0)
+    torch.manual_seed(SEEDS["torch"])
     _reset_peak(device)
     with nvml_peak(device) as nvml:
         out = _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, vocab, tick, name)
@@ -191,13 +247,15 @@ def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, voca
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     loaded = _dtype_of(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    data = synthetic_batches(vocab, batch, seq, 8)
+    data = synthetic_batches(vocab, batch, seq, warmup + steps, seed=SEEDS["train_batches"])
+    held_out = synthetic_batches(vocab, batch, seq, HELD_OUT, seed=SEEDS["held_out"])
+    before = _held_out_losses(model, held_out, device)
     model.train()
     _sync(device)
     setup_s = time.perf_counter() - setup_started  # load, quantize, wrap in LoRA: all before the first step
     times, losses = [], []
     for step in range(warmup + steps):
-        ids = data[step % len(data)].to(device)
+        ids = data[step].to(device)  # a fresh batch every step: a falling loss is learning, not memory
         _sync(device)
         started = time.perf_counter()
         loss = model(input_ids=ids, labels=ids).loss
@@ -210,59 +268,163 @@ def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, voca
         if step >= warmup:
             times.append(elapsed)
         tick()
-    alloc, reserved = _peaks(device)
+    alloc, reserved = _peaks(device)  # before the held-out evaluation, which runs without gradients
+    after = _held_out_losses(model, held_out, device)
     tps = [batch * seq / t for t in times]
     out = Measured(name, tokens_per_s=statistics.median(tps), spread=(_pct(tps, 0.1), _pct(tps, 0.9)),
                    step_s=statistics.median(times), peak_allocated=alloc, peak_reserved=reserved, losses=losses,
-                   loaded_dtype=loaded, extra={"setup_s": round(setup_s, 3), "trainable_params": sum(p.numel() for p in model.parameters()
-                                                                       if p.requires_grad)})
+                   loaded_dtype=loaded, iterations=steps, warmup=warmup, learning=learned(before, after),
+                   extra={"setup_s": round(setup_s, 3), "batch": batch, "seq": seq, "lr": lr,
+                          "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)})
     del model, opt
     return out
 
 
+def _stamps(device: str):
+    """A logits processor that timestamps every generated token (after a device sync)."""
+    from transformers import LogitsProcessor
+
+    class Stamps(LogitsProcessor):
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores):
+            _sync(device)
+            self.times.append(time.perf_counter())
+            return scores
+
+    return Stamps()
+
+
+def _iterations(run_once, reps: int, min_s: float, tick) -> list:
+    """Run ``run_once`` at least ``reps`` times and for at least ``min_s`` seconds (optimum-benchmark's
+    iterations and duration, both minimums), at most MAX_REPS times."""
+    results, started = [], time.perf_counter()
+    while len(results) < MAX_REPS and (len(results) < reps or time.perf_counter() - started < min_s):
+        results.append(run_once())
+        tick()
+    return results
+
+
+def _decode(model, ids, device: str, new: int, warmup: int, reps: int, min_s: float, tick, gen_kw: dict,
+            warm_new: int) -> dict:
+    """Warm up, then time prefill (a one-token generate) and a full generate, paired per
+    iteration: decode = (new - 1) / (generate - prefill); per-token latency from timestamps."""
+    from transformers import LogitsProcessorList
+
+    prompt = ids.shape[1]
+
+    def generate(n, stamps=None):
+        kw = dict(gen_kw, max_new_tokens=n, min_new_tokens=n)
+        if stamps is not None:
+            kw["logits_processor"] = LogitsProcessorList([stamps])
+        return model.generate(ids, **kw)
+
+    for _ in range(warmup):
+        generate(warm_new)
+        tick()
+
+    def once():
+        _sync(device)
+        t0 = time.perf_counter()
+        generate(1)
+        _sync(device)
+        t1 = time.perf_counter()
+        stamps = _stamps(device)
+        out = generate(new, stamps)
+        _sync(device)
+        t2 = time.perf_counter()
+        if out.shape[1] != prompt + new:
+            raise RuntimeError(f"generation stopped after {out.shape[1] - prompt} of {new} tokens")
+        gaps = [b - a for a, b in zip(stamps.times, stamps.times[1:])]
+        return t1 - t0, t2 - t1, gaps
+
+    runs = _iterations(once, reps, min_s, tick)
+    prefill = [r[0] for r in runs]
+    decode = [(new - 1) / max(1e-9, full - pre) for pre, full, _ in runs]
+    gaps = [g for r in runs for g in r[2]]
+    return {"tokens_per_s": statistics.median(decode), "spread": (_pct(decode, 0.1), _pct(decode, 0.9)),
+            "ttft_s": statistics.median(prefill), "ttft_p90_s": _pct(prefill, 0.9),
+            "prefill_tokens_per_s": prompt / statistics.median(prefill),
+            "per_token_ms": (round(1000 * _pct(gaps, 0.5), 3), round(1000 * _pct(gaps, 0.9), 3)) if gaps else None,
+            "iterations": len(runs), "warmup": warmup}
+
+
 def generate(path: str, quant: str, device: str, dtype: str, prompt: int, new: int, reps: int, warmup: int,
-             vocab: int, tick=lambda: None) -> Measured:
+             vocab: int, tick=lambda: None, min_s: float = 0.0, modes=("eager", "compiled")) -> Measured:
+    """Both decode modes on one loaded model: the returned Measured is "your stack" (eager);
+    ``extra["compiled"]`` holds the capability measurement (or why there is none)."""
     import torch
 
     name = f"generate-{quant}"
-    torch.manual_seed(0)
+    torch.manual_seed(SEEDS["torch"])
     _reset_peak(device)
-    with nvml_peak(device) as nvml, _quiet_int8_cast():
-        out = _generate(path, quant, device, dtype, prompt, new, reps, warmup, vocab, tick, name)
-    out.peak_nvml = nvml.peak
+    with _quiet_int8_cast():
+        model = load(path, quant, device, dtype)
+        model.eval()
+        loaded = _dtype_of(model)
+        ids = synthetic_batches(vocab, 1, prompt, 1, seed=SEEDS["prompt"])[0].to(device)
+        kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+        out = Measured(name, loaded_dtype=loaded, extra={"modes": list(modes)})
+        if "eager" in modes:
+            with nvml_peak(device) as nvml, torch.no_grad():
+                got = _decode(model, ids, device, new, warmup, reps, min_s, tick, kw, warm_new=2)
+            for k, v in got.items():
+                setattr(out, k, v)
+            out.peak_allocated, out.peak_reserved = _peaks(device)
+            out.peak_nvml = nvml.peak
+        if "compiled" in modes:
+            out.extra["compiled"] = _compiled(model, ids, device, new, warmup, reps, min_s, tick, kw)
+        else:
+            out.extra["compiled"] = {"ok": False, "skipped": "not asked for (--decode eager)"}
+        if "eager" not in modes:
+            out.ok, out.error = False, "only the compiled decode was asked for (--decode compiled)"
+    del model
     gc.collect()
     return out
 
 
-def _generate(path, quant, device, dtype, prompt, new, reps, warmup, vocab, tick, name) -> Measured:
+def compile_mode(device: str) -> str:
+    """CUDA graphs ("reduce-overhead") on a GPU; inductor's default on the CPU, which has none."""
+    return "reduce-overhead" if device.startswith("cuda") else "default"
+
+
+def _compiled(model, ids, device: str, new: int, warmup: int, reps: int, min_s: float, tick, kw: dict) -> dict:
+    """The capability measurement: static KV cache + torch.compile of the forward, whole graph
+    first, with graph breaks if it must; eager stays eager, with the reason, where it cannot
+    compile. Its own memory peaks (the model stays loaded, so they are whole peaks too)."""
     import torch
 
-    model = load(path, quant, device, dtype)
-    model.eval()
-    loaded = _dtype_of(model)
-    ids = synthetic_batches(vocab, 1, prompt, 1)[0].to(device)
-    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
-    prefill, full = [], []
-    with torch.no_grad():
-        for rep in range(warmup + reps):
-            _sync(device)
-            t0 = time.perf_counter()
-            model.generate(ids, max_new_tokens=1, min_new_tokens=1, **kw)
-            _sync(device)
-            t1 = time.perf_counter()
-            out = model.generate(ids, max_new_tokens=new, min_new_tokens=new, **kw)
-            _sync(device)
-            t2 = time.perf_counter()
-            assert out.shape[1] == prompt + new, "generation stopped early"
-            if rep >= warmup:
-                prefill.append(t1 - t0)
-                full.append(t2 - t1)
-            tick()
-    alloc, reserved = _peaks(device)
-    ttft = statistics.median(prefill)
-    decode = [(new - 1) / max(1e-9, f - p) for f, p in zip(full, prefill)]
-    out = Measured(name, tokens_per_s=statistics.median(decode), spread=(_pct(decode, 0.1), _pct(decode, 0.9)),
-                   prefill_tokens_per_s=prompt / ttft, ttft_s=ttft, peak_allocated=alloc, peak_reserved=reserved,
-                   loaded_dtype=loaded)
-    del model
-    return out
+    mode = compile_mode(device)
+    original = model.forward
+    gen_kw = dict(kw, cache_implementation="static")
+    if hasattr(model.generation_config, "disable_compile"):
+        gen_kw["disable_compile"] = True  # transformers' own auto-compile would wrap this compiled forward again
+    errors = []
+    for fullgraph in (True, False):
+        torch._dynamo.reset()
+        counters = torch._dynamo.utils.counters
+        counters.clear()
+        _reset_peak(device)
+        started = time.perf_counter()
+        try:
+            model.forward = torch.compile(original, mode=mode, fullgraph=fullgraph, dynamic=False)
+            with nvml_peak(device) as nvml, torch.no_grad():
+                # warm-ups generate the full length: the static cache keeps one shape, so nothing recompiles
+                got = _decode(model, ids, device, new, max(2, warmup), reps, min_s, tick, gen_kw, warm_new=new)
+        except Exception as exc:  # noqa: BLE001 - a compiler that cannot handle this model is a finding
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            errors.append(f"fullgraph={fullgraph}: {type(exc).__name__}: {first}")
+            continue
+        finally:
+            model.forward = original
+        alloc, reserved = _peaks(device)
+        breaks = sum(counters.get("graph_break", {}).values())
+        skips = sum(v for k, v in counters.get("inductor", {}).items() if "cudagraph_skips" in k)
+        return {"ok": True, **got, "mode": mode, "fullgraph": fullgraph, "graph_breaks": breaks,
+                "cudagraph_skips": skips, "compile_and_warmup_s": round(time.perf_counter() - started, 2),
+                "peak_allocated": alloc, "peak_reserved": reserved, "peak_nvml": nvml.peak,
+                "cache": "static", "errors": errors}
+    torch._dynamo.reset()
+    return {"ok": False, "error": "torch.compile failed, the decode stays eager: " + "; ".join(errors),
+            "mode": mode}

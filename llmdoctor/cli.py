@@ -258,38 +258,83 @@ def _run_prune(plan, quiet: bool):
         return prune.execute(plan, lambda label, _: bar.update(task, advance=1, description=f"Pruning {label}"))
 
 
-@cli.command(epilog="Exit codes: 0 the profiles pass (or there is no GPU to judge), 1 a profile fails, 2 usage error.")
+class _Batch(click.ParamType):
+    name = "N|fill"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "fill":
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither a positive integer nor 'fill'", param, ctx)
+        return n
+
+
+@cli.command(epilog="Exit codes: 0 every judged class passes (or no GPU: nothing judged) and every fine-tune "
+                    "learned, 1 a class fails or a fine-tune did not learn, 2 usage error, 4 inconclusive (the host "
+                    "may have limited a measurement, or learning is not proven).")
 @click.option("--model", default="yi-6b", show_default=True,
-              help="A preset (yi-6b, llama-2-7b, mistral-7b, qwen2.5-7b, qwen2.5-1.5b, qwen2.5-0.5b, tiny), a hub id "
-                   "or a local folder.")
+              help="A preset (yi-6b, llama-2-7b, mistral-7b, qwen2.5-7b, llama-3.1-8b, qwen2.5-3b, qwen2.5-1.5b, "
+                   "qwen2.5-0.5b, tiny), a hub id, or a local folder (or, with --estimate-only, a config.json).")
 @click.option("--profile", "profiles", type=click.Choice(["t4", "24gb", "all"]), default="all", show_default=True)
 @click.option("--workload", "workload_names", multiple=True,
               type=click.Choice(["train-qlora", "train-lora16", "generate-nf4", "generate-int8", "generate-16bit"]),
               help="Run only these (repeatable); all by default.")
-@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--estimate-only", is_flag=True,
+              help="Print the memory model's predicted peak of every workload against every class, without torch "
+                   "or a GPU (the config alone: a preset, a local folder or config.json, the HF cache, or the hub).")
+@click.option("--offline", is_flag=True, help="With --estimate-only: never ask the hub for a config.json.")
+@click.option("--batch", type=_Batch(), default=1, show_default=True,
+              help="Training batch, or 'fill': per class, the largest batch the memory model fits in 90% of it.")
 @click.option("--seq", type=click.IntRange(8), default=1024, show_default=True, help="Training sequence length.")
 @click.option("--steps", type=click.IntRange(3), default=10, show_default=True, help="Timed training steps.")
 @click.option("--rank", type=click.IntRange(1), default=16, show_default=True, help="LoRA rank.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
               help="Learning rate of the LoRA run.")
-@click.option("--prompt", type=click.IntRange(1), default=512, show_default=True, help="Prompt tokens.")
-@click.option("--new", "new_tokens", type=click.IntRange(2), default=128, show_default=True, help="New tokens.")
-@click.option("--reps", type=click.IntRange(1), default=3, show_default=True, help="Timed generation runs.")
+@click.option("--prompt", type=click.IntRange(1), default=256, show_default=True, help="Prompt tokens.")
+@click.option("--new", "new_tokens", type=click.IntRange(2), default=64, show_default=True, help="New tokens.")
+@click.option("--decode", type=click.Choice(["both", "eager", "compiled"]), default="both", show_default=True,
+              help="eager: HF generate as users run it; compiled: static KV cache + torch.compile (CUDA graphs), "
+                   "what the GPU can do; both: each, judged on the compiled one.")
+@click.option("--reps", type=click.IntRange(1), default=10, show_default=True, help="Timed generation runs, at least.")
+@click.option("--warmups", type=click.IntRange(0), default=10, show_default=True, help="Generation warm-up runs.")
+@click.option("--min-seconds", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Timed generation runs last at least this long.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--download", is_flag=True, help="Download the model's weights if they are not cached.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of throughput and memory (matplotlib).")
-def bench(model, profiles, workload_names, batch, seq, steps, rank, lr, prompt, new_tokens, reps, device, download,
-          as_json, plot):
-    """Reference LoRA fine-tune and quantized generation: does it fit and is it fast enough on
-    the T4 (16 GB) and 24 GB classes? Measures; random weights when no real ones are here."""
+def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, steps, rank, lr, prompt, new_tokens,
+          decode, reps, warmups, min_seconds, device, download, as_json, plot):
+    """Reference LoRA fine-tune and quantized generation: does it fit, and does this GPU reach
+    the T4 (16 GB) and 24 GB classes' floors? Measures; random weights when no real ones are here."""
+    from llmdoctor.benchmark import presets as bench_presets
+
+    settings = dict(model=model, profiles=("t4", "24gb") if profiles == "all" else (profiles,),
+                    workloads=tuple(workload_names) or ("train-qlora", "train-lora16", "generate-nf4",
+                                                        "generate-int8", "generate-16bit"),
+                    batch=batch, seq=seq, steps=steps, rank=rank, lr=lr, prompt=prompt, new=new_tokens, reps=reps,
+                    gen_warmup=warmups, min_seconds=min_seconds, decode=decode, device=device, download=download)
+    if estimate_only:
+        from llmdoctor.benchmark import run as bench_run
+
+        try:
+            result = bench_run.estimate_only(model, bench_run.Settings(**settings), fetch=not offline)
+        except bench_presets.ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(json.dumps(result, indent=2) if as_json else bench_run.estimate_text(result, width=_width()),
+                   nl=not as_json)
+        sys.exit(0)
     try:
         from llmdoctor.benchmark import run as bench_run, weights as bench_weights
+
+        import torch  # noqa: F401  - the bench extra, checked before anything starts
     except ImportError as exc:
         raise click.UsageError(f"llmdoctor bench needs the bench extra: pip install 'llmdoctor[bench]' ({exc})")
-    s = bench_run.Settings(model=model, profiles=("t4", "24gb") if profiles == "all" else (profiles,),
-                           workloads=tuple(workload_names) or bench_run.WORKLOADS, batch=batch, seq=seq, steps=steps,
-                           rank=rank, lr=lr, prompt=prompt, new=new_tokens, reps=reps, device=device, download=download)
+    s = bench_run.Settings(**settings)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -305,7 +350,7 @@ def bench(model, profiles, workload_names, batch, seq, steps, rank, lr, prompt, 
 
         try:
             result = bench_run.run(s, say=lambda m: console.print(m), progress=progress)
-        except bench_weights.WeightsError as exc:
+        except (bench_weights.WeightsError, bench_presets.ConfigError) as exc:
             raise click.UsageError(str(exc)) from None
         except RuntimeError as exc:
             raise click.UsageError(str(exc)) from None
