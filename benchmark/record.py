@@ -29,6 +29,9 @@ def commit() -> dict:
     """llmdoctor's git commit where it runs from a checkout (None with the reason otherwise),
     and whether the checkout has changes the commit does not hold."""
     here = os.path.dirname(os.path.abspath(__file__))
+    given = os.environ.get("LLMDOCTOR_COMMIT")  # where the tree was copied without .git (a lent GPU machine)
+    if given:
+        return {"commit": given[:64], "from": "LLMDOCTOR_COMMIT"}
     try:
         head = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if head.returncode != 0:

@@ -69,8 +69,10 @@ def _predict(arch: Arch, wl: str, s: dict, batch: int) -> estimate.Estimate:
     return estimate.predict(arch, wl, batch=batch, seq=s["seq"], rank=s["rank"], prompt=s["prompt"], new=s["new"])
 
 
-def _batch_for(arch: Arch, wl: str, s: Settings, prof: dict) -> int:
-    if not wl.startswith("train") or s.batch != "fill":
+def _batch_for(arch: Arch, wl: str, s: Settings, prof: dict, on_gpu: bool = True) -> int:
+    """The training batch: --batch N, or with --batch fill the largest the memory model fits in
+    90% of the class (1 on the CPU, where no class memory applies)."""
+    if not wl.startswith("train") or s.batch != "fill" or not on_gpu:
         return int(s.batch) if s.batch != "fill" else 1
     memory = verdict.class_memory(prof)[0]
     return max(1, estimate.largest_batch(arch, wl, memory, seq=s.seq, rank=s.rank))
@@ -159,7 +161,7 @@ def run(s: Settings, say=print, progress=None) -> dict:
         memory = verdict.class_memory(prof)[0]
         rows = []
         for wl in s.workloads:
-            batch = _batch_for(arch, wl, s, prof)
+            batch = _batch_for(arch, wl, s, prof, on_gpu)
             est = _predict(arch, wl, result["settings"], batch)
             entry = {"workload": wl, "batch": batch if wl.startswith("train") else 1, "estimate": _est_dict(est)}
             if on_gpu and est.bytes > memory:
@@ -413,7 +415,7 @@ def text(result: dict, width: int = 100) -> str:
             elif learning.get("learned") is True:
                 word += ", learned"
             note = j.get("note") or ""
-            if note:
+            if note and j.get("verdict") is not None:
                 word += f" [{notes.setdefault(note, len(notes) + 1)}]"
             line = (f"  {r['workload']:<15} {pred:>9} {meas:>9} {tps:>7} {eager or '':>7} {floor:>7} "
                     f"{roof:>6}  ")
@@ -461,7 +463,8 @@ def plot(result: dict, path: str) -> None:
         color = f"C{k}"
         rows = [r for r in p["workloads"] if r.get("measured")]
         labels = [f"{name}\n{r['workload']}" for r in rows]
-        cap = [((r.get("compiled") or {}).get("tokens_per_s") or r["measured"].get("tokens_per_s") or 0) for r in rows]
+        cap = [(r["measured"].get("tokens_per_s") if r["workload"].startswith("train") else
+                (r.get("compiled") or {}).get("tokens_per_s")) or float("nan") for r in rows]  # no bar: not measured
         eager = [(r["measured"].get("tokens_per_s") or 0) if r["workload"].startswith("generate") else 0 for r in rows]
         ax_t.bar(labels, cap, alpha=0.75, color=color, label=f"{name}: compiled decode / training")
         ax_t.scatter(labels, [e or float("nan") for e in eager], marker="o", color="k", s=18,
@@ -476,7 +479,7 @@ def plot(result: dict, path: str) -> None:
         if p.get("memory"):
             ax_m.axhline(p["memory"] / 2**30, linestyle="--", color=color, label=f"{p['title']}")
     ax_t.set_yscale("log")  # training runs at thousands of tokens/s, decode at tens
-    ax_t.set_ylabel("tokens/s, log scale")
+    ax_t.set_ylabel("tokens/s, log scale (no bar: no compiled decode measured)")
     ax_t.legend(fontsize=7)
     ax_m.set_ylabel("GiB: measured footprint (bar), predicted (x)")
     ax_m.legend(fontsize=7)

@@ -4,8 +4,8 @@ generation in two modes, "your stack" (eager HF generate, as users run it) and "
 capability" (static KV cache and torch.compile, CUDA graphs on a GPU, the method
 transformers documents). Method as in optimum-benchmark / HF LLM-Perf: warm-ups first,
 then at least ``reps`` iterations and at least ``min_s`` seconds; prefill = a generate of one
-token (TTFT), decode = generate minus prefill, per-token latency from a timestamp at every
-token; every timed region bracketed by a device synchronisation. Seeds are fixed (SEEDS)."""
+token (TTFT), decode = generate minus prefill (the time from its first to its last token),
+per-token latency from a timestamp at every token; every timed region bracketed by a device synchronisation. Seeds are fixed (SEEDS)."""
 
 from __future__ import annotations
 
@@ -171,15 +171,18 @@ def token_set(vocab: int, size: int = TOKEN_SET, seed: int = SEEDS["token_set"])
 
 
 def synthetic_batches(vocab: int, batch: int, seq: int, count: int, seed: int = 0):
-    """``count`` batches of sequences that count through a fixed set of token ids (token_set)
-    from a random offset: random-looking ids, yet learnable by a LoRA within a few steps (which
-    ids occur) and beyond (which one follows which). Fresh offsets per ``seed``, the same set."""
+    """``count`` batches of random walks over a fixed set of token ids (token_set): from a random
+    id, each next id is one or two places further along the set, at random. Every batch is new
+    (2^(seq-1) walks from each start), yet the rule is learnable by a LoRA within a few steps:
+    which ids occur, then that only two ids can follow each one (a loss of ln 2 at best)."""
     import torch
 
     ids = token_set(vocab)
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(ids), (count, batch, 1), generator=gen)
-    return ids[(starts + torch.arange(seq).view(1, 1, seq)) % len(ids)]
+    steps = torch.randint(1, 3, (count, batch, seq), generator=gen)
+    steps[..., 0] = 0
+    return ids[(starts + steps.cumsum(-1)) % len(ids)]
 
 
 def _held_out_losses(model, batches, device: str) -> list[float]:
@@ -308,8 +311,9 @@ def _iterations(run_once, reps: int, min_s: float, tick) -> list:
 
 def _decode(model, ids, device: str, new: int, warmup: int, reps: int, min_s: float, tick, gen_kw: dict,
             warm_new: int) -> dict:
-    """Warm up, then time prefill (a one-token generate) and a full generate, paired per
-    iteration: decode = (new - 1) / (generate - prefill); per-token latency from timestamps."""
+    """Warm up, then time prefill (a one-token generate) and a full generate per iteration:
+    decode = (new - 1) tokens / the full generate's first-to-last-token time; per-token latency
+    from the same timestamps."""
     from transformers import LogitsProcessorList
 
     prompt = ids.shape[1]
@@ -341,7 +345,9 @@ def _decode(model, ids, device: str, new: int, warmup: int, reps: int, min_s: fl
 
     runs = _iterations(once, reps, min_s, tick)
     prefill = [r[0] for r in runs]
-    decode = [(new - 1) / max(1e-9, full - pre) for pre, full, _ in runs]
+    # decode = the generate minus its prefill, read inside the same call (first to last token's
+    # timestamp): a separate prefill call, subtracted, lets host noise make it negative
+    decode = [(new - 1) / max(1e-9, sum(r[2])) for r in runs]
     gaps = [g for r in runs for g in r[2]]
     return {"tokens_per_s": statistics.median(decode), "spread": (_pct(decode, 0.1), _pct(decode, 0.9)),
             "ttft_s": statistics.median(prefill), "ttft_p90_s": _pct(prefill, 0.9),
@@ -396,6 +402,7 @@ def _compiled(model, ids, device: str, new: int, warmup: int, reps: int, min_s: 
     import torch
 
     mode = compile_mode(device)
+    own = "forward" in vars(model)  # an instance attribute to put back, or the class's method to fall back to
     original = model.forward
     gen_kw = dict(kw, cache_implementation="static")
     if hasattr(model.generation_config, "disable_compile"):
@@ -417,7 +424,10 @@ def _compiled(model, ids, device: str, new: int, warmup: int, reps: int, min_s: 
             errors.append(f"fullgraph={fullgraph}: {type(exc).__name__}: {first}")
             continue
         finally:
-            model.forward = original
+            if own:
+                model.forward = original
+            else:
+                vars(model).pop("forward", None)
         alloc, reserved = _peaks(device)
         breaks = sum(counters.get("graph_break", {}).values())
         skips = sum(v for k, v in counters.get("inductor", {}).items() if "cudagraph_skips" in k)

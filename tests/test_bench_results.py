@@ -1,7 +1,7 @@
 """The committed GPU runs (benchmark/results/, recorded on an H200 lent to a session by
-benchmark/gpu_evidence.sh) judged again by this version of the estimator, the references and
-the roofline: the estimator stays within 15% of every measured peak, the training runs
-learned, and the verdicts follow from the numbers. No timing of this machine is asserted."""
+benchmark/gpu_evidence.sh), judged again by this version of the memory model, the class
+floors and the roofline: what is committed is what the code says today (JSON, PNG, README),
+and the verdicts follow from the numbers. No timing of this machine is asserted."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from llmdoctor.benchmark import presets, run, verdict
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmark" / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmark" / "results"
 FILES = sorted(RESULTS.glob("*.json"))
 GiB = 1024**3
 
@@ -28,31 +29,89 @@ def measured_entries(result: dict):
                 yield pname, entry
 
 
-def test_there_are_gpu_runs_of_yi_6b_for_both_profiles():
+def strip_volatile(result: dict) -> dict:
+    return json.loads(json.dumps(result))
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_what_is_committed_is_what_the_code_judges_today(path):
+    committed = json.loads(path.read_text())
+    assert run.rejudge(committed) == committed, f"run: python -m llmdoctor.benchmark.rejudge {path.name}"
+
+
+def test_there_are_gpu_runs_of_yi_6b_for_both_classes():
     yi = recorded("H200-yi-6b.json")
     assert yi["device"]["kind"] == "cuda" and yi["device"]["name"] == "NVIDIA H200"
     assert set(yi["profiles"]) == {"t4", "24gb"}
     assert {e["workload"] for _, e in measured_entries(yi)} == set(run.WORKLOADS)
     assert (RESULTS / "H200-yi-6b.png").stat().st_size > 10_000
+    assert yi["device"]["peak"]["name"] == "H200 SXM" and "nvidia.com" in yi["device"]["peak"]["source"]
+
+
+def test_superseded_int8_numbers_are_gone():
+    yi = recorded("H200-yi-6b.json")
+    for _, e in measured_entries(yi):
+        if e["workload"] == "generate-int8":
+            assert "float16" in e["measured"]["loaded_dtype"] and "bfloat16" not in e["measured"]["loaded_dtype"]
+            assert e["measured"]["tokens_per_s"] == pytest.approx(10.24, abs=0.01) and "superseded" in e["measured_in"]
+    assert not (RESULTS / "H200-yi-6b-int8.json").exists()
+    readme = (ROOT / "README.md").read_text()
+    assert "8.6 tok/s" not in readme.replace("(8.6 tok/s) are superseded", "")
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_the_estimator_is_within_15_percent_of_every_measured_peak(path):
-    result = run.rejudge(json.loads(path.read_text()))
-    errors = {(p, e["workload"]): e["estimate_error"] for p, e in measured_entries(result)}
-    assert errors
-    worst = max(errors.items(), key=lambda kv: abs(kv[1]))
-    assert abs(worst[1]) <= 0.15, f"{path.name}: {worst}"
+def test_the_memory_model_never_under_predicts_a_recorded_footprint_by_more_than_5_percent(path):
+    errors = {(p, e["workload"]): e["estimate_error"] for p, e in measured_entries(recorded(path.name))}
+    assert errors and min(errors.values()) >= -0.05, errors
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_every_recorded_fine_tune_learned(path):
-    result = run.rejudge(json.loads(path.read_text()))
-    trains = [e for _, e in measured_entries(result) if e["workload"].startswith("train")]
-    assert all(e["loss_fell"] for e in trains)
-    for e in trains:
-        losses = e["measured"]["losses"]
-        assert len(losses) == result["settings"]["warmup"] + result["settings"]["steps"]
+def test_no_recorded_class_fails_because_of_the_host():
+    """The issue: an H200 failed the 24 GB class (exit 1) on eager decode's per-token host time.
+    Re-judged, the recorded eager decodes pass the per-card floors or are INCONCLUSIVE, never FAIL."""
+    for path in FILES:
+        result = recorded(path.name)
+        assert run.exit_code(result) != run.EXIT_FAIL, path.name
+        for _, e in measured_entries(result):
+            j = e["judgement"]
+            assert j["verdict"] in ("pass", "inconclusive") and j["fits"] is True
+            if e["workload"].startswith("generate"):
+                assert j["judged_on"] == "eager" and "recorded before" in e["compiled"]["skipped"]
+                if j["verdict"] == "inconclusive":
+                    assert "host may limit it" in j["note"]
+
+
+def test_recorded_training_runs_do_not_claim_to_have_learned():
+    for path in FILES:
+        for _, e in measured_entries(recorded(path.name)):
+            if e["workload"].startswith("train"):
+                assert e["learning"]["learned"] is None and "memorisation" in e["learning"]["why"]
+                assert e["judgement"]["verdict"] == "inconclusive"
+                # what the recorded losses show: flat over the 8 fresh batches, lower only once they repeat
+                losses = e["measured"]["losses"]
+                assert max(losses[:8]) - min(losses[:8]) < 0.2 and max(losses[8:]) < min(losses[:8])
+
+
+def test_yi_6b_fits_the_t4_class_16bit_lora_included():
+    """Measured: Yi-6B 16-bit LoRA (batch 1 x 1024) at 13.5 GiB by NVML, context included, under
+    the T4's 15079 MiB; the gpu.memory check says the same from the same memory model."""
+    yi = recorded("H200-yi-6b.json")
+    t4 = {e["workload"]: e for e in yi["profiles"]["t4"]["workloads"]}
+    lora16 = t4["train-lora16"]
+    assert lora16["footprint"] == lora16["measured"]["peak_nvml"] < 15079 * 2**20
+    assert lora16["judgement"]["fits"] and yi["profiles"]["t4"]["memory"] == 15079 * 2**20
+
+
+def test_floors_are_the_slowest_member_with_their_arithmetic():
+    yi = recorded("H200-yi-6b.json")
+    big = {e["workload"]: e["judgement"] for e in yi["profiles"]["24gb"]["workloads"]}
+    floor = big["generate-16bit"]["floor"]
+    assert floor["member"] == "L4" and {m["gpu"] for m in floor["members"]} == {"L4", "A10", "A10G", "RTX 3090",
+                                                                                  "RTX 4090"}
+    assert floor["tokens_per_s"] == min(m["tokens_per_s"] for m in floor["members"])
+    assert "300 GB/s" in floor["derived"] and "/ 11.6" in floor["derived"] and "https://" in floor["derived"]
+    train = big["train-qlora"]["floor"]
+    assert train["member"] == "RTX 3090" and "MFU" in train["derived"] and "A10G" not in {
+        m["gpu"] for m in train["members"]}  # no published tensor throughput: no training floor from it
 
 
 def test_yi_6b_set_up_before_the_first_step_is_under_a_minute():
@@ -61,47 +120,33 @@ def test_yi_6b_set_up_before_the_first_step_is_under_a_minute():
     assert setup["before_first_step_s"] == pytest.approx(setup["weights_s"] + setup["first_train_load_s"], abs=0.01)
 
 
-def test_yi_6b_passes_the_t4_class_under_a_cap_and_fails_24gb_on_host_bound_decode():
-    result = run.rejudge(recorded("H200-yi-6b.json"))
-    t4, big = result["profiles"]["t4"], result["profiles"]["24gb"]
-    assert t4["capped_fraction"] == pytest.approx(verdict.profile("t4")["usable_bytes"] / result["device"]["total_memory"])
-    assert t4["passed"] is True and big["passed"] is False and run.exit_code(result) == 1
-    for e in big["workloads"]:
-        j = e["judgement"]
-        if e["workload"].startswith("train"):
-            assert j["fits"] and j["fast"]
-        else:  # decode slower than an RTX 4090's, at a small share of the H200's bandwidth: the host limits it
-            assert j["fits"] and j["fast"] is False
-            assert e["efficiency"]["decode"]["fraction"] < verdict.HOST_BOUND
-            assert "per-token overhead" in j["note"]
-
-
 def test_a_workload_measured_under_the_smaller_cap_is_reused_for_the_larger_class():
     result = recorded("H200-yi-6b.json")
-    t4_cap = result["profiles"]["t4"]["capped_fraction"]
+    t4_cap = result["profiles"]["t4"]["workloads"][0]["ran_under_cap"]
     assert all(e["measured_under_cap"] == t4_cap for e in result["profiles"]["24gb"]["workloads"])
 
 
-def test_a_smaller_model_is_not_held_to_a_bandwidth_scaled_up_reference():
-    qwen = presets.preset("qwen2.5-1.5b")
-    j = verdict.judge("generate-16bit", verdict.profile("24gb"), qwen, int(3 * GiB), 46.7, on_gpu=True,
-                      decode_fraction=0.03)
-    assert j.reference_tps == pytest.approx(47.46)  # the RTX 4090's Llama-3.1-8B figure, not 4x it
-    # recorded: 46.7 tok/s for 1.5B against 43.3 for 6B on the same H200; decode did not scale with bytes
-    q = {e["workload"]: e for _, e in measured_entries(recorded("H200-qwen2.5-1.5b.json"))}
-    y = {e["workload"]: e for _, e in measured_entries(recorded("H200-yi-6b.json"))}
-    assert q["generate-16bit"]["measured"]["tokens_per_s"] < 2 * y["generate-16bit"]["measured"]["tokens_per_s"]
+def test_a_smaller_model_is_held_to_its_own_bytes_per_token():
+    # recorded: 46.7 tok/s for 1.5B against 43.3 for 6B on the same H200; eager decode did not scale with bytes,
+    # so against a floor scaled by bytes read per token the 1.5B's eager decode is below the T4's reach: the host
+    q = {e["workload"]: e for e in recorded("H200-qwen2.5-1.5b.json")["profiles"]["t4"]["workloads"]}
+    j = q["generate-16bit"]["judgement"]
+    assert j["measured_tps"] < j["floor_tps"] and j["verdict"] == "inconclusive"
+    assert q["generate-16bit"]["efficiency"]["decode"]["fraction"] < verdict.HOST_BOUND
 
 
-def test_int8_on_the_gpu_loads_fp16_and_its_estimate_holds():
-    result = run.rejudge(recorded("H200-yi-6b-int8.json"))
-    [(_, entry)] = [pe for pe in measured_entries(result) if pe[0] == "t4"]
-    assert "float16" in entry["measured"]["loaded_dtype"] and "bfloat16" not in entry["measured"]["loaded_dtype"]
-    assert abs(entry["estimate_error"]) <= 0.15
-
-
-def test_the_recorded_table_fits_100_columns_and_explains_the_slow_decode():
-    text = run.text(run.rejudge(recorded("H200-yi-6b.json")), width=100)
+def test_the_recorded_table_fits_100_columns_and_explains_itself():
+    text = run.text(recorded("H200-yi-6b.json"), width=100)
     assert max(len(line) for line in text.splitlines()) <= 100
-    assert "PASS" in text and "FAIL" in text and "too slow [1]" in text and "[1] decode under 25%" in text
+    assert "INCONCLUSIVE" in text and "FAIL" not in text and "host overhead of eager decode" in text
     assert "set-up before the first training step" in text
+
+
+def test_the_readme_quotes_the_rejudged_numbers():
+    readme = (ROOT / "README.md").read_text()
+    yi = recorded("H200-yi-6b.json")
+    t4 = {e["workload"]: e for e in yi["profiles"]["t4"]["workloads"]}
+    table = run.text(yi, width=100)
+    assert table.split("\n\n")[1].strip() in readme  # the T4 class's block, verbatim
+    assert f"{t4['train-lora16']['footprint'] / GiB:.2f} GiB" in readme
+    assert presets.preset("yi-6b")
