@@ -278,7 +278,9 @@ def _judge_entry(entry: dict, prof: dict, arch: Arch, s: dict, peak, on_gpu: boo
             ho = _host_overhead(entry, arch, s, peak)
             if ho:
                 entry["host_overhead"] = ho
-        fp = estimate.measured_footprint(m, wl) if m.get("ok") else None
+        comp = entry.get("compiled") or {}
+        src = m if m.get("ok") and (m.get("peak_reserved") or m.get("peak_nvml")) else comp if comp.get("ok") else {}
+        fp = estimate.measured_footprint(src, wl) if src else None
         if fp:
             entry["footprint"] = fp
             entry["estimate_error"] = round(est.bytes / fp - 1, 4)
@@ -422,6 +424,11 @@ def text(result: dict, width: int = 100) -> str:
             out.append(line + _fit(word, max(12, width - len(line))))
         for note, i in notes.items():
             out += textwrap.wrap(f"[{i}] {note}", width=max(40, width), initial_indent="  ", subsequent_indent="      ")
+        util = [(r["workload"], r["efficiency"]) for r in p["workloads"]
+                if (r.get("efficiency") or {}).get("mfu") and r["efficiency"].get("hfu")]
+        if util and p is next(iter(result["profiles"].values())):
+            out.append("  MFU / HFU (recomputation counted): " + ", ".join(
+                f"{wl} {e['mfu']['fraction']:.1%} / {e['hfu']['fraction']:.1%}" for wl, e in util))
         hosts = [(r["workload"], r["host_overhead"]) for r in p["workloads"] if r.get("host_overhead")]
         if hosts and p is next(iter(result["profiles"].values())):
             worst = max(hosts, key=lambda h: h[1]["ms_per_token"])

@@ -177,10 +177,13 @@ def judge(entry: dict, prof: dict, arch: Arch, settings: dict, peak: roofline.Pe
                          + (f"{p['alternative']} would fit ({p['alternative_bytes'] / 2**30:.2f} GiB)"
                             if p.get("alternative") else "nothing smaller in the bench fits"))
     m = entry.get("measured") or {}
-    if not m.get("ok"):
+    comp = entry.get("compiled") or {}
+    if not m.get("ok") and not comp.get("ok"):
         return Judgement(wl, prof["name"], "fail", False, None, memory, None, floor_tps, None, None, fl,
-                         f"failed under the class's memory: {m.get('error')}")
-    fits, footprint = judge_fit(wl, prof, m)
+                         f"failed under the class's memory: {m.get('error') or comp.get('error')}")
+    # the fit of "your stack" (eager, or the training run); the compiled run's where only it ran
+    fits, footprint = judge_fit(wl, prof, m if m.get("ok") and (m.get("peak_reserved") or m.get("peak_nvml"))
+                                else comp)
     notes = []
     if fits is False:
         notes.append(f"{footprint / 2**30:.2f} GiB measured > the class's {memory / 2**30:.2f} GiB")
@@ -197,7 +200,6 @@ def judge(entry: dict, prof: dict, arch: Arch, settings: dict, peak: roofline.Pe
                     f" at {got:.1%} MFU: this GPU idles (the host or a small batch limits it); raise --batch"
                     if idle else ""))
     else:
-        comp = entry.get("compiled") or {}
         eff = entry.get("efficiency") or {}
         if comp.get("ok") and comp.get("tokens_per_s"):
             tps, judged_on = comp["tokens_per_s"], "compiled"

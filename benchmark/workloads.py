@@ -384,7 +384,7 @@ def generate(path: str, quant: str, device: str, dtype: str, prompt: int, new: i
         else:
             out.extra["compiled"] = {"ok": False, "skipped": "not asked for (--decode eager)"}
         if "eager" not in modes:
-            out.ok, out.error = False, "only the compiled decode was asked for (--decode compiled)"
+            out.extra["eager"] = "not asked for (--decode compiled)"
     del model
     gc.collect()
     return out

@@ -274,6 +274,15 @@ def test_a_slow_decode_without_a_compiled_measurement_is_inconclusive_never_fail
     assert run.exit_code({"profiles": {"24gb": {"verdict": "inconclusive", "workloads": []}}}) == run.EXIT_INCONCLUSIVE
 
 
+def test_a_compiled_only_run_is_judged_on_its_own_memory_and_speed():
+    floor = verdict.decode_floor(verdict.profile("t4"), YI, "16bit", 256, 64)["tokens_per_s"]
+    entry = {"workload": "generate-16bit", "measured": {"ok": True, "tokens_per_s": None, "extra": {}},
+             "compiled": {"ok": True, "tokens_per_s": floor * 2, "fullgraph": True, "cudagraph_skips": 0,
+                          "peak_reserved": int(12.5 * GiB), "peak_nvml": int(13.5 * GiB)}}
+    j = judge(entry)
+    assert j.verdict == "pass" and j.judged_on == "compiled" and j.footprint == int(13.5 * GiB)
+
+
 def test_a_slow_decode_under_cuda_graphs_fails():
     floor = verdict.decode_floor(verdict.profile("t4"), YI, "nf4", 256, 64)["tokens_per_s"]
     compiled = {"ok": True, "tokens_per_s": floor * 0.5, "fullgraph": True, "cudagraph_skips": 0}
