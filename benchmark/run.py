@@ -14,7 +14,8 @@ from . import estimate, presets, roofline, verdict
 from .estimate import QUANT_OF
 from .presets import Arch
 
-WORKLOADS = ("train-qlora", "train-lora16", "generate-nf4", "generate-int8", "generate-16bit")
+#: int8 last: the likeliest to break a compiler (bitsandbytes xfails its int8 CUDA graphs on torch >= 2.10)
+WORKLOADS = ("train-qlora", "train-lora16", "generate-nf4", "generate-16bit", "generate-int8")
 INT8_CAVEAT = ("bitsandbytes int8 with its default outlier threshold (6.0) is faster on random weights than on "
                "trained ones: random weights have no outlier features, so the fp16 decomposition path rarely runs.")
 EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE = 0, 1, 4

@@ -5,7 +5,8 @@ capability" (static KV cache and torch.compile, CUDA graphs on a GPU, the method
 transformers documents). Method as in optimum-benchmark / HF LLM-Perf: warm-ups first,
 then at least ``reps`` iterations and at least ``min_s`` seconds; prefill = a generate of one
 token (TTFT), decode = generate minus prefill (the time from its first to its last token),
-per-token latency from a timestamp at every token; every timed region bracketed by a device synchronisation. Seeds are fixed (SEEDS)."""
+per-token latency from a timestamp at every token; every timed region bracketed by a device
+synchronisation. Seeds are fixed (SEEDS)."""
 
 from __future__ import annotations
 
@@ -380,14 +381,49 @@ def generate(path: str, quant: str, device: str, dtype: str, prompt: int, new: i
             out.peak_allocated, out.peak_reserved = _peaks(device)
             out.peak_nvml = nvml.peak
         if "compiled" in modes:
-            out.extra["compiled"] = _compiled(model, ids, device, new, warmup, reps, min_s, tick, kw)
+            try:
+                out.extra["compiled"] = _compiled(model, ids, device, new, warmup, reps, min_s, tick, kw)
+            finally:
+                _release_compiled()
         else:
             out.extra["compiled"] = {"ok": False, "skipped": "not asked for (--decode eager)"}
         if "eager" not in modes:
             out.extra["eager"] = "not asked for (--decode compiled)"
     del model
     gc.collect()
+    _reset_peak(device)  # hand the cached blocks back before the next workload measures its own peak
     return out
+
+
+def _release_compiled() -> None:
+    """Drop compiled graphs and CUDA graph pools, so that the next workload starts clean."""
+    import torch
+
+    torch._dynamo.reset()
+    try:
+        from torch._inductor import cudagraph_trees
+
+        cudagraph_trees.reset_cudagraph_trees()
+    except Exception:  # noqa: BLE001 - an older or newer torch without this hook
+        pass
+
+
+@contextlib.contextmanager
+def _dynamo_option(name: str, value):
+    """LLM.int8() with its outlier threshold has data-dependent shapes: bitsandbytes' own
+    compile tests set capture_dynamic_output_shape_ops for its whole-graph compile."""
+    import torch
+
+    config = torch._dynamo.config
+    had = hasattr(config, name)
+    old = getattr(config, name, None)
+    if had:
+        setattr(config, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(config, name, old)
 
 
 def compile_mode(device: str) -> str:
@@ -416,7 +452,7 @@ def _compiled(model, ids, device: str, new: int, warmup: int, reps: int, min_s: 
         started = time.perf_counter()
         try:
             model.forward = torch.compile(original, mode=mode, fullgraph=fullgraph, dynamic=False)
-            with nvml_peak(device) as nvml, torch.no_grad():
+            with nvml_peak(device) as nvml, torch.no_grad(), _dynamo_option("capture_dynamic_output_shape_ops", True):
                 # warm-ups generate the full length: the static cache keeps one shape, so nothing recompiles
                 got = _decode(model, ids, device, new, max(2, warmup), reps, min_s, tick, gen_kw, warm_new=new)
         except Exception as exc:  # noqa: BLE001 - a compiler that cannot handle this model is a finding

@@ -315,7 +315,7 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
 
     settings = dict(model=model, profiles=("t4", "24gb") if profiles == "all" else (profiles,),
                     workloads=tuple(workload_names) or ("train-qlora", "train-lora16", "generate-nf4",
-                                                        "generate-int8", "generate-16bit"),
+                                                        "generate-16bit", "generate-int8"),
                     batch=batch, seq=seq, steps=steps, rank=rank, lr=lr, prompt=prompt, new=new_tokens, reps=reps,
                     gen_warmup=warmups, min_seconds=min_seconds, decode=decode, device=device, download=download)
     if estimate_only:

@@ -4,7 +4,6 @@ GPU numbers here are published measurements or the bench's own class references.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from urllib.parse import urlparse
