@@ -168,7 +168,7 @@ def plan_json(plan: PrunePlan, executed: dict | None = None) -> dict:
     return {"schema_version": 1, "freed": plan.freed, "executed": executed,
             "items": [{"kind": i.kind, "root": i.root, "repo": i.repo, "commit": i.commit, "refs": list(i.refs),
                        "size": i.size, "why": i.why, "path": i.path} for i in plan.items],
-            "skipped": [{"what": s.what, "why": s.why} for s in plan.skipped]}
+            "skipped": [{"what": s.what, "why": s.why, "kind": s.kind} for s in plan.skipped]}
 
 
 def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
@@ -177,7 +177,7 @@ def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
 
     con = _console(width, color)
     if not plan.items:
-        con.print("Nothing to prune.")
+        con.print("Nothing that could be read is to be pruned." if plan.problems else "Nothing to prune.")
     else:
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for name, justify in (("WHAT", "left"), ("REPO", "left"), ("REVISION / FILE", "left"), ("FREES", "right"),

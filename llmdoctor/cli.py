@@ -229,7 +229,7 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
             click.echo(json.dumps(cacheview.plan_json(plan), indent=2))
         elif plan.items:
             click.echo("\nDry run: nothing was deleted. Run again with --yes to delete.")
-        return
+        sys.exit(1 if plan.problems else 0)
     outcome = _run_prune(plan, quiet=as_json)
     if as_json:
         click.echo(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
@@ -240,7 +240,7 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
         click.echo(f"\nDeleted {outcome.deleted} item(s), freed {size(outcome.freed)}.")
         for e in outcome.errors:
             click.echo(f"  ! {e}", err=True)
-    sys.exit(1 if outcome.errors else 0)
+    sys.exit(1 if outcome.errors or plan.problems else 0)
 
 
 def _run_prune(plan, quiet: bool):
