@@ -53,12 +53,25 @@ def _target(python):
         raise click.BadParameter(str(exc), param_hint="--python") from None
 
 
+REPLAY_LIMIT = 64 * 2**20  #: a report is a few hundred kB; anything this big is not one
+
+
 def _load_replay(path):
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--replay") from None
+        with open(path, "rb") as fh:
+            raw = fh.read(REPLAY_LIMIT + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint="--replay") from None
+    if len(raw) > REPLAY_LIMIT:
+        raise click.BadParameter(f"{path} is larger than {REPLAY_LIMIT // 2**20} MB: not an llmdoctor report",
+                                 param_hint="--replay")
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}", param_hint="--replay") from None
+    except RecursionError:
+        raise click.BadParameter(f"{path} is nested too deeply to be an llmdoctor report",
+                                 param_hint="--replay") from None
     except ValueError as exc:
         raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="--replay") from None
 
@@ -77,20 +90,21 @@ def _build_report(python, offline, only, skip, replay_file):
 
 def _list_checks(as_json: bool, only, skip) -> None:
     from .doctor import selected_checks
+    from .printable import json_text as safe_json, printable
 
     sel = selected_checks(only, skip)
     rows = [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
              "description": c.description} for c in sel.checks]
     problems = [f.to_dict() for f in sel.problems]
     if as_json:
-        click.echo(json.dumps({"checks": rows, "plugin_errors": problems}, indent=2))
+        click.echo(safe_json(json.dumps({"checks": rows, "plugin_errors": problems}, indent=2)))
         return
     width = max((len(r["id"]) for r in rows), default=10)
     src = max((len(r["source"]) for r in rows), default=7)
     for r in rows:
-        click.echo(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}")
+        click.echo(printable(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}"))
     for p in problems:
-        click.echo(f"error: {p['title']}", err=True)
+        click.echo(printable(f"error: {p['title']}"), err=True)
 
 
 python_option = click.option("--python", "python", metavar="PATH",
@@ -175,11 +189,13 @@ dir_option = click.option("--dir", "dirs", multiple=True, type=click.Path(file_o
 def cache_ls(dirs, sort, filters, as_json, hub_only, revisions, fresh):
     """Repos in every hub cache root: size on disk, revisions and refs, last access."""
     from . import cacheview, hfcache
+    from .printable import json_text as safe_json
 
     report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False, remember=not fresh)
     try:
         if as_json:
-            click.echo(json.dumps(cacheview.ls_json(report, filters, sort), indent=2 if sys.stdout.isatty() else None))
+            click.echo(safe_json(json.dumps(cacheview.ls_json(report, filters, sort),
+                                            indent=2 if sys.stdout.isatty() else None)))
         else:
             click.echo(cacheview.ls_text(report, filters, sort, width=_width(), color=_color(), revisions=revisions),
                        nl=False)
@@ -209,6 +225,7 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
     """Reclaim disk from the hub caches. A dry run unless --yes; with no policy it takes
     --detached --incomplete, as `hf cache prune` does."""
     from . import cacheview, hfcache, prune
+    from .printable import json_text as safe_json, printable
     from .units import parse_duration, parse_size
 
     policy = prune.Policy(detached, incomplete, orphans, _parse(parse_duration, older_than, "--older-than"),
@@ -226,20 +243,20 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
         click.echo(note + cacheview.plan_text(plan, width=_width(), color=_color()), nl=False)
     if not yes or not plan.items:
         if as_json:
-            click.echo(json.dumps(cacheview.plan_json(plan), indent=2))
+            click.echo(safe_json(json.dumps(cacheview.plan_json(plan), indent=2)))
         elif plan.items:
             click.echo("\nDry run: nothing was deleted. Run again with --yes to delete.")
         sys.exit(1 if plan.problems else 0)
     outcome = _run_prune(plan, quiet=as_json)
     if as_json:
-        click.echo(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
-                                                         "errors": list(outcome.errors)}), indent=2))
+        click.echo(safe_json(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
+                                                                   "errors": list(outcome.errors)}), indent=2)))
     else:
         from .units import size
 
         click.echo(f"\nDeleted {outcome.deleted} item(s), freed {size(outcome.freed)}.")
         for e in outcome.errors:
-            click.echo(f"  ! {e}", err=True)
+            click.echo(f"  ! {printable(e)}", err=True)
     sys.exit(1 if outcome.errors or plan.problems else 0)
 
 
@@ -329,7 +346,9 @@ def main(argv=None) -> None:
     except Exception as exc:  # noqa: BLE001 - the documented exit code 3
         import traceback
 
-        click.echo(f"llmdoctor: internal error: {type(exc).__name__}: {exc}", err=True)
+        from .printable import printable
+
+        click.echo(printable(f"llmdoctor: internal error: {type(exc).__name__}: {exc}"), err=True)
         if os.environ.get("LLMDOCTOR_DEBUG"):
             traceback.print_exc()
         else:
