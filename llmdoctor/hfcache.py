@@ -98,6 +98,7 @@ class Root:
     repos: tuple[Repo, ...] = ()
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    error_kind: str | None = None  #: "not-a-folder" (it or a parent is a file) | "unreadable"
 
     @property
     def size(self) -> int:
@@ -579,9 +580,12 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
     except FileNotFoundError:
         return Root(path, source, exists=False)
     except NotADirectoryError:
-        return Root(path, source, error=f"{path} is a file, not a cache folder")
+        blocker = path
+        while not os.path.lexists(blocker) and os.path.dirname(blocker) != blocker:
+            blocker = os.path.dirname(blocker)
+        return Root(path, source, error=f"{blocker} is a file, not a folder", error_kind="not-a-folder")
     except OSError as exc:
-        return Root(path, source, error=f"cannot read {path}: {exc.strerror or exc}")
+        return Root(path, source, error=f"cannot read {path}: {exc.strerror or exc}", error_kind="unreadable")
     candidates, warnings = [], []
     for entry in entries:
         if entry.name in IGNORED:
