@@ -147,7 +147,8 @@ def matrix(topo) -> str:
                 cells.append((p.legend if p else "?") + ok)
         lines.append(f"GPU{a.index:<3}" + "".join(f"{c:<7}" for c in cells)
                      + ("-" if a.numa_node is None else str(a.numa_node)))
-    lines.append("* P2P read/write not available (nvmlDeviceGetP2PStatus)")
+    if any("*" in line for line in lines[1:]):
+        lines.append("* P2P read/write not available (nvmlDeviceGetP2PStatus)")
     return "\n".join(lines)
 
 
@@ -216,8 +217,11 @@ def topology_check(facts, c):
             numa.setdefault(g.numa_node, []).append(g.index)
     if len(numa) > 1:
         where = ", ".join(f"GPUs {_ranges(v)} on NUMA node {k}" for k, v in sorted(numa.items()))
-        yield c.finding(Status.INFO, f"{where}: traffic between them crosses the CPU interconnect (QPI/UPI) unless "
-                        "NVLink joins them", id="distributed.numa",
+        if all(p.nvlinks for p in pairs):
+            tail = "NVLink joins them all, so only host-side traffic crosses the CPU interconnect"
+        else:
+            tail = "GPU traffic between the nodes crosses the CPU interconnect (QPI/UPI)"
+        yield c.finding(Status.INFO, f"{where}: {tail}", id="distributed.numa",
                         detail="Keep each rank's data-loading threads on its GPU's NUMA node (numactl --cpunodebind).",
                         docs=NCCL_ENV_DOCS)
 
@@ -265,6 +269,7 @@ def p2p_check(facts, c):
     unknown = [p for p in pairs if p.p2p_ok is None]
     broken = [p for p in pairs if p.p2p_ok is False]
     working = [p for p in pairs if p.p2p_ok]
+    hangs = bool(rule and driver_below(topo.driver_version, rule[0]["driver_below"]))
     if broken:
         by_why: dict[str, list] = {}
         for p in broken:
@@ -276,18 +281,17 @@ def p2p_check(facts, c):
                             f"{P2P_WHY.get(status, status)}; NCCL copies through host memory there",
                             id="distributed.p2p-unavailable",
                             detail=f"nvmlDeviceGetP2PStatus: NVML_P2P_STATUS_{status.upper()}", docs=NVML_TOPO_DOCS)
-    if working and truthy(p2p_disable) and not (rule and driver_below(topo.driver_version,
-                                                                         rule[0]["driver_below"])):
+    if working and truthy(p2p_disable) and not hangs:
         nv = any(p.nvlinks for p in working)
         yield c.finding(Status.WARN, f"NCCL_P2P_DISABLE={p2p_disable} (from {node.nccl_origin('NCCL_P2P_DISABLE')}) "
                         f"turns off the {'NVLink' if nv else 'PCIe'} peer-to-peer that works between "
                         f"{len(working)} of {len(pairs)} GPU pairs here: all-reduce goes through host memory",
                         id="distributed.p2p-disabled", fix="unset NCCL_P2P_DISABLE", docs=NCCL_ENV_DOCS)
-    if working and not broken and not unknown:
+    if working and not broken and not unknown and not hangs:
         nv = sum(1 for p in working if p.nvlinks)
         how = "over NVLink" if nv == len(working) else ("over PCIe" if not nv else f"{nv} over NVLink")
-        yield c.finding(Status.OK, f"P2P read/write available between all {len(pairs)} GPU pair"
-                        f"{'s' * (len(pairs) != 1)} ({how})")
+        between = "the 2 GPUs" if len(pairs) == 1 else f"all {len(pairs)} GPU pairs"
+        yield c.finding(Status.OK, f"P2P read/write available between {between} ({how})")
     if unknown and not working and not broken:
         yield c.finding(Status.SKIP, "NVML could not tell whether P2P works between these GPUs",
                         detail="; ".join(f"{k}: {v}" for k, v in sorted(topo.unknown.items())[:5]))
@@ -323,8 +327,9 @@ def nccl_env_check(facts, c):
         else:
             pairs = topo.visible_pairs()
             order = {p: i for i, p in enumerate(P2P_LEVELS)}
-            cut = [p for p in pairs if not p.nvlinks and order[NCCL_PATH.get(p.ancestor or "", "SYS")] > order[path]]
-            cut += [p for p in pairs if p.nvlinks and path == "LOC"]
+            usable = [p for p in pairs if p.p2p_ok is not False]
+            cut = [p for p in usable if not p.nvlinks and order[NCCL_PATH.get(p.ancestor or "", "SYS")] > order[path]]
+            cut += [p for p in usable if p.nvlinks and path == "LOC"]
             note = " (a legacy number: NCCL's docs advise the name, as numbers changed meaning)" if legacy else ""
             if cut and len(pairs) > 0:
                 yield c.finding(Status.INFO, f"NCCL_P2P_LEVEL={level}{note} keeps NCCL from using P2P between "
@@ -547,7 +552,7 @@ def allreduce_check(facts, c):
         if topo.source != "nvml" or not topo.gpus:
             yield c.finding(Status.SKIP, NO_GPU, detail=ar.skipped or "")
         else:
-            yield c.finding(Status.SKIP, f"Live all-reduce across GPUs not run: {ar.skipped}")
+            yield c.finding(Status.SKIP, f"Live all-reduce across GPUs not run: {ar.skipped or 'no reason recorded'}")
         return
     yield from allreduce_findings(ar, c, where=f"across {ar.world} GPUs", topo=topo if topo.source == "nvml" else None,
                                   id_prefix="distributed.allreduce")
@@ -616,6 +621,18 @@ def _per_node(values: dict, missing: str = "none") -> str:
     return ", ".join(f"{missing if v is None else v} on {', '.join(labels)}" for v, labels in groups.items())
 
 
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+
+
+def torch_install(python: str, version: str) -> str:
+    """The pip command that installs exactly this torch build ('2.5.1+cu121' from PyTorch's cu121 index)."""
+    base, _, local = version.partition("+")
+    cmd = f"{python} -m pip install 'torch=={base}'"
+    if local:
+        cmd += f" --index-url https://download.pytorch.org/whl/{local}"
+    return cmd
+
+
 def _minor(version: str | None) -> str | None:
     v = parse_version(version or "")
     return None if v is None else f"{v.major}.{v.minor}"
@@ -641,8 +658,7 @@ def drift_check(facts, c):
         found = True
         ref = _reference(torch)
         odd = [(n, torch[n.label]) for n in nodes if torch[n.label] != ref]
-        fixes = "; ".join(f"on {n.label}: {n.python} -m pip install 'torch=={ref.split('+')[0]}'" for n, _ in odd
-                          if ref and n.python)
+        fixes = "; ".join(f"on {n.label}: {torch_install(n.python, ref)}" for n, _ in odd if ref and n.python)
         yield c.finding(Status.WARN, f"torch differs between nodes: {_per_node(torch, 'not installed')}",
                         id="distributed.drift-torch",
                         detail="torch.distributed does not check that ranks run the same version; it works on a "
@@ -680,6 +696,8 @@ def drift_check(facts, c):
         for n in nodes:
             pins = []
             for name, values in diffs:
+                if name in TORCH_FAMILY:  # their wheels come from PyTorch's index: the torch finding says how
+                    continue
                 ref = _reference(values)
                 if ref is not None and values[n.label] != ref:
                     pins.append(f"'{name}=={ref}'")

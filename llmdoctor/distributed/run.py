@@ -299,7 +299,8 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
                     w.beats, w.moved_at = beats, now
                 elif w.moved_at is not None and now - w.moved_at > HEARTBEAT_STALE_S:
                     w.state = "crashed"
-                    w.detail = f"its heartbeat stopped {now - start:.0f} s after rank 0 started"
+                    w.detail = (f"no heartbeat since {w.moved_at - start:.0f} s after rank 0 started, "
+                                f"{HEARTBEAT_STALE_S:g} s of silence")
                     continue
             if now > deadline:
                 w.state = "hung" if w.join is not None else "never-joined"
