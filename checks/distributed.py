@@ -587,7 +587,8 @@ def ranks_check(facts, c):
     extra = [r for r in cl.ranks if r.state == "joined-only"]
     if extra:
         hosts = sorted({r.host or "?" for r in extra})
-        yield c.finding(Status.INFO, f"{len(cl.ranks)} ranks on {len({r.host for r in cl.ranks})} hosts: only local "
+        nhosts = len({r.host for r in cl.ranks})
+        yield c.finding(Status.INFO, f"{len(cl.ranks)} ranks on {nhosts} host{'s' * (nhosts != 1)}: only local "
                         f"rank 0 of each node probes it ({len(extra)} other rank{'s' * (len(extra) != 1)} on "
                         f"{', '.join(hosts)} only joined)", id="distributed.ranks-per-node",
                         fix="torchrun --nproc-per-node 1 ...   (one rank per node is enough for llmdoctor)",
@@ -763,7 +764,10 @@ def cross_node_check(facts, c):
     if ar is None or not ar.ran:
         yield c.finding(Status.SKIP, f"No all-reduce across nodes: {ar.skipped if ar else 'not run'}")
         return
-    yield from allreduce_findings(ar, c, where=f"across {ar.world} nodes", id_prefix="distributed.cross-node")
+    hosts = len({r.host for r in cl.ranks if r.state in ("reported", "joined-only")})
+    where = f"across {ar.world} nodes" if hosts >= ar.world else \
+        f"across {ar.world} ranks on {hosts} node{'s' * (hosts != 1)}"
+    yield from allreduce_findings(ar, c, where=where, id_prefix="distributed.cross-node")
 
 
 def cluster_checks():

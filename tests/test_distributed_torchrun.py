@@ -183,3 +183,37 @@ def test_a_launcher_that_sets_half_the_variables_is_a_usage_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("llmdoctor check --distributed: RANK and WORLD_SIZE must both be set (one of them "
                                    "is missing)")
+
+
+def test_two_ranks_on_one_node_only_local_rank_0_probes_and_both_all_reduce(tmp_path):
+    env = base_env(tmp_path)
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+                           "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "llmdoctor", "check",
+                           "--distributed", "--only", "distributed.*", "--rank-timeout", "60"],
+                          capture_output=True, text=True, timeout=150, env=env, start_new_session=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    host = socket.gethostname()
+    assert f"2 ranks on 1 host: only local rank 0 of each node probes it (1 other rank on {host} only joined)" \
+        in done.stdout
+    assert "All-reduce across 2 ranks on 1 node over gloo" in done.stdout
+
+
+def test_a_cluster_report_that_is_damaged_replays_what_it_can(tmp_path):
+    doc = {"schema_version": 1, "kind": "cluster", "facts": {"cluster": {"value": {
+        "world_size": 2, "launcher": "srun", "master": "n1:29500", "timeout_s": 120, "rank0_host": "n1",
+        "ranks": [{"rank": 0, "state": "reported", "host": "n1"}, {"rank": 1, "state": "never-joined"}]}}},
+        "nodes": [{"rank": 0, "host": "n1", "state": "reported", "report": {"not": "a report"}}, "garbage",
+                  {"rank": 1, "report": None}]}
+    saved = tmp_path / "damaged.json"
+    saved.write_text(json.dumps(doc))
+    done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--replay", str(saved)], capture_output=True,
+                          text=True, timeout=60, env=base_env(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Rank 1 (host unknown) never joined within 120 s" in done.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "facts": {"cluster": {"value": {"ranks": "x"}}}}))
+    done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--replay", str(bad)], capture_output=True,
+                          text=True, timeout=60, env=base_env(tmp_path))
+    assert done.returncode == 2 and "cannot read the cluster facts" in done.stderr and "Traceback" not in done.stderr

@@ -43,16 +43,16 @@ def check(distributed: bool, replay_file, load_replay, python, offline, only, sk
     from .run import Usage, run
 
     try:
-        report, envelopes, states, info = run(python, offline, only, skip, timeout_s=rank_timeout)
+        out = run(python, offline, only, skip, timeout_s=rank_timeout)
     except Usage as exc:
         click.echo(str(exc), err=True)
         return 2
-    if report is None:  # a rank other than 0: it took its part; rank 0 prints
-        code = envelopes
-    else:
-        _echo_report(report, to_document(report, envelopes, states), as_json, verbose, width, color, unicode, wrap)
-        code = int(exit_code(report.findings, strict))
-    if info.world_size > 1:
+    code = out.code
+    if out.report is not None:
+        _echo_report(out.report, to_document(out.report, out.envelopes, out.states), as_json, verbose, width, color,
+                     unicode, wrap)
+        code = int(exit_code(out.report.findings, strict))
+    if out.info.world_size > 1:
         # a process group whose peers died can hang in its destructor: leave without one
         sys.stdout.flush()
         sys.stderr.flush()

@@ -232,8 +232,14 @@ def replay(data: dict, *, only=(), skip=()) -> tuple[Report, list, list]:
         state = states.get(item["rank"]) or RankState(rank=item["rank"], state=str(item.get("state") or "?"),
                                                        host=item.get("host"))
         env = item.get("report")
+        rep = None
+        if isinstance(env, dict):
+            try:
+                rep = node_report(env, only, skip)
+            except ReplayError:
+                env = None  # a node entry that is not a report: that node is left out, the rest replays
         envelopes.append(env)
-        nodes.append((state, node_report(env, only, skip) if isinstance(env, dict) else None))
+        nodes.append((state, rep))
     report = build(cf, nodes, only=only, skip=skip, offline=bool(data.get("offline")),
                    timing={"total_s": 0.0},
                    replayed_from={"created": data.get("created"), "tool": data.get("tool")})

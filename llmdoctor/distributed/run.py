@@ -29,7 +29,7 @@ from typing import Callable, Mapping
 
 from ..model import Finding
 from ..probes.allreduce import LOCAL_TIMEOUT_S, AllReduceFacts, aggregate, run_local
-from ..report import Report, facts_from_json
+from ..report import ReplayError, Report, facts_from_json
 from .cluster import ClusterFacts, RankState, build, labels, to_document
 from .launch import LaunchError, RankInfo, rank_info
 
@@ -99,9 +99,16 @@ def pack(data) -> bytes:
     return zlib.compress(json.dumps(data).encode("utf-8"))
 
 
+MAX_REPORT = 64 * 1024 * 1024  #: a node's report, unpacked
+
+
 def unpack(raw) -> object:
     try:
-        return json.loads(zlib.decompress(bytes(raw)).decode("utf-8"))
+        d = zlib.decompressobj()
+        text = d.decompress(bytes(raw), MAX_REPORT)
+        if d.unconsumed_tail:
+            return None
+        return json.loads(text.decode("utf-8"))
     except (zlib.error, ValueError, TypeError):
         return None
 
@@ -280,6 +287,8 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
         if not t.is_alive() and watch[0].state is None:
             watch[0].report = {"state": own.get("state"), "envelope": own.get("env")}
             watch[0].state = own.get("state") or "crashed"
+            if watch[0].state == "crashed" and isinstance(own.get("env"), dict):
+                watch[0].detail = str(own["env"].get("error") or "")[:300]
         for r in range(1, info.world_size):
             w = watch[r]
             if w.state is not None:
@@ -350,10 +359,14 @@ def _assemble(info, watch, names, ar, timeout_s, offline, only, skip, elapsed):
                           joined_after_s=None if w.joined_at is None else round(w.joined_at, 2),
                           torch=join.get("torch"), cuda_devices=int(join.get("cuda_devices") or 0),
                           nccl=join.get("nccl"))
+        if isinstance(env, dict):
+            try:
+                nodes.append((state, envelope_report(env)))
+            except (ReplayError, TypeError, ValueError, AttributeError, KeyError) as exc:
+                state = dataclasses.replace(state, state="crashed", detail=f"its report is unreadable: {exc}"[:300])
+                env = None
         states.append(state)
         envelopes.append(env if isinstance(env, dict) else None)
-        if isinstance(env, dict) and "facts" in env:
-            nodes.append((state, envelope_report(env)))
     cf = ClusterFacts(world_size=info.world_size, launcher=info.launcher,
                       master=f"{info.master_addr or '-'}:{info.master_port}", timeout_s=timeout_s,
                       rank0_host=names.get(0, "?"), ranks=tuple(states), allreduce=ar)
@@ -378,10 +391,19 @@ def single(info: RankInfo, torch, target, offline, only, skip, environ, timeout_
 
 # --- entry point ----------------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    info: RankInfo
+    report: Report | None = None  #: rank 0's cluster report; None on the other ranks
+    envelopes: tuple = ()  #: every rank's own envelope (None where it sent none)
+    states: tuple = ()
+    code: int = 0  #: the exit code of a rank other than 0
+
+
 def run(python, offline: bool, only, skip, *, timeout_s: float, environ: Mapping[str, str] | None = None,
-        sizes=None, iters: int = 10):
-    """Returns (report, envelopes, states, info); raises Usage with one line on misuse.
-    Non-zero ranks return None after taking their part."""
+        sizes=None, iters: int = 10) -> Outcome:
+    """Take this rank's part; rank 0 returns the cluster report. Raises Usage (one line)
+    when torch is missing or the launcher's variables do not add up."""
     from .allreduce import SIZES
 
     environ = dict(os.environ if environ is None else environ)
@@ -401,14 +423,15 @@ def run(python, offline: bool, only, skip, *, timeout_s: float, environ: Mapping
     except TargetError as exc:
         raise Usage(f"--python: {exc}") from None
     if info.world_size == 1:
-        return (*single(info, torch, target, offline, only, skip, environ, timeout_s), info)
+        report, envelopes, states = single(info, torch, target, offline, only, skip, environ, timeout_s)
+        return Outcome(info, report, tuple(envelopes), tuple(states))
     ctl = Control(info, timeout_s)
-    if info.rank != 0:
-        code = worker(info, ctl, torch, target, offline, only, skip, environ, timeout_s)
-        return None, code, [], info
-    return (*leader(info, ctl, torch, target, offline, only, skip, environ, timeout_s, sizes or SIZES, iters), info)
-
-
-def document(report: Report, envelopes, states) -> dict:
-    return to_document(report, envelopes, states)
-
+    try:
+        if info.rank != 0:
+            return Outcome(info, code=worker(info, ctl, torch, target, offline, only, skip, environ, timeout_s))
+        report, envelopes, states = leader(info, ctl, torch, target, offline, only, skip, environ, timeout_s,
+                                           sizes or SIZES, iters)
+    except (RuntimeError, OSError) as exc:  # the store went away under us (its host died)
+        raise Usage(f"rank {info.rank}: the job's store at {ctl.host}:{ctl.port} stopped answering: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+    return Outcome(info, report, tuple(envelopes), tuple(states))
