@@ -228,8 +228,10 @@ def topology_check(facts, c):
 
 @check("distributed.p2p", needs=["topology", "node"])
 def p2p_check(facts, c):
-    """Peer-to-peer between GPUs (nvmlDeviceGetP2PStatus), the consumer-GPU rule accelerate applies
-    (RTX 40xx, driver < 550.40.07) and NCCL_P2P_DISABLE against both."""
+    """Peer-to-peer between GPUs, accelerate's RTX 40xx rule, and NCCL_P2P_DISABLE against both.
+
+    P2P from nvmlDeviceGetP2PStatus; the rule is accelerate's check_cuda_p2p_ib_support
+    (more than one GPU, an "RTX 40" name, a driver older than 550.40.07)."""
     topo, skip = _gpu_gate(facts, c)
     if skip:
         yield skip
@@ -387,8 +389,10 @@ def _usable(nic) -> bool:
 
 @check("distributed.network", needs=["topology", "node"])
 def network_check(facts, c):
-    """The network a multi-node job would use: NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME against the
-    interfaces, InfiniBand / RoCE ports and NCCL_IB_DISABLE / NCCL_IB_HCA."""
+    """Interfaces and InfiniBand/RoCE ports against the NCCL and gloo network variables.
+
+    NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME against the interfaces; NCCL_IB_DISABLE and
+    NCCL_IB_HCA against the RDMA ports."""
     topo, node = facts.value("topology"), facts.value("node")
     nics = {n.name: n for n in topo.nics}
     for var, nccl in (("NCCL_SOCKET_IFNAME", True), ("GLOO_SOCKET_IFNAME", False)):
@@ -545,8 +549,9 @@ def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: st
 
 @check("distributed.allreduce", needs=["allreduce", "topology"])
 def allreduce_check(facts, c):
-    """A live all-reduce across this node's GPUs over NCCL (with --distributed), its bus bandwidth
-    by nccl-tests' formula against what the links allow, and a check of its result."""
+    """A live all-reduce across this node's GPUs over NCCL (with --distributed).
+
+    Bus bandwidth by nccl-tests' formula against what the links allow, and its sums checked."""
     ar, topo = facts.value("allreduce"), facts.value("topology")
     if not ar.ran:
         if topo.source != "nvml" or not topo.gpus:
@@ -562,8 +567,7 @@ def allreduce_check(facts, c):
 
 @check("distributed.ranks", needs=["cluster"])
 def ranks_check(facts, c):
-    """Every rank joined and reported within the time allowed; one that crashed, hung or never
-    joined is named with its host."""
+    """Every rank joined and reported in time; one that crashed, hung or never joined is named."""
     cl = facts.value("cluster")
     reported = [r for r in cl.ranks if r.state == "reported"]
     bad = [r for r in cl.ranks if r.state not in ("reported", "joined-only")]
@@ -720,8 +724,9 @@ COMM_VARS = re.compile(r"^(NCCL_|TORCH_NCCL_|TORCH_DISTRIBUTED_|GLOO_|UCX_|FI_|C
 
 @check("distributed.env-drift", needs=["cluster"])
 def env_drift_check(facts, c):
-    """Environment variables that differ between nodes (NCCL_*, TORCH_NCCL_*, CUDA_VISIBLE_DEVICES,
-    HF_*, ...); secrets compared by digest, never shown."""
+    """Environment variables that differ between nodes (NCCL_*, CUDA_VISIBLE_DEVICES, HF_*, ...).
+
+    Secrets are compared by a digest made on each node, never shown."""
     cl = facts.value("cluster")
     nodes = [n for n in cl.nodes if n.probed]
     if len(nodes) < 2:
@@ -757,8 +762,9 @@ def env_drift_check(facts, c):
 
 @check("distributed.cross-node", needs=["cluster"])
 def cross_node_check(facts, c):
-    """An all-reduce across the nodes (NCCL where every rank has a GPU, gloo otherwise): bus
-    bandwidth by nccl-tests' formula, latency, and its result."""
+    """An all-reduce across the nodes (NCCL where every rank has a GPU, gloo otherwise).
+
+    Bus bandwidth by nccl-tests' formula, latency, and its sums checked."""
     cl = facts.value("cluster")
     ar = cl.allreduce
     if ar is None or not ar.ran:

@@ -106,6 +106,6 @@ def test_check_distributed_on_one_node_without_a_launcher(tmp_path):
     done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--only", "distributed.*"],
                           capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr
-    assert "cluster of 1 rank (none)" in done.stdout
+    assert "cluster of 1 rank (no launcher)" in done.stdout
     assert "All 1 node reported" in done.stdout
     assert "No all-reduce across nodes: one node: nothing to all-reduce between" in done.stdout

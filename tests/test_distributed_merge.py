@@ -92,7 +92,7 @@ def test_a_check_one_node_did_not_run_is_tagged_with_the_node_that_ran_it():
 
 
 def test_labels_add_the_rank_only_where_hosts_repeat():
-    assert labels({0: "n1", 1: "n2", 2: "n2", 3: None}) == {0: "n1", 1: "n2#1", 2: "n2#2", 3: "?"}
+    assert labels({0: "n1", 1: "n2", 2: "n2", 3: None}) == {0: "n1", 1: "n2#1", 2: "n2#2", 3: "unknown host"}
 
 
 # --- cluster checks ----------------------------------------------------------------------

@@ -115,7 +115,8 @@ def test_two_torchrun_nodes_with_different_targets_report_the_drift_and_replay(t
     assert "unset on" in env_drift["title"]
     assert findings["distributed.ranks"]["status"] == "ok"
     cross = findings["distributed.cross-node"]
-    assert cross["status"] == "ok" and cross["title"].startswith("All-reduce across 2 nodes over gloo: bus bandwidth")
+    assert cross["status"] == "ok" and cross["title"].startswith(
+        "All-reduce across 2 ranks on 1 node over gloo: bus bandwidth")  # both "nodes" are this host
     cluster = doc["facts"]["cluster"]["value"]
     assert cluster["launcher"] == "torchrun" and cluster["allreduce"]["correct"] is True
     targets = [n["report"]["target"]["python"] for n in doc["nodes"]]

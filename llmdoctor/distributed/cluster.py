@@ -107,8 +107,9 @@ def labels(hosts: Mapping[int, str | None]) -> dict[int, str]:
     """A name per rank: the host name, with the rank where two ranks share a host."""
     count: dict[str, int] = {}
     for h in hosts.values():
-        count[h or "?"] = count.get(h or "?", 0) + 1
-    return {r: (h or "?") if count[h or "?"] == 1 else f"{h or '?'}#{r}" for r, h in hosts.items()}
+        if h:
+            count[h] = count.get(h, 0) + 1
+    return {r: "unknown host" if not h else h if count[h] == 1 else f"{h}#{r}" for r, h in hosts.items()}
 
 
 # --- folding ---------------------------------------------------------------------
@@ -192,7 +193,8 @@ def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *,
     findings = folded + judge(cluster_checks(only, skip), facts, offline=offline)
     hosts = ", ".join(f"{names[r.rank]} (rank {r.rank})" for r in cf.ranks)
     target = {"python": None, "kind": KIND, "prefix": None, "python_version": None,
-              "executable": f"cluster of {cf.world_size} rank{'s' * (cf.world_size != 1)} ({cf.launcher}): {hosts}"}
+              "executable": f"cluster of {cf.world_size} rank{'s' * (cf.world_size != 1)} "
+                            f"({'no launcher' if cf.launcher == 'none' else cf.launcher}): {hosts}"}
     return Report(target=target, facts=facts, findings=tuple(findings), timing=timing or {}, offline=offline,
                   created=now_iso(), replayed_from=replayed_from)
 

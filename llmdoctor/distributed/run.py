@@ -47,23 +47,28 @@ class Usage(Exception):
 
 # --- what each rank does on its own node ------------------------------------------
 
-def live_probes():
-    """The built-in probes, with the single-node all-reduce live."""
+def live_probes(rank_timeout_s: float = 120.0):
+    """The built-in probes, with the single-node all-reduce live. Its deadline leaves room
+    within the rank timeout, so that a hanging all-reduce is this node's finding, not a
+    rank that never reported."""
     from ..probes import builtin_probes
 
-    def live(ctx):
-        return run_local(ctx.target.python, ctx.environ, timeout_s=LOCAL_TIMEOUT_S)
+    deadline = max(20.0, min(LOCAL_TIMEOUT_S, rank_timeout_s - 25.0))
 
-    return [dataclasses.replace(p, fn=live, timeout_s=LOCAL_TIMEOUT_S + 15) if p.name == "allreduce" else p
+    def live(ctx):
+        return run_local(ctx.target.python, ctx.environ, timeout_s=deadline)
+
+    return [dataclasses.replace(p, fn=live, timeout_s=deadline + 15) if p.name == "allreduce" else p
             for p in builtin_probes()]
 
 
-def probe_node(target, offline: bool, only, skip, environ: Mapping[str, str]) -> dict:
+def probe_node(target, offline: bool, only, skip, environ: Mapping[str, str], rank_timeout_s: float = 120.0) -> dict:
     """This node's report as a JSON envelope, secrets masked here, before it is sent."""
     from ..doctor import diagnose
     from ..render import json_text
 
-    report = diagnose(target, offline=offline, only=only, skip=skip, environ=environ, probes=live_probes())
+    report = diagnose(target, offline=offline, only=only, skip=skip, environ=environ,
+                      probes=live_probes(rank_timeout_s))
     return json.loads(json_text(report, environ))
 
 
@@ -229,11 +234,11 @@ def _allreduce(ctl: Control, plan: dict, join: dict, torch) -> dict:
 
 # --- the two roles ------------------------------------------------------------------------
 
-def _own_report(target, offline, only, skip, environ, join) -> tuple[dict | None, str]:
+def _own_report(target, offline, only, skip, environ, join, timeout_s=120.0) -> tuple[dict | None, str]:
     if join.get("local_rank", 0) != 0:
         return None, "joined-only"
     try:
-        return probe_node(target, offline, only, skip, environ), "reported"
+        return probe_node(target, offline, only, skip, environ, timeout_s), "reported"
     except Exception as exc:  # noqa: BLE001 - this node's own failure, told to rank 0
         return {"error": f"{type(exc).__name__}: {exc}"}, "crashed"
 
@@ -243,7 +248,7 @@ def worker(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
     join = {**process_info(torch), "local_rank": info.local_rank}
     ctl.put(join, "join", info.rank)
     ctl.start_heartbeat()
-    env, state = _own_report(target, offline, only, skip, environ, join)
+    env, state = _own_report(target, offline, only, skip, environ, join, timeout_s)
     ctl.put({"state": state, "envelope": env}, "report", info.rank)
     deadline = time.monotonic() + timeout_s + ALLREDUCE_TIMEOUT_S + 30
     plan = _wait_for(ctl, ("plan",), deadline)
@@ -278,7 +283,7 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
     ctl.start_heartbeat()
     own: dict = {}
     t = threading.Thread(target=lambda: own.update(zip(("env", "state"), _own_report(
-        target, offline, only, skip, environ, join0))), daemon=True, name="llmdoctor-probe")
+        target, offline, only, skip, environ, join0, timeout_s))), daemon=True, name="llmdoctor-probe")
     t.start()
     watch = {r: Watch(r) for r in range(info.world_size)}
     watch[0].join, watch[0].joined_at = join0, 0.0
@@ -378,7 +383,7 @@ def single(info: RankInfo, torch, target, offline, only, skip, environ, timeout_
     """No launcher (or a world of one): this node alone, without a store."""
     start = time.monotonic()
     join = {**process_info(torch), "local_rank": info.local_rank}
-    env, state = _own_report(target, offline, only, skip, environ, {**join, "local_rank": 0})
+    env, state = _own_report(target, offline, only, skip, environ, {**join, "local_rank": 0}, timeout_s)
     w = Watch(0)
     w.join, w.joined_at, w.state = join, 0.0, state
     w.report = {"state": state, "envelope": env}
