@@ -238,7 +238,6 @@ def p2p_check(facts, c):
         return
     node = facts.value("node")
     p2p_disable = node.nccl("NCCL_P2P_DISABLE")
-    ib_disable = node.nccl("NCCL_IB_DISABLE")
     pairs = topo.visible_pairs()
     rule = consumer_rule(topo)
     if rule:
@@ -251,7 +250,7 @@ def p2p_check(facts, c):
             if missing:
                 yield c.finding(
                     Status.FAIL, f"{len(topo.visible_gpus)} x {', '.join(names)} with driver {topo.driver_version} "
-                    f"(< {row['driver_below']}): NCCL's P2P between them hangs, and {', '.join(missing)} "
+                    f"(< {row['driver_below']}): NCCL's P2P between them is known to hang, and {', '.join(missing)} "
                     f"{'is' if len(missing) == 1 else 'are'} not set", id="distributed.p2p-consumer-gpu",
                     detail=f"{row['why']}. `accelerate launch` sets {exports} for exactly this case "
                            f"({row['history']}); torchrun, srun and mpirun do not. Reports: {row['report']}",

@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 from ..model import Finding
 from ..probes.allreduce import LOCAL_TIMEOUT_S, AllReduceFacts, aggregate, run_local
 from ..report import ReplayError, Report, facts_from_json
-from .cluster import ClusterFacts, RankState, build, labels, to_document
+from .cluster import ClusterFacts, RankState, build, labels
 from .launch import LaunchError, RankInfo, rank_info
 
 HEARTBEAT_S = 1.0
