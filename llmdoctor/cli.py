@@ -81,8 +81,13 @@ def _build_report(python, offline, only, skip, replay_file):
     from .report import ReplayError
 
     if replay_file:
+        data = _load_replay(replay_file)
+        from .distributed.cluster import is_cluster_document, replay as cluster_replay
+
         try:
-            return replay(_load_replay(replay_file), only=only, skip=skip)
+            if is_cluster_document(data):
+                return cluster_replay(data, only=only, skip=skip)[0]
+            return replay(data, only=only, skip=skip)
         except ReplayError as exc:
             raise click.BadParameter(f"{replay_file}: {exc}", param_hint="--replay") from None
     return diagnose(_target(python), offline=offline, only=only, skip=skip)
@@ -126,7 +131,12 @@ skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS", help=
 @click.option("--list", "list_checks", is_flag=True, help="List every check with id, category, plugin and description.")
 @click.option("--strict", is_flag=True, help="Warnings count as failures for the exit code.")
 @click.option("-v", "--verbose", is_flag=True, help="Show details, ids, docs links and timings.")
-def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose):
+@click.option("--distributed", is_flag=True,
+              help="One rank per node under torchrun / srun / mpirun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): "
+                   "each probes its node, rank 0 prints one cluster report. Needs torch.")
+@click.option("--rank-timeout", type=click.FloatRange(5), default=120.0, show_default=True, metavar="S",
+              help="With --distributed: how long rank 0 waits for every rank to join and report.")
+def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose, distributed, rank_timeout):
     """Probe this machine and the target Python environment, and judge what it finds."""
     from .render import json_text, terminal
     from .report import exit_code
@@ -135,6 +145,14 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
     if list_checks:
         _list_checks(as_json, only, skip)
         return
+    if distributed or replay_file:  # a cluster run, or a cluster report to replay
+        from .distributed.cli import check as cluster_check
+
+        code = cluster_check(distributed, replay_file, _load_replay, python, offline, only, skip, as_json, verbose,
+                             strict, rank_timeout, width=_width(), color=_color(), unicode=_unicode(),
+                             wrap=sys.stdout.isatty())
+        if code is not None:
+            sys.exit(code)
     report = _build_report(python, offline, only, skip, replay_file)
     if as_json:
         click.echo(json_text(report))

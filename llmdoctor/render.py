@@ -38,6 +38,7 @@ CATEGORY_TITLES = {
     "network": "Network",
     "cache": "Hugging Face cache",
     "build": "Building CUDA extensions",
+    "distributed": "Several GPUs and nodes",
 }
 
 
