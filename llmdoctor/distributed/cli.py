@@ -10,11 +10,12 @@ import click
 
 
 def _echo_report(report, doc, as_json: bool, verbose: bool, width, color, unicode, wrap) -> None:
+    from ..printable import json_text
     from ..redact import redact
     from ..render import terminal
 
     if as_json:
-        click.echo(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str), dict(os.environ)))
+        click.echo(json_text(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str), dict(os.environ))))
     else:
         click.echo(terminal(report, verbose=verbose, width=width, color=color, unicode=unicode, wrap=wrap), nl=False)
     sys.stdout.flush()
