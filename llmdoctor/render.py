@@ -34,6 +34,7 @@ CATEGORY_TITLES = {
     "network": "Network",
     "cache": "Hugging Face cache",
     "build": "Building CUDA extensions",
+    "model": "Model",
 }
 
 

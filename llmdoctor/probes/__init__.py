@@ -15,6 +15,7 @@ class ProbeContext:
     target: Target
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     offline: bool = False
+    model: Any = None  #: a probes.model.ModelRequest (check --model / --project), or None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def builtin_probes() -> tuple[Probe, ...]:
     from .remote_code import RemoteCodeFacts, probe_remote_code
     from .system import SystemFacts, probe_system
     from .toolkit import ToolkitFacts, probe_toolkit
+    from .model import ModelFacts, probe_model
 
     return (
         Probe("system", probe_system, SystemFacts, timeout_s=10.0,
@@ -80,6 +82,9 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="pip and conda settings that decide TLS verification and the index"),
         Probe("cache", probe_cache, CacheFacts, timeout_s=20.0,
               description="Hugging Face cache roots: contents, what prune could free, filesystems, split caches"),
-        Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=10.0,
+        Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=60.0,
               description="cached model repos with their own code (auto_map) and the transformers they were saved with"),
+        Probe("model", probe_model, ModelFacts, timeout_s=70.0,
+              description="the models named with --model (and loaded by --project's scripts): where they are, "
+                          "their files, config and code, hub access; nothing without --model"),
     )
