@@ -82,50 +82,48 @@ def listing(info) -> tuple[dict[str, int], str]:
     return {}, ""
 
 
+#: files from_pretrained (model, generation config, tokenizer, processor) asks for besides weights and code
+READ_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json",
+              "special_tokens_map.json", "added_tokens.json", "chat_template.json", "chat_template.jinja",
+              "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt", "spiece.model", "sentencepiece.bpe.model",
+              "preprocessor_config.json", "processor_config.json")
+
+
 def needed_files(info) -> tuple[set[str], str]:
     """The files from_pretrained (model and tokenizer) reads, and where that list comes from:
-    the hub's listing when it describes this snapshot, else what the folder itself says
-    (the weights index, the code's imports, the tokenizer's files)."""
+    the hub's listing of this snapshot when there is one (online, or the copy huggingface_hub
+    cached), else what the folder itself says (its weights index, code and tokenizer files).
+    Files a repo carries that from_pretrained never asks for (README, params.json,
+    consolidated weights, the other weights format) are not needed."""
     here = {f.name for f in info.files}
     listed, listed_from = listing(info)
     names = set(listed) | here
     top = {n for n in names if "/" not in n}
     st = any(n.endswith(".safetensors") or n == "model.safetensors.index.json" for n in top)
-    need: set[str] = set()
-    if "config.json" in names or info.source != "hub":
-        need.add("config.json")
+    need: set[str] = {"config.json"}
+    need.update(n for n in top if n in READ_FILES or n.endswith(".tiktoken"))
+    need.update(f for f in info.tokenizer_code)
+    need.update(_auto_map_files(info.config))
+    if info.code:
+        need.update(info.code.relative)
+        need.update(f for f in info.code.vocab_files if "/" not in f)
     for idx in info.indexes:
         if idx.error is None and (idx.name.startswith("model.safetensors") or not st):
             need.add(idx.name)
             need.update(idx.shards)
-    for n in (top if listed else {n for n in here if "/" not in n}):
-        if not _is_weight(n) and n.endswith((".json", ".py", ".model", ".txt", ".tiktoken")) and \
-                not n.startswith("README"):
+    for n in top:
+        if st and n in ("model.safetensors", "model.safetensors.index.json") or \
+                not st and n in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
             need.add(n)
-    if listed:
-        for n in top:
-            if _is_weight(n):
-                if (st and (n.endswith(".safetensors") or n == "model.safetensors.index.json")) or \
-                        (not st and (n.endswith(".bin") or n == "pytorch_model.bin.index.json")):
-                    if n.startswith(("model", "pytorch_model")) or n.endswith(".index.json"):
-                        need.add(n)
-        source = listed_from
-    else:
-        if not any(_is_weight(n) for n in need) and not any(n in here for n in ("model.safetensors",
-                                                                                  "pytorch_model.bin")):
-            need.add("model.safetensors")  # a folder without any weights: name what from_pretrained looks for
-        for n in here:
-            if n in ("model.safetensors", "pytorch_model.bin") and not info.indexes:
-                need.add(n)
-        if info.code:
-            need.update(f for f in info.code.relative)
-            need.update(f for f in info.code.vocab_files if "/" not in f)
-        need.update(_auto_map_files(info.config))
-        source = "the folder's own files (weights index, code, tokenizer)"
-    return need, source
+        elif listed and n.endswith(".safetensors" if st else ".bin") and n.startswith(("model-", "pytorch_model-")):
+            need.add(n)
+    if not any(_is_weight(n) for n in need):
+        need.add("model.safetensors")  # no weights at all: name what from_pretrained looks for first
+    return need, listed_from or "the folder's own files (weights index, code, tokenizer)"
 
 
 def _auto_map_files(cfg: dict) -> set[str]:
+    """The .py files config.json's auto_map names in this repo ("repo--module.Class" lives elsewhere)."""
     out = set()
     auto = cfg.get("auto_map") if isinstance(cfg.get("auto_map"), dict) else {}
     for value in auto.values():

@@ -16,9 +16,10 @@ MODEL_TYPES = ("albert", "bert", "gpt2", "llama", "mistral", "t5")
 
 
 def install(site: Path, version: str, *, extract_past: bool = True, model_types=MODEL_TYPES,
-            extra_requires=()) -> None:
+            extra_requires=(), generate_output: bool = True) -> None:
     """transformers ``version`` in ``site``: GenerationMixin has _extract_past_from_model_output
-    only when ``extract_past`` (transformers < 4.49)."""
+    only when ``extract_past`` (transformers < 4.49); generation.utils.GenerateOutput only
+    when ``generate_output``."""
     install_fake_dist(site, "transformers", version, requires=extra_requires, module="transformers", code=f"""
         __version__ = "{version}"
         from .configuration_utils import PretrainedConfig
@@ -63,12 +64,13 @@ def install(site: Path, version: str, *, extract_past: bool = True, model_types=
             from .configuration_utils import GenerationConfig
             from .logits_process import LogitsProcessorList
             from .stopping_criteria import StoppingCriteriaList
-            GenerateOutput = ModelOutput
             class GenerationMixin:
                 def generate(self, *a, **k): pass
             """ + ("""
                 def _extract_past_from_model_output(self, outputs, standardize_cache_format=False): pass
-            """ if extract_past else ""),
+            """ if extract_past else "") + ("""
+            GenerateOutput = ModelOutput
+            """ if generate_output else ""),
         "models/__init__.py": "",
         "models/auto/__init__.py": "",
         "models/auto/configuration_auto.py": "from collections import OrderedDict\nCONFIG_MAPPING_NAMES = OrderedDict(\n"

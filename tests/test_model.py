@@ -207,6 +207,44 @@ def test_a_model_only_on_the_hub_is_read_from_its_metadata_never_its_weights(sha
     assert (tmp_path / "hf" / "hub").exists() is False  # nothing was downloaded
 
 
+def test_files_from_pretrained_never_asks_for_are_not_missing(tmp_path, monkeypatch):
+    """A repo with a README, Mistral's params.json and consolidated weights, and .bin shards
+    beside the safetensors ones: from_pretrained downloads none of them, so their absence
+    from the cache is no finding."""
+    files = {**sharded_files(), "params.json": b"{}", "consolidated.safetensors": safetensors(50),
+             "pytorch_model.bin": b"PK\x03\x04old", "notes.txt": b"hello"}
+    repo = Repo()
+    repo.add_commit(files)
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    code = ("from huggingface_hub import snapshot_download as s; "
+            "s('org/extra', allow_patterns=['*.json', 'model-*.safetensors'], ignore_patterns=['params.json'])")
+    with FakeHub({"org/extra": repo}) as hub:
+        done = subprocess.run([sys.executable, "-c", code], env=hub_env(hub, HF_HUB_CACHE=str(cache)),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.files", "--model", "org/extra")
+    (ok,) = by_id(found)["model.files"]
+    assert ok["title"].startswith("org/extra: all 6 files from_pretrained reads are here") and \
+        "the hub's file listing cached with the download" in ok["title"]
+
+
+def test_a_hub_that_accepts_and_never_answers_costs_the_budget_not_a_hang(monkeypatch):
+    import time
+
+    from llmdoctor.probes import model as model_probe
+
+    monkeypatch.setattr(model_probe, "NET_BUDGET_S", 2.0)
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE")
+    with FakeHub(mode="hang") as hub:
+        started = time.monotonic()
+        _, found = check("--python", sys.executable, "--only", "model.location", "--model", "org/tiny",
+                         env={"HF_ENDPOINT": hub.url, "NO_PROXY": "127.0.0.1,localhost"})
+        assert time.monotonic() - started < 15
+    (f,) = by_id(found)["model.not-found"]
+    assert f["status"] == "warn" and f["title"].startswith("org/tiny: not in any cache, and the hub did not answer")
+
+
 def test_no_such_model_anywhere(tmp_path):
     _, found = check("--python", sys.executable, "--offline", "--only", "model.*", "--model", "org/nowhere",
                      "--model", str(tmp_path / "gone"))
@@ -370,6 +408,17 @@ def test_chatglm3_calls_a_generation_method_transformers_449_removed(tf_venv, tm
     assert f["docs"] == "https://github.com/zai-org/GLM-4/issues/715"
 
 
+def test_a_name_the_code_imports_that_the_installed_transformers_lacks(tf_venv, tmp_path):
+    qwen = copy_model("qwen-7b-chat", tmp_path)
+    py = with_transformers(tf_venv, "4.99.0", generate_output=False)
+    _, found = check("--python", py, "--offline", "--only", "model.code", "--model", str(qwen))
+    (f,) = by_id(found)["model.remote-code"]
+    assert f["status"] == "fail" and f["title"].endswith(
+        "modeling_qwen.py:17 imports transformers.generation.utils.GenerateOutput, a name transformers 4.99.0 does not "
+        "have (ImportError on load)")
+    assert f["fix"] == f"{py} -m pip install transformers==4.32.0"
+
+
 def test_the_real_transformers_is_asked_about_chatglm3s_calls(tmp_path):
     """The same code checked against the transformers installed in the test environment
     (the real package, imported in the target with torch): it has no
@@ -418,6 +467,19 @@ def test_a_sentencepiece_tokenizer_needs_sentencepiece_and_protobuf(tf_venv, tmp
     (folder / "tokenizer.json").write_text("{}")  # a fast tokenizer file: no conversion, nothing needed
     _, found = check("--python", py, "--offline", "--only", "model.code", "--model", str(folder))
     assert "model.imports" not in by_id(found)
+
+
+def test_a_config_saved_by_a_newer_transformers_than_installed():
+    from checks_under_test import model
+    from llmdoctor.probes.model import ModelFacts, ModelInfo, ModelRequest
+
+    info = ModelInfo("org/m", repo_id="org/m", source="cache", config={**TINY, "transformers_version": "4.45.0"},
+                     model_type_known=True)
+    m = ModelFacts(request=ModelRequest(models=("org/m",)), models=(info,))
+    fs = findings_of(model.code_check, facts(model=m, target=target(distributions=(dist("transformers", "4.40.2"),))))
+    (f,) = [f for f in fs if f.id == "model.transformers-version"]
+    assert f.status is Status.WARN and f.title == "org/m: saved with transformers 4.45.0, newer than the installed 4.40.2"
+    assert f.fix == "/home/u/.venvs/llm/bin/python -m pip install -U 'transformers>=4.45.0'"
 
 
 def test_a_model_type_the_installed_transformers_does_not_know(tf_venv, tmp_path):

@@ -156,6 +156,7 @@ class ModelInfo:
     config_error: str | None = None
     tokenizer_class: str | None = None
     tokenizer_remote: bool = False  #: tokenizer_config.json has an auto_map
+    tokenizer_code: tuple[str, ...] = ()  #: the .py files that auto_map names (in this repo)
     code: CodeFacts | None = None
     model_type_known: bool | None = None  #: the installed transformers has config.model_type
     needs: dict[str, bool | None] = field(default_factory=dict)  #: module the files need -> installed here
@@ -540,7 +541,7 @@ def _read_folder(info: ModelInfo, folder: str, repo_dir: str | None) -> ModelInf
                    partials=tuple(_partials(repo_dir, folder if repo_dir is None else None)),
                    config=trim_config(cfg) if cfg else {}, config_error=cfg_error,
                    tokenizer_class=tok.get("tokenizer_class") if isinstance(tok.get("tokenizer_class"), str) else None,
-                   tokenizer_remote=bool(tok.get("auto_map")))
+                   tokenizer_remote=bool(tok.get("auto_map")), tokenizer_code=tuple(same_repo_code(tok)))
 
 
 def code_sources(info: ModelInfo, environ) -> tuple[dict[str, str], str | None]:
@@ -581,6 +582,17 @@ def _auto_map_files(cfg: dict) -> list[str]:
             if isinstance(item, str) and "." in item:
                 ref = item.split("--")[-1]
                 out.append(ref.rsplit(".", 1)[0] + ".py")
+    return sorted(set(out))
+
+
+def same_repo_code(cfg: dict) -> list[str]:
+    """The .py files an auto_map names in this repo ("repo--module.Class" lives in another)."""
+    out = []
+    auto = cfg.get("auto_map") if isinstance(cfg, dict) and isinstance(cfg.get("auto_map"), dict) else {}
+    for value in auto.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "." in item and "--" not in item:
+                out.append(item.rsplit(".", 1)[0] + ".py")
     return sorted(set(out))
 
 
@@ -724,6 +736,7 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
                                tokenizer_class=tok.get("tokenizer_class") if isinstance(tok, dict) and
                                isinstance(tok.get("tokenizer_class"), str) else None,
                                tokenizer_remote=bool(isinstance(tok, dict) and tok.get("auto_map")),
+                               tokenizer_code=tuple(same_repo_code(tok)) if isinstance(tok, dict) else (),
                                revision=hub.sha)
             infos[i] = info
     scans: list[tuple[ModelInfo, modelcode.CodeScan | None, str | None]] = []
