@@ -42,8 +42,10 @@ def arch_from_config(name: str, config: dict) -> Arch | None:
     if not (hidden and layers and heads and vocab):
         return None
     kv = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
-    if kv is None and cfg.get("multi_query_attention"):
+    if kv is None and cfg.get("multi_query_attention"):  # ChatGLM2/3
         kv = _int(cfg, "multi_query_group_num") or 1
+    if kv is None and cfg.get("multi_query") is True and not cfg.get("new_decoder_architecture"):  # Falcon-7B
+        kv = 1
     kv = kv or heads
     inter = _int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim") or 4 * hidden
     if model_type == "qwen":  # Qwen (1): intermediate_size is both halves of its gated MLP together
@@ -55,7 +57,7 @@ def arch_from_config(name: str, config: dict) -> Arch | None:
         inter = per * experts + shared
     if model_type in table("llmdoctor.checks", "model")["non_gated_mlp"]["types"]:
         inter = inter * 2 // 3  # two projections, counted as three by Arch
-    tied = cfg.get("tie_word_embeddings") is True
+    tied = cfg.get("tie_word_embeddings") is True  # absent: counted untied, the larger of the two
     bias = bool(cfg.get("attention_bias") or cfg.get("qkv_bias") or model_type in ("qwen", "qwen2"))
     return Arch(name=name, model_type=model_type, hidden=hidden, inter=inter, layers=layers, heads=heads, kv_heads=kv,
                 vocab=vocab, tied=tied, qkv_bias=bias, raw=cfg)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 MAX_FILES = 2000
 MAX_FILE_BYTES = 2 << 20
+MAX_NOTEBOOK_BYTES = 32 << 20  #: a notebook's outputs (plots as base64) make it large; its code is small
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", "env", ".env", "site-packages",
              ".ipynb_checkpoints", ".tox", ".mypy_cache", ".pytest_cache", "build", "dist", ".cache", "wandb"}
 CA_VARS = ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
@@ -235,8 +236,11 @@ def scan_project(root: str) -> ProjectFacts:
             break
         rel = os.path.relpath(path, root)
         try:
-            if os.path.getsize(path) > MAX_FILE_BYTES:
-                errors.append(f"{rel}: larger than {MAX_FILE_BYTES >> 20} MiB, not read")
+            if not os.path.isfile(path):  # a link to a device or a folder: nothing to read
+                continue
+            cap = MAX_NOTEBOOK_BYTES if path.endswith(".ipynb") else MAX_FILE_BYTES
+            if os.path.getsize(path) > cap:
+                errors.append(f"{rel}: larger than {cap >> 20} MiB, not read")
                 continue
             if path.endswith(".ipynb"):
                 units = _notebook_cells(path)

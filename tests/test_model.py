@@ -678,3 +678,27 @@ def test_hostile_model_folders_give_findings_not_tracebacks(tmp_path):
     assert code == 1 and "model.location" in got
     assert got["model.files-damaged"][0]["title"].startswith(f"{folder}: 1 file(s) cut short")
     assert all(f["status"] != "error" for f in found)
+
+
+def test_the_shape_read_from_a_config_counts_the_parameters_transformers_builds():
+    """arch_from_config against the model transformers itself builds from the same config (on
+    the meta device: no memory, no weights), for the layouts the estimator must read."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from checks_under_test import model_fit
+
+    llama = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=8,
+                 num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=False)
+    cases = {"llama": llama, "qwen2": llama, "mixtral": {**llama, "num_local_experts": 4, "num_experts_per_tok": 2},
+             "gpt2": dict(n_embd=768, n_layer=2, n_head=12, vocab_size=50257, tie_word_embeddings=True),
+             "gpt_neox": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=8,
+                              vocab_size=1000, tie_word_embeddings=False),
+             "falcon": dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=8, vocab_size=1000,
+                            new_decoder_architecture=False, multi_query=True, tie_word_embeddings=True)}
+    for model_type, cfg in cases.items():
+        with torch.device("meta"):
+            built = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **cfg))
+        real = sum(p.numel() for p in built.parameters())
+        arch = model_fit.arch_from_config(model_type, {"model_type": model_type, **cfg})
+        assert abs(arch.params() / real - 1) < 0.02, (model_type, real, arch.params())
