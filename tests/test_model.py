@@ -419,6 +419,23 @@ def test_a_name_the_code_imports_that_the_installed_transformers_lacks(tf_venv, 
     assert f["fix"] == f"{py} -m pip install transformers==4.32.0"
 
 
+def test_remote_code_of_a_repo_only_on_the_hub_is_fetched_and_judged_before_any_download(tf_venv, monkeypatch):
+    files = {p.name: p.read_bytes() for p in (REMOTE / "chatglm-6b").iterdir()}
+    files["ice_text.model"] = b"spm"
+    files["pytorch_model.bin"] = b"PK\x03\x04weights"
+    repo = Repo()
+    repo.add_commit(files)
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE")
+    py = with_transformers(tf_venv, "4.45.2")
+    with FakeHub({"THUDM/chatglm-6b": repo}) as hub:
+        _, found = check("--python", py, "--only", "model.code", "--model", "THUDM/chatglm-6b",
+                         env={"HF_ENDPOINT": hub.url, "NO_PROXY": "127.0.0.1,localhost"})
+        fetched = {path.rsplit("/", 1)[-1] for _, path in hub.requests if "/resolve/" in path}
+    (f,) = by_id(found)["model.remote-code"]
+    assert f["status"] == "fail" and "'ChatGLMTokenizer' object has no attribute 'sp_tokenizer'" in f["title"]
+    assert "pytorch_model.bin" not in fetched and {"modeling_chatglm.py", "tokenization_chatglm.py"} <= fetched
+
+
 def test_the_real_transformers_is_asked_about_chatglm3s_calls(tmp_path):
     """The same code checked against the transformers installed in the test environment
     (the real package, imported in the target with torch): it has no

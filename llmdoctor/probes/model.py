@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import struct
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field, replace
