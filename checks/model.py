@@ -334,7 +334,7 @@ def code_verdict(code, saved: Version | None, installed: Version, task: str = "i
                         f"{installed} no longer has (AttributeError when it runs)",
                         r["why"] + f"\nLooked up on {issue.detail}.", r["source"]))
     io = rule("init-order")
-    if installed >= Version(io["since"]) and (saved is None or saved < Version(io["since"])):
+    if installed >= Version(io["since"]):
         for hit in code.init_order:
             out.append((Status.FAIL, f"{hit.file}:{hit.line} {hit.cls} sets {', '.join(hit.attrs)} after "
                         f"super().__init__(), which calls {hit.entry}() from transformers {io['since']}: "

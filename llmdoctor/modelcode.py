@@ -246,17 +246,20 @@ def _class_members(cls: ast.ClassDef) -> tuple[set[str], bool]:
     return defined, dynamic
 
 
-def _guarded_names(tree: ast.AST) -> set[str]:
-    """Names the code asks hasattr / getattr about, or sets on any object: it expects them
-    to be missing sometimes, or provides them itself."""
+def _asked_names(tree: ast.AST) -> set[str]:
+    """Names the code asks hasattr / getattr / setattr / delattr about: it expects them to be
+    missing sometimes."""
+    return {n.args[1].value for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and
+            n.func.id in ("hasattr", "getattr", "setattr", "delattr") and len(n.args) >= 2 and
+            isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)}
+
+
+def _assigned_names(tree: ast.AST) -> set[str]:
+    """Attribute names the code sets on any object: it provides them itself."""
     out: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                node.func.id in ("hasattr", "getattr", "setattr", "delattr") and len(node.args) >= 2:
-            arg = node.args[1]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                out.add(arg.value)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
                 for sub in ast.walk(t):
                     if isinstance(sub, ast.Attribute):
@@ -289,7 +292,7 @@ def _self_reads(fn) -> set[str]:
             and n.value.id == "self" and isinstance(n.ctx, ast.Load)}
 
 
-def _init_order(c: _Class, all_classes: dict) -> InitOrder | None:
+def _init_order(c: _Class, all_classes: dict, guarded: set[str] = frozenset()) -> InitOrder | None:
     """super().__init__() first, then attributes that get_vocab() (or an overriding
     _add_tokens) reads: the base __init__ of transformers >= 4.34 calls them before they exist."""
     init = _method(c.node, "__init__")
@@ -344,7 +347,7 @@ def _init_order(c: _Class, all_classes: dict) -> InitOrder | None:
                 todo.append(attr)
             else:
                 reads.add(attr)
-    hit = tuple(sorted(a for a in reads if a in late and a not in class_level))
+    hit = tuple(sorted(a for a in reads if a in late and a not in class_level and a not in guarded))
     if not hit:
         return None
     return InitOrder(c.file + ".py", min(late[a] for a in hit), c.name, hit, entry)
@@ -394,10 +397,12 @@ def scan(sources: dict[str, str]) -> CodeScan:
                       {f"{a.name}.py" for t in trees.values() for n in ast.walk(t)
                        if isinstance(n, ast.ImportFrom) and n.level == 1 and not n.module for a in n.names})
     classes: dict[tuple[str, str], _Class] = {}
-    guarded: set[str] = set()
+    guarded: set[str] = set()  #: asked about or assigned somewhere: not claimed missing
+    asked: set[str] = set()  #: asked about with hasattr / getattr
     vocab: set[str] = set()
     for stem, tree in trees.items():
-        guarded |= _guarded_names(tree)
+        asked |= _asked_names(tree)
+        guarded |= asked | _assigned_names(tree)
         table = _import_table(tree)
         top_classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
         for node in tree.body:
@@ -483,7 +488,7 @@ def scan(sources: dict[str, str]) -> CodeScan:
                 seen_attr.add(attr)
                 uses.append(MemberUse(c.file + ".py", node.lineno, c.name, attr, tuple(tuple(b) for b in bases)))
         if tf_bases:
-            found = _init_order(c, classes)
+            found = _init_order(c, classes, asked)
             if found is not None and any("Tokenizer" in b[1] for b in tf_bases):
                 init_order.append(found)
             hook = _method(c.node, "_set_gradient_checkpointing")

@@ -719,3 +719,47 @@ def test_the_shape_read_from_a_config_counts_the_parameters_transformers_builds(
         real = sum(p.numel() for p in built.parameters())
         arch = model_fit.arch_from_config(model_type, {"model_type": model_type, **cfg})
         assert abs(arch.params() / real - 1) < 0.02, (model_type, real, arch.params())
+
+
+def test_the_code_reader_claims_nothing_the_code_guards_or_provides_itself():
+    """A tokenizer that checks hasattr before reading a late attribute, a method called inside
+    try/except, one called after hasattr, one the code sets on the instance itself, and a class
+    with __getattr__: none is claimed missing. The unguarded ones are."""
+    from llmdoctor import modelcode
+
+    code = '''
+from transformers import PreTrainedTokenizer, PreTrainedModel
+class Guarded(PreTrainedTokenizer):
+    def __init__(self, v, **kw):
+        super().__init__(**kw)
+        self.sp = v
+    def get_vocab(self):
+        return self.sp if hasattr(self, "sp") else {}
+class Late(PreTrainedTokenizer):
+    def __init__(self, v, **kw):
+        super().__init__(**kw)
+        self.sq = v
+    def get_vocab(self):
+        return dict(self.sq)
+class M(PreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.hook = lambda x: x
+    def f(self):
+        try:
+            self._gone_maybe()
+        except AttributeError:
+            pass
+        if hasattr(self, "_optional"):
+            self._optional()
+        self.hook(1)
+        return self._really_called()
+class Dyn(PreTrainedModel):
+    def __getattr__(self, name):
+        return 1
+    def f(self):
+        return self._anything()
+'''
+    scan = modelcode.scan({"modeling_x.py": code})
+    assert [(i.cls, i.attrs) for i in scan.init_order] == [("Late", ("sq",))]
+    assert [(u.cls, u.attr) for u in scan.member_uses] == [("M", "_really_called")]
