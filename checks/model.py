@@ -262,8 +262,9 @@ def location_check(facts, c):
 
 @check("model.files", category="model", needs=["model", "target"])
 def files_check(facts, c):
-    """Every shard the weights index names is here and whole, no partial download is left,
-    and the tokenizer files are there; the exact command that resumes the download."""
+    """Every file from_pretrained reads is here and whole (shards, sizes, partials, tokenizer).
+
+    The fix is the exact command that resumes the download."""
     for info in _models(facts):
         if info.source not in ("local", "dir", "cache"):
             continue
@@ -382,8 +383,9 @@ def code_fix(facts, name: str, saved: Version | None, fetch_from: str | None) ->
 
 @check("model.code", category="model", needs=["model", "target"])
 def code_check(facts, c):
-    """The model's own code (trust_remote_code) against the installed transformers; the model
-    type it knows; the version the config was saved with; packages the code and tokenizer need."""
+    """Its own code, model type and saved version against the installed transformers; needed packages.
+
+    Remote code (trust_remote_code) is read, never run; the target is asked about what it uses."""
     m = facts.value("model")
     tf = _version(facts, "transformers")
     for info in _models(facts):
@@ -476,9 +478,10 @@ def _needs_download(info) -> bool:
 
 @check("model.access", category="model", needs=["model", "target"])
 def access_check(facts, c):
-    """Gated and private repos against the token in use (HF_TOKEN or the stored one, and a
-    conflict between them), whether the token is valid and allowed; HF_HUB_ENABLE_HF_TRANSFER
-    without hf_transfer."""
+    """Gated / private repos against the token in use: valid, allowed, HF_TOKEN vs stored; hf_transfer.
+
+    The token is HF_TOKEN, else the stored one (a conflict between them is named);
+    HF_HUB_ENABLE_HF_TRANSFER without hf_transfer breaks downloads on huggingface_hub < 1.0."""
     m = facts.value("model")
     models = [i for i in _models(facts) if i.repo_id]
     if not models:
@@ -612,9 +615,9 @@ def recipe_code(r) -> str:
 
 @check("model.fit", category="model", needs=["model", "target", "system", "gpu"])
 def fit_check(facts, c):
-    """The model's memory, from its real config.json with the bench's estimator, against
-    each visible GPU's free memory, the host RAM (fp32 when no dtype is given) and the
-    free disk for the download; where the asked recipe does not fit, the one that does."""
+    """Memory per recipe from its config.json against each GPU, host RAM and disk; the recipe that fits.
+
+    The bench's estimator; fp32 when no dtype is given on transformers < 5."""
     m = facts.value("model")
     s, g = facts.value("system"), facts.value("gpu")
     tf = _version(facts, "transformers")
@@ -728,9 +731,11 @@ def _where(hit) -> str:
 
 @check("model.project", category="model", needs=["model", "target", "gpu"])
 def project_check(facts, c):
-    """--project: scripts and notebooks (read, never run) for known traps: an empty CA bundle
-    variable, verify=False, bitsandbytes or device_map without their packages, trust_remote_code
-    on code that does not fit this transformers, a hard-coded "cuda" where there is no GPU."""
+    """--project: known traps in scripts and notebooks, read and never run.
+
+    An empty CA bundle variable, verify=False, bitsandbytes or device_map without their
+    packages, trust_remote_code on code that does not fit this transformers, a hard-coded
+    "cuda" where there is no GPU."""
     m = facts.value("model")
     p = m.project
     if p is None:

@@ -13,8 +13,10 @@ from .stack import installed_versions
 
 @check("hub.remote-code", category="cache", needs=["hub.remote-code", "target"])
 def remote_code_check(facts, c):
-    """Cached repos with their own code (auto_map): the transformers names and inherited methods
-    the code uses that the installed transformers lacks, and known breaking changes."""
+    """Cached repos with their own code (auto_map) against the installed transformers.
+
+    The transformers names and inherited methods the code uses that the installed transformers
+    lacks, and known breaking changes: the same verdict as model.code."""
     rc, target = facts.value("hub.remote-code"), facts.value("target")
     asked = {i.repo_id for i in (facts.value("model").models if facts.value("model") else ()) if i.repo_id}
     repos = [r for r in rc.repos if r.repo_id not in asked]  # check --model judges those (model.code)
