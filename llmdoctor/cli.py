@@ -76,7 +76,7 @@ def _load_replay(path):
         raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="--replay") from None
 
 
-def _build_report(python, offline, only, skip, replay_file):
+def _build_report(python, offline, only, skip, replay_file, model=None):
     from .doctor import diagnose, replay
     from .report import ReplayError
 
@@ -90,7 +90,41 @@ def _build_report(python, offline, only, skip, replay_file):
             return replay(data, only=only, skip=skip)
         except ReplayError as exc:
             raise click.BadParameter(f"{replay_file}: {exc}", param_hint="--replay") from None
-    return diagnose(_target(python), offline=offline, only=only, skip=skip)
+    return diagnose(_target(python), offline=offline, only=only, skip=skip, model=model)
+
+
+def model_options(fn):
+    """--model and what goes with it (check, report)."""
+    options = [
+        click.option("--model", "models", multiple=True, metavar="ID|PATH",
+                     help="Will this model download, load, fit and run here? A hub id or a folder; repeatable."),
+        click.option("--dir", "model_dirs", multiple=True, type=click.Path(file_okay=False), metavar="FOLDER",
+                     help="With --model: a cache_dir= folder to look in first; repeatable."),
+        click.option("--task", type=click.Choice(["infer", "lora", "qlora"]), default="infer", show_default=True,
+                     help="With --model: what the memory must fit."),
+        click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]),
+                     help="With --model: the dtype you load with (default: what from_pretrained does without one)."),
+        click.option("--quant", type=click.Choice(["nf4", "int8"]), help="With --model: bitsandbytes quantization."),
+        click.option("--seq", type=click.IntRange(8), default=1024, show_default=True,
+                     help="With --model: sequence length (training) or context (inference)."),
+        click.option("--project", type=click.Path(file_okay=False), metavar="DIR",
+                     help="Scan this folder's scripts and notebooks (never run) for known traps."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _model_request(models, dirs, task, dtype, quant, seq, project):
+    if not models and not project:
+        if dirs or dtype or quant or task != "infer" or seq != 1024:
+            raise click.UsageError("--dir, --task, --dtype, --quant and --seq go with --model")
+        return None
+    from .probes.model import ModelRequest
+
+    return ModelRequest(models=tuple(models), dirs=tuple(os.path.abspath(os.path.expanduser(d)) for d in dirs),
+                        task=task, dtype=dtype, quant=quant, seq=seq,
+                        project=os.path.abspath(os.path.expanduser(project)) if project else None)
 
 
 def _list_checks(as_json: bool, only, skip) -> None:
@@ -136,7 +170,9 @@ skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS", help=
                    "each probes its node, rank 0 prints one cluster report. Needs torch.")
 @click.option("--rank-timeout", type=click.FloatRange(5), default=120.0, show_default=True, metavar="S",
               help="With --distributed: how long rank 0 waits for every rank to join and report.")
-def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose, distributed, rank_timeout):
+@model_options
+def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose, distributed, rank_timeout,
+          models, model_dirs, task, dtype, quant, seq, project):
     """Probe this machine and the target Python environment, and judge what it finds."""
     from .render import json_text, terminal
     from .report import exit_code
@@ -153,7 +189,8 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
                              wrap=sys.stdout.isatty())
         if code is not None:
             sys.exit(code)
-    report = _build_report(python, offline, only, skip, replay_file)
+    report = _build_report(python, offline, only, skip, replay_file,
+                           _model_request(models, model_dirs, task, dtype, quant, seq, project))
     if as_json:
         click.echo(json_text(report))
     else:
@@ -169,11 +206,13 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
 @skip_option
 @click.option("--replay", "replay_file", metavar="FILE", help="Render a saved --json report instead of probing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
-def report(python, offline, only, skip, replay_file, output):
+@model_options
+def report(python, offline, only, skip, replay_file, output, models, model_dirs, task, dtype, quant, seq, project):
     """Print a Markdown report to paste into a GitHub issue (secrets removed)."""
     from .render import markdown
 
-    rep = _build_report(python, offline, _split(only), _split(skip), replay_file)
+    rep = _build_report(python, offline, _split(only), _split(skip), replay_file,
+                        _model_request(models, model_dirs, task, dtype, quant, seq, project))
     text = markdown(rep)
     if output:
         with open(output, "w", encoding="utf-8") as fh:

@@ -47,12 +47,13 @@ def _target_dict(target: Target, facts: Facts) -> dict:
 
 def diagnose(target: Target, *, offline: bool = False, only: Sequence[str] = (), skip: Sequence[str] = (),
              environ: Mapping[str, str] | None = None, probes: Sequence[Probe] | None = None,
-             loaded: Loaded | None = None) -> Report:
+             loaded: Loaded | None = None, model=None) -> Report:
+    """``model``: a probes.model.ModelRequest (``check --model``), or None."""
     environ = dict(os.environ if environ is None else environ)
     started = time.perf_counter()
     sel = selected_checks(only, skip, loaded, environ)
     chosen = probes_for(sel.checks, builtin_probes() if probes is None else probes, offline)
-    ctx = ProbeContext(target=target, environ=environ, offline=offline)
+    ctx = ProbeContext(target=target, environ=environ, offline=offline, model=model)
     facts = gather(chosen, ctx)
     probed = time.perf_counter()
     findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]

@@ -410,3 +410,82 @@ def os_trust_store_files() -> list[str]:
     paths = ssl.get_default_verify_paths()
     out = [p for p in (paths.cafile, paths.openssl_cafile) if p and os.path.isfile(p)]
     return sorted(set(out))
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP exchange: the status and the hub-relevant headers, the body up to a cap,
+    or why there was no answer."""
+
+    url: str
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None  #: no answer: DNS, TCP, proxy, TLS or HTTP failure, or the deadline
+    truncated: bool = False
+
+
+def http_request(url: str, environ: Mapping[str, str], *, method: str = "GET", headers: Mapping[str, str] | None = None,
+                 timeout: float = 4.0, max_bytes: int = 4 << 20, deadline: float | None = None,
+                 context: ssl.SSLContext | None = None) -> HttpAnswer:
+    """One request with verification on, through the proxy the environment names; every
+    socket operation has ``timeout`` and the whole exchange ends by ``deadline``
+    (``time.monotonic()``). Redirects are not followed: the caller decides."""
+    parts = urlsplit(url)
+    host, scheme = parts.hostname or "", parts.scheme or "https"
+    port = parts.port or (443 if scheme == "https" else 80)
+    proxy = proxy_for(url, environ)
+    p = urlsplit(proxy) if proxy else None
+    end = deadline if deadline is not None else time.monotonic() + 3 * timeout
+
+    def left() -> float:
+        return max(0.05, min(timeout, end - time.monotonic()))
+
+    phases: list[Phase] = []
+    try:
+        sock = _connect(p.hostname if p else host, (p.port or 80) if p else port, left(), phases,
+                        proxy if scheme == "https" else None, host, port)
+    except (OSError, UnicodeError):
+        bad = next((ph for ph in phases if not ph.ok), None)
+        return HttpAnswer(url, error=bad.error if bad else "cannot connect")
+    conn = sock
+    try:
+        if scheme == "https":
+            try:
+                conn = (context or trust_context(environ)).wrap_socket(sock, server_hostname=host)
+            except (ssl.SSLError, OSError) as exc:
+                kind = _classify(exc)[0] if isinstance(exc, ssl.SSLError) else "other"
+                return HttpAnswer(url, error=f"TLS ({kind}): {exc}")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if proxy is not None and scheme != "https":
+            path = url
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc.rsplit('@', 1)[-1]}", "User-Agent: llmdoctor",
+                 "Accept-Encoding: identity", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        conn.settimeout(left())
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        response = http.client.HTTPResponse(conn, method=method)
+        response.begin()
+        kept = {k.lower(): v for k, v in response.getheaders()
+                if k.lower() in HUB_HEADERS or k.lower() in ("x-error-message", "link")}
+        body, truncated = b"", False
+        if method != "HEAD":
+            chunks, size = [], 0
+            while size <= max_bytes:
+                if time.monotonic() > end:
+                    return HttpAnswer(url, response.status, kept, error="the answer did not finish in time")
+                conn.settimeout(left())
+                chunk = response.read(min(65536, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
+            if len(body) > max_bytes:
+                body, truncated = body[:max_bytes], True
+        return HttpAnswer(url, response.status, kept, body, truncated=truncated)
+    except (OSError, http.client.HTTPException, UnicodeError) as exc:
+        why = "no answer (timed out)" if isinstance(exc, socket.timeout) else f"{type(exc).__name__}: {exc}"
+        return HttpAnswer(url, error=why)
+    finally:
+        conn.close()

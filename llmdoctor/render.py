@@ -39,6 +39,7 @@ CATEGORY_TITLES = {
     "cache": "Hugging Face cache",
     "build": "Building CUDA extensions",
     "distributed": "Several GPUs and nodes",
+    "model": "Model",
 }
 
 
