@@ -125,6 +125,29 @@ def load(tp: Any, data: Any) -> Any:
         if not isinstance(data, tp) or (tp is not bool and isinstance(data, bool)):
             raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
         return data
-    if tp is Any:
+    if tp is Any or tp in (dict, list):  # plain JSON (a config.json's keys): any shape, within limits
+        _plain(data)
+        if tp in (dict, list) and not isinstance(data, tp):
+            raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
         return data
     raise TypeError(f"cannot read a {tp!r} from saved facts")
+
+
+PLAIN_DEPTH = 32  #: how deep plain JSON inside facts may nest (a config.json is 3 or 4 deep)
+
+
+def _plain(data: Any) -> None:
+    """Raise TypeError unless ``data`` is JSON nested at most PLAIN_DEPTH deep."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > PLAIN_DEPTH:
+            raise TypeError(f"nested more than {PLAIN_DEPTH} deep")
+        if isinstance(value, dict):
+            stack += [(v, depth + 1) for v in value.values()]
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError("an object key that is not text")
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value]
+        elif not (value is None or isinstance(value, (str, int, float, bool))):
+            raise TypeError(f"{type(value).__name__} is not JSON")

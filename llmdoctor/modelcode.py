@@ -385,7 +385,7 @@ def scan(sources: dict[str, str]) -> CodeScan:
     for name, text in sorted(sources.items()):
         try:
             tree = ast.parse(text, filename=name)
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
             continue
         trees[name[:-3] if name.endswith(".py") else name] = tree

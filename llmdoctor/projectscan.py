@@ -181,7 +181,7 @@ def scan_source(text: str) -> tuple[list[tuple[str, int, str | None, str]], list
         code_lines.append("" if re.match(r"^\s*[%!]", line) else line)
     try:
         tree = ast.parse("\n".join(code_lines))
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         return magic_hits, [], f"{type(exc).__name__}: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})"
     v = _Visitor(lines)
     v.visit(tree)
@@ -247,7 +247,7 @@ def scan_project(root: str) -> ProjectFacts:
             else:
                 with open(path, encoding="utf-8", errors="replace") as fh:
                     units = [(None, fh.read())]
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError, AttributeError, TypeError) as exc:  # a notebook of any shape
             errors.append(f"{rel}: {type(exc).__name__}: {exc}")
             continue
         files += 1

@@ -241,7 +241,7 @@ def _safetensors_damage(path: str, size: int) -> str | None:
             if n > 32 << 20:
                 return None  # not read: a header this large is not worth reading to check a length
             header = json.loads(fh.read(n).decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         return f"unreadable header: {type(exc).__name__}"
     ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
             and isinstance(v.get("data_offsets"), list) and len(v["data_offsets"]) == 2]
@@ -343,7 +343,7 @@ def _read_json(path: str) -> tuple[dict | None, str | None]:
             data = json.load(fh)
     except FileNotFoundError:
         return None, "missing"
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     return (data, None) if isinstance(data, dict) else (None, "not a JSON object")
 
@@ -724,13 +724,13 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
                 data = None
                 try:
                     data = json.loads(cfg.decode("utf-8")) if cfg else None
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     pass
                 tok = None
                 try:
                     tok = json.loads(fetched["tokenizer_config.json"].decode("utf-8")) \
                         if "tokenizer_config.json" in fetched else None
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     pass
                 info = replace(info, config=trim_config(data) if isinstance(data, dict) else {},
                                config_error=None if isinstance(data, dict) else "not fetched",
