@@ -7,6 +7,7 @@ puts a script's folder first on sys.path.
 
     python llmdoctor_target_probe.py env
     python llmdoctor_target_probe.py imports numpy transformers ...
+    python llmdoctor_target_probe.py extensions flash_attn bitsandbytes
     python llmdoctor_target_probe.py model-env '{"modules": [...], "names": [...], ...}'
 
 In ``imports`` mode each module gets a JSON line "start" before its import and a
@@ -282,6 +283,93 @@ def imports(modules):
                    "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]})
 
 
+def _driver_present():
+    """Whether an NVIDIA driver's CUDA library loads here (then torch may see a GPU)."""
+    import ctypes
+
+    names = {"win32": ["nvcuda.dll"], "darwin": []}.get(sys.platform, ["libcuda.so.1", "libcuda.so"])
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def _release(version):
+    parts = []
+    for piece in (version or "").split(".")[:2]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+#: from this release `import bitsandbytes` picks its library as read below (cextension.get_native_library):
+#: the CPU library whenever torch.cuda.is_available() is False
+BNB_CPU_BACKEND = (0, 46)
+
+
+def bnb_native_library():
+    """(library, version, why) when which native library `import bitsandbytes` loads is certain
+    without importing it (and torch): torch is a CPU build, or no NVIDIA driver is installed,
+    so torch.cuda.is_available() is False and bitsandbytes >= 0.46 loads its CPU library.
+    None whenever that is not certain (a driver, ROCm, XPU, an older bitsandbytes): then the
+    caller imports it."""
+    import importlib.util
+    from importlib import metadata
+
+    try:
+        version = metadata.version("bitsandbytes")
+        spec = importlib.util.find_spec("bitsandbytes")
+    except Exception:
+        return None
+    if spec is None or not spec.submodule_search_locations or _release(version) < BNB_CPU_BACKEND:
+        return None
+    torch = torch_static()
+    if not torch.get("installed") or torch.get("error") or torch.get("hip") or "xpu" in (torch.get("version") or ""):
+        return None
+    if torch.get("cuda"):
+        if _driver_present():
+            return None
+        why = "no NVIDIA driver is installed, so torch {} sees no GPU".format(torch.get("version"))
+    else:
+        why = "torch {} is a CPU build".format(torch.get("version"))
+    suffix = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
+    folder = list(spec.submodule_search_locations)[0]
+    return os.path.join(folder, "libbitsandbytes_cpu" + suffix), version, why
+
+
+def extensions(modules):
+    """Like ``imports``, except that bitsandbytes is judged by loading the native library its
+    import would load, where that is certain (``bnb_native_library``): the same verdict on its
+    native code without paying for torch and its compiler stack. Anything else is imported."""
+    import ctypes
+
+    for name in modules:
+        native = bnb_native_library() if name == "bitsandbytes" else None
+        if native is None:
+            imports([name])
+            continue
+        library, version, why = native
+        _emit({"event": "start", "module": name})
+        started = time.perf_counter()
+        base = {"module": name, "version": version, "method": "native", "library": library, "why": why}
+        try:
+            if not os.path.exists(library):
+                raise OSError("{}: cannot open shared object file: No such file or directory".format(library))
+            ctypes.CDLL(library)
+            base.update(event="ok", seconds=time.perf_counter() - started)
+        except BaseException as exc:
+            base.update(event="error", seconds=time.perf_counter() - started, type=type(exc).__name__,
+                        message="".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:])
+        _emit(base)
+
+
 def _version_py_field(text, name):
     import re
 
@@ -510,6 +598,8 @@ def main(argv):
         _emit(env())
     elif mode == "imports":
         imports(argv[2:])
+    elif mode == "extensions":
+        extensions(argv[2:])
     elif mode == "torch":
         _emit(torch_static())
     elif mode == "torch-live":
