@@ -7,7 +7,6 @@ import shlex
 
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
-from llmdoctor.probes.cache import NETWORK_FS
 from llmdoctor.units import size
 
 DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
@@ -15,6 +14,11 @@ DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
 
 def _limit(name: str) -> dict:
     return row("llmdoctor.checks", "cache_limits", "name", name)
+
+
+def network_fs() -> tuple[str, ...]:
+    """Filesystem types where locks are unreliable and every stat is a round trip."""
+    return tuple(_limit("network_fs")["fstypes"])
 
 
 def _live(facts):
@@ -75,7 +79,7 @@ def location_check(facts, c):
     r = roots[0]
     spec = _limit("better_disk")
     better = [m for m in cache.mounts if m.mountpoint != r.mount.mountpoint and m.free >= spec["free_ratio"] * r.mount.free
-              and m.free - r.mount.free >= spec["min_extra_bytes"] and m.fstype not in NETWORK_FS]
+              and m.free - r.mount.free >= spec["min_extra_bytes"] and m.fstype not in network_fs()]
     if better:
         best = max(better, key=lambda m: m.free)
         target = best.mountpoint.rstrip("/") + "/huggingface"
@@ -115,7 +119,7 @@ def split_check(facts, c):
 @check("cache.network-fs", category="cache", needs=["cache"])
 def network_fs_check(facts, c):
     """A cache root on NFS, Lustre, GPFS or another network filesystem."""
-    remote = [r for r in facts.value("cache").roots if r.mount and r.mount.fstype in NETWORK_FS]
+    remote = [r for r in facts.value("cache").roots if r.mount and r.mount.fstype in network_fs()]
     if not remote:
         yield c.finding(Status.OK, "The cache is on a local filesystem")
         return

@@ -19,7 +19,6 @@ import os
 import socket
 import ssl
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
@@ -377,33 +376,6 @@ def probe_all(endpoints, environ: Mapping[str, str], budget: float = 9.0) -> tup
         out.append(results.get(i) or EndpointResult(
             ep.role, ep.url, host, port, phases=(Phase("http", False, budget, f"no answer within {budget:.0f} s"),)))
     return tuple(out)
-
-
-def system_proxies() -> dict[str, str]:
-    """Proxies the OS settings name (macOS / Windows registry), as urllib reads them."""
-    try:
-        return {k: mask_userinfo(v) for k, v in urllib.request.getproxies().items()}
-    except Exception:
-        return {}
-
-
-def ca_bundle_has(path: str, der_fingerprint: str) -> bool:
-    """Whether the PEM file at ``path`` holds the certificate with this SHA-256 fingerprint."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return False
-    want = der_fingerprint.replace(":", "").lower()
-    for block in text.split("-----BEGIN CERTIFICATE-----")[1:]:
-        body = block.split("-----END CERTIFICATE-----")[0]
-        try:
-            der = base64.b64decode("".join(body.split()))
-        except ValueError:
-            continue
-        if hashlib.sha256(der).hexdigest() == want:
-            return True
-    return False
 
 
 def os_trust_store_files() -> list[str]:

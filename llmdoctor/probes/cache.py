@@ -11,11 +11,6 @@ from dataclasses import dataclass
 from .. import hfcache
 from . import ProbeContext
 
-#: filesystems where file locks are unreliable and every stat is a round trip
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "lustre", "gpfs", "beegfs", "ceph",
-              "fuse.ceph", "glusterfs", "fuse.glusterfs", "9p", "afs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone")
-
-
 @dataclass(frozen=True)
 class Mount:
     mountpoint: str
