@@ -216,7 +216,14 @@ def extension_imports_check(facts, c):
         yield c.finding(Status.SKIP, "Neither flash-attn nor bitsandbytes is installed")
         return
     yield from import_findings(facts, c, results, "build.extension-import", {"flash_attn": "flash-attn"})
-    good = [r for r in present if r.status == "ok"]
-    if good:
+    imported = [r for r in present if r.status == "ok" and r.method != "native"]
+    if imported:
         yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(
-            f"{r.module} {r.version}" if r.version else r.module for r in good))
+            f"{r.module} {r.version}" if r.version else r.module for r in imported))
+    for r in present:
+        if r.status == "ok" and r.method == "native":
+            name = (r.library or "").replace("\\", "/").rsplit("/", 1)[-1]
+            yield c.finding(Status.OK, f"{r.module}{' ' + r.version if r.version else ''}: its native library {name} "
+                            "loads",
+                            detail=f"Not imported: {r.why}, so {name} is the library `import {r.module}` loads "
+                                   "(and importing it would also import torch and its compiler stack).")

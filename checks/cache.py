@@ -7,7 +7,6 @@ import shlex
 
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
-from llmdoctor.probes.cache import NETWORK_FS
 from llmdoctor.units import size
 
 DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
@@ -17,6 +16,11 @@ def _limit(name: str) -> dict:
     return row("llmdoctor.checks", "cache_limits", "name", name)
 
 
+def network_fs() -> tuple[str, ...]:
+    """Filesystem types where locks are unreliable and every stat is a round trip."""
+    return tuple(_limit("network_fs")["fstypes"])
+
+
 def _live(facts):
     return [r for r in facts.value("cache").roots if r.exists and not r.error]
 
@@ -24,9 +28,16 @@ def _live(facts):
 @check("cache.contents", category="cache", needs=["cache"])
 def contents_check(facts, c):
     """What each hub cache root holds, and what `cache prune` would free."""
+    for r in facts.value("cache").roots:
+        if r.exists and r.error:
+            yield c.finding(Status.FAIL, f"The Hugging Face cache {r.path} ({r.source}) cannot be used: {r.error}",
+                            id="cache.unreadable", detail="Every download and every from_pretrained() that reads "
+                            "this cache fails until it is a folder this user can read and write.",
+                            fix=_unusable_fix(r), docs=DOCS)
     roots = _live(facts)
     if not roots:
-        yield c.finding(Status.SKIP, "No Hugging Face cache yet")
+        if not any(r.exists and r.error for r in facts.value("cache").roots):
+            yield c.finding(Status.SKIP, "No Hugging Face cache yet")
         return
     floor = _limit("reclaim_info_bytes")["value"]
     for r in roots:
@@ -48,6 +59,15 @@ def contents_check(facts, c):
             yield c.finding(Status.OK, summary)
 
 
+def _unusable_fix(r) -> str:
+    """For a root that is a file: point the variable elsewhere; else make the folder the user's."""
+    var = "HF_HOME" if r.source in ("HF_HOME", "default") else r.source.split()[0]
+    if r.error_kind == "not-a-folder":
+        return f"unset {var}   (or export {var}=<a folder>)" if r.source != "default" else \
+            "export HF_HOME=<a folder of yours>   (a file stands where the cache folder belongs)"
+    return f'sudo chown -R "$(id -un)" {shlex.quote(r.path)}   (or export {var}=<a folder of yours>)'
+
+
 @check("cache.location", category="cache", needs=["cache"])
 def location_check(facts, c):
     """The cache on a small disk while a much larger one is mounted."""
@@ -59,7 +79,7 @@ def location_check(facts, c):
     r = roots[0]
     spec = _limit("better_disk")
     better = [m for m in cache.mounts if m.mountpoint != r.mount.mountpoint and m.free >= spec["free_ratio"] * r.mount.free
-              and m.free - r.mount.free >= spec["min_extra_bytes"] and m.fstype not in NETWORK_FS]
+              and m.free - r.mount.free >= spec["min_extra_bytes"] and m.fstype not in network_fs()]
     if better:
         best = max(better, key=lambda m: m.free)
         target = best.mountpoint.rstrip("/") + "/huggingface"
@@ -99,7 +119,7 @@ def split_check(facts, c):
 @check("cache.network-fs", category="cache", needs=["cache"])
 def network_fs_check(facts, c):
     """A cache root on NFS, Lustre, GPFS or another network filesystem."""
-    remote = [r for r in facts.value("cache").roots if r.mount and r.mount.fstype in NETWORK_FS]
+    remote = [r for r in facts.value("cache").roots if r.mount and r.mount.fstype in network_fs()]
     if not remote:
         yield c.finding(Status.OK, "The cache is on a local filesystem")
         return

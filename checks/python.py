@@ -95,7 +95,9 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
         fix = (known["fix"].format(pip=pip_cmd(facts), dist=dist) if known
                else pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist))
         if r.status == "error":
-            what = f"`import {r.module}` fails: " + (known["cause"] if known else (lines[-1] if lines else r.error_type))
+            subject = (f"{r.module}'s native library {r.library.rsplit('/', 1)[-1]} does not load"
+                       if r.method == "native" and r.library else f"`import {r.module}` fails")
+            what = f"{subject}: " + (known["cause"] if known else (lines[-1] if lines else r.error_type))
             fid = f"{id_prefix}-{known['id']}" if known else f"{id_prefix}-failed"
         else:
             what = (f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "

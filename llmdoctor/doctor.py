@@ -11,7 +11,7 @@ from .facts import Facts
 from .model import Check
 from .probes import Probe, ProbeContext, builtin_probes
 from .registry import Loaded, load_checks, select
-from .report import Report, facts_from_json, now_iso
+from .report import Report, facts_from_json, now_iso, saved_dict
 from .runner import gather, judge, probe_findings
 from .target import Target
 
@@ -47,12 +47,13 @@ def _target_dict(target: Target, facts: Facts) -> dict:
 
 def diagnose(target: Target, *, offline: bool = False, only: Sequence[str] = (), skip: Sequence[str] = (),
              environ: Mapping[str, str] | None = None, probes: Sequence[Probe] | None = None,
-             loaded: Loaded | None = None) -> Report:
+             loaded: Loaded | None = None, model=None) -> Report:
+    """``model``: a probes.model.ModelRequest (``check --model``), or None."""
     environ = dict(os.environ if environ is None else environ)
     started = time.perf_counter()
     sel = selected_checks(only, skip, loaded, environ)
     chosen = probes_for(sel.checks, builtin_probes() if probes is None else probes, offline)
-    ctx = ProbeContext(target=target, environ=environ, offline=offline)
+    ctx = ProbeContext(target=target, environ=environ, offline=offline, model=model)
     facts = gather(chosen, ctx)
     probed = time.perf_counter()
     findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
@@ -72,11 +73,12 @@ def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
     """Judge a saved report's facts again with the checks installed today."""
     started = time.perf_counter()
     facts = facts_from_json(data, builtin_probes() if probes is None else probes)
-    offline = bool(data.get("offline"))
+    offline = data.get("offline") is True
     sel = selected_checks(only, skip, loaded, environ)
     findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
     return Report(
-        target=dict(data.get("target") or {}), facts=facts, findings=tuple(findings), offline=offline,
+        target=saved_dict(data, "target"), facts=facts, findings=tuple(findings), offline=offline,
         created=now_iso(), timing={"total_s": round(time.perf_counter() - started, 4)},
-        replayed_from={"created": data.get("created"), "tool": data.get("tool")},
+        replayed_from={"created": data.get("created") if isinstance(data.get("created"), str) else None,
+                       "tool": saved_dict(data, "tool")},
     )

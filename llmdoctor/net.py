@@ -19,7 +19,6 @@ import os
 import socket
 import ssl
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
@@ -244,12 +243,44 @@ def trust_context(environ: Mapping[str, str]) -> ssl.SSLContext:
     return ctx
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint (malformed, not http(s), no host, bad port), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"not an http:// or https:// URL (scheme {parts.scheme!r})" if parts.scheme else "no http(s):// scheme"
+    if not parts.hostname:
+        return "no host name"
+    if port == 0:
+        return "port 0"
+    return None
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port or (443 if parts.scheme != "http" else 80)
+    except ValueError:
+        return "", 0
+
+
 def probe_endpoint(ep: Endpoint, environ: Mapping[str, str], timeout: float = 4.0,
                    context: ssl.SSLContext | None = None) -> EndpointResult:
+    bad = url_problem(ep.url)
+    if bad:
+        return EndpointResult(ep.role, ep.url, "", 0, phases=(Phase("url", False, 0.0, bad),))
     parts = urlsplit(ep.url)
     host, scheme = parts.hostname or "", parts.scheme or "https"
     port = parts.port or (443 if scheme == "https" else 80)
-    proxy = proxy_for(ep.url, environ)
+    try:
+        proxy = proxy_for(ep.url, environ)
+        if proxy and url_problem(proxy):
+            raise ValueError(f"the proxy for it is {url_problem(proxy)}")
+    except ValueError as exc:
+        return EndpointResult(ep.role, ep.url, host, port, phases=(Phase("proxy", False, 0.0, str(exc)),))
     phases: list[Phase] = []
     base = dict(role=ep.role, url=ep.url, host=host, port=port, proxy=mask_userinfo(proxy) if proxy else None)
     p = urlsplit(proxy) if proxy else None
@@ -330,7 +361,7 @@ def probe_all(endpoints, environ: Mapping[str, str], budget: float = 9.0) -> tup
         try:
             results[i] = probe_endpoint(ep, environ, timeout=per_phase)
         except Exception as exc:  # a bug here must not take the report down
-            results[i] = EndpointResult(ep.role, ep.url, urlsplit(ep.url).hostname or "", 0,
+            results[i] = EndpointResult(ep.role, ep.url, _host_port(ep.url)[0], 0,
                                         phases=(Phase("http", False, 0.0, f"{type(exc).__name__}: {exc}"),))
 
     threads = [threading.Thread(target=work, args=(i, ep), daemon=True) for i, ep in enumerate(endpoints)]
@@ -341,41 +372,92 @@ def probe_all(endpoints, environ: Mapping[str, str], budget: float = 9.0) -> tup
         t.join(max(0.0, deadline - time.monotonic()))
     out = []
     for i, ep in enumerate(endpoints):
-        parts = urlsplit(ep.url)
+        host, port = _host_port(ep.url)
         out.append(results.get(i) or EndpointResult(
-            ep.role, ep.url, parts.hostname or "", parts.port or 443,
-            phases=(Phase("http", False, budget, f"no answer within {budget:.0f} s"),)))
+            ep.role, ep.url, host, port, phases=(Phase("http", False, budget, f"no answer within {budget:.0f} s"),)))
     return tuple(out)
-
-
-def system_proxies() -> dict[str, str]:
-    """Proxies the OS settings name (macOS / Windows registry), as urllib reads them."""
-    try:
-        return {k: mask_userinfo(v) for k, v in urllib.request.getproxies().items()}
-    except Exception:
-        return {}
-
-
-def ca_bundle_has(path: str, der_fingerprint: str) -> bool:
-    """Whether the PEM file at ``path`` holds the certificate with this SHA-256 fingerprint."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return False
-    want = der_fingerprint.replace(":", "").lower()
-    for block in text.split("-----BEGIN CERTIFICATE-----")[1:]:
-        body = block.split("-----END CERTIFICATE-----")[0]
-        try:
-            der = base64.b64decode("".join(body.split()))
-        except ValueError:
-            continue
-        if hashlib.sha256(der).hexdigest() == want:
-            return True
-    return False
 
 
 def os_trust_store_files() -> list[str]:
     paths = ssl.get_default_verify_paths()
     out = [p for p in (paths.cafile, paths.openssl_cafile) if p and os.path.isfile(p)]
     return sorted(set(out))
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP exchange: the status and the hub-relevant headers, the body up to a cap,
+    or why there was no answer."""
+
+    url: str
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None  #: no answer: DNS, TCP, proxy, TLS or HTTP failure, or the deadline
+    truncated: bool = False
+
+
+def http_request(url: str, environ: Mapping[str, str], *, method: str = "GET", headers: Mapping[str, str] | None = None,
+                 timeout: float = 4.0, max_bytes: int = 4 << 20, deadline: float | None = None,
+                 context: ssl.SSLContext | None = None) -> HttpAnswer:
+    """One request with verification on, through the proxy the environment names; every
+    socket operation has ``timeout`` and the whole exchange ends by ``deadline``
+    (``time.monotonic()``). Redirects are not followed: the caller decides."""
+    parts = urlsplit(url)
+    host, scheme = parts.hostname or "", parts.scheme or "https"
+    port = parts.port or (443 if scheme == "https" else 80)
+    proxy = proxy_for(url, environ)
+    p = urlsplit(proxy) if proxy else None
+    end = deadline if deadline is not None else time.monotonic() + 3 * timeout
+
+    def left() -> float:
+        return max(0.05, min(timeout, end - time.monotonic()))
+
+    phases: list[Phase] = []
+    try:
+        sock = _connect(p.hostname if p else host, (p.port or 80) if p else port, left(), phases,
+                        proxy if scheme == "https" else None, host, port)
+    except (OSError, UnicodeError):
+        bad = next((ph for ph in phases if not ph.ok), None)
+        return HttpAnswer(url, error=bad.error if bad else "cannot connect")
+    conn = sock
+    try:
+        if scheme == "https":
+            try:
+                conn = (context or trust_context(environ)).wrap_socket(sock, server_hostname=host)
+            except (ssl.SSLError, OSError) as exc:
+                kind = _classify(exc)[0] if isinstance(exc, ssl.SSLError) else "other"
+                return HttpAnswer(url, error=f"TLS ({kind}): {exc}")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if proxy is not None and scheme != "https":
+            path = url
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc.rsplit('@', 1)[-1]}", "User-Agent: llmdoctor",
+                 "Accept-Encoding: identity", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        conn.settimeout(left())
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        response = http.client.HTTPResponse(conn, method=method)
+        response.begin()
+        kept = {k.lower(): v for k, v in response.getheaders()
+                if k.lower() in HUB_HEADERS or k.lower() in ("x-error-message", "link")}
+        body, truncated = b"", False
+        if method != "HEAD":
+            chunks, size = [], 0
+            while size <= max_bytes:
+                if time.monotonic() > end:
+                    return HttpAnswer(url, response.status, kept, error="the answer did not finish in time")
+                conn.settimeout(left())
+                chunk = response.read(min(65536, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
+            if len(body) > max_bytes:
+                body, truncated = body[:max_bytes], True
+        return HttpAnswer(url, response.status, kept, body, truncated=truncated)
+    except (OSError, http.client.HTTPException, UnicodeError) as exc:
+        why = "no answer (timed out)" if isinstance(exc, socket.timeout) else f"{type(exc).__name__}: {exc}"
+        return HttpAnswer(url, error=why)
+    finally:
+        conn.close()

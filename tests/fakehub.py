@@ -5,7 +5,11 @@ It serves the surface huggingface_hub's downloads use: HEAD/GET
 files, a 302 to ``/blobs/{sha256}`` with X-Linked-Etag and X-Linked-Size;
 ``/api/models/{repo}/revision/{rev}`` and ``/api/models/{repo}/tree/{rev}``; hub error
 codes (RepoNotFound, RevisionNotFound, EntryNotFound). No xet headers, so the client
-takes the plain HTTP path. Other behaviours for the failure tests: ``captive`` answers
+takes the plain HTTP path. Access as the hub grants it: ``tokens`` maps a token to its
+user (``/api/whoami-v2`` answers for it, 401 for any other); a gated repo serves its files
+to users in ``granted`` (401 GatedRepo without a token, 403 with a token whose user was not
+granted, its metadata stays public); a private repo exists only for its ``members`` (401
+RepoNotFound without a token, 404 with another). ``?blobs=true`` lists sizes. Other behaviours for the failure tests: ``captive`` answers
 200 with a login page and no hub headers, ``hang`` accepts and never answers.
 """
 
@@ -33,6 +37,10 @@ class Repo:
 
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
+    gated: str | None = None  #: "auto" | "manual": files only for users in `granted`
+    granted: set[str] = field(default_factory=set)
+    private: bool = False  #: visible only to users in `members`
+    members: set[str] = field(default_factory=set)
 
     def add_commit(self, files: dict[str, bytes], ref: str | None = "main") -> str:
         sha = hashlib.sha1(json.dumps(sorted((k, hashlib.sha256(v).hexdigest()) for k, v in files.items()))
@@ -98,6 +106,14 @@ class _Handler(BaseHTTPRequestHandler):
             if data is None:
                 return self._error(404, "EntryNotFound", head)
             return self._send(200, {"Content-Type": "application/octet-stream", "ETag": f'"{sha}"'}, data, head)
+        if path == "/api/whoami-v2":
+            token, user = self._user()
+            if user is None:
+                return self._send(401, {"X-Error-Message": "Invalid credentials in Authorization header"},
+                                  b'{"error": "Invalid credentials in Authorization header"}', head)
+            body = {"type": "user", "name": user, "auth": {"type": "access_token",
+                                                           "accessToken": {"displayName": "test", "role": "read"}}}
+            return self._send(200, {"Content-Type": "application/json"}, json.dumps(body).encode(), head)
         if path.startswith("/api/models/"):
             return self._api(path[len("/api/models/"):], head)
         for kind in ("datasets", "spaces"):  # kept in `repos` as "datasets/org/name"
@@ -109,9 +125,34 @@ class _Handler(BaseHTTPRequestHandler):
             return self._resolve(repo_id, rev, filename, head)
         return self._send(200, {"Content-Type": "text/plain"}, b"fake hub", head)
 
-    def _lookup(self, repo_id, rev, head):
+    def _user(self):
+        """(token sent, its user or None)."""
+        auth = self.headers.get("Authorization") or ""
+        token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else None
+        return token, self.hub.tokens.get(token) if token else None
+
+    def _invalid_token(self, head) -> bool:
+        token, user = self._user()
+        if token and user is None:
+            self._send(401, {"X-Error-Message": "Invalid credentials in Authorization header",
+                             "Content-Type": "application/json"}, b'{"error": "Invalid credentials"}', head)
+            return True
+        return False
+
+    def _lookup(self, repo_id, rev, head, files=False):
         """(repo, commit), or None after answering with the hub's error code."""
+        if self._invalid_token(head):
+            return None
         repo = self.hub.repos.get(repo_id)
+        token, user = self._user()
+        if repo is not None and repo.private and user not in repo.members:
+            self._error(404 if token else 401, "RepoNotFound", head)
+            return None
+        if repo is not None and files and repo.gated and user not in repo.granted:
+            who = "you are not in the authorized list" if user else "You must have access to it and be authenticated"
+            self._error(403 if user else 401, "GatedRepo", head)
+            self.hub.refused.append((repo_id, user, who))
+            return None
         if repo is None:
             self._error(404, "RepoNotFound", head)
             return None
@@ -122,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         return repo, commit
 
     def _resolve(self, repo_id, rev, filename, head):
-        found = self._lookup(repo_id, rev, head)
+        found = self._lookup(repo_id, rev, head, files=True)
         if found is None:
             return None
         repo, commit = found
@@ -161,8 +202,19 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(items).encode()
         else:
             public_id = repo_id.split("/", 1)[1] if repo_id.startswith(("datasets/", "spaces/")) else repo_id
-            body = json.dumps({"id": public_id, "modelId": public_id, "sha": commit, "private": False,
-                               "siblings": [{"rfilename": n} for n in sorted(files)]}).encode()
+            blobs = "blobs=true" in (urlsplit(self.path).query or "")
+            siblings = []
+            for n in sorted(files):
+                item = {"rfilename": n}
+                if blobs:
+                    item["size"] = len(files[n])
+                    item["blobId"] = git_blob_sha1(files[n])
+                    if n.endswith(LFS_SUFFIXES):
+                        item["lfs"] = {"sha256": hashlib.sha256(files[n]).hexdigest(), "size": len(files[n]),
+                                       "pointerSize": 130}
+                siblings.append(item)
+            body = json.dumps({"id": public_id, "modelId": public_id, "sha": commit, "private": repo.private,
+                               "gated": repo.gated or False, "siblings": siblings}).encode()
         return self._send(200, {"Content-Type": "application/json"}, body, head)
 
 
@@ -194,8 +246,11 @@ class _Server(ThreadingHTTPServer):
 class FakeHub:
     """``with FakeHub(cert=leaf) as hub: hub.url`` — TLS when a trustme LeafCert is given."""
 
-    def __init__(self, repos: dict[str, Repo] | None = None, cert=None, mode: str = "hub", root=None):
+    def __init__(self, repos: dict[str, Repo] | None = None, cert=None, mode: str = "hub", root=None,
+                 tokens: dict[str, str] | None = None):
         self.repos = repos if repos is not None else default_repos()
+        self.tokens = dict(tokens or {})  #: token -> user name
+        self.refused: list[tuple] = []  #: (repo, user, why) of every gated refusal
         self.blobs: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
         self.mode, self.cert, self.root = mode, cert, root  # root: a trustme CA sent after the leaf

@@ -196,16 +196,37 @@ def test_the_envs_own_kernel_is_fine():
     assert f.status is Status.OK and "runs this environment" in f.title
 
 
+def _code(name):
+    """A fixture repo's code read as the probe reads it, with a target where every name resolves."""
+    from pathlib import Path
+
+    from llmdoctor import modelcode
+    from llmdoctor.probes.model import code_facts
+
+    folder = Path(__file__).parent / "fixtures" / "remote_code" / name
+    scan = modelcode.scan({p.name: p.read_text() for p in folder.glob("*.py")})
+    answer = {"names": [[i.module, i.name, "ok"] for i in scan.tf_imports],
+              "members": [[m, c, "ok", []] for u in scan.member_uses for m, c in u.bases], "modules": {}}
+    return code_facts(scan, str(folder), answer)
+
+
 def test_chatglm_remote_code_saved_with_427_under_transformers_445():
+    """ChatGLM-6B's tokenizer breaks from 4.34 (it sets sp_tokenizer after super().__init__());
+    Qwen-7B-Chat's code, saved with 4.32.0, uses nothing 4.45.2 lacks: judged by what the
+    code does, not by how far apart the versions are."""
     rc = RemoteCodeFacts("/home/u/.cache/huggingface/hub", repos=(
         RemoteCodeRepo("THUDM/chatglm-6b", "8b7d33596d18c5e83e2da052d05ca4db02e60620", "4.27.1",
-                       ("modeling_chatglm.ChatGLMForConditionalGeneration",)),
+                       ("modeling_chatglm.ChatGLMForConditionalGeneration",), "/home/u/.cache/huggingface/hub",
+                       _code("chatglm-6b")),
         RemoteCodeRepo("Qwen/Qwen-7B-Chat", "93a65d34827a3cc269b727e67004743b723e2f83", "4.32.0",
-                       ("modeling_qwen.QWenLMHeadModel",))), scanned=2)
+                       ("modeling_qwen.QWenLMHeadModel",), "/home/u/.cache/huggingface/hub",
+                       _code("qwen-7b-chat"))), scanned=2)
     t = target(distributions=(dist("transformers", "4.45.2"),))
     fs = findings_of(remote_code.remote_code_check, facts(target=t, **{"hub_remote-code": rc}))
-    assert [f.id for f in fs] == ["hub.remote-code-version", "hub.remote-code-version"]
-    assert "THUDM/chatglm-6b" in fs[0].title and "install transformers==4.27.1" in fs[0].fix
+    assert [(f.id, f.status) for f in fs] == [("hub.remote-code-version", Status.FAIL), ("hub.remote-code", Status.OK)]
+    assert "THUDM/chatglm-6b" in fs[0].title and "'ChatGLMTokenizer' object has no attribute 'sp_tokenizer'" in \
+        fs[0].title and "install transformers==4.27.1" in fs[0].fix
+    assert "Qwen/Qwen-7B-Chat (saved with 4.32.0)" in fs[1].detail
 
 
 def test_transformers_floor_on_torch_read_from_its_own_metadata():

@@ -1,5 +1,6 @@
-"""End to end on the machine the tests run on: no NVIDIA driver, the CUDA 13.0 toolkit,
-a CPU torch in the test environment."""
+"""End to end on the machine the tests run on, whatever it has: where there is no NVIDIA
+driver, the no-GPU path; the CUDA toolkit it has, if any; the CPU torch of the test
+environment (pyproject's [test] extra pins it)."""
 
 import json
 import os
@@ -24,10 +25,16 @@ def test_no_gpu_path_and_the_toolkit_facts():
     torch = report["facts"]["torch"]["value"]
     assert torch["installed"] and torch["build"] == "cpu"
     assert torch["live"] is None and "torch was not imported" in torch["live_skipped"]
-    if shutil.which("nvcc") or os.path.exists("/usr/local/cuda/bin/nvcc"):
-        releases = {n["version"].rsplit(".", 1)[0] for n in report["facts"]["cuda"]["value"]["nvccs"]}
-        assert "13.0" in releases
-        assert by_id["cuda.nvcc"]["status"] == "ok" and "nvcc 13.0" in by_id["cuda.nvcc"]["title"]
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc")
+                                     else None)
+    if nvcc:
+        import subprocess
+
+        from llmdoctor.probes.toolkit import parse_nvcc
+
+        here = parse_nvcc(subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=30).stdout)
+        assert here in {n["version"] for n in report["facts"]["cuda"]["value"]["nvccs"]}
+        assert f"nvcc {here.rsplit('.', 1)[0]}" in by_id["cuda.nvcc"]["title"]
 
 
 def _check_json(*args):

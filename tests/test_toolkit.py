@@ -37,12 +37,18 @@ def test_parsers_on_real_output():
     assert parse_cudnn_header(header) == "9.1.0"
 
 
-def test_this_machine_has_the_cuda_13_toolkit():
-    if not (shutil.which("nvcc") or os.path.exists("/usr/local/cuda/bin/nvcc")):
+def test_the_probe_reads_the_nvcc_and_gcc_this_machine_has():
+    import subprocess
+
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    if nvcc is None:
         pytest.skip("no CUDA toolkit on this machine")
+    said = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=30).stdout
     facts_ = probe_toolkit(ProbeContext(target=resolve_target(), environ=dict(os.environ)))
-    assert any(n.release == "13.0" for n in facts_.nvccs)
-    assert facts_.gcc.version and facts_.gcc.version[0].isdigit()
+    assert parse_nvcc(said) in {n.version for n in facts_.nvccs}  # whatever release this machine has
+    if shutil.which("gcc"):
+        said = subprocess.run(["gcc", "--version"], capture_output=True, text=True, timeout=30).stdout
+        assert facts_.gcc.version == parse_gcc(said)
 
 
 def test_nvcc_118_with_torch_cu121_breaks_extension_builds():

@@ -2,8 +2,9 @@
 
     python -m llmdoctor.benchmark.self.startup [--runs 7] [--json]
 
-Each command runs as a fresh process, several times; medians and the ratio to
-`python -m torch.utils.collect_env` are printed (that is the reference: the tool
+Each command runs as a fresh process, several times, the commands taking turns round after
+round (so that a slow moment of a shared machine weighs on all of them alike); medians and
+the ratio to `python -m torch.utils.collect_env` are printed (that is the reference: the tool
 people paste into bug reports today). Figures in README.md come from this script.
 """
 
@@ -51,15 +52,16 @@ def main(argv=None) -> int:
         del commands[REFERENCE]
         print("torch is not installed here: the collect_env reference is left out "
               "(pip install torch==2.13.0 for the comparison)", file=sys.stderr)
-    results = {}
-    for name, cmd in commands.items():
+    for cmd in commands.values():
         time_once(cmd)  # warm the page cache once, untimed
-        samples = []
-        for _ in range(args.runs):
-            seconds, code = time_once(cmd)
-            samples.append(seconds)
-        results[name] = {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
-                         "runs": args.runs, "last_exit_code": code}
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    codes: dict[str, int] = {}
+    for _ in range(args.runs):
+        for name, cmd in commands.items():
+            seconds, codes[name] = time_once(cmd)
+            samples[name].append(seconds)
+    results = {name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s), "runs": args.runs,
+                      "last_exit_code": codes[name]} for name, s in samples.items()}
     ref = results.get(REFERENCE, {}).get("median_s")
     for row in results.values():
         row["ratio_to_collect_env"] = round(row["median_s"] / ref, 3) if ref else None

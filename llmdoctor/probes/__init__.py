@@ -15,6 +15,7 @@ class ProbeContext:
     target: Target
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     offline: bool = False
+    model: Any = None  #: a probes.model.ModelRequest (check --model / --project), or None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ def builtin_probes() -> tuple[Probe, ...]:
     from .remote_code import RemoteCodeFacts, probe_remote_code
     from .system import SystemFacts, probe_system
     from .toolkit import ToolkitFacts, probe_toolkit
+    from .allreduce import AllReduceFacts, probe_allreduce
+    from .node import NodeFacts, probe_node
+    from .topology import TopologyFacts, probe_topology
+    from .model import ModelFacts, probe_model
 
     return (
         Probe("system", probe_system, SystemFacts, timeout_s=10.0,
@@ -80,6 +85,16 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="pip and conda settings that decide TLS verification and the index"),
         Probe("cache", probe_cache, CacheFacts, timeout_s=20.0,
               description="Hugging Face cache roots: contents, what prune could free, filesystems, split caches"),
-        Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=10.0,
+        Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=60.0,
               description="cached model repos with their own code (auto_map) and the transformers they were saved with"),
+        Probe("topology", probe_topology, TopologyFacts, timeout_s=10.0,
+              description="how the GPUs are linked (NVML P2P status, NVLink, PCIe, NUMA) and the network interfaces "
+                          "and InfiniBand/RoCE ports"),
+        Probe("node", probe_node, NodeFacts, timeout_s=5.0,
+              description="host name, the NCCL / torch.distributed / CUDA / HF variables and nccl.conf"),
+        Probe("allreduce", probe_allreduce, AllReduceFacts, timeout_s=5.0,
+              description="a live all-reduce across this node's GPUs (with --distributed only)"),
+        Probe("model", probe_model, ModelFacts, timeout_s=70.0,
+              description="the models named with --model (and loaded by --project's scripts): where they are, "
+                          "their files, config and code, hub access; nothing without --model"),
     )

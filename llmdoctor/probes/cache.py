@@ -11,11 +11,6 @@ from dataclasses import dataclass
 from .. import hfcache
 from . import ProbeContext
 
-#: filesystems where file locks are unreliable and every stat is a round trip
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smb", "smbfs", "smb3", "fuse.sshfs", "lustre", "gpfs", "beegfs", "ceph",
-              "fuse.ceph", "glusterfs", "fuse.glusterfs", "9p", "afs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone")
-
-
 @dataclass(frozen=True)
 class Mount:
     mountpoint: str
@@ -38,6 +33,7 @@ class CacheRootFacts:
     broken_repos: int = 0
     mount: Mount | None = None
     error: str | None = None
+    error_kind: str | None = None  #: "not-a-folder" | "unreadable" (hfcache.Root.error_kind)
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,8 @@ def probe_cache(ctx: ProbeContext) -> CacheFacts:
             on_disk=root.on_disk, detached=sum(r.freed_by({v.commit for v in r.revisions if not v.refs}) for r in root.repos),
             incomplete=sum(b.size for r in root.repos for b in r.incomplete),
             orphans=sum(b.size for r in root.repos for b in r.orphans),
-            broken_repos=sum(1 for r in root.repos if r.broken or r.error), mount=mount, error=root.error))
+            broken_repos=sum(1 for r in root.repos if r.broken or r.error), mount=mount, error=root.error,
+            error_kind=root.error_kind))
         for repo in root.repos:
             for name, size in repo.blob_sizes.items():
                 if os.sep not in name:

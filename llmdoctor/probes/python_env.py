@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import subproc
+from ..printable import clip
 from . import ProbeContext, ProbeFailed
 
 SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
@@ -79,6 +80,9 @@ class ImportResult:
     seconds: float | None = None
     error_type: str | None = None
     message: str | None = None
+    method: str = "import"  #: "import", or "native": its native library loaded instead (see the target probe)
+    library: str | None = None  #: the native library loaded, for "native"
+    why: str | None = None  #: why loading the library decides what the import would do
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,11 @@ def _child_env(ctx: ProbeContext) -> dict:
     return env
 
 
+LINE_LIMIT = 500  #: of one line of a target's stderr kept in a finding
+
+
 def describe_failure(done: subproc.Completed, what: str, timeout: float) -> ProbeFailed:
-    tail = done.stderr.strip().splitlines()[-5:]
+    tail = [clip(line, LINE_LIMIT) for line in done.stderr[-20 * LINE_LIMIT:].strip().splitlines()[-5:]]
     detail = "\n".join(tail)
     if done.start_error:
         return ProbeFailed(f"could not start the target interpreter: {done.start_error}", "crash", detail)
@@ -116,7 +123,7 @@ def probe_lines(stdout: str):
         if line.startswith(MARK):
             try:
                 yield json.loads(line[len(MARK):])
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
 
 
@@ -130,8 +137,10 @@ def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
         raise describe_failure(done, "start-up and the environment scan", timeout)
     data = next(iter(probe_lines(done.stdout)), None)
     if not isinstance(data, dict) or "python_version" not in data:
-        raise ProbeFailed("the target interpreter exited without printing the probe's result",
-                          "crash", done.stdout[-500:])
+        why = "the target interpreter exited without printing the probe's result"
+        if done.cut:
+            why += f" (it printed {done.cut // 2**20} MB more than is read, from start-up code)"
+        raise ProbeFailed(why, "crash", clip(done.stdout[-LINE_LIMIT:], LINE_LIMIT))
     dists = tuple(
         Distribution(name=d.get("name"), version=d.get("version"), requires=tuple(d.get("requires") or ()),
                      location=d.get("location"), error=d.get("error"))
@@ -166,7 +175,8 @@ def _installed_modules(ctx: ProbeContext, modules) -> list[str]:
     return [line for line in done.stdout.split() if line]
 
 
-def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25.0) -> ImportFacts:
+def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25.0, mode: str = "imports"
+                  ) -> ImportFacts:
     """Import each installed module; a crash is pinned on the module being imported,
     and the modules after it are retried in a fresh interpreter. All of it within ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -179,24 +189,30 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
             results += [ImportResult(m, "timeout", message="not tried: the import probe ran out of time")
                         for m in pending]
             break
-        done = run_script(ctx, ["imports", *pending], left)
+        done = run_script(ctx, [mode, *pending], left)
         seen: dict[str, dict] = {}
         current = None
         for event in probe_lines(done.stdout):
+            if not isinstance(event, dict) or event.get("module") not in pending:
+                continue  # not a line of ours (start-up code may print anything)
             if event.get("event") == "start":
                 current = event["module"]
-            else:
+            elif event.get("event") in ("ok", "error"):
                 seen[event["module"]] = event
                 current = None
         for name in pending:
             event = seen.get(name)
             if event is None:
                 continue
+            how = {"method": "native", "library": _text(event.get("library")), "why": _text(event.get("why"))} \
+                if event.get("method") == "native" else {}
             if event["event"] == "ok":
-                results.append(ImportResult(name, "ok", version=event.get("version"), seconds=event.get("seconds")))
+                results.append(ImportResult(name, "ok", version=_text(event.get("version")),
+                                            seconds=_number(event.get("seconds")), **how))
             else:
-                results.append(ImportResult(name, "error", seconds=event.get("seconds"),
-                                            error_type=event.get("type"), message=event.get("message")))
+                results.append(ImportResult(name, "error", seconds=_number(event.get("seconds")),
+                                            error_type=_text(event.get("type")), message=_text(event.get("message")),
+                                            **how))
         if current is None or done.returncode == 0:
             break
         failure = describe_failure(done, f"`import {current}`", left)
@@ -208,5 +224,14 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
 
 
 def probe_extensions(ctx: ProbeContext) -> ImportFacts:
-    """Import the installed CUDA extensions (flash_attn, bitsandbytes) in the target."""
-    return probe_imports(ctx, EXTENSION_MODULES, timeout=40.0)
+    """The installed CUDA extensions (flash_attn, bitsandbytes) in the target: imported, or, for
+    bitsandbytes where that decides the same, its native library loaded (no torch import)."""
+    return probe_imports(ctx, EXTENSION_MODULES, timeout=40.0, mode="extensions")
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

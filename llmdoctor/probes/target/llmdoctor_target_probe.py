@@ -7,6 +7,8 @@ puts a script's folder first on sys.path.
 
     python llmdoctor_target_probe.py env
     python llmdoctor_target_probe.py imports numpy transformers ...
+    python llmdoctor_target_probe.py extensions flash_attn bitsandbytes
+    python llmdoctor_target_probe.py model-env '{"modules": [...], "names": [...], ...}'
 
 In ``imports`` mode each module gets a JSON line "start" before its import and a
 result line after it, flushed at once, so that when an import kills the
@@ -281,6 +283,93 @@ def imports(modules):
                    "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]})
 
 
+def _driver_present():
+    """Whether an NVIDIA driver's CUDA library loads here (then torch may see a GPU)."""
+    import ctypes
+
+    names = {"win32": ["nvcuda.dll"], "darwin": []}.get(sys.platform, ["libcuda.so.1", "libcuda.so"])
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def _release(version):
+    parts = []
+    for piece in (version or "").split(".")[:2]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+#: from this release `import bitsandbytes` picks its library as read below (cextension.get_native_library):
+#: the CPU library whenever torch.cuda.is_available() is False
+BNB_CPU_BACKEND = (0, 46)
+
+
+def bnb_native_library():
+    """(library, version, why) when which native library `import bitsandbytes` loads is certain
+    without importing it (and torch): torch is a CPU build, or no NVIDIA driver is installed,
+    so torch.cuda.is_available() is False and bitsandbytes >= 0.46 loads its CPU library.
+    None whenever that is not certain (a driver, ROCm, XPU, an older bitsandbytes): then the
+    caller imports it."""
+    import importlib.util
+    from importlib import metadata
+
+    try:
+        version = metadata.version("bitsandbytes")
+        spec = importlib.util.find_spec("bitsandbytes")
+    except Exception:
+        return None
+    if spec is None or not spec.submodule_search_locations or _release(version) < BNB_CPU_BACKEND:
+        return None
+    torch = torch_static()
+    if not torch.get("installed") or torch.get("error") or torch.get("hip") or "xpu" in (torch.get("version") or ""):
+        return None
+    if torch.get("cuda"):
+        if _driver_present():
+            return None
+        why = "no NVIDIA driver is installed, so torch {} sees no GPU".format(torch.get("version"))
+    else:
+        why = "torch {} is a CPU build".format(torch.get("version"))
+    suffix = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
+    folder = list(spec.submodule_search_locations)[0]
+    return os.path.join(folder, "libbitsandbytes_cpu" + suffix), version, why
+
+
+def extensions(modules):
+    """Like ``imports``, except that bitsandbytes is judged by loading the native library its
+    import would load, where that is certain (``bnb_native_library``): the same verdict on its
+    native code without paying for torch and its compiler stack. Anything else is imported."""
+    import ctypes
+
+    for name in modules:
+        native = bnb_native_library() if name == "bitsandbytes" else None
+        if native is None:
+            imports([name])
+            continue
+        library, version, why = native
+        _emit({"event": "start", "module": name})
+        started = time.perf_counter()
+        base = {"module": name, "version": version, "method": "native", "library": library, "why": why}
+        try:
+            if not os.path.exists(library):
+                raise OSError("{}: cannot open shared object file: No such file or directory".format(library))
+            ctypes.CDLL(library)
+            base.update(event="ok", seconds=time.perf_counter() - started)
+        except BaseException as exc:
+            base.update(event="error", seconds=time.perf_counter() - started, type=type(exc).__name__,
+                        message="".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:])
+        _emit(base)
+
+
 def _version_py_field(text, name):
     import re
 
@@ -365,12 +454,152 @@ def torch_live():
     return out
 
 
+#: the only packages whose modules model_env imports (never the model's own code)
+MODEL_ENV_PACKAGES = ("transformers", "torch")
+
+
+def _lookup(module, name):
+    """Whether ``from module import name`` works: "ok", "missing" (the module has no such
+    name), "no-module" (no such module), or "error: ..." (the import itself failed)."""
+    import importlib
+    import importlib.util
+
+    if module.split(".")[0] not in MODEL_ENV_PACKAGES:
+        return "error: not looked up"
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            return "no-module"
+        return "error: {}: {}".format(type(exc).__name__, str(exc)[:300])
+    except BaseException as exc:
+        return "error: {}: {}".format(type(exc).__name__, str(exc)[:300])
+    if name is None:
+        return "ok"
+    try:
+        if hasattr(mod, name):
+            return "ok"
+    except BaseException as exc:  # a lazy module's __getattr__ failing on a missing backend
+        return "error: {}: {}".format(type(exc).__name__, str(exc)[:300])
+    try:
+        if importlib.util.find_spec(module + "." + name) is not None:
+            return "ok"  # from package import submodule
+    except BaseException:
+        pass
+    return "missing"
+
+
+def _mapping_keys(node):
+    """String keys of a dict literal, a list of (key, value) tuples, or OrderedDict(...) of either."""
+    import ast
+
+    keys = []
+    if isinstance(node, ast.Call):
+        for arg in node.args:
+            keys += _mapping_keys(arg)
+        for kw in node.keywords:
+            keys += _mapping_keys(kw.value)
+    elif isinstance(node, ast.Dict):
+        keys += [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    elif isinstance(node, (ast.List, ast.Tuple)):
+        keys += [e.elts[0].value for e in node.elts if isinstance(e, ast.Tuple) and e.elts and
+                 isinstance(e.elts[0], ast.Constant) and isinstance(e.elts[0].value, str)]
+    return keys
+
+
+def _model_types_read():
+    """The keys of transformers' CONFIG_MAPPING_NAMES, read from its source without importing
+    transformers (which imports torch): every literal assigned to, or added to, the table in
+    configuration_auto.py and in the module it imports the table from. None when that finds
+    too few to be the table."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("transformers")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folder = os.path.join(list(spec.submodule_search_locations)[0], "models", "auto")
+    except Exception:
+        return None
+    keys, todo, seen = set(), ["configuration_auto"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            with open(os.path.join(folder, name + ".py"), encoding="utf-8") as fh:
+                tree = ast.parse(fh.read())
+        except Exception:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CONFIG_MAPPING_NAMES"
+                                                    for t in node.targets):
+                keys.update(_mapping_keys(node.value))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "update" and isinstance(node.func.value, ast.Name) and \
+                    node.func.value.id == "CONFIG_MAPPING_NAMES":
+                for arg in node.args:
+                    keys.update(_mapping_keys(arg))
+            elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module and \
+                    any(a.name == "CONFIG_MAPPING_NAMES" for a in node.names):
+                todo.append(node.module)
+    return sorted(keys) if len(keys) >= 20 else None
+
+
+def model_env(request):
+    """What a model's code and files need here: which top-level modules exist (found, not
+    imported), whether transformers names and base-class members exist (transformers and
+    torch are imported, never the model's code), and the model types transformers knows."""
+    import importlib.util
+
+    out = {"modules": {}, "names": [], "members": [], "model_types": None, "model_types_error": None}
+    for name in request.get("modules") or []:
+        if not isinstance(name, str) or not name or ("." in name and name != "google.protobuf"):
+            continue
+        try:
+            out["modules"][name] = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the parent package of a dotted name is missing
+            out["modules"][name] = False
+        except BaseException:
+            out["modules"][name] = None
+    if request.get("model_types"):
+        types = _model_types_read()
+        if types is None:  # a layout the reader does not know: ask transformers itself
+            try:
+                from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+                types = sorted(str(k) for k in CONFIG_MAPPING_NAMES)
+            except BaseException as exc:
+                out["model_types_error"] = "{}: {}".format(type(exc).__name__, str(exc)[:300])
+        out["model_types"] = types
+    for module, name in request.get("names") or []:
+        out["names"].append([module, name, _lookup(module, name)])
+    for module, cls, attrs in request.get("members") or []:
+        state = _lookup(module, cls)
+        if state != "ok":
+            out["members"].append([module, cls, state, []])
+            continue
+        import importlib
+
+        klass = getattr(importlib.import_module(module), cls, None)
+        if not isinstance(klass, type):
+            out["members"].append([module, cls, "error: not a class", []])
+            continue
+        out["members"].append([module, cls, "ok", [a for a in attrs if not hasattr(klass, a)]])
+    return out
+
+
 def main(argv):
     mode = argv[1] if len(argv) > 1 else "env"
     if mode == "env":
         _emit(env())
     elif mode == "imports":
         imports(argv[2:])
+    elif mode == "extensions":
+        extensions(argv[2:])
     elif mode == "torch":
         _emit(torch_static())
     elif mode == "torch-live":
@@ -381,6 +610,8 @@ def main(argv):
         _emit(_net_env())
     elif mode == "hub":
         _emit(hub_call(argv[2], argv[3], float(argv[4])))
+    elif mode == "model-env":
+        _emit(model_env(json.loads(argv[2])))
     else:
         sys.stderr.write("unknown mode {!r}\n".format(mode))
         return 2
