@@ -120,21 +120,21 @@ def preset_names() -> list[str]:
     return [r["name"] for r in rows(PACKAGE, "presets")]
 
 
-MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size")
-
-
 def from_config(name: str, cfg: dict) -> Arch:
-    """An Arch from a model's own config.json (a hub id or a local path given to --model).
-    A multimodal config's text part (``text_config``) is the decoder; ConfigError (a
-    ValueError) for what is not a dense decoder config."""
+    """An Arch from a model's own config.json (a hub id or a local path given to --model), read
+    by the one config reader `check --model` uses too (llmdoctor.checks.model_fit: llama-style
+    keys, GPT-2, ChatGLM, Qwen-1, a multimodal model's text_config, mixture-of-experts counts,
+    head_dim), so that check and bench size a model alike. ConfigError (a ValueError) where the
+    config does not give the model's shape."""
     if not isinstance(cfg, dict):
         raise ConfigError("config.json does not hold a JSON object")
-    if isinstance(cfg.get("text_config"), dict):
-        cfg = {**cfg["text_config"], "model_type": cfg["text_config"].get("model_type") or cfg.get("model_type")}
-    moe = [k for k in MOE_KEYS if cfg.get(k)]
-    if moe:
-        raise ConfigError(f"a mixture-of-experts config ({', '.join(moe)}): the memory model covers dense decoders only")
-    return _arch({**cfg, "name": name, "model_type": cfg.get("model_type", "llama")})
+    from llmdoctor.checks.model_fit import arch_from_config
+
+    arch = arch_from_config(name, cfg)
+    if arch is None:
+        raise ConfigError("config.json does not give the model's shape (a positive hidden size, layer count, head "
+                          "count and vocabulary size)")
+    return arch
 
 
 def _read_config(path: str, name: str) -> Arch:

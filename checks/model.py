@@ -559,10 +559,6 @@ def access_check(facts, c):
 
 # --- fit ------------------------------------------------------------------------------
 
-def _context_bytes() -> int:
-    return int(table("llmdoctor.benchmark", "profiles")["cuda_context_bytes"])
-
-
 def _stored_bytes_per_param(cfg: dict) -> int:
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "").replace("torch.", "")
     return 4 if dtype in ("float32", "float") else 2
@@ -622,7 +618,6 @@ def fit_check(facts, c):
     s, g = facts.value("system"), facts.value("gpu")
     tf = _version(facts, "transformers")
     req = m.request
-    ctx = _context_bytes()
     fit_r = rule("fit")
     gpus = [x for x in g.visible_gpus if x.memory_free_bytes]
     for info in _models(facts):
@@ -644,7 +639,8 @@ def fit_check(facts, c):
         detail = (f"{params / 1e9:.2f}B parameters ({arch.layers} layers, hidden {arch.hidden}, {arch.kv_heads} KV "
                   f"heads, vocab {arch.vocab}); {why_dtype}; seq {req.seq}"
                   + (f", {model_fit.NEW_TOKENS} new tokens" if key.startswith("infer") else ", batch 1") +
-                  f"; +{size(ctx)} CUDA context.\n{fit_r['why']}")
+                  "; the process's footprint, CUDA context included, by the memory model llmdoctor bench "
+                  f"uses and measures.\n{fit_r['why']}")
         bnb = _version(facts, "bitsandbytes") is not None and _version(facts, "accelerate") is not None
 
         def quant_fix(r):
@@ -657,28 +653,28 @@ def fit_check(facts, c):
                 yield c.finding(Status.INFO, f"{name}: no GPU visible: {asked.label} runs on the CPU, from host RAM",
                                 id="model.gpu-fit", detail=detail, docs=fit_r["source"])
             else:
-                yield c.finding(Status.FAIL, f"{name}: {asked.label} needs a GPU ({gib(asked.bytes + ctx)}), and none "
+                yield c.finding(Status.FAIL, f"{name}: {asked.label} needs a GPU ({gib(asked.bytes)}), and none "
                                 "is visible", id="model.gpu-fit", detail=detail, docs=fit_r["source"])
         else:
             best = max(gpus, key=lambda x: x.memory_free_bytes)
             where = f"GPU {best.index} ({best.name or '?'}, {gib(best.memory_free_bytes)} free)"
-            if asked.bytes + ctx <= best.memory_free_bytes:
+            if asked.bytes <= best.memory_free_bytes:
                 yield c.finding(Status.OK, f"{name}: {asked.label} at {req.seq} tokens needs about "
-                                f"{gib(asked.bytes + ctx)}: fits {where}", id="model.gpu-fit", detail=detail,
+                                f"{gib(asked.bytes)}: fits {where}", id="model.gpu-fit", detail=detail,
                                 docs=fit_r["source"])
             else:
                 found = None
                 for alt_key, alt_seq in model_fit.alternatives(req.task, key, req.seq):
                     alt = model_fit.recipe(arch, alt_key, alt_seq, half, scale)
-                    if alt.bytes + ctx <= best.memory_free_bytes:
+                    if alt.bytes <= best.memory_free_bytes:
                         found = alt
                         break
-                title = f"{name}: {asked.label} at {req.seq} tokens needs about {gib(asked.bytes + ctx)}; {where} " \
+                title = f"{name}: {asked.label} at {req.seq} tokens needs about {gib(asked.bytes)}; {where} " \
                         "has too little"
-                total_free = sum(x.memory_free_bytes - ctx for x in gpus)
+                total_free = sum(x.memory_free_bytes for x in gpus)
                 if found is not None:
                     seq_note = f" at {found.seq} tokens" if found.seq != req.seq else ""
-                    yield c.finding(Status.FAIL, f"{title}. {found.label}{seq_note} needs {gib(found.bytes + ctx)}: "
+                    yield c.finding(Status.FAIL, f"{title}. {found.label}{seq_note} needs {gib(found.bytes)}: "
                                     "fits", id="model.gpu-fit", detail=detail,
                                     fix=recipe_code(found) + quant_fix(found), docs=fit_r["source"])
                 elif key.startswith("infer") and len(gpus) > 1 and asked.bytes <= total_free:

@@ -9,7 +9,7 @@ from llmdoctor.benchmark import estimate
 from llmdoctor.benchmark.presets import Arch
 from llmdoctor.data import table
 
-NEW_TOKENS = 128  #: generation length the inference estimates assume (bench's default)
+NEW_TOKENS = 64  #: generation length the inference estimates assume (bench's default)
 LORA_RANK = 16
 
 
@@ -60,7 +60,7 @@ def arch_from_config(name: str, config: dict) -> Arch | None:
     tied = cfg.get("tie_word_embeddings") is True  # absent: counted untied, the larger of the two
     bias = bool(cfg.get("attention_bias") or cfg.get("qkv_bias") or model_type in ("qwen", "qwen2"))
     return Arch(name=name, model_type=model_type, hidden=hidden, inter=inter, layers=layers, heads=heads, kv_heads=kv,
-                vocab=vocab, tied=tied, qkv_bias=bias, raw=cfg)
+                vocab=vocab, tied=tied, qkv_bias=bias, raw=cfg, head_dim_override=_int(cfg, "head_dim"))
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Recipe:
     key: str  #: infer-16bit | infer-fp32 | infer-int8 | infer-nf4 | lora | qlora
     seq: int
     label: str  #: for people: "inference in bf16", "QLoRA (nf4)"
-    bytes: int  #: peak torch memory, estimated
+    bytes: int  #: the process's predicted footprint, CUDA context included (benchmark/estimate.py)
     weights: int  #: of which weights
     quant: str | None = None  #: nf4 | int8 (needs bitsandbytes)
 

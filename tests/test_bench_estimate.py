@@ -111,14 +111,26 @@ def test_estimate_only_reads_a_local_folder_or_config_json_and_names_what_fits(t
 
 @pytest.mark.parametrize("content, words", [
     (b"\x00\xff garbage", "not a readable config.json"),
-    (json.dumps({"model_type": "llama", "hidden_size": 0}).encode(), "positive integer"),
-    (json.dumps({**MISTRAL_CONFIG, "num_local_experts": 8}).encode(), "mixture-of-experts"),
+    (json.dumps({"model_type": "llama", "hidden_size": 0}).encode(), "does not give the model's shape"),
     (json.dumps([1, 2]).encode(), "JSON object"),
 ])
 def test_a_bad_config_is_a_usage_error_not_a_traceback(tmp_path, content, words):
     (tmp_path / "config.json").write_bytes(content)
     result = CliRunner().invoke(cli, ["bench", "--estimate-only", "--model", str(tmp_path)])
     assert result.exit_code == 2 and words in result.output and "Traceback" not in result.output
+
+
+def test_check_and_bench_read_a_config_alike():
+    """One config reader for both: a mixture-of-experts config counts every expert's weights
+    (all of them sit in memory), in bench --estimate-only as in check --model's model.fit."""
+    from checks_under_test import model_fit
+
+    moe = {**MISTRAL_CONFIG, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2}
+    arch = presets.from_config("mixtral", moe)
+    assert arch == model_fit.arch_from_config("mixtral", moe)
+    assert arch.params() > 6 * presets.preset("mistral-7b").params()
+    recipe = model_fit.recipe(arch, "qlora", 1024)
+    assert recipe.bytes == estimate.train(arch, "nf4", 1, 1024, model_fit.LORA_RANK).bytes
 
 
 def test_estimate_only_fetches_a_hub_id_then_finds_it_in_the_cache(tmp_path):

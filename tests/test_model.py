@@ -554,7 +554,7 @@ def test_lora_of_qwen_7b_on_the_h100_capped_to_a_t4_names_qlora():
     f = fit_findings(QWEN_7B, t4ish, task="lora")["model.gpu-fit"]
     assert f.status is Status.FAIL
     assert "LoRA on a bf16 base (rank 16) at 1024 tokens needs about" in f.title
-    assert f.title.endswith("has too little. QLoRA (nf4 base, rank 16) needs 10.7 GiB: fits")
+    assert f.title.endswith("has too little. QLoRA (nf4 base, rank 16) needs 12.2 GiB: fits")  # the bench's model
     assert "load_in_4bit=True" in f.fix and f.fix.endswith("-m pip install bitsandbytes accelerate")
 
 
@@ -562,12 +562,12 @@ def test_7b_in_fp16_on_a_24gb_card_fits_lora_at_1k_but_not_at_8k_where_qlora_at_
     bnb = (dist("bitsandbytes", "0.45.0"), dist("accelerate", "1.2.0"))
     ok = fit_findings(QWEN_7B, gpus(gpu()), task="lora", dtype="fp16", extra=bnb)["model.gpu-fit"]
     assert ok.status is Status.OK and ok.title.startswith("org/m: LoRA on a fp16 base (rank 16) at 1024 tokens needs "
-                                                          "about 17.0 GiB: fits GPU 0 (NVIDIA GeForce RTX 4090")
+                                                          "about 18.1 GiB: fits GPU 0 (NVIDIA GeForce RTX 4090")
     f = fit_findings(QWEN_7B, gpus(gpu()), task="lora", dtype="fp16", seq=8192, extra=bnb)["model.gpu-fit"]
     assert f.status is Status.FAIL
-    assert f.title == ("org/m: LoRA on a fp16 base (rank 16) at 8192 tokens needs about 30.0 GiB; GPU 0 (NVIDIA GeForce "
+    assert f.title == ("org/m: LoRA on a fp16 base (rank 16) at 8192 tokens needs about 33.5 GiB; GPU 0 (NVIDIA GeForce "
                        "RTX 4090, 23.6 GiB free) has too little. QLoRA (nf4 base, rank 16) at 4096 tokens needs "
-                       "16.2 GiB: fits")
+                       "19.8 GiB: fits")
     assert f.fix.endswith("LoRA at max_length=4096")  # bitsandbytes is installed: no install step
 
 
