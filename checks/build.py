@@ -79,13 +79,13 @@ def deepspeed_check(facts, c):
     nvcc = effective_nvcc(tk)
     if not t.installed:
         yield c.finding(Status.FAIL, f"deepspeed {have} is installed without torch", id="build.deepspeed-no-torch",
-                        fix="llmdoctor fix --torch", docs=DS_DOCS)
+                        fix=_torch_fix(facts), docs=DS_DOCS)
     elif t.build != "cuda":
         yield c.finding(Status.INFO, f"deepspeed {have} with torch {t.version} (a {t.build or 'CPU'} build) runs on "
                         "its CPU accelerator only: CUDA ops (fused_adam, ZeRO on the GPU) cannot build",
                         id="build.deepspeed-cpu-torch", detail="DeepSpeed picks its accelerator from torch; "
                         "with a CPU torch only the CPU ops (cpu_adam, cpu_lion) build.",
-                        fix="llmdoctor fix --torch", docs=DS_DOCS)
+                        fix=_torch_fix(facts), docs=DS_DOCS)
     elif nvcc is None or nvcc.version is None:
         yield c.finding(Status.WARN, f"deepspeed {have} JIT-compiles its ops (cpu_adam, fused_adam) with nvcc, and "
                         "none is found: 'MissingCUDAException: CUDA_HOME does not exist'", id="build.deepspeed-no-nvcc",
@@ -105,6 +105,17 @@ def deepspeed_check(facts, c):
                         fix="sudo apt install libaio-dev   (conda: conda install -c conda-forge libaio)",
                         docs=DS_DOCS)
     yield from _offload_ram(facts, c, have)
+
+
+def _torch_fix(facts) -> str:
+    """The compatibility model's torch for this machine, as a command (the driver first where needed)."""
+    from .pytorch import prescribe, prescription_fix
+
+    g = facts.value("gpu")
+    if g is None:  # not probed for this check: fix --torch probes the GPU itself
+        return "llmdoctor fix --torch"
+    p = prescribe(facts)
+    return prescription_fix(facts, p) or f"no torch build on record runs here: {p.why}"
 
 
 #: model sizes a user is likely to ask about, in parameters
@@ -139,9 +150,9 @@ def _offload_ram(facts, c, have):
 
 
 def _bnb_rules(version: Version) -> dict:
-    data = table("llmdoctor.checks", "bitsandbytes")
+    data = table("llmdoctor.compat", "bitsandbytes")
     rule = data["before_cpu"]
-    for item in rows("llmdoctor.checks", "bitsandbytes"):
+    for item in rows("llmdoctor.compat", "bitsandbytes"):
         if version >= Version(item["since"]):
             rule = item
     return rule
@@ -153,7 +164,7 @@ def _bnb_native_lib(facts, c, have):
     libs = target.native_libs.get("bitsandbytes")
     if libs is None or t is None or not t.installed or t.build != "cuda":
         return
-    spec = table("llmdoctor.checks", "bitsandbytes")["native_lib"]
+    spec = table("llmdoctor.compat", "bitsandbytes")["native_lib"]
     forced = target.build_env.get("BNB_CUDA_VERSION")
     cuda = forced or "".join((t.cuda or "").split(".")[:2])
     want = spec["cuda_pattern"].format(cuda=cuda)
@@ -162,12 +173,16 @@ def _bnb_native_lib(facts, c, have):
     if any(n.startswith(want) for n in libs):
         return
     via = f"BNB_CUDA_VERSION={forced}" if forced else f"torch's CUDA {t.cuda}"
+    own = "".join((t.cuda or "").split(".")[:2])
+    if forced and any(n.startswith(spec["cuda_pattern"].format(cuda=own)) for n in libs):
+        fix = "unset BNB_CUDA_VERSION   (the wheel has a library for torch's own CUDA)"
+    else:
+        # --no-deps: the upgrade must not move torch (python.dependencies prescribes torch, driver-aware)
+        fix = pip_cmd(facts, "install", "--upgrade", "--no-deps", "bitsandbytes")
     yield c.finding(Status.FAIL, f"bitsandbytes {have} has no native library for {via} ({want}*): 'CUDA Setup "
                     "failed' or a CPU-only fallback", id="build.bitsandbytes-no-cuda-lib",
                     detail=spec["why"] + f"\nLibraries in the wheel: {', '.join(libs) or 'none'}.",
-                    fix=("unset BNB_CUDA_VERSION" if forced and have_cuda else
-                         pip_cmd(facts, "install", "--upgrade", "--force-reinstall", "bitsandbytes")),
-                    docs=spec["source"])
+                    fix=fix, docs=spec["source"])
 
 
 @check("build.bitsandbytes", category="build", needs=["gpu", "target", "torch"])
@@ -185,7 +200,8 @@ def bitsandbytes_check(facts, c):
                             docs=rule["source"])
         else:
             yield c.finding(Status.WARN, f"bitsandbytes {have} has no CPU backend and there is no NVIDIA GPU",
-                            id="build.bitsandbytes-no-device", fix=pip_cmd(facts, "install", "bitsandbytes>=0.46"),
+                            id="build.bitsandbytes-no-device",
+                            fix=pip_cmd(facts, "install", "--no-deps", "bitsandbytes>=0.46"),
                             docs=rule["source"])
         return
     yield from _bnb_native_lib(facts, c, have)
@@ -196,7 +212,8 @@ def bitsandbytes_check(facts, c):
         if cc < Version(rule["min_cc"]):
             yield c.finding(Status.FAIL, f"bitsandbytes {have} has no kernels for GPU {gpu.index} {gpu.name} "
                             f"(compute capability {gpu.compute_capability} < {rule['min_cc']})",
-                            id="build.bitsandbytes-gpu-too-old", fix=pip_cmd(facts, "install", "bitsandbytes<0.48"),
+                            id="build.bitsandbytes-gpu-too-old",
+                            fix=pip_cmd(facts, "install", "--no-deps", "bitsandbytes<0.48"),
                             docs=rule["source"])
         elif cc < Version(rule["int8_min_cc"]):
             yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: bitsandbytes 4-bit (QLoRA) works; "

@@ -43,8 +43,8 @@ def _parse(line: str) -> Requirement | None:
         return None
 
 
-def analyse(target):
-    """Return (missing, conflicts, malformed, bad_versions, duplicates) for a TargetFacts."""
+def _needs(target):
+    """(installed by canonical name, requirements by canonical name, malformed lines)."""
     installed: dict[str, list] = defaultdict(list)
     for d in target.distributions:
         if d.name:
@@ -80,7 +80,19 @@ def analyse(target):
             if (key, extra) not in done_extras:
                 done_extras.add((key, extra))
                 queue.extend(add(installed[key][0], canonicalize_name(extra)))
+    return installed, needs, malformed
 
+
+def needs_on(target, name: str) -> list[Need]:
+    """Every requirement the installed distributions put on ``name``."""
+    if target is None:
+        return []
+    return list(_needs(target)[1].get(canonicalize_name(name), ()))
+
+
+def analyse(target):
+    """Return (missing, conflicts, malformed, bad_versions, duplicates) for a TargetFacts."""
+    installed, needs, malformed = _needs(target)
     missing, conflicts, bad_versions = {}, {}, {}
     for key, items in needs.items():
         if key not in installed:

@@ -20,7 +20,7 @@ def _torch_findings(facts):
 
 def plan(ctx: FixContext) -> Plan:
     from llmdoctor.checks.nvidia import no_gpu
-    from llmdoctor.checks.pytorch import best_wheel
+    from llmdoctor.checks.pytorch import prescribe, prescription_fix
 
     t, g = ctx.facts.value("torch"), ctx.facts.value("gpu")
     if g is None or no_gpu(g):
@@ -31,14 +31,20 @@ def plan(ctx: FixContext) -> Plan:
     title = f"Install the torch build for driver {g.driver_version} into {ctx.target.python}"
     if t.installed and not problems:
         return Plan("torch", title, nothing_to_do=f"torch {t.version} already fits this driver and GPU.")
-    version, flavour, caveat = best_wheel(t.version, g)
-    if flavour is None:
-        raise FixError(f"no torch build on record both runs on driver {g.driver_version} and has kernels for "
-                       f"{', '.join(x.name or '?' for x in g.visible_gpus)}: upgrade the NVIDIA driver")
+    p = prescribe(ctx.facts)
+    if p.build is None:
+        raise FixError(f"{p.why}; nothing to install")
+    if p.blocked:
+        steps = [s.text for s in p.steps if s.kind != "torch"]
+        alt = (f"\nOr, keeping this driver: {prescription_fix(ctx.facts, p.alternative)}"
+               if p.alternative and p.alternative.build else "")
+        raise FixError(f"no build of torch {t.version or ''} runs here as the machine is ({p.why}). First: "
+                       + "; then ".join(steps) + f"; then run `llmdoctor fix --torch` again (it will install torch "
+                       f"{p.build.label}).{alt}")
+    b = p.build
     py = ctx.target.python
-    spec = f"torch=={version}" if version else "torch"
     commands = ((py, "-m", "pip", "uninstall", "-y", "torch"),
-                (py, "-m", "pip", "install", spec, "--index-url", f"https://download.pytorch.org/whl/{flavour}"))
+                (py, "-m", "pip", "install", f"torch=={b.version}", "--index-url", b.index_url))
     undo = ()
     if t.installed and t.version:
         old = t.version.split("+")[0]
@@ -47,8 +53,8 @@ def plan(ctx: FixContext) -> Plan:
                 (py, "-m", "pip", "install", f"torch=={old}", "--index-url",
                  f"https://download.pytorch.org/whl/{old_flavour}"))
     notes = [f"Why: {p.title}" for p in problems]
-    if caveat:
-        notes.append(f"Note: {caveat}.")
+    notes.append(f"torch {b.label} is published ({b.source}) and runs on driver {g.driver_version} with "
+                 f"{', '.join(x.name or '?' for x in g.visible_gpus)}.")
     notes.append("torchvision / torchaudio, if installed, must be reinstalled from the same index to match "
                  f"({PREVIOUS}).")
     return Plan("torch", title, commands=commands, undo_commands=undo, notes=tuple(notes))

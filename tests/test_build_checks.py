@@ -41,7 +41,7 @@ def test_bitsandbytes_048_on_maxwell_has_no_kernels():
     m40 = gpu(name="Tesla M40", cc_major=5, cc_minor=2)
     f_ = facts(gpu=gpus(m40), target=target(distributions=(dist("bitsandbytes", "0.48.1"),)))
     (f,) = findings_of(build.bitsandbytes_check, f_)
-    assert f.status is Status.FAIL and f.fix.endswith("-m pip install 'bitsandbytes<0.48'")
+    assert f.status is Status.FAIL and f.fix.endswith("-m pip install --no-deps 'bitsandbytes<0.48'")
 
 
 def test_bitsandbytes_without_a_gpu_uses_the_cpu_since_046():
@@ -49,7 +49,7 @@ def test_bitsandbytes_without_a_gpu_uses_the_cpu_since_046():
     (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.47.0"),))))
     assert f.status is Status.INFO and "CPU" in f.title
     (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.42.0"),))))
-    assert f.id == "build.bitsandbytes-no-device" and f.fix.endswith("install 'bitsandbytes>=0.46'")
+    assert f.id == "build.bitsandbytes-no-device" and f.fix.endswith("install --no-deps 'bitsandbytes>=0.46'")
 
 
 def _ram(**kw):
