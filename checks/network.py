@@ -121,7 +121,7 @@ def _result(facts, role):
     return [r for r in n.results if r.role == role] if n else []
 
 
-@check("net.hub", category="network", needs=["network"], network=True)
+@check("network.hub", category="network", needs=["network"], network=True)
 def hub_check(facts, c):
     """The hub endpoint (HF_ENDPOINT or huggingface.co): DNS, TCP, TLS, and an answer that is the hub's."""
     n = facts.value("network")
@@ -136,11 +136,11 @@ def hub_check(facts, c):
     mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
     if fix is None and mirror is not None:
         fix = f"llmdoctor fix --mirror {mirror.url}"
-    yield c.finding(status, title, id=f"net.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
+    yield c.finding(status, title, id=f"network.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
                     detail=detail, fix=fix, docs=link)
 
 
-@check("net.mirror", category="network", needs=["network"], network=True)
+@check("network.mirror", category="network", needs=["network"], network=True)
 def mirror_check(facts, c):
     """Mirrors (hf-mirror.com by default): whether one answers as the hub where the hub itself does not."""
     (hub,) = _result(facts, "hub")
@@ -151,23 +151,23 @@ def mirror_check(facts, c):
     for m in mirrors:
         if m.ok and not hub.ok:
             yield c.finding(Status.WARN, f"The hub does not answer but the mirror {m.url} does ({_timing(m)}): "
-                            "downloads can go through it", id="net.mirror-available",
+                            "downloads can go through it", id="network.mirror-available",
                             fix=f"llmdoctor fix --mirror {m.url}", docs=docs("mirror"))
         elif m.ok:
-            yield c.finding(Status.INFO, f"Mirror {m.url} answers too ({_timing(m)})", id="net.mirror-ok")
+            yield c.finding(Status.INFO, f"Mirror {m.url} answers too ({_timing(m)})", id="network.mirror-ok")
         else:
             status, title, detail, _, link = describe_failure(m, facts, "mirror")
-            yield c.finding(Status.INFO, title, id="net.mirror-down", detail=detail, docs=link)
+            yield c.finding(Status.INFO, title, id="network.mirror-down", detail=detail, docs=link)
 
 
-@check("net.endpoints", category="network", needs=["network"], network=True)
+@check("network.endpoints", category="network", needs=["network"], network=True)
 def endpoints_check(facts, c):
     """The other hosts a setup needs: xet storage, the pip index, download.pytorch.org."""
     what = {"xet": "xet storage (large files)", "pip": "the pip index", "pytorch": "PyTorch's wheel index"}
     (hub,) = _result(facts, "hub")
     for role, label in what.items():
         if role == "xet" and not hub.ok:
-            continue  # xet matters once the hub answers; net.hub says why it does not
+            continue  # xet matters once the hub answers; network.hub says why it does not
         for r in _result(facts, role):
             if r.ok or (r.status is not None and r.status < 500):
                 yield c.finding(Status.OK, f"{label}: {r.url} reachable in {_timing(r)}")
@@ -178,10 +178,10 @@ def endpoints_check(facts, c):
                 link = docs("xet")
             if role == "pip" and r.tls_error == "untrusted":
                 fix = (fix or "") + "   (sets PIP_CERT too)"
-            yield c.finding(Status.WARN, title, id=f"net.{role}-unreachable", detail=detail, fix=fix, docs=link)
+            yield c.finding(Status.WARN, title, id=f"network.{role}-unreachable", detail=detail, fix=fix, docs=link)
 
 
-@check("net.hub-client", category="network", needs=["network", "target"], network=True)
+@check("network.hub-client", category="network", needs=["network", "target"], network=True)
 def hub_client_check(facts, c):
     """One real call through the target's huggingface_hub: its HTTP stack, the CA variables that
     stack reads, and the error it raises (TLS errors are often hidden under LocalEntryNotFoundError)."""
@@ -199,17 +199,17 @@ def hub_client_check(facts, c):
     text = "\n".join(call.errors)
     (hub,) = _result(facts, "hub")
     if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
-        yield c.finding(Status.SKIP, f"{who} fails as net.hub says ({call.errors[0][:120] if call.errors else '?'})")
+        yield c.finding(Status.SKIP, f"{who} fails as network.hub says ({call.errors[0][:120] if call.errors else '?'})")
         return
     from llmdoctor.net import STRICT_MARKERS
 
     if any(m in text for m in STRICT_MARKERS):
         yield c.finding(Status.FAIL, f"{who}: the target's Python (3.13+ strict X.509) rejects the CA that signs "
-                        f"{call.endpoint}, even where the CA is trusted", id="net.hub-client-strict", detail=text,
+                        f"{call.endpoint}, even where the CA is trusted", id="network.hub-client-strict", detail=text,
                         fix="ask IT for a CA certificate that meets RFC 5280 (critical Basic Constraints, key "
                             "identifiers); a bundle cannot fix this", docs=docs("strict"))
     elif "OfflineModeIsEnabled" in text:
-        yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="net.hub-offline",
+        yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="network.hub-offline",
                         detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
     elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "SSLCertVerification" in text:
         fp = trust_fingerprint(hub)
@@ -217,19 +217,19 @@ def hub_client_check(facts, c):
         extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
                  "one of them." if raw_ok else "")
         yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}",
-                        id="net.hub-client-tls", detail=text + extra,
+                        id="network.hub-client-tls", detail=text + extra,
                         fix=(f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"),
                         docs=docs("ssl"))
     elif "X-Repo-Commit" in text or "FileMetadataError" in text:
         yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
-                        id="net.hub-client-not-hub", detail=text, docs=docs("captive"))
+                        id="network.hub-client-not-hub", detail=text, docs=docs("captive"))
     else:
         last = call.errors[0] if call.errors else "unknown error"
-        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}", id="net.hub-client-failed",
+        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}", id="network.hub-client-failed",
                         detail=text, docs=docs("ssl"))
 
 
-@check("net.clock", category="network", needs=["network"], network=True)
+@check("network.clock", category="network", needs=["network"], network=True)
 def clock_check(facts, c):
     """This machine's clock against the Date servers send (a wrong clock breaks TLS)."""
     limit = table("llmdoctor.checks", "network")["clock_skew_s"]
@@ -239,7 +239,7 @@ def clock_check(facts, c):
             if abs(skew) > limit:
                 yield c.finding(Status.WARN, f"This machine's clock is {abs(skew) / 60:.0f} min "
                                 f"{'ahead of' if skew > 0 else 'behind'} {r.host}'s: certificates look expired or "
-                                "not yet valid", id="net.clock-skew", fix="sudo timedatectl set-ntp true",
+                                "not yet valid", id="network.clock-skew", fix="sudo timedatectl set-ntp true",
                                 docs=docs("ssl"))
             else:
                 yield c.finding(Status.OK, f"Clock agrees with {r.host} within {abs(skew):.0f} s")
@@ -251,7 +251,7 @@ def _empty(env, name) -> bool:
     return name in env and env[name].strip() in ("", "''", '""')
 
 
-@check("net.insecure", category="network", needs=["target", "netconfig"])
+@check("network.insecure", category="network", needs=["target", "netconfig"])
 def insecure_check(facts, c):
     """Leftovers that switch TLS verification off or block the hub: empty CA variables, pip
     trusted-host, conda ssl_verify false, HF_HUB_OFFLINE, CA variables naming missing files."""
@@ -267,7 +267,7 @@ def insecure_check(facts, c):
                             f"{name} is set to an empty string: the old 'verification off' trick"
                             + (" that requests < 2.28 still honours" if still else
                                " (requests >= 2.28 ignores it; it only hides the real problem)"),
-                            id="net.empty-ca-bundle", detail="An empty bundle variable disabled certificate checks "
+                            id="network.empty-ca-bundle", detail="An empty bundle variable disabled certificate checks "
                             "in requests before 2.28 and does nothing in huggingface_hub 1.x and later.",
                             fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
                             docs=docs("curl_ca_bundle"))
@@ -276,13 +276,13 @@ def insecure_check(facts, c):
         if value:
             hits += 1
             yield c.finding(Status.FAIL, f"{name}={value} names a file that does not exist: every TLS connection "
-                            "of the stacks that read it fails", id="net.ca-var-missing-file",
+                            "of the stacks that read it fails", id="network.ca-var-missing-file",
                             fix=f"unset {name}   (or: llmdoctor fix --ssl)", docs=docs("ssl"))
     for s in cfg.pip:
         if s.trusted_host:
             hits += 1
             yield c.finding(Status.WARN, f"pip trusts {s.trusted_host} without certificate checks ({s.path})",
-                            id="net.pip-trusted-host", detail="--trusted-host accepts any certificate for that "
+                            id="network.pip-trusted-host", detail="--trusted-host accepts any certificate for that "
                             "host, as insecure as switching verification off.",
                             fix=("pip config unset global.trusted-host   (then: llmdoctor fix --ssl)"
                                  if s.path != "environment" else "unset PIP_TRUSTED_HOST"),
@@ -290,25 +290,25 @@ def insecure_check(facts, c):
     for s in cfg.conda:
         if (s.ssl_verify or "").lower() in ("false", "no", "0"):
             hits += 1
-            yield c.finding(Status.WARN, f"conda's ssl_verify is false in {s.path}", id="net.conda-ssl-verify",
+            yield c.finding(Status.WARN, f"conda's ssl_verify is false in {s.path}", id="network.conda-ssl-verify",
                             fix="conda config --set ssl_verify truststore", docs=docs("conda_ssl_verify"))
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if env.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
             hits += 1
             yield c.finding(Status.WARN, f"{name}={env[name]}: no download is even attempted (left on by accident?)",
-                            id="net.offline-mode", fix=f"unset {name}", docs=docs("offline"))
+                            id="network.offline-mode", fix=f"unset {name}", docs=docs("offline"))
     stack = hub_client(target)
     set_vars = [v for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if env.get(v, "").strip() and not _empty(env, v)]
     if stack and set_vars and not set(set_vars) & set(stack["ca_vars"]):
         hits += 1
         yield c.finding(Status.INFO, f"{' and '.join(set_vars)} is set, but huggingface_hub {stack['version']} "
                         f"({stack['client']}) reads {' / '.join(stack['ca_vars'])}: that setting does not reach "
-                        "hub downloads", id="net.ca-var-ignored", fix="llmdoctor fix --ssl", docs=stack["source"])
+                        "hub downloads", id="network.ca-var-ignored", fix="llmdoctor fix --ssl", docs=stack["source"])
     if not hits:
         yield c.finding(Status.OK, "No insecure TLS leftovers (empty CA variables, trusted-host, ssl_verify off)")
 
 
-@check("net.proxy", category="network", needs=["target"])
+@check("network.proxy", category="network", needs=["target"])
 def proxy_check(facts, c):
     """Proxy variables as the target's clients read them: an https:// URL for a plain HTTP proxy."""
     env = facts.value("target").net_env
@@ -320,9 +320,9 @@ def proxy_check(facts, c):
         if value.lower().startswith("https://"):
             yield c.finding(Status.WARN, f"{name}={value}: an https:// proxy URL means TLS to the proxy itself; most "
                             "corporate proxies speak plain HTTP there ('WRONG_VERSION_NUMBER')",
-                            id="net.proxy-https-url",
+                            id="network.proxy-https-url",
                             fix=f"export {name}="
                                 + shlex.quote("http://" + value[len("https://"):].replace("***@", "<user>:<password>@")),
                             docs=docs("proxy"))
     plain = ", ".join(f"{k}={v}" for k, v in found.items())
-    yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="net.proxy")
+    yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="network.proxy")

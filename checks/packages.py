@@ -125,6 +125,16 @@ def _who(needs) -> str:
     return "; ".join(sorted(set(parts)))
 
 
+def install_fix(facts, name: str, spec: str) -> str:
+    """``pip install 'name<spec>'``; for torch the build the compatibility model picks (a bare
+    `pip install torch>=2.4` takes PyPI's default CUDA build, whatever the driver runs)."""
+    if canonicalize_name(name) == "torch":
+        from .pytorch import torch_fix_for
+
+        return torch_fix_for(facts)
+    return pip_cmd(facts, "install", f"{name}{spec}")
+
+
 @check("python.dependencies", needs=["target"])
 def dependencies_check(facts, c):
     """Every installed distribution's requirements are met (a fast `pip check`)."""
@@ -137,10 +147,10 @@ def dependencies_check(facts, c):
         name = needs[0].req.name
         spec = _spec(needs)
         yield c.finding(Status.FAIL, f"{name} is missing: {_who(needs)}", id="python.dependency-missing",
-                        fix=pip_cmd(facts, "install", f"{name}{spec}"), docs=PIP_CHECK_DOCS)
+                        fix=install_fix(facts, name, spec), docs=PIP_CHECK_DOCS)
     for key, (dist, needs) in sorted(conflicts.items()):
         spec = _spec(needs)
-        fix = pip_cmd(facts, "install", f"{dist.name}{spec}")
+        fix = install_fix(facts, dist.name, spec)
         yield c.finding(Status.FAIL, f"{dist.name} {dist.version} is installed, but {_who(needs)}",
                         id="python.dependency-conflict",
                         detail=f"All requirements on {dist.name} together: {_spec(needs) or 'any'}. "

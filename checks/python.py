@@ -51,17 +51,20 @@ def target_check(facts, c):
 
 @check("python.version", needs=["target"])
 def version_check(facts, c):
-    """Target Python version against its end of life."""
+    """Target Python version against its end of life (as of the report's date, from the clock fact)."""
     t = facts.value("target")
     major_minor = ".".join(str(x) for x in t.version_info[:2])
     eol, source = _eol(major_minor)
-    today = datetime.date.today()
+    clock = facts.value("clock")
     if eol is None:
         yield c.finding(Status.INFO, f"Python {t.python_version}: no end-of-life date on record for {major_minor}")
-    elif eol < today:
+    elif clock is None:
+        yield c.finding(Status.INFO, f"Python {t.python_version} (supported until {eol:%Y-%m}; no date to judge "
+                        "against in this report)", docs=source)
+    elif eol < clock.date:
         yield c.finding(Status.WARN, f"Python {t.python_version} reached end of life on {eol.isoformat()}",
                         detail="No security fixes, and new releases of torch, tokenizers and bitsandbytes stop "
-                               "shipping wheels for it.",
+                               f"shipping wheels for it. (Judged as of {clock.today}.)",
                         fix="create a new environment with a supported Python, e.g. `uv venv -p 3.12` "
                             "or `conda create -n llm python=3.12`", docs=source)
     else:

@@ -56,9 +56,24 @@ def prescription_claims(p: compat.Prescription) -> dict:
 def prescribe(facts, **kw) -> compat.Prescription:
     """The compatibility model's torch for this machine; the user's version kept where it can be."""
     t = facts.value("torch")
-    kw.setdefault("current", t.version if t is not None and t.installed else None)
+    if t is not None:
+        kw.setdefault("current", t.version if t.installed else None)
+    else:  # torch not probed: its distribution's version
+        from .flash_attn import installed
+
+        kw.setdefault("current", installed(facts.value("target"), "torch"))
     kw.setdefault("spec", torch_requirements(facts))
     return compat.prescribe(machine(facts), **kw)
+
+
+def torch_fix_for(facts) -> str:
+    """The command that installs a torch meeting every installed requirement on it and running
+    here (``llmdoctor fix --torch`` where the GPU was not probed: it probes it)."""
+    g = facts.value("gpu")
+    if g is None:
+        return "llmdoctor fix --torch"
+    p = prescribe(facts)
+    return prescription_fix(facts, p) or f"no torch build on record meets the requirements and runs here: {p.why}"
 
 
 def torch_requirements(facts):
@@ -66,11 +81,18 @@ def torch_requirements(facts):
     torch keeps transformers, bitsandbytes, ... satisfied)."""
     from packaging.specifiers import SpecifierSet
 
-    from .packages import needs_on
+    from packaging.utils import canonicalize_name
 
+    from .packages import needs_on
+    from .stack import implied_requirements
+
+    target = facts.value("target")
     merged = SpecifierSet()
-    for need in needs_on(facts.value("target"), "torch"):
+    for need in needs_on(target, "torch"):
         merged &= need.req.specifier
+    for _, _, req in implied_requirements(target):  # transformers' [torch] floor: below it transformers drops torch
+        if canonicalize_name(req.name) == "torch":
+            merged &= req.specifier
     return merged
 
 

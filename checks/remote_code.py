@@ -13,7 +13,7 @@ from .python import pip_cmd
 from .stack import installed_versions
 
 
-@check("hub.remote-code", category="cache", needs=["hub.remote-code", "target"])
+@check("cache.remote-code", category="cache", needs=["hub.remote-code", "target"])
 def remote_code_check(facts, c):
     """Remote-code model repos (auto_map) saved with a transformers far from the installed one."""
     rc, target = facts.value("hub.remote-code"), facts.value("target")
@@ -38,7 +38,7 @@ def remote_code_check(facts, c):
         newer = Version(installed.base_version) > Version(written.base_version)
         yield c.finding(Status.WARN, f"{repo.repo_id} runs its own code (trust_remote_code), saved with transformers "
                         f"{written}; transformers {installed} is installed" + (": expect AttributeErrors from "
-                        "transformers internals it relies on" if newer else ""), id="hub.remote-code-version",
+                        "transformers internals it relies on" if newer else ""), id="cache.remote-code-version",
                         detail=f"{gap['why']}\nClasses: {', '.join(repo.classes)}\nSnapshot: {rc.cache}/models--"
                                f"{repo.repo_id.replace('/', '--')}/snapshots/{repo.revision}",
                         fix=pip_cmd(facts, "install", f"transformers=={written}") + "   (in an env for this model; or "

@@ -61,18 +61,17 @@ def known_bad_check(facts, c):
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")
 
 
-@check("python.stack", needs=["target"])
-def implied_extras_check(facts, c):
-    """What transformers declares for torch and accelerate (its [torch] extra), read from its
-    own metadata, against the installed versions (data: known_bad.json implied_extras)."""
-    from .packages import _applies, _parse, analyse
+def implied_requirements(target):
+    """(owner, extra, requirement, why, source) for every requirement an installed package's
+    implied extra puts on another installed package (transformers' [torch] extra on torch)."""
+    from .packages import _applies, _parse
 
-    target = facts.value("target")
+    if target is None:
+        return []
     installed = installed_versions(target)
-    already = analyse(target)[1]  # conflicts pip check reports itself
     spec = table("llmdoctor.checks", "known_bad")["implied_extras"]
     dists = {canonicalize_name(d.name): d for d in target.distributions if d.name}
-    judged = 0
+    out = []
     for item in spec["rows"]:
         owner = dists.get(canonicalize_name(item["dist"]))
         if owner is None:
@@ -83,14 +82,30 @@ def implied_extras_check(facts, c):
             if (req is None or key not in {canonicalize_name(p) for p in item["packages"]} or key not in installed
                     or not _applies(req, target.markers, item["extra"]) or _applies(req, target.markers, "")):
                 continue
-            judged += 1
-            name, version = installed[key]
-            if req.specifier.contains(version, prereleases=True) or key in already:
-                continue
-            yield c.finding(Status.FAIL, f"{owner.name} {owner.version} needs {name}{req.specifier} (its "
-                            f"[{item['extra']}] extra); {name} {version} is installed", id="python.stack-floor",
-                            detail=item["why"], fix=pip_cmd(facts, "install", f"{name}{req.specifier}"),
-                            docs=item["source"])
+            out.append((owner, item, req))
+    return out
+
+
+@check("python.stack", needs=["target"])
+def implied_extras_check(facts, c):
+    """What transformers declares for torch and accelerate (its [torch] extra), read from its
+    own metadata, against the installed versions (data: known_bad.json implied_extras)."""
+    from .packages import analyse, install_fix
+
+    target = facts.value("target")
+    installed = installed_versions(target)
+    already = analyse(target)[1]  # conflicts pip check reports itself
+    judged = 0
+    for owner, item, req in implied_requirements(target):
+        key = canonicalize_name(req.name)
+        judged += 1
+        name, version = installed[key]
+        if req.specifier.contains(version, prereleases=True) or key in already:
+            continue
+        yield c.finding(Status.FAIL, f"{owner.name} {owner.version} needs {name}{req.specifier} (its "
+                        f"[{item['extra']}] extra); {name} {version} is installed", id="python.stack-floor",
+                        detail=item["why"], fix=install_fix(facts, name, str(req.specifier)),
+                        docs=item["source"])
     if judged:
         yield c.finding(Status.OK, "transformers' own requirements on torch and accelerate are met")
     else:

@@ -20,14 +20,19 @@ def _torch_findings(facts):
 
 def plan(ctx: FixContext) -> Plan:
     from llmdoctor.checks.nvidia import no_gpu
-    from llmdoctor.checks.pytorch import prescribe, prescription_fix
+    from llmdoctor.checks.pytorch import prescribe, prescription_fix, torch_requirements
+    from llmdoctor.versions import parse_version
 
     t, g = ctx.facts.value("torch"), ctx.facts.value("gpu")
     if g is None or no_gpu(g):
         raise FixError("no NVIDIA GPU here: a CPU build of torch is the right one")
     if t is None:
         raise FixError(f"cannot read torch in the target: {ctx.facts.reason('torch')}")
-    problems = [f for f in _torch_findings(ctx.facts) if f.status >= Status.FAIL]
+    problems = [f.title for f in _torch_findings(ctx.facts) if f.status >= Status.FAIL]
+    spec = torch_requirements(ctx.facts) if ctx.facts.value("target") is not None else None
+    v = parse_version(t.version) if t.installed else None
+    if spec and v is not None and not spec.contains(parse_version(v.base_version), prereleases=True):
+        problems.append(f"torch {t.version} does not meet what the installed packages require of it (torch{spec})")
     title = f"Install the torch build for driver {g.driver_version} into {ctx.target.python}"
     if t.installed and not problems:
         return Plan("torch", title, nothing_to_do=f"torch {t.version} already fits this driver and GPU.")
@@ -52,7 +57,7 @@ def plan(ctx: FixContext) -> Plan:
         undo = ((py, "-m", "pip", "uninstall", "-y", "torch"),
                 (py, "-m", "pip", "install", f"torch=={old}", "--index-url",
                  f"https://download.pytorch.org/whl/{old_flavour}"))
-    notes = [f"Why: {p.title}" for p in problems]
+    notes = [f"Why: {why}" for why in problems]
     notes.append(f"torch {b.label} is published ({b.source}) and runs on driver {g.driver_version} with "
                  f"{', '.join(x.name or '?' for x in g.visible_gpus)}.")
     notes.append("torchvision / torchaudio, if installed, must be reinstalled from the same index to match "

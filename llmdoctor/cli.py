@@ -63,10 +63,22 @@ def _load_replay(path):
         raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="--replay") from None
 
 
+def _selection(only, skip):
+    """The checks --only / --skip pick; a pattern that matches none is a usage error (exit 2)."""
+    from .doctor import selected_checks
+    from .registry import SelectionError
+
+    try:
+        return selected_checks(only, skip)
+    except SelectionError as exc:
+        raise click.UsageError(f"--only / --skip: {exc}") from None
+
+
 def _build_report(python, offline, only, skip, replay_file):
     from .doctor import diagnose, replay
     from .report import ReplayError
 
+    _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error
     if replay_file:
         try:
             return replay(_load_replay(replay_file), only=only, skip=skip)
@@ -76,9 +88,7 @@ def _build_report(python, offline, only, skip, replay_file):
 
 
 def _list_checks(as_json: bool, only, skip) -> None:
-    from .doctor import selected_checks
-
-    sel = selected_checks(only, skip)
+    sel = _selection(only, skip)
     rows = [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
              "description": c.description} for c in sel.checks]
     problems = [f.to_dict() for f in sel.problems]
@@ -98,8 +108,11 @@ python_option = click.option("--python", "python", metavar="PATH",
                                   "VIRTUAL_ENV, else CONDA_PREFIX, else this interpreter.")
 offline_option = click.option("--offline", is_flag=True, envvar="LLMDOCTOR_OFFLINE",
                               help="Run no network probe; network checks are skipped (env: LLMDOCTOR_OFFLINE=1).")
-only_option = click.option("--only", multiple=True, metavar="IDS", help="Run only these check ids or globs (network.*).")
-skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS", help="Skip these check ids or globs.")
+only_option = click.option("--only", multiple=True, metavar="IDS",
+                           help="Run only these categories, check ids or globs (network, network.hub, 'network.*'); "
+                                "comma-separated or repeated.")
+skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS",
+                           help="Skip these categories, check ids or globs.")
 
 
 @cli.command(epilog=EXIT_CODES)

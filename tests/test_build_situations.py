@@ -204,7 +204,7 @@ def test_chatglm_remote_code_saved_with_427_under_transformers_445():
                        ("modeling_qwen.QWenLMHeadModel",))), scanned=2)
     t = target(distributions=(dist("transformers", "4.45.2"),))
     fs = findings_of(remote_code.remote_code_check, facts(target=t, **{"hub_remote-code": rc}))
-    assert [f.id for f in fs] == ["hub.remote-code-version", "hub.remote-code-version"]
+    assert [f.id for f in fs] == ["cache.remote-code-version", "cache.remote-code-version"]
     assert "THUDM/chatglm-6b" in fs[0].title and "install transformers==4.27.1" in fs[0].fix
 
 
@@ -215,6 +215,10 @@ def test_transformers_floor_on_torch_read_from_its_own_metadata():
     fs = findings_of(stack.implied_extras_check, facts(target=t))
     (f,) = [f for f in fs if f.id == "python.stack-floor"]
     assert f.title == "transformers 4.57.1 needs torch>=2.2 (its [torch] extra); torch 2.1.2 is installed"
-    assert f.fix.endswith("install 'torch>=2.2'")
+    assert f.fix == "llmdoctor fix --torch"  # the GPU was not probed: fix --torch probes it
+    fs = findings_of(stack.implied_extras_check, facts(target=t, gpu=gpus(gpu())))
+    (f,) = [f for f in fs if f.id == "python.stack-floor"]
+    # not a bare `pip install 'torch>=2.2'` (PyPI's default CUDA build): a published build the driver runs
+    assert f.fix.endswith("install --force-reinstall torch==2.2.2 --index-url https://download.pytorch.org/whl/cu121")
     ok = target(distributions=(tf, dist("torch", "2.6.0"), dist("accelerate", "1.10.1")))
     assert [f.status for f in findings_of(stack.implied_extras_check, facts(target=ok))] == [Status.OK]

@@ -1,5 +1,5 @@
 from checks_under_test import packages, python  # noqa: F401  (see tests/checks_under_test.py)
-from factories import dist, facts, findings_of, imports, target
+from factories import clock, dist, facts, findings_of, imports, target
 from llmdoctor.model import Status
 from llmdoctor.probes.python_env import ImportResult
 
@@ -75,14 +75,26 @@ def test_two_copies_of_one_distribution():
 
 def test_end_of_life_python_warns_with_source():
     t = target(python_version="3.8.18", version_info=(3, 8, 18))
-    (f,) = findings_of(python.version_check, facts(target=t))
+    (f,) = findings_of(python.version_check, facts(target=t, clock=clock()))
     assert f.status is Status.WARN and "2024-10-07" in f.title
     assert f.docs == "https://devguide.python.org/versions/"
 
 
 def test_supported_python_is_ok():
-    (f,) = findings_of(python.version_check, facts(target=target(python_version="3.13.0", version_info=(3, 13, 0))))
+    (f,) = findings_of(python.version_check, facts(target=target(python_version="3.13.0", version_info=(3, 13, 0)),
+                                                   clock=clock()))
     assert f.status is Status.OK
+
+
+def test_python_end_of_life_is_judged_as_of_the_reports_date_not_today():
+    """The check is pure: the date comes from the clock fact, so a report judged again on another
+    day gets the same verdict (3.10's end of life is 2026-10)."""
+    t = target(python_version="3.10.14", version_info=(3, 10, 14))
+    (before,) = findings_of(python.version_check, facts(target=t, clock=clock("2026-06-01")))
+    (after,) = findings_of(python.version_check, facts(target=t, clock=clock("2026-11-26")))
+    assert before.status is Status.OK and after.status is Status.WARN
+    (none,) = findings_of(python.version_check, facts(target=t))
+    assert none.status is Status.INFO and "no date to judge against" in none.title
 
 
 def test_unknown_python_minor_is_info():
