@@ -9,6 +9,7 @@ import shlex
 
 from packaging.specifiers import SpecifierSet
 
+from llmdoctor.compat import tls
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
@@ -181,10 +182,39 @@ def endpoints_check(facts, c):
             yield c.finding(Status.WARN, title, id=f"network.{role}-unreachable", detail=detail, fix=fix, docs=link)
 
 
+DNS_MARKERS = ("NameResolutionError", "Failed to resolve", "Name or service not known", "nodename nor servname",
+               "getaddrinfo failed", "Temporary failure in name resolution", "No address associated with hostname")
+TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "SSLError", "SSLCertVerification")
+
+
+def verification(facts, call) -> tls.Verification:
+    """Whether the target's hub call verified certificates: as the stack itself said (recorded by
+    the probe), else as the compatibility model reads its version and environment."""
+    if call.verify:
+        if call.verify == "off":
+            return tls.Verification(False, "off (the stack itself says so for this environment)")
+        if call.verify == "on":
+            return tls.Verification(True, "the stack's default bundle")
+        if call.verify.startswith("bundle:"):
+            return tls.Verification(True, call.verify[len("bundle:"):])
+        return tls.Verification(None, call.verify)
+    target = facts.value("target")
+    requests = installed_versions(target).get("requests") if target else None
+    stack = hub_client(target)
+    return tls.stack_verification(call.client or (stack or {}).get("client"), target.net_env if target else {},
+                                  requests[1] if requests else None)
+
+
+def _stack_key(call, target) -> str:
+    client = call.client or (hub_client(target) or {}).get("client") or "?"
+    return f"tls-verification:{'requests' if client == 'requests' else client}"
+
+
 @check("network.hub-client", category="network", needs=["network", "target"], network=True)
 def hub_client_check(facts, c):
     """One real call through the target's huggingface_hub: its HTTP stack, the CA variables that
-    stack reads, and the error it raises (TLS errors are often hidden under LocalEntryNotFoundError)."""
+    stack reads, whether it verified certificates, and the error it raises (TLS errors are often
+    hidden under LocalEntryNotFoundError)."""
     n, target = facts.value("network"), facts.value("target")
     call = n.hub_call
     if call is None or call.skipped:
@@ -193,16 +223,34 @@ def hub_client_check(facts, c):
     stack = hub_client(target)
     reads = f"; it reads {' / '.join(stack['ca_vars'])}, else {stack['default_trust']}" if stack else ""
     who = f"huggingface_hub {call.version} ({call.client or '?'})"
+    (hub,) = _result(facts, "hub")
+    fp = trust_fingerprint(hub)
+    ssl_fix = f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"
+    v = verification(facts, call)
+    key = _stack_key(call, target)
     if call.ok:
-        yield c.finding(Status.OK, f"{who} in the target reaches {call.endpoint} with verification on{reads}")
+        if v.on is False:
+            yield c.finding(Status.FAIL, f"{who} in the target reaches {call.endpoint} only because certificate "
+                            f"verification is off: {v.how}", id="network.hub-client-unverified",
+                            detail="Any machine between you and the hub can read and change what is downloaded. "
+                                   + ("The hub's TLS is intercepted here (see network.hub): with verification on, "
+                                      "this call fails." if hub.tls_error == "untrusted" else ""),
+                            fix=ssl_fix + "   (trusts the right CA and removes the verification-off setting)",
+                            docs=docs("curl_ca_bundle"), claims={key: "off"})
+        elif v.on is None:
+            yield c.finding(Status.INFO, f"{who} in the target reaches {call.endpoint}; whether it verified the "
+                            f"certificate is unknown ({v.how}){reads}", claims={})
+        else:
+            yield c.finding(Status.OK, f"{who} in the target reaches {call.endpoint} with certificate verification "
+                            f"on ({v.how}){reads}", claims={key: "on"})
         return
     text = "\n".join(call.errors)
-    (hub,) = _result(facts, "hub")
     if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
         yield c.finding(Status.SKIP, f"{who} fails as network.hub says ({call.errors[0][:120] if call.errors else '?'})")
         return
     from llmdoctor.net import STRICT_MARKERS
 
+    late = f" (abandoned after {call.seconds:.0f} s of retries)" if call.timed_out and call.seconds else ""
     if any(m in text for m in STRICT_MARKERS):
         yield c.finding(Status.FAIL, f"{who}: the target's Python (3.13+ strict X.509) rejects the CA that signs "
                         f"{call.endpoint}, even where the CA is trusted", id="network.hub-client-strict", detail=text,
@@ -211,22 +259,32 @@ def hub_client_check(facts, c):
     elif "OfflineModeIsEnabled" in text:
         yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="network.hub-offline",
                         detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
-    elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "SSLCertVerification" in text:
-        fp = trust_fingerprint(hub)
-        raw_ok = hub.ok
+    elif any(m in text for m in TLS_MARKERS):
         extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
-                 "one of them." if raw_ok else "")
-        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}",
-                        id="network.hub-client-tls", detail=text + extra,
-                        fix=(f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"),
-                        docs=docs("ssl"))
+                 "one of them." if hub.ok else "")
+        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}{late}",
+                        id="network.hub-client-tls", detail=text + extra, fix=ssl_fix, docs=docs("ssl"),
+                        claims={key: "on"} if v.on else {})
+    elif any(m in text for m in DNS_MARKERS):
+        mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
+        yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {call.endpoint}: DNS fails{late}",
+                        id="network.hub-client-dns", detail=text,
+                        fix=(f"llmdoctor fix --mirror {mirror.url}" if mirror else
+                             "check DNS (`resolvectl status`, /etc/resolv.conf) or set HTTPS_PROXY to your network's "
+                             "proxy; no command here can repair a name server"), docs=docs("ssl"))
     elif "X-Repo-Commit" in text or "FileMetadataError" in text:
         yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
-                        id="network.hub-client-not-hub", detail=text, docs=docs("captive"))
+                        id="network.hub-client-not-hub", detail=text,
+                        fix="open the endpoint in a browser: a captive portal or a proxy's page answers instead of "
+                            "the hub; log in there, or point HF_ENDPOINT at the hub or a mirror",
+                        docs=docs("captive"))
     else:
         last = call.errors[0] if call.errors else "unknown error"
-        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}", id="network.hub-client-failed",
-                        detail=text, docs=docs("ssl"))
+        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}{late}",
+                        id="network.hub-client-failed", detail=text + ("\nRetries logged:\n" + "\n".join(call.retries)
+                                                                      if call.retries else ""),
+                        fix="read the error above (detail); network.hub probes the same endpoint step by step "
+                            "(DNS, TCP, TLS, HTTP) and names the failing one", docs=docs("ssl"))
 
 
 @check("network.clock", category="network", needs=["network"], network=True)
@@ -258,17 +316,31 @@ def insecure_check(facts, c):
     target, cfg = facts.value("target"), facts.value("netconfig")
     env = target.net_env
     hits = 0
+    requests = installed_versions(target).get("requests")
+    ver = tls.requests_verification({k: ("" if _empty(env, k) else v) for k, v in env.items()},
+                                    requests[1] if requests else None)
     for name in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
-        if _empty(env, name):
-            hits += 1
-            requests = installed_versions(target).get("requests")
-            still = requests is not None and requests[1] < parse_version("2.28")
-            yield c.finding(Status.FAIL if still else Status.WARN,
-                            f"{name} is set to an empty string: the old 'verification off' trick"
-                            + (" that requests < 2.28 still honours" if still else
-                               " (requests >= 2.28 ignores it; it only hides the real problem)"),
-                            id="network.empty-ca-bundle", detail="An empty bundle variable disabled certificate checks "
-                            "in requests before 2.28 and does nothing in huggingface_hub 1.x and later.",
+        if not _empty(env, name):
+            continue
+        hits += 1
+        detail = ("An empty bundle variable disabled certificate checks in requests before 2.28 and does "
+                  "nothing in huggingface_hub 1.x and later.")
+        if requests is not None and ver.on is False and ver.variable == name:
+            yield c.finding(Status.FAIL, f"{name} is set to an empty string, and requests {requests[1]} (< 2.28) "
+                            "takes that as 'verify nothing': TLS verification is off for requests",
+                            id="network.empty-ca-bundle", detail=detail,
+                            fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
+                            docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "off"})
+        elif requests is not None and ver.on and ver.variable == "REQUESTS_CA_BUNDLE":
+            yield c.finding(Status.INFO, f"{name} is set to an empty string but does nothing here: requests reads "
+                            f"REQUESTS_CA_BUNDLE first, and it names a bundle ({env['REQUESTS_CA_BUNDLE']}): "
+                            "verification is on", id="network.empty-ca-bundle", detail=detail,
+                            fix=f"unset {name}   (a leftover of the old 'verification off' trick)",
+                            docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "on"})
+        else:
+            why = (f"requests {requests[1]} >= 2.28 ignores it" if requests else "requests is not installed")
+            yield c.finding(Status.WARN, f"{name} is set to an empty string: the old 'verification off' trick "
+                            f"({why}; it only hides the real problem)", id="network.empty-ca-bundle", detail=detail,
                             fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
                             docs=docs("curl_ca_bundle"))
     for name in target.net_missing_files:

@@ -44,7 +44,8 @@ def plan(ctx: FixContext) -> Plan:
         return Plan("max-jobs", title, notes=tuple(notes), nothing_to_do=f"{path} already sets MAX_JOBS={jobs}.")
     wanted = {**current, "MAX_JOBS": str(jobs)}
     wanted.update(_deepspeed_vars(ctx, target, notes))
-    change = FileChange(path, envhook.render(wanted), f"Start-up hook in {target.purelib}")
+    change = FileChange(path, envhook.merge(read_bytes(path), wanted), f"Start-up hook in {target.purelib}",
+                        mode=envhook.MODE)
     return Plan("max-jobs", title, changes=(change,), notes=tuple(notes))
 
 

@@ -114,7 +114,7 @@ def test_untrusted_ca_then_fix_ssl_with_ca_file_then_undo(online, ca, hub_venv, 
         assert head_fails(hub_venv)
 
         hook = str(site_packages(hub_venv) / "llmdoctor-env.pth")
-        bundle = str(tmp_path / "config" / "ca-bundle.pem")
+        bundle = str(site_packages(hub_venv) / "llmdoctor-ca-bundle.pem")
         before = snapshot([hook, bundle, str(bashrc)])
         dry = fix("--ssl", "--python", str(hub_venv), "--ca-file", str(ca_pem), "--dry-run")
         assert dry.exit_code == 0 and "Dry run" in dry.output and snapshot(before) == before
@@ -232,7 +232,8 @@ def test_hub_dead_mirror_alive_then_fix_mirror(online, hub_venv, monkeypatch):
         applied = fix("--mirror", mirror.url, "--python", str(hub_venv), "--yes")
         assert applied.exit_code == 0 and "Verified" in applied.output, applied.output
         assert "HF_HUB_DISABLE_XET=1" in applied.output
-        assert "wins over the hook" in applied.output  # HF_ENDPOINT is set in this shell
+        assert "replaces exactly that value" in applied.output  # HF_ENDPOINT is set in this shell
+        assert not head_fails(hub_venv)  # the user's next download, with the shell's HF_ENDPOINT, uses the mirror
         done = download(hub_venv, drop=("HF_ENDPOINT",))
         assert done.returncode == 0, done.stderr[-2000:]
         assert not head_fails(hub_venv, drop=("HF_ENDPOINT",))
