@@ -38,33 +38,38 @@ def ninja_check(facts, c):
 
 @check("build.compile-ram", category="build", needs=["cuda", "system", "target"])
 def compile_ram_check(facts, c):
-    """Parallel compile jobs of an extension build against the RAM (builds killed with -9)."""
+    """Parallel compile jobs of each extension build against the RAM (builds killed with -9), with
+    each kind's own RAM per job: flash-attn's nvcc threads, DeepSpeed's cc1plus."""
+    from llmdoctor.compat import compile as cm
+
+    from .sizing import kinds_here
+
     tk, s, t = facts.value("cuda"), facts.value("system"), facts.value("target")
     if effective_nvcc(tk) is None:
         yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
         return
-    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
     avail = s.ram_usable_bytes
     if avail is None:
         yield c.finding(Status.SKIP, "RAM size unknown")
         return
-    cpus = s.cpus_for_jobs
-    fits = max(1, avail // per_job["value"])  # RAM alone; more CPUs than jobs is no danger
     raw = t.build_env.get("MAX_JOBS")
-    jobs = int(raw) if raw and raw.strip().isdigit() and int(raw) > 0 else None
-    if raw is not None and jobs is None:
+    if raw is not None and not (raw.strip().isdigit() and int(raw) > 0):
         yield c.finding(Status.WARN, f"MAX_JOBS={raw!r} is not a positive number: builds ignore or reject it",
-                        id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs", docs=per_job["source"])
+                        id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs",
+                        docs=cm.kind("flash-attn")["source"])
         return
-    planned = jobs or cpus + 2  # ninja's default parallelism is the CPU count plus two
-    source = f"MAX_JOBS={jobs}" if jobs else f"ninja's default: {cpus} CPUs + 2"
-    if planned > fits:
-        yield c.finding(Status.WARN, f"An extension build would run {planned} compile jobs ({source}) but "
-                        f"{gib(avail)} of free RAM holds about {fits}: flash-attn / DeepSpeed builds get killed "
-                        "('Killed signal terminated program cc1plus')", id="build.compile-ram",
-                        detail=per_job["why"], fix="llmdoctor fix --max-jobs", docs=per_job["source"])
-    else:
-        yield c.finding(Status.OK, f"{planned} compile jobs ({source}) fit in {gib(avail)} of free RAM")
+    for p in (cm.plan(k, t.build_env, s.cpus_for_jobs or 1, avail) for k in kinds_here(facts)):
+        each = f"{gib(p.per_job_bytes)} per job ({p.row['per_job_words']})"
+        if p.fits:
+            yield c.finding(Status.OK, f"{p.label}: {p.jobs} compile job{'s' * (p.jobs != 1)} ({p.how}) at up to "
+                            f"{each} fit in {gib(avail)} of free RAM", docs=p.row["source"],
+                            claims={f"compile-fits:{p.kind}": "yes"})
+        else:
+            yield c.finding(Status.WARN, f"{p.label}: a build would run {p.jobs} compile jobs ({p.how}) at up to "
+                            f"{each}, but {gib(avail)} of free RAM holds about {p.ram_jobs}: the build gets killed "
+                            "('Killed signal terminated program cc1plus', return code -9)", id="build.compile-ram",
+                            detail=p.row["why"], fix="llmdoctor fix --max-jobs", docs=p.row["source"],
+                            claims={f"compile-fits:{p.kind}": "no"})
 
 
 @check("build.deepspeed", category="build", needs=["cuda", "torch", "target", "system"])
@@ -137,9 +142,10 @@ def _offload_ram(facts, c, have):
     fits = {st: avail / (offload_ram_bytes(1, st) or 1) / 1e9 for st in (2, 3)}
     table_ = "\n".join(f"- {p / 1e9:g}B parameters: ZeRO-2 offload {gib(offload_ram_bytes(p, 2))}, ZeRO-3 offload "
                        f"{gib(offload_ram_bytes(p, 3))}" for p in OFFLOAD_SIZES)
-    jobs = jobs_for(s)
+    jobs = jobs_for(s, "deepspeed")
     detail = (f"{z2['why']}\nHost RAM needed by model size:\n{table_}\nBuilding cpu_adam: MAX_JOBS={jobs} fits "
-              "the RAM (more jobs get the build killed with return code -9).")
+              "the RAM (build.compile-ram). A process killed with -9 while training with offload is this RAM, not "
+              "the compile: fewer compile jobs do not help there.")
     six = offload_ram_bytes(6e9, 2)
     status = Status.INFO if six <= avail else Status.WARN
     yield c.finding(status, f"deepspeed {have}: ZeRO-2 CPU offload of a 6B model needs about {gib(six)} of RAM, "

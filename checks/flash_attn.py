@@ -230,7 +230,7 @@ def flash_attn_install_check(facts, c):
                         docs=release["source"])
         return
     blockers = source_build_blockers(facts)
-    jobs = jobs_for(facts.value("system"))
+    jobs = jobs_for(facts.value("system"), "flash-attn", target.build_env)
     why = (f"No prebuilt flash-attn wheel matches torch {t.version}, CUDA {t.cuda}, "
            f"{_tag(target)[0] or target.implementation} on {target.platform} (it looks for {name})")
     if blockers:
