@@ -241,5 +241,7 @@ def extension_imports_check(facts, c):
     yield from import_findings(facts, c, results, "build.extension-import", {"flash_attn": "flash-attn"})
     good = [r for r in present if r.status == "ok"]
     if good:
-        yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(
-            f"{r.module} {r.version}" if r.version else r.module for r in good))
+        from .python import shown
+
+        dists = {"flash_attn": "flash-attn"}
+        yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(shown(facts, r, dists) for r in good))

@@ -49,7 +49,7 @@ def target_check(facts, c):
         yield c.finding(Status.INFO, title)
 
 
-@check("python.version", needs=["target"])
+@check("python.version", needs=["target", "clock"])
 def version_check(facts, c):
     """Target Python version against its end of life (as of the report's date, from the clock fact)."""
     t = facts.value("target")
@@ -85,20 +85,63 @@ def headers_check(facts, c):
                     fix=fix, docs="https://github.com/deepspeedai/DeepSpeed/issues/3223")
 
 
+def dist_version(facts, dist: str) -> str | None:
+    """The installed distribution's version (what pip shows), if the target facts list it."""
+    from packaging.utils import canonicalize_name
+
+    t = facts.value("target")
+    for d in (t.distributions if t else ()):
+        if d.name and canonicalize_name(d.name) == canonicalize_name(dist):
+            return d.version
+    return None
+
+
+def shown(facts, r, dists: dict[str, str]) -> str:
+    """'regex 2024.11.6': a module named with its distribution's version, not the module's own
+    __version__ (regex says 2.5.148 there)."""
+    version = dist_version(facts, dists.get(r.module, r.module)) or r.version
+    return f"{r.module} {version}" if version else r.module
+
+
+def _abi_tag(path: str) -> str:
+    import re
+
+    m = re.search(r"cpython-(\d)(\d+)|cp(\d)(\d+)-", path)
+    if not m:
+        return "another Python"
+    major, minor = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return f"Python {major}.{minor}"
+
+
 def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
     """A finding per import that errs, crashes or hangs; the cause named where the message tells it."""
     from .importerrors import classify
 
+    t = facts.value("target")
     for r in results:
         if r.status in ("ok", "absent"):
             continue
         dist = dists.get(r.module, r.module)
         lines = (r.message or "").strip().splitlines()
+        if r.foreign_abi:
+            built = sorted({_abi_tag(p) for p in r.foreign_abi})
+            here = t.python_version if t else "this one"
+            version = dist_version(facts, dist)
+            yield c.finding(Status.FAIL, f"`import {r.module}` fails: its compiled extension modules were built for "
+                            f"{' and '.join(built)}, not for Python {here} (a site-packages copied from another "
+                            "Python, or installed with another interpreter's pip)", id=f"{id_prefix}-other-python",
+                            detail="Built for another Python:\n" + "\n".join(r.foreign_abi) + "\n\n" + (r.message or ""),
+                            fix=pip_cmd(facts, "install", "--force-reinstall", "--no-deps",
+                                        f"{dist}=={version}" if version else dist)
+                            + "   (reinstalls the wheel built for this Python)",
+                            docs="https://docs.python.org/3/extending/building.html")
+            continue
         known = classify(r.message)
         fix = (known["fix"].format(pip=pip_cmd(facts), dist=dist) if known
                else pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist))
         if r.status == "error":
-            what = f"`import {r.module}` fails: " + (known["cause"] if known else (lines[-1] if lines else r.error_type))
+            first = next((line for line in lines if line.strip() and not line.startswith("Caused by")), "")
+            what = f"`import {r.module}` fails: " + (known["cause"] if known else (first or r.error_type or "?"))
             fid = f"{id_prefix}-{known['id']}" if known else f"{id_prefix}-failed"
         else:
             what = (f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "
@@ -115,7 +158,7 @@ def imports_check(facts, c):
     good = [r for r in results if r.status == "ok"]
     yield from import_findings(facts, c, results, "python.import", IMPORT_DIST)
     if good and len(good) == len([r for r in results if r.status != "absent"]):
-        names = ", ".join(f"{r.module} {r.version}" if r.version else r.module for r in good)
+        names = ", ".join(shown(facts, r, IMPORT_DIST) for r in good)
         yield c.finding(Status.OK, f"Native packages import cleanly: {names}")
     elif not good and all(r.status == "absent" for r in results):
         yield c.finding(Status.SKIP, "None of the probed native packages is installed")

@@ -22,6 +22,19 @@ def installed_versions(target) -> dict[str, tuple[str, Version]]:
     return out
 
 
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _condition(name: str | None, target) -> bool:
+    """known_bad.json's `also_run_if`: when the extra step applies to this environment."""
+    if name is None:
+        return True
+    if name == "https_proxy_url":
+        env = target.net_env if target else {}
+        return any((env.get(k) or "").lower().startswith("https://") for k in PROXY_VARS)
+    return False
+
+
 @check("python.known-bad", needs=["target"])
 def known_bad_check(facts, c):
     """Versions known to break LLM workflows, and harmful workaround pins (data: known_bad.json)."""
@@ -34,10 +47,13 @@ def known_bad_check(facts, c):
         hits += 1
         name, version = found
         fix = pip_cmd(facts, "install", f"{name}{row['fix_spec']}")
-        if row.get("also_run"):
+        why = row["why"]
+        if row.get("also_run") and _condition(row.get("also_run_if"), facts.value("target")):
             fix += f"   (then: {row['also_run']})"
+        elif row.get("also_run_if"):
+            why += " " + row.get("why_without_proxy", "")
         yield c.finding(Status.parse(row["status"]), row["title"].format(version=version), id=row["id"],
-                        detail=row["why"], fix=fix, docs=row["source"])
+                        detail=why.strip(), fix=fix, docs=row["source"])
     for row in table("llmdoctor.checks", "known_bad").get("missing_companions", ()):
         if all(canonicalize_name(n) in installed for n in row["when_all"]) and \
                 canonicalize_name(row["missing"]) not in installed:

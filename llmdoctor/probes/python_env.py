@@ -79,6 +79,8 @@ class ImportResult:
     seconds: float | None = None
     error_type: str | None = None
     message: str | None = None
+    #: extension modules in the package built for another Python (e.g. cpython-310 under 3.11)
+    foreign_abi: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,8 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
                 results.append(ImportResult(name, "ok", version=event.get("version"), seconds=event.get("seconds")))
             else:
                 results.append(ImportResult(name, "error", seconds=event.get("seconds"),
-                                            error_type=event.get("type"), message=event.get("message")))
+                                            error_type=event.get("type"), message=event.get("message"),
+                                            foreign_abi=tuple(str(x) for x in event.get("foreign_abi") or ())))
         if current is None or done.returncode == 0:
             break
         failure = describe_failure(done, f"`import {current}`", left)

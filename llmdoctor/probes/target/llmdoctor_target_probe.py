@@ -382,10 +382,43 @@ def _emit(obj):
     sys.stdout.flush()
 
 
+def _foreign_abi(folder, limit=20000):
+    """Extension modules under ``folder`` built for another Python than this one
+    (``_x.cpython-310-x86_64-linux-gnu.so`` under 3.11): what a site-packages copied between
+    Python versions leaves behind. Lists at most five, after looking at ``limit`` files."""
+    import re
+
+    mine = "cpython-{}{}".format(sys.version_info[0], sys.version_info[1])
+    pat = re.compile(r"\.(cpython-\d+)[^.]*\.so$|\.cp(\d+)-win[^.]*\.pyd$")
+    found, seen = [], 0
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            seen += 1
+            m = pat.search(name)
+            if m:
+                tag = m.group(1) or "cpython-" + m.group(2)
+                if tag != mine:
+                    found.append(os.path.relpath(os.path.join(root, name), os.path.dirname(folder)))
+                    if len(found) >= 5:
+                        return found
+        if seen > limit:
+            break
+    return found
+
+
 def imports(modules):
+    import importlib.util
+
     for name in modules:
         _emit({"event": "start", "module": name})
         started = time.perf_counter()
+        folder = None
+        try:
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations:
+                folder = list(spec.submodule_search_locations)[0]
+        except Exception:
+            pass
         try:
             mod = __import__(name)
             version = getattr(mod, "__version__", None)
@@ -393,8 +426,16 @@ def imports(modules):
                    "version": version if isinstance(version, str) else None})
         except BaseException as exc:  # SystemExit and friends included: report, go on
             lines = traceback.format_exception_only(type(exc), exc)
-            _emit({"event": "error", "module": name, "seconds": time.perf_counter() - started,
-                   "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]})
+            cause = exc.__cause__ or exc.__context__
+            if cause is not None:  # numpy hides the real error behind "relaunch your python interpreter"
+                lines += ["\nCaused by: "] + traceback.format_exception_only(type(cause), cause)
+            event = {"event": "error", "module": name, "seconds": time.perf_counter() - started,
+                     "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]}
+            try:
+                event["foreign_abi"] = _foreign_abi(folder) if folder else []
+            except Exception:
+                pass
+            _emit(event)
 
 
 def _version_py_field(text, name):
