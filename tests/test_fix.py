@@ -124,7 +124,7 @@ def test_max_jobs_adds_ds_build_aio_0_only_where_ds_build_ops_would_fail(tmp_pat
 
 def test_max_jobs_for_deepspeed_alone_uses_its_own_ram_per_job(tmp_path):
     """A CPU torch with DeepSpeed: no flash-attn build can happen, so MAX_JOBS is sized by
-    DeepSpeed's measured 1.5 GiB per cc1plus, not by flash-attn's 20 GiB per nvcc."""
+    DeepSpeed's measured 2 GiB per cc1plus, not by flash-attn's 20 GiB per nvcc."""
     from factories import dist, torch_facts
 
     site = tmp_path / "site"
@@ -133,8 +133,8 @@ def test_max_jobs_for_deepspeed_alone_uses_its_own_ram_per_job(tmp_path):
               target=target(purelib=str(site), prefix=str(tmp_path), distributions=(dist("deepspeed", "0.19.8"),)),
               torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
     plan = max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f))
-    assert envhook.parse(plan.changes[0].content) == {"MAX_JOBS": "20"}
-    assert "DeepSpeed ops: 1.5 GiB per job" in plan.notes[0]
+    assert envhook.parse(plan.changes[0].content) == {"MAX_JOBS": "15"}
+    assert "DeepSpeed ops: 2.1 GiB per job" in plan.notes[0]
 
 
 def test_max_jobs_without_a_site_packages_is_a_clear_error(tmp_path):
