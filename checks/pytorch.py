@@ -47,10 +47,11 @@ def prescription_detail(p: compat.Prescription) -> str:
     return " ".join(lines)
 
 
-def prescription_claims(p: compat.Prescription) -> dict:
+def prescription_claims(p: compat.Prescription) -> list[tuple[str, str]]:
+    """What a prescription asserts about the machine: whether its build runs here as it is."""
     if p.build is None:
-        return {}
-    return {f"torch-build-runs:{p.build.label}": "no" if p.blocked else "yes"}
+        return []
+    return [(f"torch-build-runs:{p.build.label}", "no" if p.blocked else "yes")]
 
 
 def prescribe(facts, **kw) -> compat.Prescription:
@@ -146,7 +147,7 @@ def cpu_only_check(facts, c):
                     f"GPU{'s' * (n != 1)}: torch.cuda.is_available() is False",
                     detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
                     fix=prescription_fix(facts, p), docs=p.build.source if p.build else PREVIOUS_VERSIONS,
-                    claims={"torch-cuda-works": "no", **prescription_claims(p)})
+                    claims=[("torch-cuda-works", "no"), *prescription_claims(p)])
 
 
 @check("torch.driver", needs=["torch", "gpu"])
@@ -190,7 +191,7 @@ def driver_check(facts, c):
                     f"driver >= {need or '?'}" + (", PTX JIT for this GPU" if ptx else "") + ")",
                     detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
                     fix=prescription_fix(facts, p) or _no_fix(p), docs=source,
-                    claims={f"torch-build-runs:{label}": "no", "torch-cuda-works": "no", **prescription_claims(p)})
+                    claims=[(f"torch-build-runs:{label}", "no"), ("torch-cuda-works", "no"), *prescription_claims(p)])
 
 
 def _no_fix(p: compat.Prescription) -> str:
@@ -243,7 +244,7 @@ def runs_on(cc: str, arch_list) -> bool:
     """A build runs on compute capability ``cc`` if it has cubins for that major at a minor
     <= cc's, or PTX (compute_XY) at or below cc to JIT from."""
     major, minor = (int(x) for x in cc.split("."))
-    return compat.kernel_for((major, minor), arch_list) is not None
+    return compat.kernel_for((major, minor), tuple(arch_list)) is not None
 
 
 @check("torch.arch", needs=["torch", "gpu"])
@@ -267,4 +268,4 @@ def arch_check(facts, c):
                             "'no kernel image is available for execution on the device'",
                             id="torch.arch-missing", docs=NO_KERNEL_DOCS, detail=prescription_detail(p),
                             fix=prescription_fix(facts, p) or _no_fix(p),
-                            claims={"torch-cuda-works": "no", **prescription_claims(p)})
+                            claims=[("torch-cuda-works", "no"), *prescription_claims(p)])

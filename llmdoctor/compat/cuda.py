@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 from packaging.version import Version
@@ -31,10 +32,12 @@ def mm(v: Version | None) -> tuple[int, int] | None:
     return None if v is None else (v.major, v.minor)
 
 
+@lru_cache(maxsize=4096)
 def family(cuda_major: int) -> dict | None:
     return next((r for r in table(PKG, "cuda_drivers")["families"] if r["cuda_major"] == cuda_major), None)
 
 
+@lru_cache(maxsize=4096)
 def family_min_driver(cuda_major: int, platform: str = "linux") -> Version | None:
     """The oldest driver that runs CUDA ``cuda_major``.x cubins (minor-version compatibility)."""
     row = family(cuda_major)
@@ -42,6 +45,7 @@ def family_min_driver(cuda_major: int, platform: str = "linux") -> Version | Non
     return parse_version(value) if value else None
 
 
+@lru_cache(maxsize=4096)
 def native_min_driver(cuda: Version) -> Version | None:
     """The oldest (Linux) driver whose own CUDA is ``cuda``'s major.minor or newer."""
     for r in table(PKG, "cuda_drivers")["toolkits"]:
@@ -50,6 +54,7 @@ def native_min_driver(cuda: Version) -> Version | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def native_cuda(driver: Version | None) -> Version | None:
     """The newest CUDA a (Linux) driver runs natively, from the release-notes table."""
     if driver is None:
@@ -98,6 +103,7 @@ def runs_cuda(cuda: Version, driver: Driver, ptx_jit: bool = False) -> bool | No
     return driver.version >= floor
 
 
+@lru_cache(maxsize=4096)
 def min_driver(cuda: Version, ptx_jit: bool = False, platform: str = "linux") -> tuple[str | None, str]:
     """(the oldest driver that runs ``cuda`` code, as NVIDIA writes it; its source)."""
     if ptx_jit:
@@ -115,7 +121,8 @@ def min_driver(cuda: Version, ptx_jit: bool = False, platform: str = "linux") ->
 ARCH = re.compile(r"(sm|compute)_(\d+)(\d)a?")
 
 
-def kernel_for(cc: tuple[int, int], archs: Iterable[str]) -> str | None:
+@lru_cache(maxsize=4096)
+def kernel_for(cc: tuple[int, int], archs: tuple[str, ...]) -> str | None:
     """How code with arch list ``archs`` runs on compute capability ``cc``: "sass" (a cubin of
     the same major at a minor <= cc's), "ptx" (JIT from compute_XY <= cc), or None."""
     major, minor = cc

@@ -11,7 +11,7 @@ first) that makes one run. Checks and fixes word the result; nothing here prints
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterable
 
 from packaging.specifiers import SpecifierSet
@@ -34,7 +34,7 @@ class TorchBuild:
     source: str = ""
     archs_source: str = ""
 
-    @property
+    @cached_property
     def cuda(self) -> Version | None:
         return variant_cuda(self.variant)
 
@@ -46,11 +46,12 @@ class TorchBuild:
     def label(self) -> str:
         return f"{self.version}+{self.variant}"
 
-    @property
+    @cached_property
     def key(self) -> Version:
         return Version(self.version)
 
 
+@lru_cache(maxsize=256)
 def variant_cuda(variant: str | None) -> Version | None:
     """'cu121' -> 12.1, 'cu130' -> 13.0; None for cpu / rocm."""
     if not variant or not variant.startswith("cu") or not variant[2:].isdigit() or len(variant) < 4:
@@ -308,6 +309,11 @@ def prescribe(m: Machine, *, current: str | None = None, spec: SpecifierSet | st
     runs, else the nearest version that does."""
     spec = SpecifierSet(spec) if isinstance(spec, str) else spec
     min_cuda = Version(min_cuda) if isinstance(min_cuda, str) else min_cuda
+    return _prescribe(m, current, spec, min_cuda, None if variants is None else frozenset(variants), cpu)
+
+
+@lru_cache(maxsize=1024)
+def _prescribe(m: Machine, current, spec, min_cuda, variants, cpu) -> Prescription:
     cur = parse_version(base(current)) if current else None
     cands = candidates(spec=spec, min_cuda=min_cuda, variants=variants, cpu=cpu or not m.ccs)
     if not cands:
