@@ -230,7 +230,7 @@ def bitsandbytes_check(facts, c):
                             docs=rule["source"])
 
 
-@check("build.extension-imports", category="build", needs=["target.extensions"])
+@check("build.extension-imports", category="build", needs=["target.extensions", "target"])
 def extension_imports_check(facts, c):
     """The installed CUDA extensions (flash_attn, bitsandbytes) import in the target, or why not."""
     results = facts.value("target.extensions").results

@@ -101,20 +101,28 @@ def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | 
         return (Status.FAIL, f"TLS to {where}{via} fails with a protocol error: an https:// proxy URL for a plain "
                 "HTTP proxy?", r.tls_detail or "", "export HTTPS_PROXY=http://<proxy-host>:<port>", docs("proxy"))
     if phase and phase.name == "dns":
-        return Status.FAIL, f"{where}: {phase.error}", "", None, docs("ssl")
+        return (Status.FAIL, f"{where}: {phase.error}", "", "check this machine's DNS (`resolvectl status`, "
+                "/etc/resolv.conf) or set HTTPS_PROXY to your network's proxy: no command here can repair a name "
+                "server", docs("ssl"))
     if phase and phase.name in ("tcp", "proxy"):
-        return Status.FAIL, f"{where}{via}: {phase.error}", "", None, docs("ssl")
+        return (Status.FAIL, f"{where}{via}: {phase.error}", "", "a firewall or proxy stands between this machine "
+                "and the host: set HTTPS_PROXY to your network's proxy, or ask its administrator to allow the host",
+                docs("ssl"))
     if phase and phase.name == "tls":
-        return Status.FAIL, f"TLS to {where} fails: {phase.error}", _chain_detail(r), None, docs("ssl")
+        return (Status.FAIL, f"TLS to {where} fails: {phase.error}", _chain_detail(r),
+                "read the TLS error above: nothing on this machine can be changed to fix a server's TLS; "
+                "try again later or through another network", docs("ssl"))
     if phase and phase.name == "http":
         return (Status.FAIL, f"{where} accepts the connection but gives no answer: {phase.error}", "",
-                None, docs("ssl"))
+                "the server or a proxy in between holds the connection: try again later, or another network or "
+                "mirror", docs("ssl"))
     if r.hub_headers is False:
         ctype = r.headers.get("content-type", "?")
         return (Status.FAIL, f"{where} answers HTTP {r.status} ({ctype}) without the hub's headers (X-Repo-Commit, "
                 "ETag): a captive portal or a proxy's page, not the hub", f"headers: {r.headers}",
                 "open the URL in a browser and log in to the network's portal, or use a mirror", docs("captive"))
-    return Status.FAIL, f"{where}: HTTP {r.status}", f"headers: {r.headers}", None, docs("ssl")
+    return (Status.FAIL, f"{where}: HTTP {r.status}", f"headers: {r.headers}",
+            "the server answered with an error: look at its status page, or try again later", docs("ssl"))
 
 
 def _result(facts, role):
@@ -135,8 +143,8 @@ def hub_check(facts, c):
         return
     status, title, detail, fix, link = describe_failure(r, facts, name)
     mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
-    if fix is None and mirror is not None:
-        fix = f"llmdoctor fix --mirror {mirror.url}"
+    if mirror is not None and r.tls_error in (None, "other") and r.hub_headers is not False:
+        fix = f"llmdoctor fix --mirror {mirror.url}"  # the hub cannot be reached, a mirror can
     yield c.finding(status, title, id=f"network.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
                     detail=detail, fix=fix, docs=link)
 
@@ -174,7 +182,7 @@ def endpoints_check(facts, c):
                 yield c.finding(Status.OK, f"{label}: {r.url} reachable in {_timing(r)}")
                 continue
             status, title, detail, fix, link = describe_failure(r, facts, label)
-            if role == "xet" and fix is None:
+            if role == "xet" and r.tls_error in (None, "other"):
                 fix = "export HF_HUB_DISABLE_XET=1   (downloads then use plain HTTP from the hub or mirror)"
                 link = docs("xet")
             if role == "pip" and r.tls_error == "untrusted":

@@ -151,7 +151,7 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
                         docs=known["source"] if known else None)
 
 
-@check("python.imports", needs=["target.imports"])
+@check("python.imports", needs=["target.imports", "target"])
 def imports_check(facts, c):
     """Native-extension packages import without error or crash."""
     results = facts.value("target.imports").results

@@ -53,6 +53,8 @@ class Scenario:
     native_libs: dict = field(default_factory=dict)
     net_env: dict = field(default_factory=dict)
     intercepted: bool = False  #: the hub's TLS is intercepted by a CA the machine does not trust
+    hub_state: str = "ok"  #: "ok" | "dns" | "tcp" | "http" | "portal" | "expired" (ignored when intercepted)
+    mirror_ok: bool = False  #: hf-mirror.com answers as a hub
     call: HubCall | None = None  #: the target's hub call as recorded
     ram_gib: int = 64
     cpus: int = 16
@@ -116,12 +118,31 @@ def facts_of(s: Scenario) -> Facts:
                              (Phase("dns", True, 0.01), Phase("tcp", True, 0.02),
                               Phase("tls", False, 0.05, "CERTIFICATE_VERIFY_FAILED")), tls_error="untrusted",
                              chain=(root,))
-    else:
+    elif s.hub_state == "ok":
         hub = EndpointResult("hub", "https://huggingface.co", "huggingface.co", 443, ok, status=200,
                              headers={"x-repo-commit": "607a30d783dfa663caf39e06633721c8d4cfcd7e", "etag": '"a"'},
                              hub_headers=True)
+    else:
+        failed = {"dns": (Phase("dns", False, 0.01, "cannot resolve huggingface.co: [Errno -2] Name or service "
+                                                    "not known"),),
+                  "tcp": (Phase("dns", True, 0.01), Phase("tcp", False, 4.0, "cannot connect: timed out")),
+                  "http": (*ok[:3], Phase("http", False, 8.0, "no answer within 8 s")),
+                  "portal": ok, "expired": ok[:2] + (Phase("tls", False, 0.05, "certificate has expired"),)}
+        hub = EndpointResult("hub", "https://huggingface.co", "huggingface.co", 443, failed[s.hub_state],
+                             status=200 if s.hub_state == "portal" else None,
+                             headers={"content-type": "text/html"} if s.hub_state == "portal" else {},
+                             hub_headers=False if s.hub_state == "portal" else None,
+                             tls_error="expired" if s.hub_state == "expired" else None,
+                             chain=(Cert("CN=huggingface.co", "CN=Amazon RSA 2048 M02", "12:" * 31 + "34",
+                                         "2024-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),)
+                             if s.hub_state == "expired" else (), local_date="2026-11-26T10:00:00+00:00")
+    results = [hub]
+    if s.mirror_ok:
+        results.append(EndpointResult("mirror", "https://hf-mirror.com", "hf-mirror.com", 443, ok, status=200,
+                                      headers={"x-repo-commit": "607a30d783dfa663caf39e06633721c8d4cfcd7e",
+                                               "etag": '"a"'}, hub_headers=True))
     net = NetworkFacts(endpoint="https://huggingface.co", endpoint_from="default", repo="openai-community/gpt2",
-                       results=(hub,), hub_call=s.call)
+                       results=tuple(results), hub_call=s.call)
     tk = toolkit((s.nvcc, f"/usr/local/cuda-{s.nvcc[:4]}/bin/nvcc", "PATH")) if s.nvcc else toolkit()
     sysf = system(ram_total_bytes=s.ram_gib * GiB, ram_available_bytes=int(s.ram_gib * 0.9) * GiB,
                   cpu_usable=s.cpus, cpu_logical=s.cpus)

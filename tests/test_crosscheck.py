@@ -76,7 +76,9 @@ def scenario(draw) -> sc.Scenario:
         driver=driver, gpu=gpu, torch=torch, nvcc=draw(st.sampled_from(sc.NVCCS)),
         python=draw(st.sampled_from(sc.PYTHONS)), packages=packages,
         requires={n: REQUIRES[n] for n, _ in packages if n in REQUIRES}, net_env=env,
-        intercepted=draw(st.booleans()), call=call, ram_gib=draw(st.sampled_from([16, 32, 64, 128, 512])),
+        intercepted=draw(st.booleans()), call=call,
+        hub_state=draw(st.sampled_from(["ok", "ok", "dns", "tcp", "http", "portal", "expired"])),
+        mirror_ok=draw(st.booleans()), ram_gib=draw(st.sampled_from([16, 32, 64, 128, 512])),
         cpus=draw(st.sampled_from([2, 8, 16, 64])), live=draw(st.booleans()),
         build_env=draw(st.sampled_from([{}, {"MAX_JOBS": "4"}, {"MAX_JOBS": "64"}])))
 
