@@ -103,6 +103,14 @@ def deepspeed_check(facts, c):
     else:
         yield c.finding(Status.OK, f"deepspeed {have}: nvcc {nvcc.release} can build its ops for torch's CUDA "
                         f"{t.cuda}", docs=DS_DOCS)
+    g = facts.value("gpu")
+    for gpu in (g.visible_gpus if g is not None and not no_gpu(g) else ()):
+        for op in rows("llmdoctor.compat", "deepspeed"):
+            if gpu.cc_major is not None and Version(gpu.compute_capability) < Version(op["min_cc"]):
+                yield c.finding(Status.INFO, f"deepspeed {have}: its {op['op']} kernels do not build for GPU "
+                                f"{gpu.index} {gpu.name} (compute capability {gpu.compute_capability} < "
+                                f"{op['min_cc']}); training ops (ZeRO, fused Adam) are not affected",
+                                id="build.deepspeed-gpu-arch", docs=op["source"])
     if tk.libaio is None or tk.libaio_header is None:
         missing = "libaio" if tk.libaio is None else "libaio.h"
         yield c.finding(Status.INFO, f"deepspeed {have}: {missing} is missing, so the async_io op (ZeRO-Infinity "

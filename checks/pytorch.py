@@ -173,8 +173,9 @@ def driver_check(facts, c):
             else f"through minor-version compatibility (CUDA {cuda.major}.x needs >= {need})")
         yield c.finding(Status.OK, f"Driver {m.driver} runs torch's CUDA {t.cuda} (needs >= {need or '?'})",
                         detail=f"It runs it {how}." if not live_works(t) else f"Proven: {how}.", docs=source,
-                        claims={f"torch-build-runs:{label}": "yes", "torch-cuda-works": "yes"}
-                        if live_works(t) else {f"torch-build-runs:{label}": "yes"})
+                        claims=[(f"torch-build-runs:{label}", "yes"), ("torch-cuda-works", "yes")] if live_works(t)
+                        else [(f"torch-build-runs:{label}", "yes")] if f is not None and f.ok
+                        else [(f"driver-runs-cuda:{cuda.major}.{cuda.minor}{'-ptx' if ptx else ''}", "yes")])
         p = prescribe(facts)
         if p.build and not p.blocked and p.build.version == (compat.torchbuilds.base(t.version)) \
                 and p.build.cuda and p.build.cuda > cuda:

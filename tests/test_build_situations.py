@@ -223,3 +223,10 @@ def test_transformers_floor_on_torch_read_from_its_own_metadata():
     assert f.fix.endswith("install --force-reinstall torch==2.2.2 --index-url https://download.pytorch.org/whl/cu121")
     ok = target(distributions=(tf, dist("torch", "2.6.0"), dist("accelerate", "1.10.1")))
     assert [f.status for f in findings_of(stack.implied_extras_check, facts(target=ok))] == [Status.OK]
+
+
+def test_deepspeed_inference_kernels_on_a_maxwell_gpu_are_named_from_the_compat_table():
+    m40 = gpus(gpu(name="Tesla M40", cc_major=5, cc_minor=2))
+    fs = _ds(gpu=m40)
+    f = fs["build.deepspeed-gpu-arch"]
+    assert f.status is Status.INFO and "transformer_inference" in f.title and "5.2 < 6.0" in f.title
