@@ -58,16 +58,21 @@ def compile_ram_check(facts, c):
                         id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs",
                         docs=cm.kind("flash-attn")["source"])
         return
-    for p in (cm.plan(k, t.build_env, s.cpus_for_jobs or 1, avail) for k in kinds_here(facts)):
-        each = f"{gib(p.per_job_bytes)} per job ({p.row['per_job_words']})"
+    kinds = kinds_here(facts)
+    if not kinds:
+        yield c.finding(Status.SKIP, "No CUDA extension build can happen here: torch is not a CUDA build and neither "
+                        "flash-attn nor DeepSpeed is installed")
+        return
+    for p in (cm.plan(k, t.build_env, s.cpus_for_jobs or 1, avail) for k in kinds):
+        each = f"up to {gib(p.per_job_bytes)} each ({p.words})"
+        n = f"{p.jobs} compile job{'s' * (p.jobs != 1)} at once ({p.how})"
         if p.fits:
-            yield c.finding(Status.OK, f"{p.label}: {p.jobs} compile job{'s' * (p.jobs != 1)} ({p.how}) at up to "
-                            f"{each} fit in {gib(avail)} of free RAM", docs=p.row["source"],
-                            claims={f"compile-fits:{p.kind}": "yes"})
+            yield c.finding(Status.OK, f"{p.label}: {n}, {each}, fit in {gib(avail)} of free RAM",
+                            docs=p.row["source"], claims={f"compile-fits:{p.kind}": "yes"})
         else:
-            yield c.finding(Status.WARN, f"{p.label}: a build would run {p.jobs} compile jobs ({p.how}) at up to "
-                            f"{each}, but {gib(avail)} of free RAM holds about {p.ram_jobs}: the build gets killed "
-                            "('Killed signal terminated program cc1plus', return code -9)", id="build.compile-ram",
+            yield c.finding(Status.WARN, f"{p.label}: a build would run {n}, {each}, but {gib(avail)} of free RAM "
+                            f"holds about {p.ram_jobs}: the build gets killed ('Killed signal terminated program "
+                            "cc1plus', return code -9)", id="build.compile-ram",
                             detail=p.row["why"], fix="llmdoctor fix --max-jobs", docs=p.row["source"],
                             claims={f"compile-fits:{p.kind}": "no"})
 

@@ -243,5 +243,5 @@ def flash_attn_install_check(facts, c):
         yield c.finding(Status.INFO, f"`pip install flash-attn` compiles from source here (no prebuilt wheel); "
                         f"nvcc, ninja, compiler, headers and disk are ready: run it with MAX_JOBS={jobs or 1}",
                         id="build.flash-attn-source-build", detail=why + ".",
-                        fix=build["build_cmd"].format(jobs=jobs or 1, pip=pip_cmd(facts)),
+                        fix=build["build_cmd"].format(jobs=jobs or 1, pip=pip_cmd(facts), version=latest),
                         docs=build["source"])

@@ -25,8 +25,8 @@ def kinds_here(facts) -> list[str]:
 
     target, t = facts.value("target"), facts.value("torch")
     out = []
-    if t is None or (t.installed and t.build == "cuda") or installed(target, "flash-attn"):
+    if t is None or (t.installed and t.build == "cuda") or installed(target, "flash-attn"):  # not probed: assume it
         out.append("flash-attn")
     if installed(target, "deepspeed"):
         out.append("deepspeed")
-    return out or ["flash-attn"]
+    return out

@@ -22,7 +22,7 @@ def plan(ctx: FixContext) -> Plan:
         raise FixError(f"the target's site-packages ({target.purelib}) is not writable; "
                        "run with --python pointing to an environment you own")
     chosen = ctx.options.get("jobs")
-    kinds = kinds_here(ctx.facts)
+    kinds = kinds_here(ctx.facts) or ["flash-attn", "deepspeed"]  # asked for anyway: size for any build
     if chosen:
         jobs, why = int(chosen), f"--jobs {chosen}"
         plans = []
@@ -33,7 +33,7 @@ def plan(ctx: FixContext) -> Plan:
         env = {k: v for k, v in target.build_env.items() if k != "MAX_JOBS"}
         jobs, plans = cm.safe_max_jobs(kinds, env, cpus, avail)
         why = (f"{gib(avail)} RAM available, {cpus} usable CPUs; "
-               + "; ".join(f"{p.label}: {gib(p.per_job_bytes)} per job ({p.row['per_job_words']}), so "
+               + "; ".join(f"{p.label}: {gib(p.per_job_bytes)} per job ({p.words}), so "
                            f"{p.safe_jobs} job{'s' * (p.safe_jobs != 1)}" for p in plans))
     path = envhook.hook_path(target.purelib)
     current = envhook.parse(read_bytes(path))

@@ -234,6 +234,8 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
                            + "; ".join(pr.text for pr in fit.problems) + f" [{text}]")
         if unpinned_torch(text):
             bad.append(f"{x.id}: installs an unpinned torch (PyPI's default build, whatever the driver): {text}")
+        if re.search(r"pip install(?: --\S+)* flash-attn(?!=)", text):
+            bad.append(f"{x.id}: installs an unpinned flash-attn: {text}")
         for version in FLASH_PIN.findall(text):
             if version.rstrip(",") not in flash:
                 bad.append(f"{x.id}: flash-attn {version} has no release on record: {text}")

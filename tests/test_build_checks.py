@@ -65,8 +65,8 @@ def test_deepspeeds_ninja_default_on_many_cpus_and_little_ram_gets_killed():
                torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
     (f,) = findings_of(build.compile_ram_check, f_)
     assert f.id == "build.compile-ram" and f.status is Status.WARN
-    assert "DeepSpeed ops: a build would run 34 compile jobs (ninja's default: 32 CPUs + 2)" in f.title
-    assert "2.1 GiB per job" in f.title and "holds about 14" in f.title
+    assert "DeepSpeed ops: a build would run 34 compile jobs at once (ninja's default: 32 CPUs + 2)" in f.title
+    assert "up to 2.1 GiB each" in f.title and "holds about 14" in f.title
     assert f.fix == "llmdoctor fix --max-jobs"
 
 
@@ -74,11 +74,11 @@ def test_flash_attn_sizes_its_own_jobs_but_a_max_jobs_set_by_hand_overrides_it()
     """flash-attn's nvcc runs 4 threads at up to 5 GB each: MAX_JOBS=4 wants about 80 GB."""
     f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target())
     (f,) = findings_of(build.compile_ram_check, f_)
-    assert f.status is Status.OK and "flash-attn sizes MAX_JOBS itself" in f.title
+    assert f.status is Status.OK and "its setup.py sizes MAX_JOBS from free RAM" in f.title
     f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target(build_env={"MAX_JOBS": "4"}))
     (f,) = findings_of(build.compile_ram_check, f_)
-    assert f.status is Status.WARN and "flash-attn: a build would run 4 compile jobs (MAX_JOBS=4)" in f.title
-    assert "20.0 GiB per job" in f.title and "holds about 1" in f.title
+    assert f.status is Status.WARN and "flash-attn: a build would run 4 compile jobs at once (MAX_JOBS=4)" in f.title
+    assert "up to 20.0 GiB each (4 nvcc threads x 5.0 GiB)" in f.title and "holds about 1" in f.title
 
 
 def test_max_jobs_set_by_the_hook_is_what_counts():
@@ -101,5 +101,5 @@ def test_few_cpus_and_plenty_of_ram_is_fine():
                torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
     (f,) = findings_of(build.compile_ram_check, f_)
     assert f.status is Status.OK
-    assert f.title == ("DeepSpeed ops: 4 compile jobs (ninja's default: 2 CPUs + 2) at up to 2.1 GiB per job (one "
-                       "cc1plus of a DeepSpeed op; cpu_adam measured at 2.05 GiB peak) fit in 23.0 GiB of free RAM")
+    assert f.title == ("DeepSpeed ops: 4 compile jobs at once (ninja's default: 2 CPUs + 2), up to 2.1 GiB each (one "
+                       "cc1plus; cpu_adam measured at 2.05 GiB), fit in 23.0 GiB of free RAM")

@@ -53,7 +53,7 @@ def test_python_314_has_no_wheel_and_compiles_with_a_ram_sized_max_jobs():
                             sys_=system(cpu_usable=32, ram_available_bytes=128 * GiB))
     assert f.id == "build.flash-attn-source-build" and "cp314" in f.detail
     # one nvcc job = 4 threads at up to 5 GiB (flash-attn PR #2079): 128 GiB holds 6 of them
-    assert f.fix.startswith("MAX_JOBS=6 ") and f.fix.endswith("-m pip install flash-attn --no-build-isolation")
+    assert f.fix.startswith("MAX_JOBS=6 ") and f.fix.endswith("-m pip install flash-attn==2.8.3 --no-build-isolation")
 
 
 def test_cuda_13_torch_without_a_toolkit_cannot_compile():

@@ -100,7 +100,7 @@ def test_7_a_deepspeed_build_is_judged_by_its_own_ram_per_job_and_offload_ram_is
                target=target(distributions=(dist("deepspeed", "0.19.8"),)),
                torch=sc.torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
     (ram,) = findings_of(build.compile_ram_check, f_)
-    assert ram.status is Status.OK and ram.title.startswith("DeepSpeed ops: 18 compile jobs (ninja's default")
+    assert ram.status is Status.OK and ram.title.startswith("DeepSpeed ops: 18 compile jobs at once (ninja's default")
     ds = by_id(findings_of(build.deepspeed_check, f_))
     offload = ds["build.deepspeed-offload-ram"]
     assert offload.status is Status.WARN and "ZeRO-2 CPU offload of a 6B model" in offload.title

@@ -26,6 +26,7 @@ class JobPlan:
     safe_jobs: int  #: MAX_JOBS to use: no more jobs than CPUs or than the RAM holds (at least 1)
     row: dict
     safe_ram: int = 0  #: the free RAM judged against
+    words: str = ""  #: what one job is, short ("4 nvcc threads x 5.0 GiB")
 
     @property
     def peak_bytes(self) -> int:
@@ -69,11 +70,16 @@ def plan(name: str, build_env: Mapping[str, str], cpus: int, avail_bytes: int) -
         how = f"MAX_JOBS={jobs}"
     elif r.get("sizes_itself"):
         jobs = max(1, min(cpus // 2 or 1, avail_bytes // each))
-        how = f"{r['label']} sizes MAX_JOBS itself from free RAM and CPUs"
+        how = "its setup.py sizes MAX_JOBS from free RAM"
     else:
         jobs = cpus + 2
         how = f"ninja's default: {cpus} CPUs + 2"
-    return JobPlan(name, r["label"], each, jobs, how, safe, r, avail_bytes)
+    if r.get("bytes_per_thread"):
+        threads = each // r["bytes_per_thread"]
+        words = f"{threads} nvcc thread{'s' * (threads != 1)} x {r['bytes_per_thread'] / 2**30:.1f} GiB"
+    else:
+        words = r["per_job_words"]
+    return JobPlan(name, r["label"], each, jobs, how, safe, r, avail_bytes, words)
 
 
 def safe_max_jobs(names, build_env: Mapping[str, str], cpus: int, avail_bytes: int) -> tuple[int, list[JobPlan]]:
