@@ -138,12 +138,13 @@ def cpu_only_check(facts, c):
     if no_gpu(g) or not t.installed:
         yield c.finding(Status.SKIP, "No NVIDIA GPU" if no_gpu(g) else "torch is not installed")
         return
-    if t.build != "cpu":
-        yield c.finding(Status.OK, f"torch {t.version} is a {t.build.upper()} build")
+    if t.build == "cuda":
+        yield c.finding(Status.OK, f"torch {t.version} is a CUDA build")
         return
     p = prescribe(facts)
     n = len(g.gpus)
-    yield c.finding(Status.FAIL, f"torch {t.version} is a CPU-only build on a machine with {n} NVIDIA "
+    kind = "a ROCm (AMD GPU) build" if t.build == "rocm" else "a CPU-only build"
+    yield c.finding(Status.FAIL, f"torch {t.version} is {kind} on a machine with {n} NVIDIA "
                     f"GPU{'s' * (n != 1)}: torch.cuda.is_available() is False",
                     detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
                     fix=prescription_fix(facts, p), docs=p.build.source if p.build else PREVIOUS_VERSIONS,

@@ -133,3 +133,10 @@ def test_p40_is_offered_the_cu126_build_the_only_one_with_pascal_kernels():
     cpu = torch_facts(version="2.9.1+cpu", build="cpu", cuda=None)
     (f,) = run(pt.cpu_only_check, cpu, gpus(p40, driver_version="580.95.05", cuda_driver_version="13.0"))
     assert f.fix.endswith("--index-url https://download.pytorch.org/whl/cu126")
+
+
+def test_a_rocm_torch_on_an_nvidia_machine_is_not_called_fine():
+    (f,) = run(pt.cpu_only_check, torch_facts(version="2.5.1+rocm6.2", build="rocm", cuda=None, hip="6.2"),
+               gpus(gpu(), driver_version="550.54.15", cuda_driver_version="12.4"))
+    assert f.status is Status.FAIL and "a ROCm (AMD GPU) build on a machine with 1 NVIDIA GPU" in f.title
+    assert f.fix.endswith("torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124")
