@@ -5,8 +5,8 @@ from __future__ import annotations
 
 
 def builtin_checks():
-    from . import (build, cache, flash_attn, jupyter, network, nvidia, packages, python, pytorch, remote_code, stack, system,
-                   toolkit)
+    from . import (build, cache, distributed, flash_attn, jupyter, network, nvidia, packages, python, pytorch, remote_code,
+                   stack, system, toolkit)
 
     return (
         python.target_check,
@@ -54,4 +54,9 @@ def builtin_checks():
         network.mirror_check,
         network.endpoints_check,
         network.clock_check,
+        distributed.topology_check,
+        distributed.p2p_check,
+        distributed.nccl_env_check,
+        distributed.network_check,
+        distributed.allreduce_check,
     )

@@ -24,9 +24,16 @@ def _live(facts):
 @check("cache.contents", category="cache", needs=["cache"])
 def contents_check(facts, c):
     """What each hub cache root holds, and what `cache prune` would free."""
+    for r in facts.value("cache").roots:
+        if r.exists and r.error:
+            yield c.finding(Status.FAIL, f"The Hugging Face cache {r.path} ({r.source}) cannot be used: {r.error}",
+                            id="cache.unreadable", detail="Every download and every from_pretrained() that reads "
+                            "this cache fails until it is a folder this user can read and write.",
+                            fix=_unusable_fix(r), docs=DOCS)
     roots = _live(facts)
     if not roots:
-        yield c.finding(Status.SKIP, "No Hugging Face cache yet")
+        if not any(r.exists and r.error for r in facts.value("cache").roots):
+            yield c.finding(Status.SKIP, "No Hugging Face cache yet")
         return
     floor = _limit("reclaim_info_bytes")["value"]
     for r in roots:
@@ -46,6 +53,15 @@ def contents_check(facts, c):
                             docs=DOCS)
         else:
             yield c.finding(Status.OK, summary)
+
+
+def _unusable_fix(r) -> str:
+    """For a root that is a file: point the variable elsewhere; else make the folder the user's."""
+    var = "HF_HOME" if r.source in ("HF_HOME", "default") else r.source.split()[0]
+    if r.error_kind == "not-a-folder":
+        return f"unset {var}   (or export {var}=<a folder>)" if r.source != "default" else \
+            "export HF_HOME=<a folder of yours>   (a file stands where the cache folder belongs)"
+    return f'sudo chown -R "$(id -un)" {shlex.quote(r.path)}   (or export {var}=<a folder of yours>)'
 
 
 @check("cache.location", category="cache", needs=["cache"])

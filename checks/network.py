@@ -100,6 +100,10 @@ def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | 
     if r.tls_error == "protocol":
         return (Status.FAIL, f"TLS to {where}{via} fails with a protocol error: an https:// proxy URL for a plain "
                 "HTTP proxy?", r.tls_detail or "", "export HTTPS_PROXY=http://<proxy-host>:<port>", docs("proxy"))
+    if phase and phase.name == "url":
+        var = "HF_ENDPOINT" if r.role == "hub" else "LLMDOCTOR_NET_TARGETS"
+        return (Status.FAIL, f"{where} is {phase.error}: nothing can be downloaded from it", "",
+                f"export {var}=<a URL such as https://huggingface.co>   (or unset it)", docs("endpoint"))
     if phase and phase.name == "dns":
         return (Status.FAIL, f"{where}: {phase.error}", "", "check this machine's DNS (`resolvectl status`, "
                 "/etc/resolv.conf) or set HTTPS_PROXY to your network's proxy: no command here can repair a name "

@@ -96,30 +96,34 @@ def shm_check(facts, c):
 
 @check("system.disk", needs=["system"])
 def disk_check(facts, c):
-    """Free disk space for the home directory and the Hugging Face cache."""
+    """Free disk space for the home directory, the Hugging Face cache and the temporary directory."""
     s = facts.value("system")
-    warn, fail = limit("disk_free_warn_bytes"), limit("disk_free_fail_bytes")
     groups: dict = {}
     for disk in s.disks:
-        if disk.role == "tmp":  # the build checks judge the temp directory against a build's needs
-            continue
         key = disk.mountpoint or disk.existing or disk.path
         groups.setdefault(key, []).append(disk)
     for disks in groups.values():
         disk = disks[0]
-        roles = " and ".join(d.role for d in disks)
+        roles = " and ".join("the temporary directory" if d.role == "tmp" else d.role for d in disks)
         fid = "system.disk-" + "-".join(d.role for d in disks)
+        # a disk holding models is judged by the model thresholds, the temporary directory alone by pip's
+        tmp_only = all(d.role == "tmp" for d in disks)
+        warn, fail = (limit("tmp_free_warn_bytes"), limit("tmp_free_fail_bytes")) if tmp_only else \
+            (limit("disk_free_warn_bytes"), limit("disk_free_fail_bytes"))
         if disk.free_bytes is None:
             yield c.finding(Status.WARN, f"Cannot measure free space for {roles} ({disk.path})", id=fid,
                             detail=disk.error or "")
             continue
         where = f"{gib(disk.free_bytes)} free of {gib(disk.total_bytes)} for {roles} ({disk.existing})"
+        fix = warn["fix"]
+        if tmp_only and not any(d.role != "tmp" and (d.free_bytes or 0) >= warn["value"] for d in s.disks):
+            fix = f"export TMPDIR=<a folder on a disk with {gib(warn['value'])} free or more>"
         if disk.free_bytes < fail["value"]:
             yield c.finding(Status.FAIL, f"Disk almost full: {where}", id=fid, detail=fail["why"],
-                            fix=fail["fix"], docs=fail["source"])
+                            fix=fix if tmp_only else fail["fix"], docs=fail["source"])
         elif disk.free_bytes < warn["value"]:
             yield c.finding(Status.WARN, f"Low disk: {where}", id=fid, detail=warn["why"],
-                            fix=warn["fix"], docs=warn["source"])
+                            fix=fix, docs=warn["source"])
         else:
             yield c.finding(Status.OK, where[0].upper() + where[1:], id=fid)
 

@@ -11,6 +11,7 @@ from io import StringIO
 from typing import Iterable
 
 from .hfcache import CacheReport, Repo
+from .printable import printable
 from .prune import PrunePlan
 from .units import ago, parse_duration, parse_size, size
 
@@ -118,13 +119,13 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
     now = time.time()
     out: list[str] = []
     for root in report.roots:
-        label = f"  ({root.source})"
-        head = _fit_path(root.path, width - len(label)) + label
+        label = f"  ({printable(root.source)})"
+        head = _fit_path(printable(root.path), width - len(label)) + label
         if not root.exists:
             out.append(f"{dim}{head}: not created yet{reset}")
             continue
         if root.error:
-            out.append(f"{red}{head}: {root.error}{reset}")
+            out.append(f"{red}{head}: {printable(root.error)}{reset}")
             continue
         repos = select(root.repos, filters, sort, now)
         out.append(f"{bold}{head}{reset}")
@@ -133,8 +134,8 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
             for r in repos:
                 notes = [f"{n} {what}" for n, what in ((len(r.incomplete), "partial"), (len(r.orphans), "orphan"),
                                                         (len(r.broken), "broken")) if n]
-                refs = " ".join(sorted(r.refs)) or "-"
-                rows.append((r.cache_id, size(r.on_disk), str(len(r.revisions)), _ago(now, r.last_accessed),
+                refs = printable(" ".join(sorted(r.refs))) or "-"
+                rows.append((printable(r.cache_id), size(r.on_disk), str(len(r.revisions)), _ago(now, r.last_accessed),
                              _ago(now, r.last_modified), refs + (f" [{', '.join(notes)}]" if notes else "")))
             heads = ("ID", "SIZE", "REVS", "ACCESSED", "MODIFIED", "REFS")
             widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(heads)]
@@ -147,8 +148,8 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
                 out.append(fmt.format(_fit(row[0], widths[0]), *row[1:5], _fit(row[5], widths[5])).rstrip())
                 if revisions:
                     for v in sorted(r.revisions, key=lambda v: v.last_modified, reverse=True):
-                        refs = " ".join(v.refs) or "(detached)"
-                        out.append(f"{dim}  {v.commit[:12]}  {size(v.on_disk):>10}  {v.nb_files:>5} files  "
+                        refs = printable(" ".join(v.refs)) or "(detached)"
+                        out.append(f"{dim}  {printable(v.commit[:12])}  {size(v.on_disk):>10}  {v.nb_files:>5} files  "
                                    f"{_ago(now, v.last_modified):<14}  {_fit(refs, max(8, width - 60))}{reset}")
         shown = f"{len(repos)} of {len(root.repos)} repos" if len(repos) != len(root.repos) else f"{len(repos)} repos"
         partial = sum(b.size for r in repos for b in r.incomplete)
@@ -157,13 +158,13 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
                          f", {size(orphan)} in orphan blobs" if orphan else ""])
         out.append(f"{dim}  {shown}, {size(sum(r.on_disk for r in repos))} on disk{extra}{reset}")
         for w in root.warnings:
-            out.append(f"{yellow}  ! {_fit(w, width - 4)}{reset}")
+            out.append(f"{yellow}  ! {_fit(printable(w), width - 4)}{reset}")
         out.append("")
     if report.others:
         out.append(f"{bold}Other caches{reset}")
         for o in report.others:
             what = f"{size(o.on_disk)} in {o.files} files" if o.exists else "not present"
-            out.append(f"  {o.name:<10} {what:<24} {_fit_path(o.path, width - 37)}")
+            out.append(f"  {o.name:<10} {what:<24} {_fit_path(printable(o.path), width - 37)}")
         out.append("")
     out.append(f"{dim}Scanned in {report.seconds:.2f} s.{reset}")
     return "\n".join(out) + "\n"
@@ -173,7 +174,7 @@ def plan_json(plan: PrunePlan, executed: dict | None = None) -> dict:
     return {"schema_version": 1, "freed": plan.freed, "executed": executed,
             "items": [{"kind": i.kind, "root": i.root, "repo": i.repo, "commit": i.commit, "refs": list(i.refs),
                        "size": i.size, "why": i.why, "path": i.path} for i in plan.items],
-            "skipped": [{"what": s.what, "why": s.why} for s in plan.skipped]}
+            "skipped": [{"what": s.what, "why": s.why, "kind": s.kind} for s in plan.skipped]}
 
 
 def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
@@ -182,7 +183,7 @@ def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
 
     con = _console(width, color)
     if not plan.items:
-        con.print("Nothing to prune.")
+        con.print("Nothing that could be read is to be pruned." if plan.problems else "Nothing to prune.")
     else:
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for name, justify in (("WHAT", "left"), ("REPO", "left"), ("REVISION / FILE", "left"), ("FREES", "right"),
@@ -192,9 +193,9 @@ def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
             where = (i.commit[:12] + (f" ({', '.join(i.refs)})" if i.refs else "")) if i.commit else (i.path or "")
             if i.path:
                 where = i.path.rsplit("/", 1)[-1]
-            table.add_row(i.kind, i.repo, where, size(i.size) if i.size else "", i.why)
+            table.add_row(i.kind, printable(i.repo), printable(where), size(i.size) if i.size else "", printable(i.why))
         con.print(table)
         con.print(Text(f"\nFrees about {size(plan.freed)}.", style="bold"))
     for s in plan.skipped:
-        con.print(Text(f"kept: {s.what}: {s.why}", style="yellow"))
+        con.print(Text(f"kept: {printable(s.what)}: {printable(s.why)}", style="yellow"))
     return con.file.getvalue()

@@ -53,12 +53,25 @@ def _target(python):
         raise click.BadParameter(str(exc), param_hint="--python") from None
 
 
+REPLAY_LIMIT = 64 * 2**20  #: a report is a few hundred kB; anything this big is not one
+
+
 def _load_replay(path):
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--replay") from None
+        with open(path, "rb") as fh:
+            raw = fh.read(REPLAY_LIMIT + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint="--replay") from None
+    if len(raw) > REPLAY_LIMIT:
+        raise click.BadParameter(f"{path} is larger than {REPLAY_LIMIT // 2**20} MB: not an llmdoctor report",
+                                 param_hint="--replay")
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}", param_hint="--replay") from None
+    except RecursionError:
+        raise click.BadParameter(f"{path} is nested too deeply to be an llmdoctor report",
+                                 param_hint="--replay") from None
     except ValueError as exc:
         raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="--replay") from None
 
@@ -80,27 +93,34 @@ def _build_report(python, offline, only, skip, replay_file):
 
     _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error
     if replay_file:
+        data = _load_replay(replay_file)
+        from .distributed.cluster import is_cluster_document, replay as cluster_replay
+
         try:
-            return replay(_load_replay(replay_file), only=only, skip=skip)
+            if is_cluster_document(data):
+                return cluster_replay(data, only=only, skip=skip)[0]
+            return replay(data, only=only, skip=skip)
         except ReplayError as exc:
             raise click.BadParameter(f"{replay_file}: {exc}", param_hint="--replay") from None
     return diagnose(_target(python), offline=offline, only=only, skip=skip)
 
 
 def _list_checks(as_json: bool, only, skip) -> None:
+    from .printable import json_text as safe_json, printable
+
     sel = _selection(only, skip)
     rows = [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
              "description": c.description} for c in sel.checks]
     problems = [f.to_dict() for f in sel.problems]
     if as_json:
-        click.echo(json.dumps({"checks": rows, "plugin_errors": problems}, indent=2))
+        click.echo(safe_json(json.dumps({"checks": rows, "plugin_errors": problems}, indent=2)))
         return
     width = max((len(r["id"]) for r in rows), default=10)
     src = max((len(r["source"]) for r in rows), default=7)
     for r in rows:
-        click.echo(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}")
+        click.echo(printable(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}"))
     for p in problems:
-        click.echo(f"error: {p['title']}", err=True)
+        click.echo(printable(f"error: {p['title']}"), err=True)
 
 
 python_option = click.option("--python", "python", metavar="PATH",
@@ -125,7 +145,12 @@ skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS",
 @click.option("--list", "list_checks", is_flag=True, help="List every check with id, category, plugin and description.")
 @click.option("--strict", is_flag=True, help="Warnings count as failures for the exit code.")
 @click.option("-v", "--verbose", is_flag=True, help="Show details, ids, docs links and timings.")
-def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose):
+@click.option("--distributed", is_flag=True,
+              help="One rank per node under torchrun / srun / mpirun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): "
+                   "each probes its node, rank 0 prints one cluster report. Needs torch.")
+@click.option("--rank-timeout", type=click.FloatRange(5), default=120.0, show_default=True, metavar="S",
+              help="With --distributed: how long rank 0 waits for every rank to join and report.")
+def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose, distributed, rank_timeout):
     """Probe this machine and the target Python environment, and judge what it finds."""
     from .render import json_text, terminal
     from .report import exit_code
@@ -134,6 +159,14 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
     if list_checks:
         _list_checks(as_json, only, skip)
         return
+    if distributed or replay_file:  # a cluster run, or a cluster report to replay
+        from .distributed.cli import check as cluster_check
+
+        code = cluster_check(distributed, replay_file, _load_replay, python, offline, only, skip, as_json, verbose,
+                             strict, rank_timeout, width=_width(), color=_color(), unicode=_unicode(),
+                             wrap=sys.stdout.isatty())
+        if code is not None:
+            sys.exit(code)
     report = _build_report(python, offline, only, skip, replay_file)
     if as_json:
         click.echo(json_text(report))
@@ -188,11 +221,13 @@ dir_option = click.option("--dir", "dirs", multiple=True, type=click.Path(file_o
 def cache_ls(dirs, sort, filters, as_json, hub_only, revisions, fresh):
     """Repos in every hub cache root: size on disk, revisions and refs, last access."""
     from . import cacheview, hfcache
+    from .printable import json_text as safe_json
 
     report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False, remember=not fresh)
     try:
         if as_json:
-            click.echo(json.dumps(cacheview.ls_json(report, filters, sort), indent=2 if sys.stdout.isatty() else None))
+            click.echo(safe_json(json.dumps(cacheview.ls_json(report, filters, sort),
+                                            indent=2 if sys.stdout.isatty() else None)))
         else:
             click.echo(cacheview.ls_text(report, filters, sort, width=_width(), color=_color(), revisions=revisions),
                        nl=False)
@@ -222,6 +257,7 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
     """Reclaim disk from the hub caches. A dry run unless --yes; with no policy it takes
     --detached --incomplete, as `hf cache prune` does."""
     from . import cacheview, hfcache, prune
+    from .printable import json_text as safe_json, printable
     from .units import parse_duration, parse_size
 
     policy = prune.Policy(detached, incomplete, orphans, _parse(parse_duration, older_than, "--older-than"),
@@ -239,21 +275,21 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
         click.echo(note + cacheview.plan_text(plan, width=_width(), color=_color()), nl=False)
     if not yes or not plan.items:
         if as_json:
-            click.echo(json.dumps(cacheview.plan_json(plan), indent=2))
+            click.echo(safe_json(json.dumps(cacheview.plan_json(plan), indent=2)))
         elif plan.items:
             click.echo("\nDry run: nothing was deleted. Run again with --yes to delete.")
-        return
+        sys.exit(1 if plan.problems else 0)
     outcome = _run_prune(plan, quiet=as_json)
     if as_json:
-        click.echo(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
-                                                         "errors": list(outcome.errors)}), indent=2))
+        click.echo(safe_json(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
+                                                                   "errors": list(outcome.errors)}), indent=2)))
     else:
         from .units import size
 
         click.echo(f"\nDeleted {outcome.deleted} item(s), freed {size(outcome.freed)}.")
         for e in outcome.errors:
-            click.echo(f"  ! {e}", err=True)
-    sys.exit(1 if outcome.errors else 0)
+            click.echo(f"  ! {printable(e)}", err=True)
+    sys.exit(1 if outcome.errors or plan.problems else 0)
 
 
 def _run_prune(plan, quiet: bool):
@@ -342,7 +378,9 @@ def main(argv=None) -> None:
     except Exception as exc:  # noqa: BLE001 - the documented exit code 3
         import traceback
 
-        click.echo(f"llmdoctor: internal error: {type(exc).__name__}: {exc}", err=True)
+        from .printable import printable
+
+        click.echo(printable(f"llmdoctor: internal error: {type(exc).__name__}: {exc}"), err=True)
         if os.environ.get("LLMDOCTOR_DEBUG"):
             traceback.print_exc()
         else:

@@ -11,7 +11,7 @@ from .facts import Facts
 from .model import Check
 from .probes import Probe, ProbeContext, builtin_probes
 from .registry import Loaded, load_checks, select
-from .report import Report, facts_from_json, now_iso
+from .report import Report, facts_from_json, now_iso, saved_dict
 from .runner import gather, judge, probe_findings
 from .target import Target
 
@@ -79,11 +79,12 @@ def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
         clock = from_created(data.get("created"))
         if clock is not None:
             facts = Facts({**facts, "clock": ProbeResult("clock", clock)})
-    offline = bool(data.get("offline"))
+    offline = data.get("offline") is True
     sel = selected_checks(only, skip, loaded, environ)
     findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
     return Report(
-        target=dict(data.get("target") or {}), facts=facts, findings=tuple(findings), offline=offline,
+        target=saved_dict(data, "target"), facts=facts, findings=tuple(findings), offline=offline,
         created=now_iso(), timing={"total_s": round(time.perf_counter() - started, 4)},
-        replayed_from={"created": data.get("created"), "tool": data.get("tool")},
+        replayed_from={"created": data.get("created") if isinstance(data.get("created"), str) else None,
+                       "tool": saved_dict(data, "tool")},
     )

@@ -10,6 +10,7 @@ saved on a user's machine can be judged again with today's checks (``--replay``)
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import types
@@ -72,35 +73,58 @@ def dump(obj: Any) -> Any:
     return obj
 
 
+_LEAVES = (str, int, float, bool)
+
+
 def load(tp: Any, data: Any) -> Any:
     """Rebuild a value of type ``tp`` from :func:`dump` output. Unknown keys are ignored,
-    missing ones take the field default (so older reports replay on newer checks)."""
+    missing ones take the field default (so older reports replay on newer checks). A value of
+    the wrong shape (a list where a string belongs, a string where a record does) raises
+    TypeError, so a damaged or hostile report cannot smuggle nesting or types past it."""
     if data is None:
         return None
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return load(args[0], data) if len(args) == 1 else data
+        errors = []
+        for arg in args:  # the first member the data fits
+            try:
+                return load(arg, data)
+            except (TypeError, ValueError, KeyError) as exc:
+                errors.append(exc)
+        raise TypeError(f"{type(data).__name__} fits none of {tp}")
     if dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object for {tp.__name__}, got {type(data).__name__}")
         hints = typing.get_type_hints(tp)
         kwargs = {}
         for f in dataclasses.fields(tp):
             if f.name in data:
                 kwargs[f.name] = load(hints[f.name], data[f.name])
         return tp(**kwargs)
-    if origin is tuple:
+    if origin in (tuple, list):
+        if not isinstance(data, list):
+            raise TypeError(f"expected a list, got {type(data).__name__}")
         args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(load(args[0], x) for x in data)
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+            out = [load(args[0], x) for x in data]
+            return out if origin is list else tuple(out)
+        if len(args) != len(data):
+            raise TypeError(f"expected {len(args)} items, got {len(data)}")
         return tuple(load(a, x) for a, x in zip(args, data))
-    if origin is list:
-        (arg,) = typing.get_args(tp)
-        return [load(arg, x) for x in data]
-    if origin is dict:
-        _, val = typing.get_args(tp)
-        return {k: load(val, v) for k, v in data.items()}
+    if origin in (dict, collections.abc.Mapping):
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        key, val = typing.get_args(tp)
+        return {load(key, k): load(val, v) for k, v in data.items()}
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(data)
-    if tp is float and isinstance(data, int):
+    if tp is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
-    return data
+    if tp in _LEAVES:
+        if not isinstance(data, tp) or (tp is not bool and isinstance(data, bool)):
+            raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
+        return data
+    if tp is Any:
+        return data
+    raise TypeError(f"cannot read a {tp!r} from saved facts")

@@ -11,6 +11,7 @@ import click
 from .fixing import Fix, FixContext, FixError, apply, show
 from .journal import Journal, JournalError
 from .paths import config_dir
+from .printable import printable
 from .redact import redact
 
 
@@ -19,7 +20,7 @@ def journal() -> Journal:
 
 
 def _say(text: str, err: bool = False) -> None:
-    click.echo(redact(text, os.environ), err=err, nl=False)
+    click.echo(printable(redact(text, os.environ), multiline=True), err=err, nl=False)
 
 
 def _fixes() -> dict[str, Fix]:
@@ -35,7 +36,7 @@ def list_fixes() -> None:
     fixes = _fixes()
     width = max((len(i) for i in fixes), default=8) + 2
     for fix_id, f in sorted(fixes.items()):
-        click.echo(f"--{fix_id:<{width}} {f.source:<10} {f.description}")
+        click.echo(printable(f"--{fix_id:<{width}} {f.source:<10} {f.description}"))
 
 
 def show_journal() -> None:
@@ -43,7 +44,7 @@ def show_journal() -> None:
     if not entries:
         click.echo("No fix has been applied.")
     for e in entries:
-        click.echo(e.describe())
+        click.echo(printable(e.describe()))
 
 
 def undo(entry_id: str | None, force: bool) -> int:

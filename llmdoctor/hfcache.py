@@ -69,7 +69,8 @@ class Repo:
     incomplete: tuple[Blob, ...] = ()  #: *.incomplete partial downloads
     broken: tuple[str, ...] = ()  #: snapshot files whose blob is missing
     outside: tuple[str, ...] = ()  #: snapshot links that point outside this repo's blobs/ (never deleted)
-    error: str | None = None  #: why the repo could not be read at all
+    error: str | None = None  #: why the repo cannot be read whole (prune keeps all of it)
+    error_kind: str | None = None  #: "unreadable" | "linked" (a link inside the repo) | "damaged"
     blob_sizes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)  #: referenced blob -> size
 
     @property
@@ -97,6 +98,7 @@ class Root:
     repos: tuple[Repo, ...] = ()
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    error_kind: str | None = None  #: "not-a-folder" (it or a parent is a file) | "unreadable"
 
     @property
     def size(self) -> int:
@@ -129,61 +131,91 @@ def _on_disk(st: os.stat_result) -> int:
 
 
 def lock_held(path: str) -> bool:
-    """Whether another process holds the filelock at ``path`` (huggingface_hub's download locks)."""
-    if not os.path.exists(path):
+    """Whether the download lock at ``path`` (huggingface_hub's filelock) may be held: True
+    when another process holds it, and also whenever it cannot be tested (a lock file we may
+    not open, a link, a filesystem without locks): a download we cannot see is assumed to run."""
+    if not os.path.lexists(path):
         return False
     try:
-        import fcntl
-    except ImportError:  # Windows: a held lock file cannot be opened for writing
-        try:
-            with open(path, "a"):
-                return False
+        fd = os.open(path, os.O_RDWR | _NOFOLLOW)
+    except OSError:
+        try:  # flock needs no write access (Linux, macOS); byte-range locks on Windows do
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW) if os.name != "nt" else -1
         except OSError:
             return True
+        if fd < 0:
+            return True
     try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
+        return not _try_lock(fd)
     finally:
         os.close(fd)
 
 
-def _refs(repo_path: str) -> dict[str, list[str]]:
+def _try_lock(fd: int) -> bool:
+    """Take and release the lock on ``fd`` the way filelock takes it; False if that failed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: filelock locks one byte with msvcrt.locking
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        try:
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
+def _refs(repo_path: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """({commit: [ref names]}, problems): a ref that cannot be read or is a link is a problem,
+    never a missing ref (that would make its revision look detached)."""
     by_commit: dict[str, list[str]] = {}
+    problems: list[tuple[str, str]] = []  # (kind, why)
     base = os.path.join(repo_path, "refs")
     stack = [(base, "")]
     while stack:
         folder, prefix = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(("unreadable", f"cannot read {folder}: {exc.strerror or exc}"))
             continue
         for entry in entries:
             if entry.name in IGNORED:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, prefix + entry.name + "/"))
-                continue
             try:
-                fd = os.open(entry.path, os.O_RDONLY)
+                if entry.is_symlink():
+                    problems.append(("linked", f"{entry.path} is a symbolic link: not followed"))
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + entry.name + "/"))
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | _NOFOLLOW)
                 try:
                     commit = os.read(fd, 4096).decode("utf-8", "replace").strip()
                 finally:
                     os.close(fd)
-            except OSError:
+            except OSError as exc:
+                problems.append(("unreadable", f"cannot read {entry.path}: {exc.strerror or exc}"))
                 continue
             by_commit.setdefault(commit, []).append(prefix + entry.name)
-    return by_commit
+    return by_commit, problems
 
 
 _BLOBS_HEADS: dict[int, str] = {}
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 #: read a folder's links relative to an open descriptor (the kernel resolves one name, not the
 #: whole path, and no path string is built per file); elsewhere (Windows) by full path
 _BY_FD = os.scandir in os.supports_fd and os.readlink in os.supports_dir_fd
@@ -196,14 +228,14 @@ def _blobs_head(depth: int) -> str:
     return head
 
 
-def _read_links(folder: str) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(symlink names, their targets, sub-folder names, other file names) of one folder;
-    all empty when it cannot be read. Every entry is classified while the folder is open."""
+def _read_links(folder: str) -> tuple[list[str], list[str], list[str], list[str]] | None:
+    """(symlink names, their targets, sub-folder names, other file names) of one folder; None
+    when it cannot be read (or is a link). Every entry is classified while the folder is open."""
     if _BY_FD:
         try:
             fd = os.open(folder, _DIR_FLAGS)
         except OSError:
-            return [], [], [], []
+            return None
         try:
             entries = list(os.scandir(fd))
             links = [e.name for e in entries if e.is_symlink()]
@@ -214,13 +246,15 @@ def _read_links(folder: str) -> tuple[list[str], list[str], list[str], list[str]
             dirs, files = _others(entries, len(links))
             return links, targets, dirs, files
         except OSError:
-            return [], [], [], []
+            return None
         finally:
             os.close(fd)
     try:
+        if os.path.islink(folder):
+            return None
         entries = list(os.scandir(folder))
     except OSError:
-        return [], [], [], []
+        return None
     links = [e.name for e in entries if e.is_symlink()]
     dirs, files = _others(entries, len(links))
     return links, [_readlink_or_empty(os.path.join(folder, n)) for n in links], dirs, files
@@ -252,17 +286,25 @@ def _readlink_or_empty(path: str, fd: int | None = None) -> str:
         return ""
 
 
+def _plain_name(name) -> bool:
+    """One entry of a folder: not empty, not ``.`` or ``..``, no separator."""
+    return (type(name) is str and name not in ("", os.curdir, os.pardir) and os.sep not in name
+            and (os.altsep is None or os.altsep not in name) and "\0" not in name)
+
+
 def _well_formed(known) -> bool:
-    """An index entry as ``_snapshot_files`` records it: (links, "/"-joined blob names, sub-folders, files)."""
-    return (type(known) is tuple and len(known) == 4 and type(known[0]) is int and type(known[1]) is str
-            and type(known[2]) is tuple and type(known[3]) is tuple)
+    """An index entry as ``_snapshot_files`` records it: (links, "/"-joined blob names, sub-folders,
+    files), each name a plain entry name (a forged "/" or ".." must not send the walk elsewhere)."""
+    return (type(known) is tuple and len(known) == 4 and type(known[0]) is int and known[0] >= 0
+            and type(known[1]) is str and type(known[2]) is tuple and type(known[3]) is tuple
+            and all(map(_plain_name, known[2])) and all(map(_plain_name, known[3])))
 
 
 def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: LinkIndex | None = None
-                    ) -> tuple[set[str], list[str], list[tuple[str, str]], list[str], int]:
+                    ) -> tuple[set[str], list[str], list[tuple[str, str]], list[str], int, list[str]]:
     """Walk one snapshot folder. Returns (names of the blobs it links to the way
     huggingface_hub links them, link paths whose blob is missing, other links as (path,
-    target), paths of regular files, number of files).
+    target), paths of regular files, number of files, folders that could not be read).
 
     With an ``index``, a sub-folder whose every link is a plain link to an existing blob
     is remembered as (number of links, blob names joined by "/", sub-folders, files), and
@@ -271,6 +313,7 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: L
     broken: list[str] = []
     odd: list[tuple[str, str]] = []
     files: list[str] = []
+    unreadable: list[str] = []
     count = 0
     stack = [(folder, 0)]
     while stack:
@@ -278,7 +321,7 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: L
         st = None
         if index is not None:
             try:
-                st = os.stat(current)
+                st = os.lstat(current)
             except OSError:
                 pass
             known = index.lookup(current, st) if st is not None else None
@@ -292,7 +335,11 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: L
                     stack += [(os.path.join(current, d), depth + 1) for d in dirs]
                     files += [os.path.join(current, f) for f in plain]
                     continue
-        links, targets, dirs, plain = _read_links(current)
+        read = _read_links(current)
+        if read is None:
+            unreadable.append(current)
+            continue
+        links, targets, dirs, plain = read
         stack += [(os.path.join(current, d), depth + 1) for d in dirs]
         files += [os.path.join(current, f) for f in plain]
         count += len(links)
@@ -315,7 +362,7 @@ def _snapshot_files(folder: str, blob_names: set[str] | frozenset[str], index: L
                     broken.append(os.path.join(current, name))
             else:
                 odd.append((os.path.join(current, name), t))
-    return names, broken, odd, files, count + len(files)
+    return names, broken, odd, files, count + len(files), unreadable
 
 
 def _totals(names, stats: dict[str, os.stat_result]) -> tuple[int, int, float, float]:
@@ -326,6 +373,16 @@ def _totals(names, stats: dict[str, os.stat_result]) -> tuple[int, int, float, f
     disk = sum(map(_DISK, sts))
     return (sum(map(_SIZE, sts)), disk * 512 if _BLOCKS else disk,
             max(map(_ATIME, sts)), max(map(_MTIME, sts)))
+
+
+def _link_target(path: str) -> str | None:
+    """Where ``path`` points if it is a symbolic link (or a Windows junction), else None."""
+    try:
+        if os.path.islink(path) or getattr(os.path, "isjunction", lambda p: False)(path):
+            return os.readlink(path)
+    except OSError:
+        return "?"
+    return None
 
 
 def _blob(name: str, st: os.stat_result, lock: str) -> Blob:
@@ -365,27 +422,44 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail:
     repo_id = rest.replace("--", "/")
     blobs_dir = os.path.join(repo_path, "blobs")
     lock_dir = os.path.join(cache_root, ".locks", name)
+    snapshots_dir = os.path.join(repo_path, "snapshots")
+
+    def failed(kind: str, why: str, **more) -> Repo:
+        return Repo(repo_type, repo_id, repo_path, error=why, error_kind=kind, **more)
+
+    for sub in (blobs_dir, snapshots_dir, os.path.join(repo_path, "refs")):
+        target = _link_target(sub)
+        if target is not None:
+            return failed("linked", f"{sub} is a symbolic link to {target}: not followed")
     try:
         stats, partials = _stat_blobs(blobs_dir, lock_dir)
     except FileNotFoundError:
         stats, partials = {}, []
     except OSError as exc:
-        return Repo(repo_type, repo_id, repo_path, error=f"cannot read {blobs_dir}: {exc.strerror or exc}")
-    snapshots_dir = os.path.join(repo_path, "snapshots")
+        return failed("unreadable", f"cannot read {blobs_dir}: {exc.strerror or exc}")
     try:
-        commits = sorted(e.name for e in os.scandir(snapshots_dir) if e.is_dir(follow_symlinks=False))
+        entries = list(os.scandir(snapshots_dir))
     except FileNotFoundError:
-        return Repo(repo_type, repo_id, repo_path, error=f"no snapshots folder in {repo_path}",
-                    incomplete=tuple(partials))
+        return failed("damaged", f"no snapshots folder in {repo_path}", incomplete=tuple(partials))
     except OSError as exc:
-        return Repo(repo_type, repo_id, repo_path, error=f"cannot read {snapshots_dir}: {exc.strerror or exc}")
+        return failed("unreadable", f"cannot read {snapshots_dir}: {exc.strerror or exc}")
+    problems: list[tuple[str, str]] = []  # (kind, why): the repo is listed, and prune keeps all of it
+    commits = []
+    for e in entries:
+        if e.is_symlink():
+            problems.append(("linked", f"{e.path} is a symbolic link to {_link_target(e.path)}: not followed"))
+        elif e.is_dir(follow_symlinks=False):
+            commits.append(e.name)
+    commits.sort()
     blob_names = frozenset(stats)  # before in-place files and outside links join the tables
-    refs = _refs(repo_path)
+    refs, ref_problems = _refs(repo_path)
+    problems += ref_problems
     revisions, referenced, broken, outside = [], set(), [], []
     blobs_real = None
     for commit in commits:
         folder = os.path.join(snapshots_dir, commit)
-        names, lost, odd, files, nb = _snapshot_files(folder, blob_names, index)
+        names, lost, odd, files, nb, unreadable = _snapshot_files(folder, blob_names, index)
+        problems += [("unreadable", f"cannot read {u}") for u in unreadable]
         broken += lost
         for path, target in odd:
             if not target:
@@ -435,13 +509,16 @@ def scan_repo(repo_path: str, cache_root: str, now: float | None = None, detail:
         except OSError:
             pass
     orphans = tuple(_blob(n, stats[n], os.path.join(lock_dir, n + ".lock")) for n in sorted(blob_names - referenced))
-    dangling = refs  # refs naming a commit with no snapshot
+    if refs:  # refs naming a commit with no snapshot
+        problems.append(("damaged", f"refs {sorted(r for rs in refs.values() for r in rs)} name commits with "
+                                    "no snapshot"))
+    kinds = [k for k, _ in problems]
+    kind = next((k for k in ("linked", "unreadable", "damaged") if k in kinds), None)
     return Repo(repo_type, repo_id, repo_path, tuple(revisions), size=size, on_disk=disk, nb_files=len(referenced),
                 last_accessed=last_accessed, last_modified=last_modified, orphans=orphans,
                 incomplete=tuple(sorted(partials, key=lambda b: b.name)), broken=tuple(sorted(broken)),
                 outside=tuple(sorted(outside)), blob_sizes=sizes,
-                error=(f"refs {sorted(r for rs in dangling.values() for r in rs)} name commits with no snapshot"
-                       if dangling else None))
+                error="; ".join(why for _, why in problems) or None, error_kind=kind)
 
 
 def _scan_chunk(paths: list[str], root: str, blobs: bool, index: LinkIndex | None) -> tuple[list[Repo], dict, set]:
@@ -503,9 +580,12 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
     except FileNotFoundError:
         return Root(path, source, exists=False)
     except NotADirectoryError:
-        return Root(path, source, error=f"{path} is a file, not a cache folder")
+        blocker = path
+        while not os.path.lexists(blocker) and os.path.dirname(blocker) != blocker:
+            blocker = os.path.dirname(blocker)
+        return Root(path, source, error=f"{blocker} is a file, not a folder", error_kind="not-a-folder")
     except OSError as exc:
-        return Root(path, source, error=f"cannot read {path}: {exc.strerror or exc}")
+        return Root(path, source, error=f"cannot read {path}: {exc.strerror or exc}", error_kind="unreadable")
     candidates, warnings = [], []
     for entry in entries:
         if entry.name in IGNORED:
@@ -513,6 +593,9 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
         if entry.name == "blobs" and os.path.exists(os.path.join(entry.path, SHARED_BLOBS_MARKER)):
             continue
         prefix, sep, _ = entry.name.partition("--")
+        if entry.is_symlink():
+            warnings.append(f"{entry.path} is a symbolic link to {_link_target(entry.path)}: not followed")
+            continue
         if not entry.is_dir(follow_symlinks=False) or not sep or prefix not in REPO_TYPES:
             warnings.append(f"not a cached repo: {entry.path}")
             continue

@@ -93,7 +93,7 @@ class LinkIndex:
     def lookup(self, folder: str, st: os.stat_result) -> Listing | None:
         """What was recorded of ``folder`` if it is unchanged since; ``use`` it if it serves."""
         entry = self.old.get(folder)
-        if entry is not None and entry[0] == _key(st):
+        if type(entry) is tuple and len(entry) == 2 and entry[0] == _key(st):  # a forged entry is a miss
             return entry[1]
         return None
 

@@ -244,12 +244,44 @@ def trust_context(environ: Mapping[str, str]) -> ssl.SSLContext:
     return ctx
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an endpoint (malformed, not http(s), no host, bad port), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"not an http:// or https:// URL (scheme {parts.scheme!r})" if parts.scheme else "no http(s):// scheme"
+    if not parts.hostname:
+        return "no host name"
+    if port == 0:
+        return "port 0"
+    return None
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port or (443 if parts.scheme != "http" else 80)
+    except ValueError:
+        return "", 0
+
+
 def probe_endpoint(ep: Endpoint, environ: Mapping[str, str], timeout: float = 4.0,
                    context: ssl.SSLContext | None = None) -> EndpointResult:
+    bad = url_problem(ep.url)
+    if bad:
+        return EndpointResult(ep.role, ep.url, "", 0, phases=(Phase("url", False, 0.0, bad),))
     parts = urlsplit(ep.url)
     host, scheme = parts.hostname or "", parts.scheme or "https"
     port = parts.port or (443 if scheme == "https" else 80)
-    proxy = proxy_for(ep.url, environ)
+    try:
+        proxy = proxy_for(ep.url, environ)
+        if proxy and url_problem(proxy):
+            raise ValueError(f"the proxy for it is {url_problem(proxy)}")
+    except ValueError as exc:
+        return EndpointResult(ep.role, ep.url, host, port, phases=(Phase("proxy", False, 0.0, str(exc)),))
     phases: list[Phase] = []
     base = dict(role=ep.role, url=ep.url, host=host, port=port, proxy=mask_userinfo(proxy) if proxy else None)
     p = urlsplit(proxy) if proxy else None
@@ -330,7 +362,7 @@ def probe_all(endpoints, environ: Mapping[str, str], budget: float = 9.0) -> tup
         try:
             results[i] = probe_endpoint(ep, environ, timeout=per_phase)
         except Exception as exc:  # a bug here must not take the report down
-            results[i] = EndpointResult(ep.role, ep.url, urlsplit(ep.url).hostname or "", 0,
+            results[i] = EndpointResult(ep.role, ep.url, _host_port(ep.url)[0], 0,
                                         phases=(Phase("http", False, 0.0, f"{type(exc).__name__}: {exc}"),))
 
     threads = [threading.Thread(target=work, args=(i, ep), daemon=True) for i, ep in enumerate(endpoints)]
@@ -341,10 +373,9 @@ def probe_all(endpoints, environ: Mapping[str, str], budget: float = 9.0) -> tup
         t.join(max(0.0, deadline - time.monotonic()))
     out = []
     for i, ep in enumerate(endpoints):
-        parts = urlsplit(ep.url)
+        host, port = _host_port(ep.url)
         out.append(results.get(i) or EndpointResult(
-            ep.role, ep.url, parts.hostname or "", parts.port or 443,
-            phases=(Phase("http", False, budget, f"no answer within {budget:.0f} s"),)))
+            ep.role, ep.url, host, port, phases=(Phase("http", False, budget, f"no answer within {budget:.0f} s"),)))
     return tuple(out)
 
 

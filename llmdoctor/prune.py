@@ -5,8 +5,13 @@ What goes is decided here; how a revision goes is huggingface_hub's
 ``HFCacheInfo.delete_revisions`` (its snapshot, the refs naming it, the blobs no kept
 revision uses, or the whole repo when no revision stays). Two rules are added on top:
 
-* nothing outside the cache root is deleted: a blob path the strategy took from a
-  snapshot link that leaves the repo's ``blobs/`` is dropped from the plan;
+* nothing outside the cache root is deleted or written: every deletion descends from the
+  root one name at a time and follows no symbolic link below it (``nofollow``), a repo with a
+  link in place of ``blobs/``, ``snapshots/``, ``refs/`` or a snapshot folder is kept whole
+  and named, and a path the strategy names outside the repo's own folders is never touched;
+* what cannot be read (a repo, a ref, a snapshot, the root) is kept, with the reason, and the
+  rest of the prune goes on; a blob is deleted only when both this scan and
+  huggingface_hub's say no kept revision links to it;
 * the order is safe to interrupt: refs first (the revision becomes detached), then the
   snapshot folder or the whole repo is *renamed* into ``.locks/.llmdoctor-trash`` (one
   atomic step, and ``.locks`` is a folder huggingface_hub's scan skips), then blobs no
@@ -22,13 +27,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from .hfcache import RECENT_S, TRASH, Repo, Root, lock_held
+from .hfcache import RECENT_S, TRASH, Repo, Root, lock_held, scan_repo
+from .nofollow import Folder, NotFollowed, split
 
 
 class PruneError(RuntimeError):
@@ -67,6 +72,12 @@ class Item:
 class Skipped:
     what: str
     why: str
+    kind: str = "held"  #: "held" (a download may run) | "damaged" | "unreadable" | "linked"
+
+    @property
+    def problem(self) -> bool:
+        """Kept because it could not be read safely: the prune did not do all it was asked."""
+        return self.kind in ("unreadable", "linked")
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,10 @@ class PrunePlan:
     @property
     def freed(self) -> int:
         return sum(i.size for i in self.items)
+
+    @property
+    def problems(self) -> tuple[Skipped, ...]:
+        return tuple(s for s in self.skipped if s.problem)
 
 
 def check_root(root: str, environ: Mapping[str, str]) -> None:
@@ -108,12 +123,18 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
     total = 0
     chosen_by_repo: dict[str, set[str]] = {}
     for root in roots:
-        if not root.exists or root.error:
+        if not root.exists:
+            continue
+        if root.error:
+            skipped.append(Skipped(root.path, root.error, "unreadable"))
             continue
         check_root(root.path, environ)
         for repo in root.repos:
             total += repo.size
             if not _matches(repo, policy.repo_globs):
+                continue
+            if repo.error_kind in ("unreadable", "linked"):  # what it holds is not known: all of it stays
+                skipped.append(Skipped(repo.cache_id, f"{repo.error}; the whole repo is kept", repo.error_kind))
                 continue
             chosen: dict[str, str] = {}
             newest = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
@@ -126,7 +147,8 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
                     chosen.setdefault(rev.commit, f"older than the newest {policy.keep} revision(s)")
             if chosen and (repo.error or repo.broken):
                 skipped.append(Skipped(repo.cache_id, "the repo has missing blobs or dangling refs; huggingface_hub "
-                                                      "cannot plan its deletion (remove the repo folder by hand)"))
+                                                      "cannot plan its deletion (remove the repo folder by hand)",
+                                       "damaged"))
                 chosen = {}
             if chosen:
                 chosen_by_repo[repo.path] = set(chosen)
@@ -183,116 +205,163 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
     return PrunePlan(tuple(out), tuple(skipped), revisions)
 
 
-def _inside(path: str, folder: str) -> bool:
-    """``path`` (not followed if it is a link) lies inside ``folder``."""
-    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    folder = os.path.realpath(folder)
-    return parent == folder or parent.startswith(folder.rstrip(os.sep) + os.sep)
+@dataclass(frozen=True)
+class Outcome:
+    deleted: int  #: revisions, partials and orphans actually removed
+    freed: int  #: bytes actually released
+    errors: tuple[str, ...] = ()
 
 
-def _trash(root: str) -> str:
-    path = os.path.join(root, TRASH)
-    os.makedirs(path, exist_ok=True)
-    return path
+class _Root:
+    """One cache root during a prune: its folder, where deleted things are parked, and
+    huggingface_hub's view of it (None when its scan cannot read the root)."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)  # as scanned: the user's own link to the root is followed, none below it
+        self.real = os.path.realpath(path)  # as huggingface_hub's scan names it
+        self.folder = Folder(self.path)
+        self.trash = TRASH.split(os.sep)
+        self._hf = False
+
+    def hf_info(self):
+        if self._hf is False:
+            try:
+                from huggingface_hub import scan_cache_dir
+
+                self._hf = scan_cache_dir(self.path)
+            except Exception:  # noqa: BLE001 - an unreadable repo makes its scan raise: plan without it
+                self._hf = None
+        return self._hf
+
+    def park(self, parts: list[str]) -> bool:
+        """Move a folder out of the cache's namespace in one rename, then delete it there."""
+        name = f"{uuid.uuid4().hex}-{parts[-1]}"
+        if not self.folder.move(parts, self.trash, name):
+            return False
+        self.folder.remove_tree([*self.trash, name])
+        return True
+
+    def empty_trash(self) -> None:
+        try:
+            self.folder.remove_tree(self.trash)
+        except FileNotFoundError:
+            pass
 
 
 def empty_trash(root: str) -> None:
-    path = os.path.join(root, TRASH)
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _park(path: str, root: str) -> None:
-    """Move a snapshot or repo folder out of the cache's namespace in one rename, then delete it."""
-    parked = os.path.join(_trash(root), f"{uuid.uuid4().hex}-{os.path.basename(path)}")
-    os.rename(path, parked)
-    shutil.rmtree(parked, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    deleted: int  #: items done
-    freed: int
-    errors: tuple[str, ...] = ()
+    _Root(root).empty_trash()
 
 
 def execute(plan: PrunePlan, progress: Callable[[str, int], None] | None = None) -> Outcome:
     """Delete what ``plan`` holds; ``progress(label, bytes)`` after each step."""
-    from huggingface_hub import scan_cache_dir
-
     step = progress or (lambda label, size: None)
     done = freed = 0
     errors: list[str] = []
-    roots = sorted({r for r, _ in plan.revisions} | {i.root for i in plan.items})
-    for root in roots:
-        empty_trash(root)
-    by_root: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for (root, repo_path), commits in plan.revisions.items():
-        by_root.setdefault(root, []).append((repo_path, commits))
-    for root, repos in sorted(by_root.items()):
-        info = scan_cache_dir(root)
-        for repo_path, commits in sorted(repos):
-            strategy = info.delete_revisions(*commits)
-            try:
-                freed += _execute_strategy(strategy, root, repo_path)
-                done += 1
-            except OSError as exc:
-                errors.append(f"{repo_path}: {exc}")
-            step(os.path.basename(repo_path), 0)
-    for item in plan.items:
-        if item.kind not in ("orphan", "incomplete") or not item.path:
+    roots = {r: _Root(r) for r in sorted({r for r, _ in plan.revisions} | {i.root for i in plan.items})}
+    usable = {}
+    for path, root in roots.items():
+        try:
+            root.empty_trash()  # also proves .locks is a real folder (NotFollowed otherwise)
+            usable[path] = root
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}; nothing in this root was deleted")
+    for (root_path, repo_path), commits in sorted(plan.revisions.items()):
+        if root_path not in usable:
             continue
-        lock = os.path.join(item.root, ".locks", os.path.basename(os.path.dirname(os.path.dirname(item.path))),
-                            os.path.basename(item.path).split(".")[0] + ".lock")
-        if lock_held(lock) or not _inside(item.path, os.path.join(item.root)):
+        try:
+            n, size = _delete_revisions(usable[root_path], repo_path, commits, errors)
+            done += n
+            freed += size
+        except OSError as exc:
+            errors.append(f"{repo_path}: {exc.strerror or exc}" if not isinstance(exc, NotFollowed) else str(exc))
+        step(os.path.basename(repo_path), 0)
+    for item in plan.items:
+        if item.kind not in ("orphan", "incomplete") or not item.path or item.root not in usable:
+            continue
+        root = usable[item.root]
+        parts = split(root.path, item.path)
+        if parts is None or len(parts) != 3 or parts[1] != "blobs":
+            errors.append(f"{item.path}: not a file of a repo's blobs folder; kept")
+            continue
+        lock = os.path.join(root.path, ".locks", parts[0], parts[2].split(".")[0] + ".lock")
+        if lock_held(lock):
             errors.append(f"{item.path}: skipped, its download lock is held now")
             continue
         try:
-            os.unlink(item.path)
-            freed += item.size
-            done += 1
-        except FileNotFoundError:
-            pass
+            if root.folder.unlink(parts):
+                freed += item.size
+                done += 1
         except OSError as exc:
-            errors.append(f"{item.path}: {exc}")
+            errors.append(str(exc) if isinstance(exc, NotFollowed) else f"{item.path}: {exc.strerror or exc}")
         step(os.path.basename(item.path), item.size)
-    for root in roots:
-        empty_trash(root)
+    for root in usable.values():
+        try:
+            root.empty_trash()
+        except OSError as exc:
+            errors.append(f"{root.path}: could not empty {TRASH}: {exc.strerror or exc}")
     return Outcome(done, freed, tuple(errors))
 
 
-def _execute_strategy(strategy, root: str, repo_path: str) -> int:
-    """huggingface_hub's strategy for one repo, in an order that is safe to interrupt, and
-    never outside the repo's own folder."""
-    blobs_dir = os.path.join(repo_path, "blobs")
-    blobs = [str(b) for b in strategy.blobs if _inside(str(b), blobs_dir)]
+def _delete_revisions(root: _Root, repo_path: str, commits: tuple[str, ...], errors: list[str]) -> tuple[int, int]:
+    """Delete ``commits`` of one repo, as read again now; returns (revisions deleted, bytes freed).
+    Order, safe to interrupt: refs, then snapshot folders (or the whole repo), then blobs."""
+    parts = split(root.path, repo_path)
+    if parts is None or len(parts) != 1:
+        errors.append(f"{repo_path}: not a repo folder of {root.path}; kept")
+        return 0, 0
+    name = parts[0]
+    root.folder.check([name])  # a link in place of the repo folder: NotFollowed
+    repo = scan_repo(os.path.join(root.path, name), root.path, detail=True)
+    if repo.error:
+        errors.append(f"{repo.cache_id}: {repo.error}; the whole repo was kept")
+        return 0, 0
+    present = {r.commit: r for r in repo.revisions}
+    missing = [c for c in commits if c not in present]
+    if missing:
+        errors.append(f"{repo.cache_id}: revision(s) not found, nothing to delete for them: "
+                      + ", ".join(c[:12] for c in missing))
+    gone = [present[c] for c in commits if c in present]
+    if not gone:
+        return 0, 0
+    kept = [r for r in repo.revisions if r.commit not in commits]
+    hf = _hf_strategy(root, repo, [r.commit for r in gone])
+    if not kept:
+        if hf is not None and os.path.join(root.real, name) not in {os.path.abspath(str(p)) for p in hf.repos}:
+            errors.append(f"{repo.cache_id}: huggingface_hub would not delete the whole repo; kept")
+            return 0, 0
+        if os.path.lexists(os.path.join(repo.path, "refs")):
+            root.park([name, "refs"])  # every revision detached first
+        root.park([name])
+        return len(gone), (repo.size + sum(b.size for b in repo.orphans) + sum(b.size for b in repo.incomplete))
+    for rev in gone:
+        for ref in rev.refs:
+            root.folder.unlink([name, "refs", *ref.split("/")])
     freed = 0
-    sizes = {}
-    for b in blobs:
-        try:
-            sizes[b] = os.lstat(b).st_size
-        except OSError:
-            sizes[b] = 0
-    for ref in strategy.refs:
-        if _inside(str(ref), os.path.join(repo_path, "refs")):
-            try:
-                os.unlink(ref)
-            except FileNotFoundError:
-                pass
-    for repo in strategy.repos:
-        if os.path.realpath(str(repo)) == os.path.realpath(repo_path):
-            refs = os.path.join(repo_path, "refs")
-            if os.path.isdir(refs):
-                _park(refs, root)  # every revision detached first
-            _park(repo_path, root)
-            return sum(sizes.values()) or 0
-    for snapshot in strategy.snapshots:
-        if _inside(str(snapshot), os.path.join(repo_path, "snapshots")) and os.path.lexists(str(snapshot)):
-            _park(str(snapshot), root)
-    for b in blobs:
-        try:
-            os.unlink(b)
-            freed += sizes[b]
-        except FileNotFoundError:
-            pass
-    return freed
+    for rev in gone:
+        if root.park([name, "snapshots", rev.commit]):
+            freed += sum(repo.blob_sizes.get(b, 0) for b in rev.blobs if os.sep in b)  # files stored in place
+    still_used = {b for r in kept for b in r.blobs}
+    blobs = {b for r in gone for b in r.blobs if os.sep not in b} - still_used
+    if hf is not None:
+        agreed = {p[2] for p in (split(root.real, os.path.abspath(str(b))) for b in hf.blobs)
+                  if p is not None and len(p) == 3 and p[0] == name and p[1] == "blobs"}
+        for b in sorted(blobs - agreed):
+            errors.append(f"{repo.cache_id}: blob {b} kept: huggingface_hub's strategy does not delete it")
+        blobs &= agreed
+    for b in sorted(blobs):
+        if root.folder.unlink([name, "blobs", b]):
+            freed += repo.blob_sizes.get(b, 0)
+    return len(gone), freed
+
+
+def _hf_strategy(root: _Root, repo: Repo, commits: list[str]):
+    """huggingface_hub's DeleteCacheStrategy for ``commits``, or None where its scan of the root
+    failed or does not see this repo as this scan does."""
+    info = root.hf_info()
+    if info is None:
+        return None
+    mine = os.path.join(root.real, os.path.basename(repo.path))
+    theirs = next((r for r in info.repos if os.path.abspath(str(r.repo_path)) == mine), None)
+    if theirs is None or {r.commit_hash for r in theirs.revisions} != {r.commit for r in repo.revisions}:
+        return None
+    return info.delete_revisions(*commits)

@@ -1,6 +1,8 @@
 """Renderers of a Report: terminal (rich), JSON envelope, Markdown for a GitHub issue.
 
-All three take the same Report and pass their text through ``redact`` last.
+All three take the same Report, pass every value through ``redact`` (secrets) and then
+``printable`` (control characters as escapes, long values clipped): a replayed report, a
+target's stderr or a folder's name can neither reach the terminal raw nor break a table.
 """
 
 from __future__ import annotations
@@ -8,10 +10,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import replace
 from typing import Mapping
 
 from .model import Finding, Status
+from .printable import clip, json_text as safe_json, printable
 from .redact import redact
 from .report import Report, counts, to_json
 
@@ -34,12 +38,27 @@ CATEGORY_TITLES = {
     "network": "Network",
     "cache": "Hugging Face cache",
     "build": "Building CUDA extensions",
+    "distributed": "Several GPUs and nodes",
 }
 
 
+#: the most of one value a human report shows (the JSON keeps all of it)
+LIMITS = {"title": 1_000, "detail": 10_000, "fix": 2_000, "docs": 500, "id": 200, "category": 100, "check": 200}
+
+
+def _shown(text, environ: Mapping[str, str], limit: int, multiline: bool = False) -> str:
+    """A value as a human report shows it: secrets masked, clipped, control characters escaped."""
+    return printable(clip(redact(str(text), environ), limit), multiline=multiline)
+
+
 def _clean(report: Report, environ: Mapping[str, str]) -> list[Finding]:
-    return [replace(f, title=redact(f.title, environ), detail=redact(f.detail, environ),
-                    fix=redact(f.fix, environ) if f.fix else None) for f in report.findings]
+    return [replace(f, title=_shown(f.title, environ, LIMITS["title"]),
+                    detail=_shown(f.detail, environ, LIMITS["detail"], multiline=True),
+                    fix=_shown(f.fix, environ, LIMITS["fix"]) if f.fix else None,
+                    docs=_shown(f.docs, environ, LIMITS["docs"]) if f.docs else None,
+                    id=_shown(f.id, environ, LIMITS["id"]), category=_shown(f.category, environ, LIMITS["category"]),
+                    check=_shown(f.check, environ, LIMITS["check"]) if f.check else None)
+            for f in report.findings]
 
 
 def by_category(findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -110,9 +129,10 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
         unicode = True
     findings = _clean(report, environ)
     target = report.target or {}
-    head = f"llmdoctor {report.tool_version} · {target.get('executable') or target.get('python') or '?'}"
+    where = _shown(target.get("executable") or target.get("python") or "?", environ, 500)
+    head = f"llmdoctor {report.tool_version} · {where}"
     if report.replayed_from:
-        head += f" · replay of a report from {report.replayed_from.get('created') or 'unknown date'}"
+        head += f" · replay of a report from {_shown(report.replayed_from.get('created') or 'unknown date', environ, 100)}"
     if report.offline:
         head += " · offline"
     console.print(Text(head, style="bold"))
@@ -142,11 +162,12 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
     console.print()
     timing = report.timing or {}
     if verbose and timing.get("per_probe_s"):
-        probes = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timing["per_probe_s"].items())
+        probes = ", ".join(f"{_shown(k, environ, 100)} {v * 1000:.0f} ms" for k, v in timing["per_probe_s"].items()
+                           if isinstance(v, (int, float)))
         console.print(Text(f"Probes: {probes}", style="dim"))
     tail = footer(findings)
     total = timing.get("total_s")
-    if total is not None:
+    if isinstance(total, (int, float)):
         tail += f"  ({total:.2f} s)"
     worst = max((f.status for f in findings), default=Status.OK)
     console.print(Text(tail, style="bold " + SYMBOLS[worst][2] if worst >= Status.WARN else "bold green"))
@@ -156,10 +177,24 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
 
 def json_text(report: Report, environ: Mapping[str, str] | None = None) -> str:
     environ = dict(os.environ if environ is None else environ)
-    return redact(json.dumps(to_json(report), indent=2, ensure_ascii=False, default=str), environ)
+    return safe_json(redact(json.dumps(to_json(report), indent=2, ensure_ascii=False, default=str), environ))
 
 
 MARKDOWN_FACTS_LIMIT = 40_000  # GitHub issue bodies stop at 65,536 characters
+
+
+def cell(text: str | None) -> str:
+    """A Markdown table cell: one line (newlines were escaped already), pipes escaped."""
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def code(text: str | None) -> str:
+    """``text`` as a Markdown code span, fenced with more backticks than it holds."""
+    text = text or ""
+    run = max((len(r) for r in re.findall("`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _compact_facts(facts: dict) -> dict:
@@ -181,20 +216,20 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
     environ = dict(os.environ if environ is None else environ)
     findings = _clean(report, environ)
     target = report.target or {}
+    def value(v, limit: int = 500) -> str:
+        return _shown(v, environ, limit)
+
     out = ["## llmdoctor report", "",
            f"- llmdoctor {report.tool_version}, {report.created}",
-           f"- target: `{target.get('executable') or target.get('python')}` "
-           f"(Python {target.get('python_version') or '?'}, {target.get('kind')})",
+           f"- target: {code(value(target.get('executable') or target.get('python')))} "
+           f"(Python {value(target.get('python_version') or '?', 50)}, {value(target.get('kind'), 50)})",
            f"- summary: {footer(findings)} " + ", ".join(f"{k}: {v}" for k, v in counts(findings).items() if v),
            "", "| status | check | finding | fix |", "|---|---|---|---|"]
-
-    def cell(text: str | None) -> str:
-        return (text or "").replace("|", "\\|").replace("\n", " ")
-
     for f in sorted(findings, key=lambda f: -f.status):
-        fix = f"`{cell(f.fix)}`" if f.fix else ""
-        out.append(f"| {f.status.label} | `{f.id}` | {cell(f.title)} | {fix} |")
-    facts = json.dumps(_compact_facts(to_json(report)["facts"]), indent=1, ensure_ascii=False, default=str)
+        fix = code(cell(f.fix)) if f.fix else ""
+        out.append(f"| {f.status.label} | {code(cell(f.id))} | {cell(f.title)} | {fix} |")
+    facts = safe_json(json.dumps(_compact_facts(to_json(report)["facts"]), indent=1, ensure_ascii=False,
+                                 default=str))
     if len(facts) > MARKDOWN_FACTS_LIMIT:
         facts = facts[:MARKDOWN_FACTS_LIMIT] + "\n... (cut: attach `llmdoctor check --json` output for all facts)"
     out += ["", "<details><summary>Facts (JSON)</summary>", "", "```json", facts, "```", "", "</details>", ""]

@@ -74,12 +74,18 @@ def facts_from_json(data: dict, probes: Sequence) -> Facts:
     """Rebuild Facts from an envelope, typed by the probes we know; unknown probes are dropped."""
     if not isinstance(data, dict) or "facts" not in data or "schema_version" not in data:
         raise ReplayError("not an llmdoctor report (no schema_version / facts)")
-    if not isinstance(data["schema_version"], int) or data["schema_version"] > SCHEMA_VERSION:
-        raise ReplayError(f"report schema_version {data['schema_version']!r} is newer than this llmdoctor "
-                          f"understands ({SCHEMA_VERSION}); upgrade llmdoctor")
+    version = data["schema_version"]
+    if type(version) is not int or version < 1:
+        raise ReplayError(f"schema_version must be a whole number from 1, not {_show(version)}: "
+                          "this is not a report llmdoctor wrote")
+    if version > SCHEMA_VERSION:
+        raise ReplayError(f"report schema_version {version} is newer than this llmdoctor understands "
+                          f"({SCHEMA_VERSION}); upgrade llmdoctor")
+    if not isinstance(data["facts"], dict):
+        raise ReplayError(f"facts must be an object, not {type(data['facts']).__name__}")
     types = {p.name: p.type for p in probes}
     results = {}
-    for name, entry in (data.get("facts") or {}).items():
+    for name, entry in data["facts"].items():
         if name not in types or not isinstance(entry, dict):
             continue
         try:
@@ -88,6 +94,28 @@ def facts_from_json(data: dict, probes: Sequence) -> Facts:
             results[name] = ProbeResult(name, None, f"cannot read saved facts: {type(exc).__name__}: {exc}",
                                         "exception")
             continue
-        results[name] = ProbeResult(name, value, entry.get("reason"), entry.get("kind"),
-                                    float(entry.get("duration_s") or 0.0))
+        reason, kind = entry.get("reason"), entry.get("kind")
+        results[name] = ProbeResult(name, value, None if reason is None else str(reason),
+                                    kind if kind in PROBE_FAILURES else None, _seconds(entry.get("duration_s")))
     return Facts(results)
+
+
+PROBE_FAILURES = ("timeout", "crash", "exception")
+
+
+def _seconds(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0.0
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def saved_dict(data: dict, key: str) -> dict:
+    """The plain values (text, numbers) of ``data[key]`` when it is an object, else {}: what a
+    damaged or hostile report's envelope holds beyond that is dropped."""
+    value = data.get(key)
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if v is None or isinstance(v, (str, int, float, bool))}

@@ -1,8 +1,11 @@
-"""Run a child process with a hard deadline; never hang, never raise for the child's sake."""
+"""Run a child process with a hard deadline and bounded output; never hang, never raise for
+the child's sake, never hold more of what it prints than ``KEEP_BYTES`` per stream (its start
+and its end, where a probe's result is): a target that prints 200 MB costs no memory."""
 
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import signal
 import subprocess
@@ -19,6 +22,7 @@ class Completed:
     stderr: str
     timed_out: bool = False
     start_error: str | None = None  #: why it could not be started
+    cut: int = 0  #: bytes of output left out from the middle (it printed more than KEEP_BYTES)
 
     @property
     def signal_name(self) -> str | None:
@@ -31,6 +35,8 @@ class Completed:
             return f"signal {-self.returncode}"
 
 
+KEEP_BYTES = 16 * 2**20  #: per stream: the first and the last half of this are kept
+CHUNK = 1 << 16
 _live: set[subprocess.Popen] = set()
 _lock = threading.Lock()
 
@@ -44,9 +50,9 @@ def _kill_leftovers() -> None:
 
 
 def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
-        cwd: str | None = None) -> Completed:
+        cwd: str | None = None, keep: int = KEEP_BYTES) -> Completed:
     """Run ``argv``; on timeout kill its whole process group, so grandchildren holding
-    the pipes cannot keep us waiting."""
+    the pipes cannot keep us waiting. Of each stream at most ``keep`` bytes are kept."""
     argv = tuple(str(a) for a in argv)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -56,19 +62,72 @@ def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = Non
         return Completed(argv, None, "", "", start_error=f"{type(exc).__name__}: {exc}")
     with _lock:
         _live.add(proc)
+    readers = [_Reader(proc.stdout, keep), _Reader(proc.stderr, keep)]
+    timed_out = False
     try:
-        out, err = proc.communicate(timeout=max(0.01, timeout))
-    except subprocess.TimeoutExpired:
-        _kill(proc)
         try:
-            out, err = proc.communicate(timeout=2)
+            proc.wait(timeout=max(0.01, timeout))
         except subprocess.TimeoutExpired:
-            out, err = b"", b""
-        return Completed(argv, None, _text(out), _text(err), timed_out=True)
+            timed_out = True
+            _kill(proc)
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        for reader in readers:  # the pipes close when the group is gone; a grandchild may keep them
+            reader.join(2 if timed_out else max(2.0, timeout))
     finally:
         with _lock:
             _live.discard(proc)
-    return Completed(argv, proc.returncode, _text(out), _text(err))
+    (out, cut_out), (err, cut_err) = (r.result() for r in readers)
+    return Completed(argv, None if timed_out else proc.returncode, _text(out), _text(err), timed_out=timed_out,
+                     cut=cut_out + cut_err)
+
+
+class _Reader:
+    """Drains one pipe in a thread, keeping its first and last ``keep / 2`` bytes."""
+
+    def __init__(self, stream, keep: int):
+        self.stream = stream
+        self.head = bytearray()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_len = 0
+        self.cut = 0
+        self.half = max(1, keep // 2)
+        self.thread = threading.Thread(target=self._drain, daemon=True, name="llmdoctor-pipe")
+        self.thread.start()
+
+    def _drain(self) -> None:
+        read = getattr(self.stream, "read1", self.stream.read)
+        try:
+            while True:
+                chunk = read(CHUNK)
+                if not chunk:
+                    break
+                room = self.half - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                    if not chunk:
+                        continue
+                self.tail.append(chunk)
+                self.tail_len += len(chunk)
+                while self.tail_len - len(self.tail[0]) >= self.half:
+                    self.cut += len(self.tail[0])
+                    self.tail_len -= len(self.tail.popleft())
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    def result(self) -> tuple[bytes, int]:
+        return bytes(self.head) + b"".join(list(self.tail)), self.cut
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -101,3 +101,64 @@ def venv(tmp_path):
         return py
 
     return factory
+
+
+# --- a second OS user, for the tests where permissions matter --------------------------------
+
+OTHER_USER = "llmdoctor-other"
+_DROPPED_CAPS = "-dac_override,-dac_read_search,-fowner"
+
+
+def other_user() -> tuple[int, int]:
+    """(uid, gid) of a second, unprivileged OS user: ``llmdoctor-other``, created when the
+    tests run as root and it does not exist yet. Skips the test when there is none."""
+    import pwd
+    import shutil as _shutil
+
+    try:
+        entry = pwd.getpwnam(OTHER_USER)
+    except KeyError:
+        if os.geteuid() != 0 or not _shutil.which("useradd"):
+            pytest.skip("no second OS user can be created here (not root, or no useradd)")
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+                              capture_output=True, text=True, timeout=60)
+        if made.returncode not in (0, 9):  # 9: it was created meanwhile
+            pytest.skip(f"useradd failed: {made.stderr.strip()}")
+        entry = pwd.getpwnam(OTHER_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def drop_privileges_argv() -> list[str]:
+    """A prefix that runs a command without the privileges that let root read and write any
+    file (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER), so that file permissions hold for
+    it as for an ordinary user; nothing when the tests do not run as root. (Running the
+    interpreter as the second user instead would need it to be executable by that user, which
+    a pyenv Python under a private /root is not.)"""
+    import shutil as _shutil
+
+    if os.geteuid() != 0:
+        return []
+    if not _shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: cannot make permissions hold")
+    return ["setpriv", f"--inh-caps={_DROPPED_CAPS}", f"--bounding-set={_DROPPED_CAPS}"]
+
+
+def readable_by_other_user(path: str | os.PathLike) -> bool:
+    """Whether the second OS user can open ``path`` for reading (checked in a forked child
+    that becomes that user: only system calls run there, no import)."""
+    uid, gid = other_user()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.close(os.open(os.fspath(path), os.O_RDONLY))
+            code = 0
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0

@@ -69,10 +69,10 @@ def test_a_fix_killed_midway_can_still_be_undone(tmp_path, monkeypatch):
     rec = j.begin("demo")
     real = journal_mod.atomic_write
 
-    def die_on_target(path, data, mode=None):
+    def die_on_target(path, data, mode=None, tmp=None):
         if path == str(f):
             raise KeyboardInterrupt  # killed while writing the user's file
-        real(path, data, mode)
+        real(path, data, mode, tmp)
 
     monkeypatch.setattr(journal_mod, "atomic_write", die_on_target)
     with pytest.raises(KeyboardInterrupt):
@@ -80,7 +80,7 @@ def test_a_fix_killed_midway_can_still_be_undone(tmp_path, monkeypatch):
     monkeypatch.setattr(journal_mod, "atomic_write", real)
     assert f.read_bytes() == b"before"  # atomic: the file was never half written
     entry = j.find(None)
-    j.undo(entry, force=True)
+    j.undo(entry)  # the file is as it was before: no --force needed
     assert f.read_bytes() == b"before"
 
 

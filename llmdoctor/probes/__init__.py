@@ -58,6 +58,9 @@ def builtin_probes() -> tuple[Probe, ...]:
     from .remote_code import RemoteCodeFacts, probe_remote_code
     from .system import SystemFacts, probe_system
     from .toolkit import ToolkitFacts, probe_toolkit
+    from .allreduce import AllReduceFacts, probe_allreduce
+    from .node import NodeFacts, probe_node
+    from .topology import TopologyFacts, probe_topology
 
     return (
         Probe("clock", probe_clock, ClockFacts, timeout_s=2.0,
@@ -85,4 +88,11 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="Hugging Face cache roots: contents, what prune could free, filesystems, split caches"),
         Probe("hub.remote-code", probe_remote_code, RemoteCodeFacts, timeout_s=10.0,
               description="cached model repos with their own code (auto_map) and the transformers they were saved with"),
+        Probe("topology", probe_topology, TopologyFacts, timeout_s=10.0,
+              description="how the GPUs are linked (NVML P2P status, NVLink, PCIe, NUMA) and the network interfaces "
+                          "and InfiniBand/RoCE ports"),
+        Probe("node", probe_node, NodeFacts, timeout_s=5.0,
+              description="host name, the NCCL / torch.distributed / CUDA / HF variables and nccl.conf"),
+        Probe("allreduce", probe_allreduce, AllReduceFacts, timeout_s=5.0,
+              description="a live all-reduce across this node's GPUs (with --distributed only)"),
     )

@@ -38,6 +38,7 @@ class CacheRootFacts:
     broken_repos: int = 0
     mount: Mount | None = None
     error: str | None = None
+    error_kind: str | None = None  #: "not-a-folder" | "unreadable" (hfcache.Root.error_kind)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def probe_cache(ctx: ProbeContext) -> CacheFacts:
             on_disk=root.on_disk, detached=sum(r.freed_by({v.commit for v in r.revisions if not v.refs}) for r in root.repos),
             incomplete=sum(b.size for r in root.repos for b in r.incomplete),
             orphans=sum(b.size for r in root.repos for b in r.orphans),
-            broken_repos=sum(1 for r in root.repos if r.broken or r.error), mount=mount, error=root.error))
+            broken_repos=sum(1 for r in root.repos if r.broken or r.error), mount=mount, error=root.error,
+            error_kind=root.error_kind))
         for repo in root.repos:
             for name, size in repo.blob_sizes.items():
                 if os.sep not in name:

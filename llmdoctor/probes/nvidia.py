@@ -1,7 +1,8 @@
-"""NVIDIA driver and GPU facts. The only module of llmdoctor that imports ``pynvml``
-(from nvidia-ml-py), lazily. Every NVML error or missing function becomes an unknown
-field with its reason; when NVML cannot load at all, ``nvidia-smi`` and
-/proc/driver/nvidia/version are read instead; with no driver, source is "none".
+"""NVIDIA driver and GPU facts. With probes/topology.py (links between GPUs), the only
+modules of llmdoctor that import ``pynvml`` (from nvidia-ml-py), lazily. Every NVML error
+or missing function becomes an unknown field with its reason; when NVML cannot load at
+all, ``nvidia-smi`` and /proc/driver/nvidia/version are read instead; with no driver,
+source is "none".
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import subproc
+from ..printable import clip
 from . import ProbeContext, ProbeFailed
 
 SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
@@ -95,8 +96,11 @@ def _child_env(ctx: ProbeContext) -> dict:
     return env
 
 
+LINE_LIMIT = 500  #: of one line of a target's stderr kept in a finding
+
+
 def describe_failure(done: subproc.Completed, what: str, timeout: float) -> ProbeFailed:
-    tail = done.stderr.strip().splitlines()[-5:]
+    tail = [clip(line, LINE_LIMIT) for line in done.stderr[-20 * LINE_LIMIT:].strip().splitlines()[-5:]]
     detail = "\n".join(tail)
     if done.start_error:
         return ProbeFailed(f"could not start the target interpreter: {done.start_error}", "crash", detail)
@@ -118,7 +122,7 @@ def probe_lines(stdout: str):
         if line.startswith(MARK):
             try:
                 yield json.loads(line[len(MARK):])
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
 
 
@@ -132,8 +136,10 @@ def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
         raise describe_failure(done, "start-up and the environment scan", timeout)
     data = next(iter(probe_lines(done.stdout)), None)
     if not isinstance(data, dict) or "python_version" not in data:
-        raise ProbeFailed("the target interpreter exited without printing the probe's result",
-                          "crash", done.stdout[-500:])
+        why = "the target interpreter exited without printing the probe's result"
+        if done.cut:
+            why += f" (it printed {done.cut // 2**20} MB more than is read, from start-up code)"
+        raise ProbeFailed(why, "crash", clip(done.stdout[-LINE_LIMIT:], LINE_LIMIT))
     dists = tuple(
         Distribution(name=d.get("name"), version=d.get("version"), requires=tuple(d.get("requires") or ()),
                      location=d.get("location"), error=d.get("error"))

@@ -1,0 +1,1 @@
+"""`llmdoctor check --distributed`: one rank per node, reports over torch.distributed, one cluster report."""

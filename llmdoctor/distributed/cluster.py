@@ -1,0 +1,254 @@
+"""The cluster report: facts about the job (``ClusterFacts``), per-node findings folded into
+one list, and the merged JSON document that ``--replay`` reads back.
+
+A merged report is an ordinary llmdoctor envelope (schema_version, findings, facts,
+timing) with ``"kind": "cluster"``, the ``cluster`` fact, and ``nodes``: every rank's own
+envelope (its facts and findings, secrets already masked on that node). Replaying it
+judges every node's facts again with today's checks and folds them again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+from ..facts import Facts, ProbeResult, load
+from ..model import Finding
+from ..probes.allreduce import AllReduceFacts
+from ..report import Report, now_iso
+
+KIND = "cluster"
+
+
+@dataclass(frozen=True)
+class RankState:
+    rank: int
+    state: str  #: "reported" | "joined-only" | "hung" | "crashed" | "never-joined"
+    host: str | None = None
+    pid: int | None = None
+    local_rank: int | None = None
+    detail: str = ""
+    joined_after_s: float | None = None  #: seconds after rank 0 started
+    torch: str | None = None  #: the torch of the process the launcher started
+    cuda_devices: int = 0  #: GPUs that process's torch sees
+    nccl: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    """What is compared between nodes, taken from one node's facts."""
+
+    rank: int
+    label: str
+    host: str
+    probed: bool = True
+    python: str | None = None  #: the target interpreter (for the fix commands)
+    python_version: str | None = None
+    driver: str | None = None
+    cuda_driver: str | None = None
+    torch: str | None = None
+    torch_cuda: str | None = None
+    nccl: str | None = None
+    gpus: tuple[str, ...] = ()
+    packages: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    env_digests: dict[str, str] = field(default_factory=dict)
+    os_release: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    world_size: int
+    launcher: str
+    master: str  #: MASTER_ADDR:MASTER_PORT
+    timeout_s: float
+    rank0_host: str
+    ranks: tuple[RankState, ...] = ()
+    nodes: tuple[NodeSummary, ...] = ()
+    allreduce: AllReduceFacts | None = None
+
+
+# --- node summaries ------------------------------------------------------------
+
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def summarize(rank: int, label: str, facts: Facts, state: RankState | None = None) -> NodeSummary:
+    node, target, gpu, torch = (facts.value(n) for n in ("node", "target", "gpu", "torch"))
+    packages = {}
+    for d in getattr(target, "distributions", ()) or ():
+        if d.name and d.version:
+            packages.setdefault(_canon(d.name), d.version)
+    nccl = None
+    live = getattr(torch, "live", None)
+    if live is not None and live.nccl:
+        nccl = live.nccl
+    if nccl is None and state is not None and state.nccl:
+        nccl = state.nccl
+    if nccl is None:
+        nccl = next((v for k, v in packages.items() if k.startswith("nvidia-nccl-")), None)
+    return NodeSummary(
+        rank=rank, label=label, host=getattr(node, "hostname", None) or (state.host if state else None) or "?",
+        python=getattr(target, "executable", None) or getattr(target, "python", None),
+        python_version=getattr(target, "python_version", None),
+        driver=getattr(gpu, "driver_version", None) if getattr(gpu, "source", "none") not in ("none",) else None,
+        cuda_driver=getattr(gpu, "cuda_driver_version", None),
+        torch=(getattr(torch, "version", None) if getattr(torch, "installed", False) else None)
+        or (state.torch if state else None),
+        torch_cuda=getattr(torch, "cuda", None) if torch is not None else None,
+        nccl=nccl, gpus=tuple(g.name or "?" for g in getattr(gpu, "gpus", ()) or ()), packages=packages,
+        env=dict(getattr(node, "environ", {}) or {}), env_digests=dict(getattr(node, "secret_digests", {}) or {}),
+        os_release=getattr(facts.value("system"), "os_release", None))
+
+
+def labels(hosts: Mapping[int, str | None]) -> dict[int, str]:
+    """A name per rank: the host name, with the rank where two ranks share a host."""
+    count: dict[str, int] = {}
+    for h in hosts.values():
+        if h:
+            count[h] = count.get(h, 0) + 1
+    return {r: "unknown host" if not h else h if count[h] == 1 else f"{h}#{r}" for r, h in hosts.items()}
+
+
+# --- folding ---------------------------------------------------------------------
+
+def _key(f: Finding) -> str:
+    return f.check or f.id
+
+
+def _sig(items: Sequence[Finding]) -> tuple:
+    return tuple((f.id, f.status, f.title, f.fix) for f in items)
+
+
+def _tag(names: Sequence[str], all_names: Sequence[str]) -> str:
+    rest = [n for n in all_names if n not in names]
+    if len(all_names) > 2 and len(rest) < len(names):
+        return f"[all but {', '.join(rest)}] "
+    return f"[{', '.join(names)}] "
+
+
+def fold(node_findings: Sequence[tuple[str, Sequence[Finding]]]) -> list[Finding]:
+    """One list from every node's findings. Findings of a check that are the same on every
+    node are said once; where they differ, each variant is said once, tagged with the
+    nodes it holds for (``[node-b]``, or ``[all but node-c]``)."""
+    names = [name for name, _ in node_findings]
+    order: list[str] = []
+    per: dict[str, dict[str, list[Finding]]] = {}
+    for name, items in node_findings:
+        for f in items:
+            key = _key(f)
+            if key not in per:
+                per[key] = {}
+                order.append(key)
+            per[key].setdefault(name, []).append(f)
+    out: list[Finding] = []
+    for key in order:
+        variants: dict[tuple, list[str]] = {}
+        first: dict[tuple, list[Finding]] = {}
+        for name in names:
+            items = per[key].get(name, [])
+            sig = _sig(items)
+            variants.setdefault(sig, []).append(name)
+            first.setdefault(sig, items)
+        if len(variants) == 1:
+            out.extend(first[next(iter(variants))])
+            continue
+        ranked = sorted(variants.items(), key=lambda kv: (-len(kv[1]), names.index(kv[1][0])))
+        for sig, where in ranked:
+            tag = _tag(where, names)
+            for f in first[sig]:
+                out.append(replace(f, title=tag + f.title,
+                                   detail=(f.detail + "\n" if f.detail else "") + f"on: {', '.join(where)}"))
+    return out
+
+
+# --- the merged report -------------------------------------------------------------
+
+def cluster_checks(only=(), skip=()):
+    from ..checks.distributed import cluster_checks as made
+    from ..registry import select
+
+    return select(list(made()), only, skip)
+
+
+def node_report(envelope: Mapping, only=(), skip=()) -> Report:
+    """A node's report as judged by today's checks (its facts replayed)."""
+    from ..doctor import replay
+
+    return replay(dict(envelope), only=only, skip=skip)
+
+
+def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *, only=(), skip=(),
+          offline: bool = False, timing: dict | None = None, replayed_from: dict | None = None) -> Report:
+    """The cluster report: node findings folded, then the cluster checks' findings."""
+    from ..runner import judge
+
+    names = labels({s.rank: s.host for s, _ in nodes} | {r.rank: r.host for r in cf.ranks})
+    summaries = tuple(summarize(s.rank, names[s.rank], rep.facts, s) for s, rep in nodes if rep is not None)
+    cf = replace(cf, nodes=summaries)
+    folded = fold([(names[s.rank], list(rep.findings)) for s, rep in nodes if rep is not None])
+    facts = Facts({"cluster": ProbeResult("cluster", cf)})
+    findings = folded + judge(cluster_checks(only, skip), facts, offline=offline)
+    hosts = ", ".join(f"{names[r.rank]} (rank {r.rank})" for r in cf.ranks)
+    target = {"python": None, "kind": KIND, "prefix": None, "python_version": None,
+              "executable": f"cluster of {cf.world_size} rank{'s' * (cf.world_size != 1)} "
+                            f"({'no launcher' if cf.launcher == 'none' else cf.launcher}): {hosts}"}
+    return Report(target=target, facts=facts, findings=tuple(findings), timing=timing or {}, offline=offline,
+                  created=now_iso(), replayed_from=replayed_from)
+
+
+def to_document(report: Report, envelopes: Sequence[Mapping | None], ranks: Sequence[RankState]) -> dict:
+    """The merged JSON: the cluster envelope, then every node's own envelope."""
+    from ..report import to_json
+
+    doc = to_json(report)
+    doc["kind"] = KIND
+    by_rank = {r.rank: r for r in ranks}
+    doc["nodes"] = [{"rank": r.rank, "host": r.host, "state": r.state,
+                     "report": env} for r, env in zip([by_rank[k] for k in sorted(by_rank)], envelopes)]
+    return doc
+
+
+def is_cluster_document(data) -> bool:
+    return isinstance(data, dict) and data.get("kind") == KIND and isinstance(data.get("nodes"), list)
+
+
+def replay(data: dict, *, only=(), skip=()) -> tuple[Report, list, list]:
+    """Judge a merged report again: every node's facts with today's checks, then fold."""
+    from ..report import ReplayError
+
+    entry = ((data.get("facts") or {}).get("cluster") or {})
+    try:
+        cf = load(ClusterFacts, entry.get("value"))
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ReplayError(f"cannot read the cluster facts: {type(exc).__name__}: {exc}") from None
+    if not isinstance(cf, ClusterFacts):
+        raise ReplayError("the cluster report has no cluster facts")
+    nodes, envelopes = [], []
+    states = {r.rank: r for r in cf.ranks}
+    for item in data.get("nodes") or ():
+        if not isinstance(item, dict) or not isinstance(item.get("rank"), int):
+            continue
+        state = states.get(item["rank"]) or RankState(rank=item["rank"], state=str(item.get("state") or "?"),
+                                                       host=item.get("host"))
+        env = item.get("report")
+        rep = None
+        if isinstance(env, dict):
+            try:
+                rep = node_report(env, only, skip)
+            except ReplayError:
+                env = None  # a node entry that is not a report: that node is left out, the rest replays
+        envelopes.append(env)
+        nodes.append((state, rep))
+    report = build(cf, nodes, only=only, skip=skip, offline=bool(data.get("offline")),
+                   timing={"total_s": 0.0},
+                   replayed_from={"created": data.get("created"), "tool": data.get("tool")})
+    return report, envelopes, list(cf.ranks)
+
+
+def hostname() -> str:
+    import socket
+
+    return socket.gethostname() or "?"

@@ -1,0 +1,184 @@
+"""The launcher variables, the folding of per-node findings, and the cluster checks, on
+facts (the torchrun tests in test_distributed_torchrun.py run the real thing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmdoctor.distributed.cluster import ClusterFacts, NodeSummary, RankState, fold, labels
+from llmdoctor.distributed.launch import LaunchError, first_slurm_host, rank_info
+from llmdoctor.facts import Facts, ProbeResult
+from llmdoctor.model import Finding, Status
+from llmdoctor.probes.allreduce import AllReduceFacts, AllReducePoint
+
+from llmdoctor.checks import distributed as D
+
+
+# --- launchers ---------------------------------------------------------------------
+
+def test_torchrun_variables():
+    info = rank_info({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+                      "MASTER_ADDR": "node-a", "MASTER_PORT": "29400", "TORCHELASTIC_RUN_ID": "j1",
+                      "TORCHELASTIC_RESTART_COUNT": "0", "TORCHELASTIC_USE_AGENT_STORE": "True"})
+    assert (info.rank, info.world_size, info.launcher, info.master_addr, info.master_port) == (1, 2, "torchrun",
+                                                                                             "node-a", 29400)
+    assert info.agent_store and info.run_id == "j1-0"
+
+
+def test_srun_without_master_addr_takes_the_first_host_of_the_node_list():
+    info = rank_info({"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "0", "SLURM_STEP_ID": "0",
+                      "SLURM_JOB_ID": "77", "SLURM_JOB_NODELIST": "gpu[03-05,09]", "SLURM_NTASKS_PER_NODE": "1(x4)"})
+    assert (info.rank, info.world_size, info.launcher, info.master_addr, info.master_port) == (3, 4, "slurm", "gpu03",
+                                                                                             29500)
+    assert info.local_world_size is None and not info.agent_store
+
+
+@pytest.mark.parametrize("nodelist,first", [("gpu[03-05,09],login1", "gpu03"), ("a1,a2", "a1"), ("n[7]", "n7"),
+                                            ("", None), ("[", None)])
+def test_first_slurm_host(nodelist, first):
+    assert first_slurm_host(nodelist) == first
+
+
+def test_mpirun_variables_need_master_addr():
+    env = {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}
+    with pytest.raises(LaunchError, match="MASTER_ADDR is not set"):
+        rank_info(env)
+    assert rank_info({**env, "MASTER_ADDR": "10.0.0.1"}).launcher == "mpi"
+
+
+@pytest.mark.parametrize("env,message", [({"RANK": "0"}, "must both be set"), ({"RANK": "x", "WORLD_SIZE": "2"},
+                                                                                "not a number"),
+                                         ({"RANK": "2", "WORLD_SIZE": "2"}, "not within"),
+                                         ({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "a", "MASTER_PORT": "0"},
+                                          "not a port")])
+def test_broken_launcher_variables_are_named(env, message):
+    with pytest.raises(LaunchError, match=message):
+        rank_info(env)
+
+
+def test_no_launcher_is_a_world_of_one():
+    info = rank_info({})
+    assert (info.rank, info.world_size, info.launcher) == (0, 1, "none")
+
+
+# --- folding -------------------------------------------------------------------------
+
+def f(id, status, title, check=None):
+    return Finding(id=id, category=id.split(".")[0], status=status, title=title, check=check or id)
+
+
+def test_a_finding_shared_by_all_nodes_is_said_once_and_differences_name_their_nodes():
+    same = f("system.shm", Status.OK, "/dev/shm 32.0 GiB")
+    a = [same, f("python.dependencies", Status.OK, "59 distributions installed, every requirement met")]
+    b = [same, f("python.dependency-conflict", Status.FAIL, "tokenizers 0.21.0 is installed, but ...",
+                 check="python.dependencies")]
+    c = [same, f("python.dependencies", Status.OK, "59 distributions installed, every requirement met")]
+    out = fold([("node-a", a), ("node-b", b), ("node-c", c)])
+    assert [x.title for x in out] == ["/dev/shm 32.0 GiB",
+                                      "[all but node-b] 59 distributions installed, every requirement met",
+                                      "[node-b] tokenizers 0.21.0 is installed, but ..."]
+    assert out[2].status is Status.FAIL and out[2].detail.endswith("on: node-b")
+
+
+def test_two_nodes_that_differ_are_both_named():
+    out = fold([("a", [f("gpu.presence", Status.OK, "GPU 0: H100")]), ("b", [f("gpu.presence", Status.OK,
+                                                                               "GPU 0: A100")])])
+    assert [x.title for x in out] == ["[a] GPU 0: H100", "[b] GPU 0: A100"]
+
+
+def test_a_check_one_node_did_not_run_is_tagged_with_the_node_that_ran_it():
+    out = fold([("a", [f("vllm.python", Status.WARN, "vLLM has no wheel")]), ("b", [])])
+    assert [x.title for x in out] == ["[a] vLLM has no wheel"]
+
+
+def test_labels_add_the_rank_only_where_hosts_repeat():
+    assert labels({0: "n1", 1: "n2", 2: "n2", 3: None}) == {0: "n1", 1: "n2#1", 2: "n2#2", 3: "unknown host"}
+
+
+# --- cluster checks ----------------------------------------------------------------------
+
+def summary(rank, label, **kw):
+    base = dict(rank=rank, label=label, host=label, python=f"/envs/{label}/bin/python", python_version="3.11.7",
+                driver="550.54.15", torch="2.5.1+cu121", torch_cuda="12.1", nccl="2.21.5",
+                packages={"torch": "2.5.1+cu121", "transformers": "4.45.0"}, env={"NCCL_DEBUG": "WARN"})
+    base.update(kw)
+    return NodeSummary(**base)
+
+
+def cluster(nodes=(), ranks=None, allreduce=None, world=None):
+    ranks = ranks or tuple(RankState(n.rank, "reported", n.host) for n in nodes)
+    cf = ClusterFacts(world_size=world or len(ranks), launcher="torchrun", master="node-a:29500", timeout_s=120.0,
+                      rank0_host="node-a", ranks=tuple(ranks), nodes=tuple(nodes), allreduce=allreduce)
+    return Facts({"cluster": ProbeResult("cluster", cf)})
+
+
+def run(check, facts):
+    return list(check.run(facts))
+
+
+def test_nodes_that_match_report_no_drift():
+    nodes = (summary(0, "node-a"), summary(1, "node-b"))
+    (drift,) = run(D.drift_check, cluster(nodes))
+    assert drift.status is Status.OK
+    (env,) = run(D.env_drift_check, cluster(nodes))
+    assert env.status is Status.OK
+
+
+def test_drift_in_nccl_torch_driver_and_packages_with_fixes_for_the_odd_node_out():
+    nodes = (summary(0, "node-a"), summary(1, "node-b"),
+             summary(2, "node-c", torch="2.4.0+cu121", nccl="2.20.5", driver="535.104.05",
+                     packages={"torch": "2.4.0+cu121", "transformers": "4.40.0", "flash-attn": "2.6.3"}))
+    got = {x.id: x for x in run(D.drift_check, cluster(nodes))}
+    assert got["distributed.drift-nccl"].status is Status.FAIL
+    assert "2.21.5 on node-a, node-b, 2.20.5 on node-c" in got["distributed.drift-nccl"].title
+    torch = got["distributed.drift-torch"]
+    assert torch.status is Status.WARN
+    assert torch.fix == ("on node-c: /envs/node-c/bin/python -m pip install 'torch==2.5.1' "
+                         "--index-url https://download.pytorch.org/whl/cu121")
+    pk = got["distributed.drift-packages"]
+    assert pk.title.startswith("3 Python packages differ between nodes: flash-attn missing on node-a, node-b, "
+                               "2.6.3 on node-c")
+    assert pk.fix == "on node-c: /envs/node-c/bin/python -m pip install 'transformers==4.45.0'"
+    assert got["distributed.drift-driver"].status is Status.INFO
+
+
+def test_a_variable_missing_on_one_node_and_a_secret_that_differs():
+    nodes = (summary(0, "node-a", env={"NCCL_SOCKET_IFNAME": "ens1", "HF_TOKEN": "***"},
+                     env_digests={"HF_TOKEN": "aaaa"}),
+             summary(1, "node-b", env={"HF_TOKEN": "***"}, env_digests={"HF_TOKEN": "bbbb"}))
+    got = {x.id: x for x in run(D.env_drift_check, cluster(nodes))}
+    comm = got["distributed.env-drift"]
+    assert comm.status is Status.WARN
+    assert comm.title == ("1 variable that changes how ranks communicate differs between nodes: NCCL_SOCKET_IFNAME: "
+                          "ens1 on node-a, unset on node-b")
+    other = got["distributed.env-drift-other"]
+    assert other.title == "1 variable differs between nodes: HF_TOKEN: *** (value 1) on node-a, *** (value 2) on node-b"
+    assert "aaaa" not in other.title + other.detail
+
+
+def test_crashed_hung_and_missing_ranks_are_failures_naming_their_host():
+    ranks = (RankState(0, "reported", "node-a"), RankState(1, "crashed", "node-b", detail="no heartbeat"),
+             RankState(2, "hung", "node-c", pid=4242), RankState(3, "never-joined"))
+    got = run(D.ranks_check, cluster((summary(0, "node-a"),), ranks))
+    titles = [x.title for x in got]
+    assert all(x.status is Status.FAIL for x in got) and len(got) == 3
+    assert titles[0].startswith("Rank 1 on node-b stopped after joining: it crashed or was killed")
+    assert titles[1].startswith("Rank 2 on node-c joined but had not reported after 120 s: it hangs")
+    assert got[1].fix == "py-spy dump --pid 4242   (on node-c, to see where it waits)"
+    assert titles[2].startswith("Rank 3 (host unknown) never joined within 120 s")
+
+
+def test_cross_node_allreduce_over_gloo_and_a_rank_that_hung_in_it():
+    pts = (AllReducePoint(8, 1e-3, 8e-6, 8e-6), AllReducePoint(32 << 20, 0.06, 0.56, 0.56))
+    ok = AllReduceFacts(ran=True, scope="cluster", backend="gloo", world=2, members=("a", "b"), points=pts,
+                        correct=True)
+    (f,) = run(D.cross_node_check, cluster((summary(0, "a"), summary(1, "b")), allreduce=ok))
+    assert f.status is Status.OK
+    assert f.title == ("All-reduce across 2 nodes over gloo: bus bandwidth 0.6 GB/s at 32 MiB (60.0 ms each), "
+                       "latency 1.0 ms at 8 B")
+    hung = AllReduceFacts(ran=True, scope="cluster", backend="nccl", world=2, members=("a", "b"), timed_out=True,
+                          error="did not finish within 60 s", rank_errors={"b": "did not finish within 60 s"},
+                          timeout_s=60.0)
+    (f,) = run(D.cross_node_check, cluster((summary(0, "a"), summary(1, "b")), allreduce=hung))
+    assert f.status is Status.FAIL and f.title.startswith("The all-reduce across 2 nodes over nccl did not finish "
+                                                           "within 60.0 s on b")

@@ -1,0 +1,277 @@
+"""Hostile and broken input from outside: a replayed report, a target interpreter's output,
+a cache folder's name, an environment variable. Each gives a clear finding or error, never a
+raw escape sequence on the terminal, a traceback, or a hang."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_venv
+from llmdoctor.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT / "tests" / "fixtures" / "real" / "h100" / "check.json"
+#: what a hostile value carries: an OSC 52 clipboard write (the payload is `rm -rf ~`), a CSI
+#: sequence that clears the screen, a carriage return that hides what came before, an 8-bit
+#: CSI, a bell, and a right-to-left override
+PAYLOAD = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J\rhidden\x9b31m\u202eevil\x07"
+#: anything a terminal would act on: C0 controls but newline and tab, DEL, C1, bidi overrides
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def invoke(*args, **kw):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kw)
+
+
+def assert_clean(text: str) -> None:
+    found = RAW.search(text)
+    assert found is None, f"raw control character {found.group()!r} at {found.start()}: " \
+                          f"{text[max(0, found.start() - 60):found.start() + 20]!r}"
+
+
+def poison(value, payload=PAYLOAD):
+    """Every string inside ``value`` (keys too) with ``payload`` appended."""
+    if isinstance(value, str):
+        return value + payload
+    if isinstance(value, list):
+        return [poison(v, payload) for v in value]
+    if isinstance(value, dict):
+        return {(k + payload if k not in ("value", "reason", "kind", "duration_s") else k): poison(v, payload)
+                for k, v in value.items()}
+    return value
+
+
+@pytest.fixture
+def poisoned_report(tmp_path):
+    data = json.loads(REAL.read_text(encoding="utf-8"))
+    data["facts"] = {name: {**entry, "value": poison(entry["value"]),
+                            "reason": PAYLOAD if entry.get("reason") else None}
+                     for name, entry in data["facts"].items()}
+    data["target"] = poison(data["target"])
+    data["created"] = "2026-11-01" + PAYLOAD
+    path = tmp_path / "poisoned.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_replayed_report_full_of_escape_sequences_prints_none_of_them(poisoned_report, tmp_path):
+    text = invoke("check", "--replay", str(poisoned_report), "-v")
+    assert text.exit_code in (0, 1)
+    assert_clean(text.stdout)
+    assert "\\x1b]52" in text.stdout  # shown, as an escape, so the reader sees what was there
+    report = invoke("report", "--replay", str(poisoned_report))
+    assert_clean(report.stdout)
+    out = tmp_path / "report.md"
+    assert invoke("report", "--replay", str(poisoned_report), "-o", str(out)).exit_code == 0
+    assert_clean(out.read_text(encoding="utf-8"))
+    as_json = invoke("check", "--replay", str(poisoned_report), "--json")
+    assert_clean(as_json.stdout)
+    json.loads(as_json.stdout)  # still one valid document
+
+
+def test_markdown_table_rows_stay_rows_and_code_spans_stay_closed(poisoned_report):
+    data = json.loads(poisoned_report.read_text(encoding="utf-8"))
+    data["facts"]["target"]["value"]["executable"] = "/opt/``odd``|path\nwith newline"
+    poisoned_report.write_text(json.dumps(data), encoding="utf-8")
+    md = invoke("report", "--replay", str(poisoned_report)).stdout
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    header = table[0].count("|") - table[0].count("\\|")
+    for row in table:
+        assert row.count("|") - row.count("\\|") == header, row
+    fence = md.split("```json", 1)[1]
+    assert "```" not in fence.split("\n```\n", 1)[0]  # no value closes the facts fence early
+
+
+def fake_python(tmp_path, script: str) -> Path:
+    """An "interpreter" that is a shell script (a wrapper gone wrong)."""
+    path = tmp_path / "bin" / "python"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_target_writing_escape_sequences_to_stderr_shows_them_escaped(tmp_path):
+    python = fake_python(tmp_path, f"printf '%s\\n' '{PAYLOAD}' >&2\nexit 1\n")
+    result = invoke("check", "--python", str(python), "--only", "python.*", "-v")
+    assert result.exit_code == 1
+    assert_clean(result.stdout)
+    assert "\\u202eevil\\x07" in result.stdout  # its last line, shown with escapes
+
+
+def test_a_target_printing_one_huge_line_is_judged_quickly(tmp_path):
+    python = fake_python(tmp_path, "head -c 300000 /dev/zero | tr '\\0' A >&2\necho >&2\nexit 1\n")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--python", str(python), "--offline"],
+                            capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 60  # it used to run past 600 s in redaction
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) < 2000  # clipped, not 300,000 wide
+
+
+def test_a_target_printing_200_mb_at_start_up_costs_no_memory(tmp_path):
+    python = make_venv(tmp_path / "env")
+    site = next((tmp_path / "env" / "lib").glob("python3.*/site-packages"))
+    (site / "sitecustomize.py").write_text(textwrap.dedent("""
+        import sys
+        block = "x" * (1 << 20)
+        for _ in range(200):
+            sys.stdout.write(block)
+        sys.stdout.write("\\n")
+    """))
+    probe = textwrap.dedent(f"""
+        import resource, subprocess, sys
+        done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--python", {str(python)!r},
+                               "--offline", "--only", "python.version"], capture_output=True, text=True)
+        print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180)
+    code, peak_kib = map(int, out.stdout.split())
+    assert code in (0, 1)
+    assert peak_kib < 400 * 1024, f"llmdoctor grew to {peak_kib // 1024} MiB"  # it grew to 3.1 GB
+
+
+def test_a_replayed_megabyte_string_is_rendered_quickly_and_clipped(tmp_path):
+    data = json.loads(REAL.read_text(encoding="utf-8"))
+    data["facts"]["target"]["value"]["executable"] = "A" * 1_000_000
+    data["facts"]["gpu"]["value"]["driver_version"] = "9" * 1_000_000
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--replay", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 60  # it never finished
+    assert result.returncode in (0, 1), result.stderr
+    assert len(result.stdout) < 100_000
+
+
+@pytest.mark.parametrize("text", ["A" * 80_000, "a://" * 250_000, "sk-" * 300_000, "?token=" * 150_000,
+                                  "http://" + "x:" * 500_000, "hf_" * 300_000, ("a" * 40 + "://") * 25_000])
+def test_redaction_is_linear(text):
+    from llmdoctor.redact import redact
+
+    started = time.monotonic()
+    redact(text, {"HF_TOKEN": "hf_" + "s" * 34})
+    assert time.monotonic() - started < 5  # 'A' * 80000 took 3.3 s, a megabyte never ended
+
+
+def test_redaction_still_masks_what_it_masked():
+    from llmdoctor.redact import redact
+
+    secret = "hf_" + "a" * 34
+    text = redact(f"proxy https://jane:s3cr3t@proxy.corp:3128/ and ?token=abc&x=1 and {secret} and "
+                  "http://user@host/ plain", {"HTTPS_PROXY": "http://jane:s3cr3t@proxy.corp:3128"})
+    assert "s3cr3t" not in text and "abc" not in text and secret not in text
+    assert "https://***@proxy.corp:3128/" in text and "http://***@host/" in text
+
+
+def test_a_report_nested_a_hundred_thousand_deep_is_a_usage_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"schema_version": 1, "facts": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = invoke("check", "--replay", str(path))
+    assert result.exit_code == 2 and "nested too deeply" in result.output
+
+
+def test_wrong_types_nested_inside_facts_are_findings_not_crashes(tmp_path):
+    data = json.loads(REAL.read_text(encoding="utf-8"))
+    deep: list = []
+    for _ in range(900):
+        deep = [deep]
+    data["facts"]["target"]["value"]["python_version"] = deep
+    data["facts"]["gpu"]["value"]["gpus"] = "not a list"
+    data["facts"]["system"]["duration_s"] = "slow"
+    data["facts"]["system"]["reason"] = {"a": [1, 2]}
+    data["target"] = ["not", "an", "object"]
+    path = tmp_path / "types.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    for args in (["check"], ["check", "--json"], ["report"]):
+        result = invoke(*args, "--replay", str(path))
+        assert result.exit_code in (0, 1), result.output
+    text = invoke("check", "--replay", str(path), "-v").stdout
+    assert "cannot read saved facts" in text
+
+
+@pytest.mark.parametrize("version, message", [("1", "whole number"), (True, "whole number"), (0, "whole number"),
+                                              (2.0, "whole number"), (99, "newer than this llmdoctor")])
+def test_a_schema_version_of_the_wrong_kind_is_named_as_such(tmp_path, version, message):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"schema_version": version, "facts": {}}))
+    result = invoke("check", "--replay", str(path))
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_malformed_hf_endpoint_is_a_finding_not_a_traceback():
+    env = {**os.environ, "HF_ENDPOINT": "https://[::1", "LLMDOCTOR_NET_TARGETS": "", "LLMDOCTOR_OFFLINE": ""}
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--only", "net.hub"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "not a valid URL" in result.stdout
+
+
+def test_cache_folder_names_with_escapes_and_newlines(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    for name in ("models--org--evil\x1b]52;c;cm0gLXJmIH4K\x07", "models--org--two\nlines", "datasets--a--\u202eb"):
+        snap = cache / name / "snapshots" / ("c" * 40)
+        snap.mkdir(parents=True)
+        (cache / name / "blobs").mkdir()
+        (cache / name / "blobs" / "b1").write_bytes(b"x" * 10)
+        os.symlink("../../blobs/b1", snap / "f.bin")
+    (cache / ("junk\x1b[2J")).mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    ls = invoke("cache", "ls", "--hub-only", "--revisions")
+    assert ls.exit_code == 0
+    assert_clean(ls.stdout)
+    rows = [line for line in ls.stdout.splitlines() if line.startswith(("model/", "dataset/"))]
+    assert len(rows) == 3  # the newline did not split a row in two
+    assert_clean(invoke("cache", "ls", "--hub-only", "--json").stdout)
+    prune = invoke("cache", "prune", "--detached")
+    assert_clean(prune.stdout)
+    checked = invoke("check", "--only", "cache.*", "-v")
+    assert_clean(checked.stdout)
+
+
+@pytest.mark.parametrize("entry", ["ints", "root folder", "dot-dot", "wrong arity"])
+def test_a_tampered_listing_index_is_ignored(tmp_path, monkeypatch, entry):
+    from llmdoctor import linkindex
+    from llmdoctor.linkindex import LinkIndex
+
+    monkeypatch.setattr(linkindex, "fstype", lambda path: "ext4")
+    cache = tmp_path / "hub"
+    snap = cache / "models--org--m" / "snapshots" / ("c" * 40)
+    snap.mkdir(parents=True)
+    (cache / "models--org--m" / "blobs").mkdir()
+    (cache / "models--org--m" / "blobs" / "b1").write_bytes(b"x" * 10)
+    os.symlink("../../blobs/b1", snap / "f.bin")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    fresh = invoke("cache", "ls", "--hub-only", "--json", "--fresh").stdout
+    index = LinkIndex.for_root(str(cache), os.environ, now=time.time() + 10)
+    st = os.stat(snap)
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    index.new = {"ints": {str(snap): 7, "x": (1, 2)},
+                 "root folder": {str(snap): (key, (1, "b1", ("/",), ()))},
+                 "dot-dot": {str(snap): (key, (1, "b1", ("..", "../.."), ("../../../etc/passwd",)))},
+                 "wrong arity": {str(snap): (key, (1, "b1"))}}[entry]
+    assert index.save()
+    from llmdoctor import hfcache
+
+    visited = []
+    real_read = hfcache._read_links
+    monkeypatch.setattr(hfcache, "_read_links", lambda folder: visited.append(folder) or real_read(folder))
+    listed = invoke("cache", "ls", "--hub-only", "--json")
+    assert listed.exit_code == 0
+    inside = str(cache) + os.sep
+    assert all(os.path.normpath(v).startswith(inside) for v in visited), visited  # "/" walked the filesystem
+    mine = json.loads(listed.stdout)["roots"][0]["repos"]
+    assert [(r["size"], r["nb_files"]) for r in mine] == [(r["size"], r["nb_files"])
+                                                          for r in json.loads(fresh)["roots"][0]["repos"]]
