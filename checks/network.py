@@ -242,8 +242,10 @@ def hub_client_check(facts, c):
     key = _stack_key(call, target)
     if call.ok:
         if v.on is False:
-            yield c.finding(Status.FAIL, f"{who} in the target reaches {call.endpoint} only because certificate "
-                            f"verification is off: {v.how}", id="network.hub-client-unverified",
+            how = ("only because certificate verification is off" if hub.tls_error == "untrusted"
+                   else "with certificate verification off")
+            yield c.finding(Status.FAIL, f"{who} in the target reaches {call.endpoint} {how}: {v.how}",
+                            id="network.hub-client-unverified",
                             detail="Any machine between you and the hub can read and change what is downloaded. "
                                    + ("The hub's TLS is intercepted here (see network.hub): with verification on, "
                                       "this call fails." if hub.tls_error == "untrusted" else ""),

@@ -56,6 +56,13 @@ def version_check(facts, c):
     major_minor = ".".join(str(x) for x in t.version_info[:2])
     eol, source = _eol(major_minor)
     clock = facts.value("clock")
+    if clock is None:  # no date in this report: only what was past before these tables were read is certain
+        from llmdoctor.data import table
+        from llmdoctor.probes.clock import ClockFacts
+
+        as_of = table("llmdoctor.checks", "python_versions")["as_of"]
+        if eol is not None and eol < datetime.date.fromisoformat(as_of):
+            clock = ClockFacts(now_utc=f"{as_of}T00:00:00+00:00", today=as_of, source="data")
     if eol is None:
         yield c.finding(Status.INFO, f"Python {t.python_version}: no end-of-life date on record for {major_minor}")
     elif clock is None:

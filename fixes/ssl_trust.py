@@ -191,11 +191,17 @@ def plan(ctx: FixContext) -> Plan:
             raise FixError("the CA is in the operating system's store, but truststore needs Python 3.10+ and the "
                            f"target is {target.python_version}; pass the CA with --ca-file FILE instead")
         title = f"Make {target.prefix} use the operating system's trust store (truststore)"
-        code = ("import os, importlib.util; os.environ.get('LLMDOCTOR_NO_TRUSTSTORE') or "
-                "importlib.util.find_spec('truststore') is None or __import__('truststore').inject_into_ssl()\n")
+        body = ("try:\n"
+                "    import importlib.util\n"
+                "    if not os.environ.get('LLMDOCTOR_NO_TRUSTSTORE') and importlib.util.find_spec('truststore'):\n"
+                "        __import__('truststore').inject_into_ssl()\n"
+                "except Exception:\n"
+                "    pass\n")
+        code = f"import os; exec({body!r})\n"  # one line that never raises at start-up
         changes.append(FileChange(os.path.join(target.purelib, "llmdoctor-truststore.pth"),
                                   ("# Written by `llmdoctor fix --ssl`: verify TLS with the OS trust store.\n"
-                                   + code).encode(), f"Start-up hook in {target.purelib}"))
+                                   + code).encode("ascii"), f"Start-up hook in {target.purelib}",
+                                  mode=envhook.MODE))
         have = {(d.name or "").lower() for d in target.distributions}
         if "truststore" not in have:
             commands.append((target.executable, "-m", "pip", "install", "truststore>=0.10"))

@@ -77,14 +77,24 @@ def _load_replay(path):
 
 
 def _selection(only, skip):
-    """The checks --only / --skip pick; a pattern that matches none is a usage error (exit 2)."""
+    """The checks --only / --skip pick; a pattern that matches no check (of a node's or of a
+    cluster's) is a usage error (exit 2) naming the categories."""
     from .doctor import selected_checks
-    from .registry import SelectionError
+    from .registry import SelectionError, load_checks, validate
 
-    try:
-        return selected_checks(only, skip)
-    except SelectionError as exc:
-        raise click.UsageError(f"--only / --skip: {exc}") from None
+    if only or skip:
+        every = list(load_checks().checks)
+        try:
+            from .checks.distributed import cluster_checks
+
+            every += list(cluster_checks())
+        except ImportError:
+            pass
+        try:
+            validate(every, only, skip)
+        except SelectionError as exc:
+            raise click.UsageError(f"--only / --skip: {exc}") from None
+    return selected_checks(only, skip)
 
 
 def _build_report(python, offline, only, skip, replay_file):
@@ -159,6 +169,8 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
     if list_checks:
         _list_checks(as_json, only, skip)
         return
+    if not distributed:  # (a rank joins its cluster before loading plugins: one that hangs must not stop that)
+        _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error, exit 2
     if distributed or replay_file:  # a cluster run, or a cluster report to replay
         from .distributed.cli import check as cluster_check
 

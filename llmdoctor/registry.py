@@ -144,14 +144,18 @@ def unmatched(checks: Sequence[Check], patterns: Sequence[str]) -> list[str]:
     return [p for p in patterns if not any(_hit(c, p) for c in checks)]
 
 
-def select(checks: Sequence[Check], only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Check]:
-    """The checks ``only`` selects (all when empty) minus those ``skip`` names. A pattern that
-    matches no check at all raises SelectionError naming the categories there are."""
+def validate(checks: Sequence[Check], only: Sequence[str] = (), skip: Sequence[str] = ()) -> None:
+    """Raise SelectionError, naming the categories there are, when a pattern of ``only`` or
+    ``skip`` matches no check at all (a typo must not silently select nothing)."""
     bad = unmatched(checks, [*only, *skip])
     if bad:
         cats = sorted({c.category for c in checks})
         raise SelectionError(f"{', '.join(repr(b) for b in bad)} matches no check. Categories: {', '.join(cats)}; "
                              "give a category, a check id (see `llmdoctor check --list`) or a glob such as "
                              "'network.*'")
+
+
+def select(checks: Sequence[Check], only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Check]:
+    """The checks ``only`` selects (all when empty) minus those ``skip`` names."""
     out = [c for c in checks if not only or any(_hit(c, p) for p in only)]
     return [c for c in out if not any(_hit(c, p) for p in skip)]
