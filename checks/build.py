@@ -38,33 +38,43 @@ def ninja_check(facts, c):
 
 @check("build.compile-ram", category="build", needs=["cuda", "system", "target"])
 def compile_ram_check(facts, c):
-    """Parallel compile jobs of an extension build against the RAM (builds killed with -9)."""
+    """Parallel compile jobs of each extension build against the RAM (builds killed with -9), with
+    each kind's own RAM per job: flash-attn's nvcc threads, DeepSpeed's cc1plus."""
+    from llmdoctor.compat import compile as cm
+
+    from .sizing import kinds_here
+
     tk, s, t = facts.value("cuda"), facts.value("system"), facts.value("target")
     if effective_nvcc(tk) is None:
         yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
         return
-    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
     avail = s.ram_usable_bytes
     if avail is None:
         yield c.finding(Status.SKIP, "RAM size unknown")
         return
-    cpus = s.cpus_for_jobs
-    fits = max(1, avail // per_job["value"])  # RAM alone; more CPUs than jobs is no danger
     raw = t.build_env.get("MAX_JOBS")
-    jobs = int(raw) if raw and raw.strip().isdigit() and int(raw) > 0 else None
-    if raw is not None and jobs is None:
+    if raw is not None and not (raw.strip().isdigit() and int(raw) > 0):
         yield c.finding(Status.WARN, f"MAX_JOBS={raw!r} is not a positive number: builds ignore or reject it",
-                        id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs", docs=per_job["source"])
+                        id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs",
+                        docs=cm.kind("flash-attn")["source"])
         return
-    planned = jobs or cpus + 2  # ninja's default parallelism is the CPU count plus two
-    source = f"MAX_JOBS={jobs}" if jobs else f"ninja's default: {cpus} CPUs + 2"
-    if planned > fits:
-        yield c.finding(Status.WARN, f"An extension build would run {planned} compile jobs ({source}) but "
-                        f"{gib(avail)} of free RAM holds about {fits}: flash-attn / DeepSpeed builds get killed "
-                        "('Killed signal terminated program cc1plus')", id="build.compile-ram",
-                        detail=per_job["why"], fix="llmdoctor fix --max-jobs", docs=per_job["source"])
-    else:
-        yield c.finding(Status.OK, f"{planned} compile jobs ({source}) fit in {gib(avail)} of free RAM")
+    kinds = kinds_here(facts)
+    if not kinds:
+        yield c.finding(Status.SKIP, "No CUDA extension build can happen here: torch is not a CUDA build and neither "
+                        "flash-attn nor DeepSpeed is installed")
+        return
+    for p in (cm.plan(k, t.build_env, s.cpus_for_jobs or 1, avail) for k in kinds):
+        each = f"up to {gib(p.per_job_bytes)} each ({p.words})"
+        n = f"{p.jobs} compile job{'s' * (p.jobs != 1)} at once ({p.how})"
+        if p.fits:
+            yield c.finding(Status.OK, f"{p.label}: {n}, {each}, fit in {gib(avail)} of free RAM",
+                            docs=p.row["source"], claims={f"compile-fits:{p.kind}": "yes"})
+        else:
+            yield c.finding(Status.WARN, f"{p.label}: a build would run {n}, {each}, but {gib(avail)} of free RAM "
+                            f"holds about {p.ram_jobs}: the build gets killed ('Killed signal terminated program "
+                            "cc1plus', return code -9)", id="build.compile-ram",
+                            detail=p.row["why"], fix="llmdoctor fix --max-jobs", docs=p.row["source"],
+                            claims={f"compile-fits:{p.kind}": "no"})
 
 
 @check("build.deepspeed", category="build", needs=["cuda", "torch", "target", "system"])
@@ -79,13 +89,13 @@ def deepspeed_check(facts, c):
     nvcc = effective_nvcc(tk)
     if not t.installed:
         yield c.finding(Status.FAIL, f"deepspeed {have} is installed without torch", id="build.deepspeed-no-torch",
-                        fix="llmdoctor fix --torch", docs=DS_DOCS)
+                        fix=_torch_fix(facts), docs=DS_DOCS)
     elif t.build != "cuda":
         yield c.finding(Status.INFO, f"deepspeed {have} with torch {t.version} (a {t.build or 'CPU'} build) runs on "
                         "its CPU accelerator only: CUDA ops (fused_adam, ZeRO on the GPU) cannot build",
                         id="build.deepspeed-cpu-torch", detail="DeepSpeed picks its accelerator from torch; "
                         "with a CPU torch only the CPU ops (cpu_adam, cpu_lion) build.",
-                        fix="llmdoctor fix --torch", docs=DS_DOCS)
+                        fix=_torch_fix(facts), docs=DS_DOCS)
     elif nvcc is None or nvcc.version is None:
         yield c.finding(Status.WARN, f"deepspeed {have} JIT-compiles its ops (cpu_adam, fused_adam) with nvcc, and "
                         "none is found: 'MissingCUDAException: CUDA_HOME does not exist'", id="build.deepspeed-no-nvcc",
@@ -98,6 +108,14 @@ def deepspeed_check(facts, c):
     else:
         yield c.finding(Status.OK, f"deepspeed {have}: nvcc {nvcc.release} can build its ops for torch's CUDA "
                         f"{t.cuda}", docs=DS_DOCS)
+    g = facts.value("gpu")
+    for gpu in (g.visible_gpus if g is not None and not no_gpu(g) else ()):
+        for op in rows("llmdoctor.compat", "deepspeed"):
+            if gpu.cc_major is not None and Version(gpu.compute_capability) < Version(op["min_cc"]):
+                yield c.finding(Status.INFO, f"deepspeed {have}: its {op['op']} kernels do not build for GPU "
+                                f"{gpu.index} {gpu.name} (compute capability {gpu.compute_capability} < "
+                                f"{op['min_cc']}); training ops (ZeRO, fused Adam) are not affected",
+                                id="build.deepspeed-gpu-arch", docs=op["source"])
     if tk.libaio is None or tk.libaio_header is None:
         missing = "libaio" if tk.libaio is None else "libaio.h"
         yield c.finding(Status.INFO, f"deepspeed {have}: {missing} is missing, so the async_io op (ZeRO-Infinity "
@@ -105,6 +123,17 @@ def deepspeed_check(facts, c):
                         fix="sudo apt install libaio-dev   (conda: conda install -c conda-forge libaio)",
                         docs=DS_DOCS)
     yield from _offload_ram(facts, c, have)
+
+
+def _torch_fix(facts) -> str:
+    """The compatibility model's torch for this machine, as a command (the driver first where needed)."""
+    from .pytorch import prescribe, prescription_fix
+
+    g = facts.value("gpu")
+    if g is None:  # not probed for this check: fix --torch probes the GPU itself
+        return "llmdoctor fix --torch"
+    p = prescribe(facts)
+    return prescription_fix(facts, p) or f"no torch build on record runs here: {p.why}"
 
 
 #: model sizes a user is likely to ask about, in parameters
@@ -126,9 +155,10 @@ def _offload_ram(facts, c, have):
     fits = {st: avail / (offload_ram_bytes(1, st) or 1) / 1e9 for st in (2, 3)}
     table_ = "\n".join(f"- {p / 1e9:g}B parameters: ZeRO-2 offload {gib(offload_ram_bytes(p, 2))}, ZeRO-3 offload "
                        f"{gib(offload_ram_bytes(p, 3))}" for p in OFFLOAD_SIZES)
-    jobs = jobs_for(s)
+    jobs = jobs_for(s, "deepspeed")
     detail = (f"{z2['why']}\nHost RAM needed by model size:\n{table_}\nBuilding cpu_adam: MAX_JOBS={jobs} fits "
-              "the RAM (more jobs get the build killed with return code -9).")
+              "the RAM (build.compile-ram). A process killed with -9 while training with offload is this RAM, not "
+              "the compile: fewer compile jobs do not help there.")
     six = offload_ram_bytes(6e9, 2)
     status = Status.INFO if six <= avail else Status.WARN
     yield c.finding(status, f"deepspeed {have}: ZeRO-2 CPU offload of a 6B model needs about {gib(six)} of RAM, "
@@ -139,9 +169,9 @@ def _offload_ram(facts, c, have):
 
 
 def _bnb_rules(version: Version) -> dict:
-    data = table("llmdoctor.checks", "bitsandbytes")
+    data = table("llmdoctor.compat", "bitsandbytes")
     rule = data["before_cpu"]
-    for item in rows("llmdoctor.checks", "bitsandbytes"):
+    for item in rows("llmdoctor.compat", "bitsandbytes"):
         if version >= Version(item["since"]):
             rule = item
     return rule
@@ -153,7 +183,7 @@ def _bnb_native_lib(facts, c, have):
     libs = target.native_libs.get("bitsandbytes")
     if libs is None or t is None or not t.installed or t.build != "cuda":
         return
-    spec = table("llmdoctor.checks", "bitsandbytes")["native_lib"]
+    spec = table("llmdoctor.compat", "bitsandbytes")["native_lib"]
     forced = target.build_env.get("BNB_CUDA_VERSION")
     cuda = forced or "".join((t.cuda or "").split(".")[:2])
     want = spec["cuda_pattern"].format(cuda=cuda)
@@ -162,12 +192,16 @@ def _bnb_native_lib(facts, c, have):
     if any(n.startswith(want) for n in libs):
         return
     via = f"BNB_CUDA_VERSION={forced}" if forced else f"torch's CUDA {t.cuda}"
+    own = "".join((t.cuda or "").split(".")[:2])
+    if forced and any(n.startswith(spec["cuda_pattern"].format(cuda=own)) for n in libs):
+        fix = "unset BNB_CUDA_VERSION   (the wheel has a library for torch's own CUDA)"
+    else:
+        # --no-deps: the upgrade must not move torch (python.dependencies prescribes torch, driver-aware)
+        fix = pip_cmd(facts, "install", "--upgrade", "--no-deps", "bitsandbytes")
     yield c.finding(Status.FAIL, f"bitsandbytes {have} has no native library for {via} ({want}*): 'CUDA Setup "
                     "failed' or a CPU-only fallback", id="build.bitsandbytes-no-cuda-lib",
                     detail=spec["why"] + f"\nLibraries in the wheel: {', '.join(libs) or 'none'}.",
-                    fix=("unset BNB_CUDA_VERSION" if forced and have_cuda else
-                         pip_cmd(facts, "install", "--upgrade", "--force-reinstall", "bitsandbytes")),
-                    docs=spec["source"])
+                    fix=fix, docs=spec["source"])
 
 
 @check("build.bitsandbytes", category="build", needs=["gpu", "target", "torch"])
@@ -185,7 +219,8 @@ def bitsandbytes_check(facts, c):
                             docs=rule["source"])
         else:
             yield c.finding(Status.WARN, f"bitsandbytes {have} has no CPU backend and there is no NVIDIA GPU",
-                            id="build.bitsandbytes-no-device", fix=pip_cmd(facts, "install", "bitsandbytes>=0.46"),
+                            id="build.bitsandbytes-no-device",
+                            fix=pip_cmd(facts, "install", "--no-deps", "bitsandbytes>=0.46"),
                             docs=rule["source"])
         return
     yield from _bnb_native_lib(facts, c, have)
@@ -196,7 +231,8 @@ def bitsandbytes_check(facts, c):
         if cc < Version(rule["min_cc"]):
             yield c.finding(Status.FAIL, f"bitsandbytes {have} has no kernels for GPU {gpu.index} {gpu.name} "
                             f"(compute capability {gpu.compute_capability} < {rule['min_cc']})",
-                            id="build.bitsandbytes-gpu-too-old", fix=pip_cmd(facts, "install", "bitsandbytes<0.48"),
+                            id="build.bitsandbytes-gpu-too-old",
+                            fix=pip_cmd(facts, "install", "--no-deps", "bitsandbytes<0.48"),
                             docs=rule["source"])
         elif cc < Version(rule["int8_min_cc"]):
             yield c.finding(Status.INFO, f"GPU {gpu.index} {gpu.name}: bitsandbytes 4-bit (QLoRA) works; "
@@ -207,7 +243,7 @@ def bitsandbytes_check(facts, c):
                             docs=rule["source"])
 
 
-@check("build.extension-imports", category="build", needs=["target.extensions"])
+@check("build.extension-imports", category="build", needs=["target.extensions", "target"])
 def extension_imports_check(facts, c):
     """The installed CUDA extensions (flash_attn, bitsandbytes) import in the target, or why not."""
     results = facts.value("target.extensions").results
@@ -218,8 +254,10 @@ def extension_imports_check(facts, c):
     yield from import_findings(facts, c, results, "build.extension-import", {"flash_attn": "flash-attn"})
     imported = [r for r in present if r.status == "ok" and r.method != "native"]
     if imported:
-        yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(
-            f"{r.module} {r.version}" if r.version else r.module for r in imported))
+        from .python import shown
+
+        dists = {"flash_attn": "flash-attn"}
+        yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(shown(facts, r, dists) for r in imported))
     for r in present:
         if r.status == "ok" and r.method == "native":
             name = (r.library or "").replace("\\", "/").rsplit("/", 1)[-1]

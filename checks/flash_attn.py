@@ -11,6 +11,7 @@ from llmdoctor.versions import parse_version
 
 from .nvidia import no_gpu
 from .python import pip_cmd
+from .pytorch import prescription_claims, prescription_detail
 from .sizing import jobs_for
 
 SDPA = 'AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")'
@@ -30,7 +31,7 @@ def flash_attn_check(facts, c):
     if no_gpu(g):
         yield c.finding(Status.SKIP, "No NVIDIA GPU")
         return
-    fa2, fa3 = row("llmdoctor.checks", "flash_attn", "name", "fa2"), row("llmdoctor.checks", "flash_attn", "name", "fa3")
+    fa2, fa3 = row("llmdoctor.compat", "flash_attn", "name", "fa2"), row("llmdoctor.compat", "flash_attn", "name", "fa3")
     have = installed(target, "flash-attn")
     torch_cuda = parse_version(t.cuda) if t.installed else None
     for gpu in g.visible_gpus:
@@ -50,11 +51,14 @@ def flash_attn_check(facts, c):
             too_old.append(f"torch {t.version}")
         if torch_cuda and torch_cuda < Version(fa2["min_cuda"]):
             too_old.append(f"CUDA {t.cuda}")
+        if t.installed and t.build != "cuda":
+            too_old.append(f"a {t.build or 'CPU'}-only torch")
         if too_old:
-            yield c.finding(Status.WARN, f"flash-attn >= {fa2['since']} needs torch >= {fa2['min_torch']} and CUDA >= "
-                            f"{fa2['min_cuda']}; this environment has {' and '.join(too_old)}",
-                            id="build.flash-attn-old-stack", detail=fa2["why"], fix="llmdoctor fix --torch",
-                            docs=fa2["source"])
+            p = stack_prescription(facts)
+            yield c.finding(Status.WARN, f"flash-attn >= {fa2['since']} needs torch >= {fa2['min_torch']} built with "
+                            f"CUDA >= {fa2['min_cuda']}; this environment has {' and '.join(too_old)}",
+                            id="build.flash-attn-old-stack", detail=fa2["why"] + " " + prescription_detail(p),
+                            fix=stack_fix(facts, p), docs=fa2["source"], claims=prescription_claims(p))
         else:
             yield c.finding(Status.OK, f"GPU {gpu.index} {gpu.name} can use FlashAttention-2"
                             + (f" (flash-attn {have} installed)" if have else ""), docs=fa2["source"])
@@ -62,6 +66,32 @@ def flash_attn_check(facts, c):
                 and torch_cuda >= Version(fa3["min_cuda"])):
             yield c.finding(Status.INFO, f"GPU {gpu.index} is a Hopper GPU with CUDA {t.cuda}: FlashAttention-3 "
                             "(flash-attn-3) is available too", id="build.flash-attn-3", docs=fa3["source"])
+
+
+def stack_prescription(facts):
+    """The torch that flash-attn 2 can build on and run with here (torch >= 2.2 built with CUDA >= 12.0)."""
+    from packaging.specifiers import SpecifierSet
+
+    from .pytorch import prescribe, torch_requirements
+
+    fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")
+    return prescribe(facts, spec=torch_requirements(facts) & SpecifierSet(f">={fa2['min_torch']}"),
+                     min_cuda=fa2["min_cuda"])
+
+
+def stack_fix(facts, p) -> str:
+    """The prescription's steps, then the flash-attn wheel that fits the prescribed torch."""
+    from .pytorch import prescription_fix
+
+    text = prescription_fix(facts, p)
+    if text is None:
+        return f"no torch build on record both runs here and can build flash-attn: {p.why}; use {SDPA}"
+    target = facts.value("target")
+    if target is not None:
+        name, rel = wheel_for(target, p.build.version, str(p.build.cuda), None)
+        if rel is not None:
+            text += ", then: " + pip_cmd(facts, "install", f"flash-attn=={rel['version']}", "--no-build-isolation")
+    return text
 
 
 def _tag(target) -> tuple[str | None, str | None]:
@@ -81,17 +111,23 @@ def torch_cxx11_abi(t) -> bool | None:
     version = parse_version(t.version)
     if version is None:
         return None
-    return Version(version.base_version) >= Version(table("llmdoctor.checks", "flash_attn")["wheels"]
+    return Version(version.base_version) >= Version(table("llmdoctor.compat", "flash_attn")["wheels"]
                                                     ["cxx11_abi_since_torch"])
 
 
 def prebuilt_wheel(target, t) -> tuple[str, dict | None]:
     """The file name flash-attn's setup.py asks its releases for, and the newest release
     (as far as the data knows) that has it, or None."""
-    spec = table("llmdoctor.checks", "flash_attn")["wheels"]
+    return wheel_for(target, t.version, t.cuda, torch_cxx11_abi(t))
+
+
+def wheel_for(target, torch_version: str | None, cuda: str | None, abi: bool | None) -> tuple[str, dict | None]:
+    """wheel name and release for a torch version and CUDA (abi None: PyTorch's wheel policy)."""
+    spec = table("llmdoctor.compat", "flash_attn")["wheels"]
     py, plat = _tag(target)
-    tv, cv = parse_version(t.version), parse_version(t.cuda)
-    abi = torch_cxx11_abi(t)
+    tv, cv = parse_version(torch_version), parse_version(cuda)
+    if abi is None and tv is not None:
+        abi = Version(tv.base_version) >= Version(spec["cxx11_abi_since_torch"])
     torch_mm = f"{tv.major}.{tv.minor}" if tv else "?"
     cuda_major = str(cv.major) if cv else "?"
     latest = spec["releases"][0]["version"]
@@ -112,8 +148,8 @@ def source_build_blockers(facts) -> list[tuple[str, str]]:
     from .toolkit import effective_nvcc, max_gcc
 
     tk, t, target, s = (facts.value(n) for n in ("cuda", "torch", "target", "system"))
-    fa2 = row("llmdoctor.checks", "flash_attn", "name", "fa2")
-    build = table("llmdoctor.checks", "flash_attn")["source_build"]
+    fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")
+    build = table("llmdoctor.compat", "flash_attn")["source_build"]
     out = []
     if target.platform != "linux":
         out.append((f"flash-attn publishes no {target.platform} wheels and its source build is only tested on Linux",
@@ -151,7 +187,7 @@ def flash_attn_install_check(facts, c):
     """What `pip install flash-attn` would do here: download a prebuilt wheel, or compile (and whether that can work)."""
     target, t, g = facts.value("target"), facts.value("torch"), facts.value("gpu")
     have = installed(target, "flash-attn")
-    docs = table("llmdoctor.checks", "flash_attn")["wheels"]["source"]
+    docs = table("llmdoctor.compat", "flash_attn")["wheels"]["source"]
     if have:
         yield c.finding(Status.SKIP, f"flash-attn {have} is installed (build.extension-imports imports it)")
         return
@@ -165,15 +201,24 @@ def flash_attn_install_check(facts, c):
                         id="build.flash-attn-needs-cuda-torch",
                         detail="Its setup.py reads torch.version.cuda to pick a wheel and to compile; with a CPU "
                                "torch both fail. Without an NVIDIA GPU use attn_implementation=\"sdpa\".",
-                        fix="llmdoctor fix --torch" if not no_gpu(g) else SDPA, docs=docs)
+                        fix=stack_fix(facts, stack_prescription(facts)) if not no_gpu(g) else SDPA, docs=docs)
         return
-    fa2 = row("llmdoctor.checks", "flash_attn", "name", "fa2")
+    fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")
     gpus = [x for x in (g.visible_gpus if not no_gpu(g) else ()) if x.cc_major is not None]
     if gpus and all(Version(x.compute_capability) < Version(fa2["min_cc"]) for x in gpus):
         yield c.finding(Status.SKIP, "No GPU here runs FlashAttention-2 (see build.flash-attn)")
         return
+    tv, tc = parse_version(t.version), parse_version(t.cuda)
+    if (tv and Version(tv.base_version) < Version(fa2["min_torch"])) or tc < Version(fa2["min_cuda"]):
+        p = stack_prescription(facts)
+        yield c.finding(Status.WARN, f"`pip install flash-attn` cannot work on torch {t.version} (CUDA {t.cuda}): "
+                        f"flash-attn >= {fa2['since']} needs torch >= {fa2['min_torch']} built with CUDA >= "
+                        f"{fa2['min_cuda']}" + (f"; first {p.blocker.text}" if p.blocked else ""),
+                        id="build.flash-attn-old-stack", detail=fa2["why"] + " " + prescription_detail(p),
+                        fix=stack_fix(facts, p), docs=fa2["source"], claims=prescription_claims(p))
+        return
     name, release = prebuilt_wheel(target, t)
-    latest = table("llmdoctor.checks", "flash_attn")["wheels"]["releases"][0]["version"]
+    latest = table("llmdoctor.compat", "flash_attn")["wheels"]["releases"][0]["version"]
     if release and release["version"] == latest:
         yield c.finding(Status.OK, f"`pip install flash-attn --no-build-isolation` downloads the prebuilt {name}",
                         docs=release["source"])
@@ -185,7 +230,7 @@ def flash_attn_install_check(facts, c):
                         docs=release["source"])
         return
     blockers = source_build_blockers(facts)
-    jobs = jobs_for(facts.value("system"))
+    jobs = jobs_for(facts.value("system"), "flash-attn", target.build_env)
     why = (f"No prebuilt flash-attn wheel matches torch {t.version}, CUDA {t.cuda}, "
            f"{_tag(target)[0] or target.implementation} on {target.platform} (it looks for {name})")
     if blockers:
@@ -194,9 +239,9 @@ def flash_attn_install_check(facts, c):
                         f"{blockers[0][0]}" + (f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""),
                         id="build.flash-attn-source-build-blocked", detail=detail, fix=blockers[0][1], docs=docs)
     else:
-        build = table("llmdoctor.checks", "flash_attn")["source_build"]
+        build = table("llmdoctor.compat", "flash_attn")["source_build"]
         yield c.finding(Status.INFO, f"`pip install flash-attn` compiles from source here (no prebuilt wheel); "
                         f"nvcc, ninja, compiler, headers and disk are ready: run it with MAX_JOBS={jobs or 1}",
                         id="build.flash-attn-source-build", detail=why + ".",
-                        fix=build["build_cmd"].format(jobs=jobs or 1, pip=pip_cmd(facts)),
+                        fix=build["build_cmd"].format(jobs=jobs or 1, pip=pip_cmd(facts), version=latest),
                         docs=build["source"])

@@ -318,7 +318,7 @@ def files_check(facts, c):
 
 def code_verdict(code, saved: Version | None, installed: Version, task: str = "infer"):
     """What a repo's own code meets on this transformers: [(status, sentence, detail, source)].
-    Used by model.code and hub.remote-code alike, so that both judge a repo the same way."""
+    Used by model.code and cache.remote-code alike, so that both judge a repo the same way."""
     out = []
     if code is None:
         return out

@@ -9,6 +9,7 @@ import shlex
 
 from packaging.specifiers import SpecifierSet
 
+from llmdoctor.compat import tls
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
@@ -104,20 +105,28 @@ def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | 
         return (Status.FAIL, f"{where} is {phase.error}: nothing can be downloaded from it", "",
                 f"export {var}=<a URL such as https://huggingface.co>   (or unset it)", docs("endpoint"))
     if phase and phase.name == "dns":
-        return Status.FAIL, f"{where}: {phase.error}", "", None, docs("ssl")
+        return (Status.FAIL, f"{where}: {phase.error}", "", "check this machine's DNS (`resolvectl status`, "
+                "/etc/resolv.conf) or set HTTPS_PROXY to your network's proxy: no command here can repair a name "
+                "server", docs("ssl"))
     if phase and phase.name in ("tcp", "proxy"):
-        return Status.FAIL, f"{where}{via}: {phase.error}", "", None, docs("ssl")
+        return (Status.FAIL, f"{where}{via}: {phase.error}", "", "a firewall or proxy stands between this machine "
+                "and the host: set HTTPS_PROXY to your network's proxy, or ask its administrator to allow the host",
+                docs("ssl"))
     if phase and phase.name == "tls":
-        return Status.FAIL, f"TLS to {where} fails: {phase.error}", _chain_detail(r), None, docs("ssl")
+        return (Status.FAIL, f"TLS to {where} fails: {phase.error}", _chain_detail(r),
+                "read the TLS error above: nothing on this machine can be changed to fix a server's TLS; "
+                "try again later or through another network", docs("ssl"))
     if phase and phase.name == "http":
         return (Status.FAIL, f"{where} accepts the connection but gives no answer: {phase.error}", "",
-                None, docs("ssl"))
+                "the server or a proxy in between holds the connection: try again later, or another network or "
+                "mirror", docs("ssl"))
     if r.hub_headers is False:
         ctype = r.headers.get("content-type", "?")
         return (Status.FAIL, f"{where} answers HTTP {r.status} ({ctype}) without the hub's headers (X-Repo-Commit, "
                 "ETag): a captive portal or a proxy's page, not the hub", f"headers: {r.headers}",
                 "open the URL in a browser and log in to the network's portal, or use a mirror", docs("captive"))
-    return Status.FAIL, f"{where}: HTTP {r.status}", f"headers: {r.headers}", None, docs("ssl")
+    return (Status.FAIL, f"{where}: HTTP {r.status}", f"headers: {r.headers}",
+            "the server answered with an error: look at its status page, or try again later", docs("ssl"))
 
 
 def _result(facts, role):
@@ -125,7 +134,7 @@ def _result(facts, role):
     return [r for r in n.results if r.role == role] if n else []
 
 
-@check("net.hub", category="network", needs=["network"], network=True)
+@check("network.hub", category="network", needs=["network"], network=True)
 def hub_check(facts, c):
     """The hub endpoint (HF_ENDPOINT or huggingface.co): DNS, TCP, TLS, and an answer that is the hub's."""
     n = facts.value("network")
@@ -138,13 +147,13 @@ def hub_check(facts, c):
         return
     status, title, detail, fix, link = describe_failure(r, facts, name)
     mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
-    if fix is None and mirror is not None:
-        fix = f"llmdoctor fix --mirror {mirror.url}"
-    yield c.finding(status, title, id=f"net.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
+    if mirror is not None and r.tls_error in (None, "other") and r.hub_headers is not False:
+        fix = f"llmdoctor fix --mirror {mirror.url}"  # the hub cannot be reached, a mirror can
+    yield c.finding(status, title, id=f"network.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
                     detail=detail, fix=fix, docs=link)
 
 
-@check("net.mirror", category="network", needs=["network"], network=True)
+@check("network.mirror", category="network", needs=["network"], network=True)
 def mirror_check(facts, c):
     """Mirrors (hf-mirror.com by default): whether one answers as the hub where the hub itself does not."""
     (hub,) = _result(facts, "hub")
@@ -155,40 +164,69 @@ def mirror_check(facts, c):
     for m in mirrors:
         if m.ok and not hub.ok:
             yield c.finding(Status.WARN, f"The hub does not answer but the mirror {m.url} does ({_timing(m)}): "
-                            "downloads can go through it", id="net.mirror-available",
+                            "downloads can go through it", id="network.mirror-available",
                             fix=f"llmdoctor fix --mirror {m.url}", docs=docs("mirror"))
         elif m.ok:
-            yield c.finding(Status.INFO, f"Mirror {m.url} answers too ({_timing(m)})", id="net.mirror-ok")
+            yield c.finding(Status.INFO, f"Mirror {m.url} answers too ({_timing(m)})", id="network.mirror-ok")
         else:
             status, title, detail, _, link = describe_failure(m, facts, "mirror")
-            yield c.finding(Status.INFO, title, id="net.mirror-down", detail=detail, docs=link)
+            yield c.finding(Status.INFO, title, id="network.mirror-down", detail=detail, docs=link)
 
 
-@check("net.endpoints", category="network", needs=["network"], network=True)
+@check("network.endpoints", category="network", needs=["network"], network=True)
 def endpoints_check(facts, c):
     """The other hosts a setup needs: xet storage, the pip index, download.pytorch.org."""
     what = {"xet": "xet storage (large files)", "pip": "the pip index", "pytorch": "PyTorch's wheel index"}
     (hub,) = _result(facts, "hub")
     for role, label in what.items():
         if role == "xet" and not hub.ok:
-            continue  # xet matters once the hub answers; net.hub says why it does not
+            continue  # xet matters once the hub answers; network.hub says why it does not
         for r in _result(facts, role):
             if r.ok or (r.status is not None and r.status < 500):
                 yield c.finding(Status.OK, f"{label}: {r.url} reachable in {_timing(r)}")
                 continue
             status, title, detail, fix, link = describe_failure(r, facts, label)
-            if role == "xet" and fix is None:
+            if role == "xet" and r.tls_error in (None, "other"):
                 fix = "export HF_HUB_DISABLE_XET=1   (downloads then use plain HTTP from the hub or mirror)"
                 link = docs("xet")
             if role == "pip" and r.tls_error == "untrusted":
                 fix = (fix or "") + "   (sets PIP_CERT too)"
-            yield c.finding(Status.WARN, title, id=f"net.{role}-unreachable", detail=detail, fix=fix, docs=link)
+            yield c.finding(Status.WARN, title, id=f"network.{role}-unreachable", detail=detail, fix=fix, docs=link)
 
 
-@check("net.hub-client", category="network", needs=["network", "target"], network=True)
+DNS_MARKERS = ("NameResolutionError", "Failed to resolve", "Name or service not known", "nodename nor servname",
+               "getaddrinfo failed", "Temporary failure in name resolution", "No address associated with hostname")
+TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "SSLError", "SSLCertVerification")
+
+
+def verification(facts, call) -> tls.Verification:
+    """Whether the target's hub call verified certificates: as the stack itself said (recorded by
+    the probe), else as the compatibility model reads its version and environment."""
+    if call.verify:
+        if call.verify == "off":
+            return tls.Verification(False, "off (the stack itself says so for this environment)")
+        if call.verify == "on":
+            return tls.Verification(True, "the stack's default bundle")
+        if call.verify.startswith("bundle:"):
+            return tls.Verification(True, call.verify[len("bundle:"):])
+        return tls.Verification(None, call.verify)
+    target = facts.value("target")
+    requests = installed_versions(target).get("requests") if target else None
+    stack = hub_client(target)
+    return tls.stack_verification(call.client or (stack or {}).get("client"), target.net_env if target else {},
+                                  requests[1] if requests else None)
+
+
+def _stack_key(call, target) -> str:
+    client = call.client or (hub_client(target) or {}).get("client") or "?"
+    return f"tls-verification:{'requests' if client == 'requests' else client}"
+
+
+@check("network.hub-client", category="network", needs=["network", "target"], network=True)
 def hub_client_check(facts, c):
     """One real call through the target's huggingface_hub: its HTTP stack, the CA variables that
-    stack reads, and the error it raises (TLS errors are often hidden under LocalEntryNotFoundError)."""
+    stack reads, whether it verified certificates, and the error it raises (TLS errors are often
+    hidden under LocalEntryNotFoundError)."""
     n, target = facts.value("network"), facts.value("target")
     call = n.hub_call
     if call is None or call.skipped:
@@ -197,43 +235,73 @@ def hub_client_check(facts, c):
     stack = hub_client(target)
     reads = f"; it reads {' / '.join(stack['ca_vars'])}, else {stack['default_trust']}" if stack else ""
     who = f"huggingface_hub {call.version} ({call.client or '?'})"
+    (hub,) = _result(facts, "hub")
+    fp = trust_fingerprint(hub)
+    ssl_fix = f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"
+    v = verification(facts, call)
+    key = _stack_key(call, target)
     if call.ok:
-        yield c.finding(Status.OK, f"{who} in the target reaches {call.endpoint} with verification on{reads}")
+        if v.on is False:
+            how = ("only because certificate verification is off" if hub.tls_error == "untrusted"
+                   else "with certificate verification off")
+            yield c.finding(Status.FAIL, f"{who} in the target reaches {call.endpoint} {how}: {v.how}",
+                            id="network.hub-client-unverified",
+                            detail="Any machine between you and the hub can read and change what is downloaded. "
+                                   + ("The hub's TLS is intercepted here (see network.hub): with verification on, "
+                                      "this call fails." if hub.tls_error == "untrusted" else ""),
+                            fix=ssl_fix + "   (trusts the right CA and removes the verification-off setting)",
+                            docs=docs("curl_ca_bundle"), claims={key: "off"})
+        elif v.on is None:
+            yield c.finding(Status.INFO, f"{who} in the target reaches {call.endpoint}; whether it verified the "
+                            f"certificate is unknown ({v.how}){reads}", claims={})
+        else:
+            yield c.finding(Status.OK, f"{who} in the target reaches {call.endpoint} with certificate verification "
+                            f"on ({v.how}){reads}", claims={key: "on"})
         return
     text = "\n".join(call.errors)
-    (hub,) = _result(facts, "hub")
     if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
-        yield c.finding(Status.SKIP, f"{who} fails as net.hub says ({call.errors[0][:120] if call.errors else '?'})")
+        yield c.finding(Status.SKIP, f"{who} fails as network.hub says ({call.errors[0][:120] if call.errors else '?'})")
         return
     from llmdoctor.net import STRICT_MARKERS
 
+    late = f" (abandoned after {call.seconds:.0f} s of retries)" if call.timed_out and call.seconds else ""
     if any(m in text for m in STRICT_MARKERS):
         yield c.finding(Status.FAIL, f"{who}: the target's Python (3.13+ strict X.509) rejects the CA that signs "
-                        f"{call.endpoint}, even where the CA is trusted", id="net.hub-client-strict", detail=text,
+                        f"{call.endpoint}, even where the CA is trusted", id="network.hub-client-strict", detail=text,
                         fix="ask IT for a CA certificate that meets RFC 5280 (critical Basic Constraints, key "
                             "identifiers); a bundle cannot fix this", docs=docs("strict"))
     elif "OfflineModeIsEnabled" in text:
-        yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="net.hub-offline",
+        yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="network.hub-offline",
                         detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
-    elif "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "SSLCertVerification" in text:
-        fp = trust_fingerprint(hub)
-        raw_ok = hub.ok
+    elif any(m in text for m in TLS_MARKERS):
         extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
-                 "one of them." if raw_ok else "")
-        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}",
-                        id="net.hub-client-tls", detail=text + extra,
-                        fix=(f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"),
-                        docs=docs("ssl"))
+                 "one of them." if hub.ok else "")
+        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}{late}",
+                        id="network.hub-client-tls", detail=text + extra, fix=ssl_fix, docs=docs("ssl"),
+                        claims={key: "on"} if v.on else {})
+    elif any(m in text for m in DNS_MARKERS):
+        mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
+        yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {call.endpoint}: DNS fails{late}",
+                        id="network.hub-client-dns", detail=text,
+                        fix=(f"llmdoctor fix --mirror {mirror.url}" if mirror else
+                             "check DNS (`resolvectl status`, /etc/resolv.conf) or set HTTPS_PROXY to your network's "
+                             "proxy; no command here can repair a name server"), docs=docs("ssl"))
     elif "X-Repo-Commit" in text or "FileMetadataError" in text:
         yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
-                        id="net.hub-client-not-hub", detail=text, docs=docs("captive"))
+                        id="network.hub-client-not-hub", detail=text,
+                        fix="open the endpoint in a browser: a captive portal or a proxy's page answers instead of "
+                            "the hub; log in there, or point HF_ENDPOINT at the hub or a mirror",
+                        docs=docs("captive"))
     else:
         last = call.errors[0] if call.errors else "unknown error"
-        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}", id="net.hub-client-failed",
-                        detail=text, docs=docs("ssl"))
+        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}{late}",
+                        id="network.hub-client-failed", detail=text + ("\nRetries logged:\n" + "\n".join(call.retries)
+                                                                      if call.retries else ""),
+                        fix="read the error above (detail); network.hub probes the same endpoint step by step "
+                            "(DNS, TCP, TLS, HTTP) and names the failing one", docs=docs("ssl"))
 
 
-@check("net.clock", category="network", needs=["network"], network=True)
+@check("network.clock", category="network", needs=["network"], network=True)
 def clock_check(facts, c):
     """This machine's clock against the Date servers send (a wrong clock breaks TLS)."""
     limit = table("llmdoctor.checks", "network")["clock_skew_s"]
@@ -243,7 +311,7 @@ def clock_check(facts, c):
             if abs(skew) > limit:
                 yield c.finding(Status.WARN, f"This machine's clock is {abs(skew) / 60:.0f} min "
                                 f"{'ahead of' if skew > 0 else 'behind'} {r.host}'s: certificates look expired or "
-                                "not yet valid", id="net.clock-skew", fix="sudo timedatectl set-ntp true",
+                                "not yet valid", id="network.clock-skew", fix="sudo timedatectl set-ntp true",
                                 docs=docs("ssl"))
             else:
                 yield c.finding(Status.OK, f"Clock agrees with {r.host} within {abs(skew):.0f} s")
@@ -255,24 +323,38 @@ def _empty(env, name) -> bool:
     return name in env and env[name].strip() in ("", "''", '""')
 
 
-@check("net.insecure", category="network", needs=["target", "netconfig"])
+@check("network.insecure", category="network", needs=["target", "netconfig"])
 def insecure_check(facts, c):
     """Leftovers that switch TLS verification off or block the hub: empty CA variables, pip
     trusted-host, conda ssl_verify false, HF_HUB_OFFLINE, CA variables naming missing files."""
     target, cfg = facts.value("target"), facts.value("netconfig")
     env = target.net_env
     hits = 0
+    requests = installed_versions(target).get("requests")
+    ver = tls.requests_verification({k: ("" if _empty(env, k) else v) for k, v in env.items()},
+                                    requests[1] if requests else None)
     for name in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
-        if _empty(env, name):
-            hits += 1
-            requests = installed_versions(target).get("requests")
-            still = requests is not None and requests[1] < parse_version("2.28")
-            yield c.finding(Status.FAIL if still else Status.WARN,
-                            f"{name} is set to an empty string: the old 'verification off' trick"
-                            + (" that requests < 2.28 still honours" if still else
-                               " (requests >= 2.28 ignores it; it only hides the real problem)"),
-                            id="net.empty-ca-bundle", detail="An empty bundle variable disabled certificate checks "
-                            "in requests before 2.28 and does nothing in huggingface_hub 1.x and later.",
+        if not _empty(env, name):
+            continue
+        hits += 1
+        detail = ("An empty bundle variable disabled certificate checks in requests before 2.28 and does "
+                  "nothing in huggingface_hub 1.x and later.")
+        if requests is not None and ver.on is False and ver.variable == name:
+            yield c.finding(Status.FAIL, f"{name} is set to an empty string, and requests {requests[1]} (< 2.28) "
+                            "takes that as 'verify nothing': TLS verification is off for requests",
+                            id="network.empty-ca-bundle", detail=detail,
+                            fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
+                            docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "off"})
+        elif requests is not None and ver.on and ver.variable == "REQUESTS_CA_BUNDLE":
+            yield c.finding(Status.INFO, f"{name} is set to an empty string but does nothing here: requests reads "
+                            f"REQUESTS_CA_BUNDLE first, and it names a bundle ({env['REQUESTS_CA_BUNDLE']}): "
+                            "verification is on", id="network.empty-ca-bundle", detail=detail,
+                            fix=f"unset {name}   (a leftover of the old 'verification off' trick)",
+                            docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "on"})
+        else:
+            why = (f"requests {requests[1]} >= 2.28 ignores it" if requests else "requests is not installed")
+            yield c.finding(Status.WARN, f"{name} is set to an empty string: the old 'verification off' trick "
+                            f"({why}; it only hides the real problem)", id="network.empty-ca-bundle", detail=detail,
                             fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
                             docs=docs("curl_ca_bundle"))
     for name in target.net_missing_files:
@@ -280,13 +362,13 @@ def insecure_check(facts, c):
         if value:
             hits += 1
             yield c.finding(Status.FAIL, f"{name}={value} names a file that does not exist: every TLS connection "
-                            "of the stacks that read it fails", id="net.ca-var-missing-file",
+                            "of the stacks that read it fails", id="network.ca-var-missing-file",
                             fix=f"unset {name}   (or: llmdoctor fix --ssl)", docs=docs("ssl"))
     for s in cfg.pip:
         if s.trusted_host:
             hits += 1
             yield c.finding(Status.WARN, f"pip trusts {s.trusted_host} without certificate checks ({s.path})",
-                            id="net.pip-trusted-host", detail="--trusted-host accepts any certificate for that "
+                            id="network.pip-trusted-host", detail="--trusted-host accepts any certificate for that "
                             "host, as insecure as switching verification off.",
                             fix=("pip config unset global.trusted-host   (then: llmdoctor fix --ssl)"
                                  if s.path != "environment" else "unset PIP_TRUSTED_HOST"),
@@ -294,25 +376,25 @@ def insecure_check(facts, c):
     for s in cfg.conda:
         if (s.ssl_verify or "").lower() in ("false", "no", "0"):
             hits += 1
-            yield c.finding(Status.WARN, f"conda's ssl_verify is false in {s.path}", id="net.conda-ssl-verify",
+            yield c.finding(Status.WARN, f"conda's ssl_verify is false in {s.path}", id="network.conda-ssl-verify",
                             fix="conda config --set ssl_verify truststore", docs=docs("conda_ssl_verify"))
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if env.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
             hits += 1
             yield c.finding(Status.WARN, f"{name}={env[name]}: no download is even attempted (left on by accident?)",
-                            id="net.offline-mode", fix=f"unset {name}", docs=docs("offline"))
+                            id="network.offline-mode", fix=f"unset {name}", docs=docs("offline"))
     stack = hub_client(target)
     set_vars = [v for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if env.get(v, "").strip() and not _empty(env, v)]
     if stack and set_vars and not set(set_vars) & set(stack["ca_vars"]):
         hits += 1
         yield c.finding(Status.INFO, f"{' and '.join(set_vars)} is set, but huggingface_hub {stack['version']} "
                         f"({stack['client']}) reads {' / '.join(stack['ca_vars'])}: that setting does not reach "
-                        "hub downloads", id="net.ca-var-ignored", fix="llmdoctor fix --ssl", docs=stack["source"])
+                        "hub downloads", id="network.ca-var-ignored", fix="llmdoctor fix --ssl", docs=stack["source"])
     if not hits:
         yield c.finding(Status.OK, "No insecure TLS leftovers (empty CA variables, trusted-host, ssl_verify off)")
 
 
-@check("net.proxy", category="network", needs=["target"])
+@check("network.proxy", category="network", needs=["target"])
 def proxy_check(facts, c):
     """Proxy variables as the target's clients read them: an https:// URL for a plain HTTP proxy."""
     env = facts.value("target").net_env
@@ -324,9 +406,9 @@ def proxy_check(facts, c):
         if value.lower().startswith("https://"):
             yield c.finding(Status.WARN, f"{name}={value}: an https:// proxy URL means TLS to the proxy itself; most "
                             "corporate proxies speak plain HTTP there ('WRONG_VERSION_NUMBER')",
-                            id="net.proxy-https-url",
+                            id="network.proxy-https-url",
                             fix=f"export {name}="
                                 + shlex.quote("http://" + value[len("https://"):].replace("***@", "<user>:<password>@")),
                             docs=docs("proxy"))
     plain = ", ".join(f"{k}={v}" for k, v in found.items())
-    yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="net.proxy")
+    yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="network.proxy")

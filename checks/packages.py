@@ -43,8 +43,8 @@ def _parse(line: str) -> Requirement | None:
         return None
 
 
-def analyse(target):
-    """Return (missing, conflicts, malformed, bad_versions, duplicates) for a TargetFacts."""
+def _needs(target):
+    """(installed by canonical name, requirements by canonical name, malformed lines)."""
     installed: dict[str, list] = defaultdict(list)
     for d in target.distributions:
         if d.name:
@@ -80,7 +80,19 @@ def analyse(target):
             if (key, extra) not in done_extras:
                 done_extras.add((key, extra))
                 queue.extend(add(installed[key][0], canonicalize_name(extra)))
+    return installed, needs, malformed
 
+
+def needs_on(target, name: str) -> list[Need]:
+    """Every requirement the installed distributions put on ``name``."""
+    if target is None:
+        return []
+    return list(_needs(target)[1].get(canonicalize_name(name), ()))
+
+
+def analyse(target):
+    """Return (missing, conflicts, malformed, bad_versions, duplicates) for a TargetFacts."""
+    installed, needs, malformed = _needs(target)
     missing, conflicts, bad_versions = {}, {}, {}
     for key, items in needs.items():
         if key not in installed:
@@ -113,6 +125,16 @@ def _who(needs) -> str:
     return "; ".join(sorted(set(parts)))
 
 
+def install_fix(facts, name: str, spec: str) -> str:
+    """``pip install 'name<spec>'``; for torch the build the compatibility model picks (a bare
+    `pip install torch>=2.4` takes PyPI's default CUDA build, whatever the driver runs)."""
+    if canonicalize_name(name) == "torch":
+        from .pytorch import torch_fix_for
+
+        return torch_fix_for(facts)
+    return pip_cmd(facts, "install", f"{name}{spec}")
+
+
 @check("python.dependencies", needs=["target"])
 def dependencies_check(facts, c):
     """Every installed distribution's requirements are met (a fast `pip check`)."""
@@ -125,10 +147,10 @@ def dependencies_check(facts, c):
         name = needs[0].req.name
         spec = _spec(needs)
         yield c.finding(Status.FAIL, f"{name} is missing: {_who(needs)}", id="python.dependency-missing",
-                        fix=pip_cmd(facts, "install", f"{name}{spec}"), docs=PIP_CHECK_DOCS)
+                        fix=install_fix(facts, name, spec), docs=PIP_CHECK_DOCS)
     for key, (dist, needs) in sorted(conflicts.items()):
         spec = _spec(needs)
-        fix = pip_cmd(facts, "install", f"{dist.name}{spec}")
+        fix = install_fix(facts, dist.name, spec)
         yield c.finding(Status.FAIL, f"{dist.name} {dist.version} is installed, but {_who(needs)}",
                         id="python.dependency-conflict",
                         detail=f"All requirements on {dist.name} together: {_spec(needs) or 'any'}. "

@@ -49,19 +49,29 @@ def target_check(facts, c):
         yield c.finding(Status.INFO, title)
 
 
-@check("python.version", needs=["target"])
+@check("python.version", needs=["target", "clock"])
 def version_check(facts, c):
-    """Target Python version against its end of life."""
+    """Target Python version against its end of life (as of the report's date, from the clock fact)."""
     t = facts.value("target")
     major_minor = ".".join(str(x) for x in t.version_info[:2])
     eol, source = _eol(major_minor)
-    today = datetime.date.today()
+    clock = facts.value("clock")
+    if clock is None:  # no date in this report: only what was past before these tables were read is certain
+        from llmdoctor.data import table
+        from llmdoctor.probes.clock import ClockFacts
+
+        as_of = table("llmdoctor.checks", "python_versions")["as_of"]
+        if eol is not None and eol < datetime.date.fromisoformat(as_of):
+            clock = ClockFacts(now_utc=f"{as_of}T00:00:00+00:00", today=as_of, source="data")
     if eol is None:
         yield c.finding(Status.INFO, f"Python {t.python_version}: no end-of-life date on record for {major_minor}")
-    elif eol < today:
+    elif clock is None:
+        yield c.finding(Status.INFO, f"Python {t.python_version} (supported until {eol:%Y-%m}; no date to judge "
+                        "against in this report)", docs=source)
+    elif eol < clock.date:
         yield c.finding(Status.WARN, f"Python {t.python_version} reached end of life on {eol.isoformat()}",
                         detail="No security fixes, and new releases of torch, tokenizers and bitsandbytes stop "
-                               "shipping wheels for it.",
+                               f"shipping wheels for it. (Judged as of {clock.today}.)",
                         fix="create a new environment with a supported Python, e.g. `uv venv -p 3.12` "
                             "or `conda create -n llm python=3.12`", docs=source)
     else:
@@ -82,22 +92,65 @@ def headers_check(facts, c):
                     fix=fix, docs="https://github.com/deepspeedai/DeepSpeed/issues/3223")
 
 
+def dist_version(facts, dist: str) -> str | None:
+    """The installed distribution's version (what pip shows), if the target facts list it."""
+    from packaging.utils import canonicalize_name
+
+    t = facts.value("target")
+    for d in (t.distributions if t else ()):
+        if d.name and canonicalize_name(d.name) == canonicalize_name(dist):
+            return d.version
+    return None
+
+
+def shown(facts, r, dists: dict[str, str]) -> str:
+    """'regex 2024.11.6': a module named with its distribution's version, not the module's own
+    __version__ (regex says 2.5.148 there)."""
+    version = dist_version(facts, dists.get(r.module, r.module)) or r.version
+    return f"{r.module} {version}" if version else r.module
+
+
+def _abi_tag(path: str) -> str:
+    import re
+
+    m = re.search(r"cpython-(\d)(\d+)|cp(\d)(\d+)-", path)
+    if not m:
+        return "another Python"
+    major, minor = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return f"Python {major}.{minor}"
+
+
 def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
     """A finding per import that errs, crashes or hangs; the cause named where the message tells it."""
     from .importerrors import classify
 
+    t = facts.value("target")
     for r in results:
         if r.status in ("ok", "absent"):
             continue
         dist = dists.get(r.module, r.module)
         lines = (r.message or "").strip().splitlines()
+        if r.foreign_abi:
+            built = sorted({_abi_tag(p) for p in r.foreign_abi})
+            here = t.python_version if t else "this one"
+            version = dist_version(facts, dist)
+            yield c.finding(Status.FAIL, f"`import {r.module}` fails: its compiled extension modules were built for "
+                            f"{' and '.join(built)}, not for Python {here} (a site-packages copied from another "
+                            "Python, or installed with another interpreter's pip)", id=f"{id_prefix}-other-python",
+                            detail="Built for another Python:\n" + "\n".join(r.foreign_abi) + "\n\n" + (r.message or ""),
+                            fix=pip_cmd(facts, "install", "--force-reinstall", "--no-deps",
+                                        f"{dist}=={version}" if version else dist)
+                            + "   (reinstalls the wheel built for this Python)",
+                            docs="https://docs.python.org/3/extending/building.html")
+            continue
         known = classify(r.message)
         fix = (known["fix"].format(pip=pip_cmd(facts), dist=dist) if known
                else pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist))
         if r.status == "error":
             subject = (f"{r.module}'s native library {r.library.rsplit('/', 1)[-1]} does not load"
                        if r.method == "native" and r.library else f"`import {r.module}` fails")
-            what = f"{subject}: " + (known["cause"] if known else (lines[-1] if lines else r.error_type))
+            first = next((line for line in lines if line.strip() and not line.startswith("Caused by")), "")
+            what = f"{subject}: " + (known["cause"] if known else (first or r.error_type or "?"))
             fid = f"{id_prefix}-{known['id']}" if known else f"{id_prefix}-failed"
         else:
             what = (f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "
@@ -107,14 +160,14 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
                         docs=known["source"] if known else None)
 
 
-@check("python.imports", needs=["target.imports"])
+@check("python.imports", needs=["target.imports", "target"])
 def imports_check(facts, c):
     """Native-extension packages import without error or crash."""
     results = facts.value("target.imports").results
     good = [r for r in results if r.status == "ok"]
     yield from import_findings(facts, c, results, "python.import", IMPORT_DIST)
     if good and len(good) == len([r for r in results if r.status != "absent"]):
-        names = ", ".join(f"{r.module} {r.version}" if r.version else r.module for r in good)
+        names = ", ".join(shown(facts, r, IMPORT_DIST) for r in good)
         yield c.finding(Status.OK, f"Native packages import cleanly: {names}")
     elif not good and all(r.status == "absent" for r in results):
         yield c.finding(Status.SKIP, "None of the probed native packages is installed")

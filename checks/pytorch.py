@@ -3,11 +3,7 @@ live GPU test, and GPU architectures missing from the build."""
 
 from __future__ import annotations
 
-import re
-
-from packaging.version import Version
-
-from llmdoctor.data import rows
+from llmdoctor import compat
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
@@ -16,76 +12,112 @@ from .python import pip_cmd
 
 PREVIOUS_VERSIONS = "https://pytorch.org/get-started/previous-versions/"
 NO_KERNEL_DOCS = "https://pytorch.org/get-started/locally/"
+MINOR_COMPAT = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 
 
-def flavour_cuda(flavour: str) -> Version:
-    """'cu121' -> 12.1, 'cu130' -> 13.0."""
-    digits = flavour[2:]
-    return Version(f"{digits[:-1]}.{digits[-1]}")
+def machine(facts) -> compat.Machine:
+    """This machine as the compatibility model sees it: driver, GPUs, Python, platform."""
+    return compat.machine_of(facts.value("gpu"), facts.value("target"))
 
 
-def driver_cuda(gpu_facts) -> Version | None:
-    """Newest CUDA the driver runs: NVML says it; else inferred from the driver version."""
-    if gpu_facts.cuda_driver_version:
-        return parse_version(gpu_facts.cuda_driver_version)
-    driver = parse_version(gpu_facts.driver_version)
-    if driver is None:
+def torch_command(facts, build: compat.TorchBuild) -> str:
+    return pip_cmd(facts, "install", "--force-reinstall", f"torch=={build.version}", "--index-url", build.index_url)
+
+
+def prescription_fix(facts, p: compat.Prescription) -> str | None:
+    """The steps of a prescription as one line: the blocker first, then the pip command."""
+    if p.build is None:
         return None
-    for item in rows("llmdoctor.checks", "cuda_driver_minimums"):
-        if driver >= Version(item["min_driver"]):
-            return Version(f"{item['cuda_major']}.0")
-    return None
+    parts = [s.text for s in p.steps if s.kind != "torch"] + [torch_command(facts, p.build)]
+    return ", then: ".join(parts)
 
 
-def cuda_window(gpu_facts) -> tuple[Version | None, Version | None]:
-    """(min, max) CUDA whose kernels run on every visible GPU (from gpu_arch_cuda.json)."""
-    low = high = None
-    table = sorted(rows("llmdoctor.checks", "gpu_arch_cuda"), key=lambda r: Version(r["cc_from"]), reverse=True)
-    for gpu in gpu_facts.visible_gpus:
-        if gpu.cc_major is None:
-            continue
-        cc = Version(f"{gpu.cc_major}.{gpu.cc_minor or 0}")
-        row = next((r for r in table if cc >= Version(r["cc_from"])), None)
-        if row is None:
-            continue
-        low = max(filter(None, (low, Version(row["min_cuda"]))))
-        if row["max_cuda"]:
-            high = min(filter(None, (high, Version(row["max_cuda"]))))
-    return low, high
+def prescription_detail(p: compat.Prescription) -> str:
+    if p.build is None:
+        return p.why
+    lines = []
+    if p.blocked:
+        lines.append(f"No build of the wanted torch runs here as the machine is: {p.why}.")
+    lines.append(f"torch {p.build.label} is published (source: {p.build.source}) and has kernels for "
+                 f"{', '.join(p.build.archs) or 'every GPU'}.")
+    if p.alternative and p.alternative.build:
+        lines.append(f"Without changing the driver: torch {p.alternative.build.label} runs on it as it is.")
+    if p.unknown:
+        lines.append("Not judged (unknown here): " + "; ".join(p.unknown) + ".")
+    return " ".join(lines)
 
 
-def wheel_for(torch_version: str | None, max_cuda: Version | None,
-              window: tuple[Version | None, Version | None] = (None, None)) -> tuple[str, str | None, str | None]:
-    """(version to install, flavour, caveat): the user's torch version where the table knows
-    its flavours, with the newest flavour the driver runs and the GPUs' architectures
-    allow (None when none does)."""
-    base = (parse_version(torch_version).base_version if parse_version(torch_version) else None) or ""
-    minor = ".".join(base.split(".")[:2])
-    known = {r["torch"]: r["flavours"] for r in rows("llmdoctor.checks", "torch_cuda_builds")}
-    flavours = known.get(minor) or sorted({f for fl in known.values() for f in fl}, key=flavour_cuda)
-    low, high = window
-    usable = [f for f in flavours if (max_cuda is None or flavour_cuda(f) <= max_cuda)
-              and (low is None or flavour_cuda(f) >= low) and (high is None or flavour_cuda(f) <= high)]
-    if not usable:
-        return base, None, None
-    flavour = max(usable, key=flavour_cuda)
-    caveat = None if minor in known else f"check that torch {base} has a {flavour} build on {PREVIOUS_VERSIONS}"
-    return base, flavour, caveat
+def prescription_claims(p: compat.Prescription) -> list[tuple[str, str]]:
+    """What a prescription asserts about the machine: whether its build runs here as it is."""
+    if p.build is None:
+        return []
+    return [(f"torch-build-runs:{p.build.label}", "no" if p.blocked else "yes")]
 
 
-def best_wheel(torch_version: str | None, gpu_facts) -> tuple[str, str | None, str | None]:
-    """wheel_for with this machine's driver and GPU architectures."""
-    return wheel_for(torch_version, driver_cuda(gpu_facts), cuda_window(gpu_facts))
+def prescribe(facts, **kw) -> compat.Prescription:
+    """The compatibility model's torch for this machine; the user's version kept where it can be."""
+    t = facts.value("torch")
+    if t is not None:
+        kw.setdefault("current", t.version if t.installed else None)
+    else:  # torch not probed: its distribution's version
+        from .flash_attn import installed
+
+        kw.setdefault("current", installed(facts.value("target"), "torch"))
+    kw.setdefault("spec", torch_requirements(facts))
+    return compat.prescribe(machine(facts), **kw)
 
 
-def install_cmd(facts, version: str, flavour: str | None) -> str:
-    if flavour is None:
-        oldest = rows("llmdoctor.checks", "cuda_driver_minimums")[-1]
-        return (f"upgrade the NVIDIA driver (no current torch build runs on it; CUDA {oldest['cuda_major']} "
-                f"needs >= {oldest['min_driver']})")
-    spec = f"torch=={version}" if version else "torch"
-    return pip_cmd(facts, "install", "--force-reinstall", spec, "--index-url",
-                   f"https://download.pytorch.org/whl/{flavour}")
+def torch_fix_for(facts) -> str:
+    """The command that installs a torch meeting every installed requirement on it and running
+    here (``llmdoctor fix --torch`` where the GPU was not probed: it probes it)."""
+    g = facts.value("gpu")
+    if g is None:
+        return "llmdoctor fix --torch"
+    p = prescribe(facts)
+    return prescription_fix(facts, p) or f"no torch build on record meets the requirements and runs here: {p.why}"
+
+
+def torch_requirements(facts):
+    """Every installed distribution's requirement on torch, merged (so that a prescribed
+    torch keeps transformers, bitsandbytes, ... satisfied)."""
+    from packaging.specifiers import SpecifierSet
+
+    from packaging.utils import canonicalize_name
+
+    from .packages import needs_on
+    from .stack import implied_requirements
+
+    target = facts.value("target")
+    merged = SpecifierSet()
+    for need in needs_on(target, "torch"):
+        merged &= need.req.specifier
+    for _, _, req in implied_requirements(target):  # transformers' [torch] floor: below it transformers drops torch
+        if canonicalize_name(req.name) == "torch":
+            merged &= req.specifier
+    return merged
+
+
+def driver_words(g) -> str:
+    """'535.129.03 (CUDA 12.2 natively; CUDA 12.x through minor-version compatibility)'."""
+    d = compat.driver_of(g)
+    fams = [x for x in (13, 12, 11) if d.version and (f := compat.family_min_driver(x)) and d.version >= f]
+    native = f"CUDA {d.cuda} natively" if d.cuda else "CUDA ? natively"
+    return f"{d} ({native}" + (f"; any CUDA {fams[0]}.x through minor-version compatibility)" if fams else ")")
+
+
+def running(facts) -> tuple[compat.TorchBuild | None, compat.Fit | None]:
+    """The installed CUDA torch as a build on record, and what the model says of it here."""
+    t = facts.value("torch")
+    b = compat.running_build(t.version, t.cuda) if t.build == "cuda" else None
+    if b is None:
+        return None, None
+    return b, compat.fit(b, machine(facts), trust_python=True)
+
+
+def live_works(t) -> bool:
+    live = t.live if t.installed else None
+    return bool(live and live.cuda_available and not live.error and live.devices
+                and all(d.matmul_ok and not d.error for d in live.devices))
 
 
 @check("torch.build", needs=["torch"])
@@ -106,47 +138,66 @@ def cpu_only_check(facts, c):
     if no_gpu(g) or not t.installed:
         yield c.finding(Status.SKIP, "No NVIDIA GPU" if no_gpu(g) else "torch is not installed")
         return
-    if t.build != "cpu":
-        yield c.finding(Status.OK, f"torch {t.version} is a {t.build.upper()} build")
+    if t.build == "cuda":
+        yield c.finding(Status.OK, f"torch {t.version} is a CUDA build")
         return
-    version, flavour, caveat = best_wheel(t.version, g)
-    yield c.finding(Status.FAIL, f"torch {t.version} is a CPU-only build on a machine with "
-                    f"{len(g.gpus)} NVIDIA GPU{'s' * (len(g.gpus) != 1)}: torch.cuda.is_available() is False",
-                    detail=f"The driver {g.driver_version} runs CUDA up to {g.cuda_driver_version or '?'}"
-                           + (f"; the {flavour} build fits it." if flavour else "; no torch build fits it.")
-                           + (f" Then {caveat}." if caveat else ""),
-                    fix=install_cmd(facts, version, flavour), docs=PREVIOUS_VERSIONS)
+    p = prescribe(facts)
+    n = len(g.gpus)
+    kind = "a ROCm (AMD GPU) build" if t.build == "rocm" else "a CPU-only build"
+    yield c.finding(Status.FAIL, f"torch {t.version} is {kind} on a machine with {n} NVIDIA "
+                    f"GPU{'s' * (n != 1)}: torch.cuda.is_available() is False",
+                    detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
+                    fix=prescription_fix(facts, p), docs=p.build.source if p.build else PREVIOUS_VERSIONS,
+                    claims=[("torch-cuda-works", "no"), *prescription_claims(p)])
 
 
 @check("torch.driver", needs=["torch", "gpu"])
 def driver_check(facts, c):
-    """The NVIDIA driver is new enough for torch's CUDA build (minor-version compatibility)."""
+    """The NVIDIA driver runs torch's CUDA build (natively or through minor-version compatibility)."""
     t, g = facts.value("torch"), facts.value("gpu")
     if no_gpu(g) or not t.installed or t.build != "cuda":
         yield c.finding(Status.SKIP, "No NVIDIA GPU" if no_gpu(g) else "torch is not a CUDA build")
         return
-    major = parse_version(t.cuda).major if parse_version(t.cuda) else None
-    row = next((r for r in rows("llmdoctor.checks", "cuda_driver_minimums") if r["cuda_major"] == major), None)
-    driver = parse_version(g.driver_version)
-    if row is None or driver is None:
-        yield c.finding(Status.SKIP, f"no driver minimum on record for CUDA {t.cuda} / driver {g.driver_version}")
+    cuda = parse_version(t.cuda)
+    m = machine(facts)
+    if cuda is None or not m.driver.known:
+        yield c.finding(Status.SKIP, f"cannot judge: CUDA {t.cuda or '?'} / driver {g.driver_version or '?'}")
         return
-    if driver >= Version(row["min_driver"]):
-        yield c.finding(Status.OK, f"Driver {g.driver_version} runs torch's CUDA {t.cuda} "
-                        f"(needs >= {row['min_driver']})", docs=row["source"])
-        version, flavour, caveat = best_wheel(t.version, g)
-        if flavour and parse_version(t.cuda) and flavour_cuda(flavour) > parse_version(t.cuda):
-            yield c.finding(Status.INFO, f"This driver also runs the {flavour} build of torch {version} "
-                            f"(newer CUDA than {t.cuda})", id="torch.newer-build-fits",
-                            detail=caveat or "", fix=install_cmd(facts, version, flavour), docs=PREVIOUS_VERSIONS)
+    b, f = running(facts)
+    ptx = bool(f and f.ptx_jit)
+    runs = compat.runs_cuda(cuda, m.driver, ptx_jit=ptx)
+    need, source = compat.min_driver(cuda, ptx, m.driver.platform)
+    label = b.label if b else f"{t.version}"
+    if live_works(t) or runs:
+        how = "the live test ran a matmul on it" if live_works(t) else (
+            "natively" if m.driver.cuda and (m.driver.cuda.major, m.driver.cuda.minor) >= (cuda.major, cuda.minor)
+            else f"through minor-version compatibility (CUDA {cuda.major}.x needs >= {need})")
+        yield c.finding(Status.OK, f"Driver {m.driver} runs torch's CUDA {t.cuda} (needs >= {need or '?'})",
+                        detail=f"It runs it {how}." if not live_works(t) else f"Proven: {how}.", docs=source,
+                        claims=[(f"torch-build-runs:{label}", "yes"), ("torch-cuda-works", "yes")] if live_works(t)
+                        else [(f"torch-build-runs:{label}", "yes")] if f is not None and f.ok
+                        else [(f"driver-runs-cuda:{cuda.major}.{cuda.minor}{'-ptx' if ptx else ''}", "yes")])
+        p = prescribe(facts)
+        if p.build and not p.blocked and p.build.version == (compat.torchbuilds.base(t.version)) \
+                and p.build.cuda and p.build.cuda > cuda:
+            yield c.finding(Status.INFO, f"This driver also runs the {p.build.variant} build of torch "
+                            f"{p.build.version} (newer CUDA than {t.cuda})", id="torch.newer-build-fits",
+                            fix=torch_command(facts, p.build), docs=p.build.source,
+                            claims=prescription_claims(p))
         return
-    version, flavour, caveat = best_wheel(t.version, g)
-    yield c.finding(Status.FAIL, f"Driver {g.driver_version} is too old for torch {t.version} (CUDA {t.cuda} "
-                    f"needs driver >= {row['min_driver']})",
-                    detail="Upgrade the NVIDIA driver"
-                           + (f", or install the {flavour} build that this driver runs." if flavour else ".")
-                           + (f" Then {caveat}." if caveat else ""),
-                    fix=install_cmd(facts, version, flavour), docs=row["source"])
+    if runs is None:
+        yield c.finding(Status.SKIP, f"cannot judge whether driver {m.driver} runs CUDA {t.cuda}")
+        return
+    p = prescribe(facts)
+    yield c.finding(Status.FAIL, f"Driver {m.driver} is too old for torch {t.version} (CUDA {t.cuda} needs "
+                    f"driver >= {need or '?'}" + (", PTX JIT for this GPU" if ptx else "") + ")",
+                    detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
+                    fix=prescription_fix(facts, p) or _no_fix(p), docs=source,
+                    claims=[(f"torch-build-runs:{label}", "no"), ("torch-cuda-works", "no"), *prescription_claims(p)])
+
+
+def _no_fix(p: compat.Prescription) -> str:
+    return f"no torch build fixes this here: {p.why}"
 
 
 @check("torch.live", needs=["torch", "gpu"])
@@ -157,43 +208,45 @@ def live_check(facts, c):
         yield c.finding(Status.SKIP, "No NVIDIA GPU" if no_gpu(g) else "torch has no GPU support (see torch.cpu-only)")
         return
     if t.live_error:
+        p = prescribe(facts)
         yield c.finding(Status.FAIL, f"`import torch` in the target failed: {t.live_error.splitlines()[0]}",
-                        detail=t.live_error,
-                        fix=install_cmd(facts, *best_wheel(t.version, g)[:2]))
+                        detail=t.live_error + "\n" + prescription_detail(p),
+                        fix=prescription_fix(facts, p) or _no_fix(p), claims={"torch-cuda-works": "no"})
         return
     live = t.live
     if live is None:
         yield c.finding(Status.SKIP, t.live_skipped or "the live test did not run")
         return
     if live.error or not live.cuda_available:
+        text = live.error or ""
+        b, f = running(facts)
+        if f is not None and "driver" in f.kinds:  # the model agrees: the driver is too old
+            p = prescribe(facts)
+            fix = prescription_fix(facts, p) or _no_fix(p)
+        else:
+            fix = ("look at the exception above: it names the failing piece (driver library, "
+                   "CUDA_VISIBLE_DEVICES, a container without --gpus); then run `nvidia-smi` in the same shell")
         yield c.finding(Status.FAIL, f"torch.cuda.is_available() is False with {len(g.visible_gpus)} visible GPU(s)"
-                        + (f": {live.error}" if live.error else ""), detail=live.error or "",
-                        docs="https://pytorch.org/docs/stable/notes/cuda.html")
+                        + (f": {text}" if text else ""), detail=text, fix=fix,
+                        docs="https://pytorch.org/docs/stable/notes/cuda.html", claims={"torch-cuda-works": "no"})
         return
     bad = [d for d in live.devices if d.error or not d.matmul_ok]
     for d in bad:
         yield c.finding(Status.FAIL, f"GPU {d.index} ({d.name}): "
                         + (d.error or f"matmul differs from the CPU by {d.matmul_max_abs_diff}"),
-                        id="torch.live-device", detail=d.error or "")
+                        id="torch.live-device", detail=d.error or "",
+                        fix=f"nvidia-smi -q -i {d.index}   (look for ECC errors and XID events; the GPU or its "
+                            "driver is faulty, not the Python environment)")
     if not bad:
         yield c.finding(Status.OK, f"torch.cuda sees {live.device_count} GPU{'s' * (live.device_count != 1)}; "
-                        "a matmul on each matches the CPU")
+                        "a matmul on each matches the CPU", claims={"torch-cuda-works": "yes"})
 
 
 def runs_on(cc: str, arch_list) -> bool:
     """A build runs on compute capability ``cc`` if it has cubins for that major at a minor
     <= cc's, or PTX (compute_XY) at or below cc to JIT from."""
     major, minor = (int(x) for x in cc.split("."))
-    for arch in arch_list:
-        m = re.fullmatch(r"(sm|compute)_(\d+)(\d)a?", arch)
-        if not m:
-            continue
-        a_major, a_minor = int(m.group(2)), int(m.group(3))
-        if m.group(1) == "sm" and a_major == major and a_minor <= minor:
-            return True
-        if m.group(1) == "compute" and (a_major, a_minor) <= (major, minor):
-            return True
-    return False
+    return compat.kernel_for((major, minor), tuple(arch_list)) is not None
 
 
 @check("torch.arch", needs=["torch", "gpu"])
@@ -211,8 +264,10 @@ def arch_check(facts, c):
             yield c.finding(Status.OK, f"GPU {gpu.index} (sm_{gpu.compute_capability.replace('.', '')}) is in "
                             f"torch's arch list")
         else:
+            p = prescribe(facts)
             yield c.finding(Status.FAIL, f"GPU {gpu.index} {gpu.name} (compute capability {gpu.compute_capability}) "
                             f"is not in torch {t.version}'s arch list {', '.join(live.arch_list)}: "
                             "'no kernel image is available for execution on the device'",
-                            id="torch.arch-missing", docs=NO_KERNEL_DOCS,
-                            fix=install_cmd(facts, *best_wheel(None, g)[:2]))
+                            id="torch.arch-missing", docs=NO_KERNEL_DOCS, detail=prescription_detail(p),
+                            fix=prescription_fix(facts, p) or _no_fix(p),
+                            claims=[("torch-cuda-works", "no"), *prescription_claims(p)])

@@ -11,7 +11,7 @@ from .model import code_fix, code_verdict, rule
 from .stack import installed_versions
 
 
-@check("hub.remote-code", category="cache", needs=["hub.remote-code", "target"])
+@check("cache.remote-code", category="cache", needs=["hub.remote-code", "target"])
 def remote_code_check(facts, c):
     """Cached repos with their own code (auto_map) against the installed transformers.
 
@@ -45,7 +45,7 @@ def remote_code_check(facts, c):
         fix, note = code_fix(facts, repo.repo_id, saved, f"hf download {repo.repo_id} --include '*.py'")
         yield c.finding(max(v[0] for v in verdict), f"{repo.repo_id} runs its own code (trust_remote_code) that does "
                         f"not fit transformers {installed}" + (f" (saved with {saved})" if saved else "") + ": "
-                        + verdict[0][1], id="hub.remote-code-version",
+                        + verdict[0][1], id="cache.remote-code-version",
                         detail="\n".join([f"- {v[1]}" for v in verdict] +
                                          [verdict[0][2], f"Snapshot: {snapshot}", note]).strip(),
                         fix=fix or note or None, docs=verdict[0][3])

@@ -1,12 +1,8 @@
-"""How many parallel compile jobs the RAM holds (about 5 GB each, build_limits.json)."""
+"""How many parallel compile jobs the RAM holds, per kind of build (llmdoctor.compat.compile)."""
 
 from __future__ import annotations
 
-from llmdoctor.data import row
-
-
-def per_job() -> dict:
-    return row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
+from llmdoctor.compat import compile as cm
 
 
 def safe_jobs(available_bytes: int, cpus: int, per_job_bytes: int) -> int:
@@ -14,8 +10,23 @@ def safe_jobs(available_bytes: int, cpus: int, per_job_bytes: int) -> int:
     return max(1, min(cpus, available_bytes // per_job_bytes))
 
 
-def jobs_for(system) -> int | None:
-    """MAX_JOBS for this machine, or None when its RAM is unknown."""
+def jobs_for(system, kind: str = "flash-attn", build_env=None) -> int | None:
+    """MAX_JOBS for a ``kind`` build on this machine, or None when its RAM is unknown."""
     if system is None or system.ram_usable_bytes is None:
         return None
-    return safe_jobs(system.ram_usable_bytes, system.cpus_for_jobs or 1, per_job()["value"])
+    return cm.plan(kind, build_env or {}, system.cpus_for_jobs or 1, system.ram_usable_bytes).safe_jobs
+
+
+def kinds_here(facts) -> list[str]:
+    """The extension builds that can happen in this environment: flash-attn wherever a CUDA
+    torch is (it is built on install), DeepSpeed's ops where DeepSpeed is installed (it
+    JIT-compiles them at first use)."""
+    from .flash_attn import installed
+
+    target, t = facts.value("target"), facts.value("torch")
+    out = []
+    if t is None or (t.installed and t.build == "cuda") or installed(target, "flash-attn"):  # not probed: assume it
+        out.append("flash-attn")
+    if installed(target, "deepspeed"):
+        out.append("deepspeed")
+    return out

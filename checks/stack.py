@@ -22,6 +22,19 @@ def installed_versions(target) -> dict[str, tuple[str, Version]]:
     return out
 
 
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _condition(name: str | None, target) -> bool:
+    """known_bad.json's `also_run_if`: when the extra step applies to this environment."""
+    if name is None:
+        return True
+    if name == "https_proxy_url":
+        env = target.net_env if target else {}
+        return any((env.get(k) or "").lower().startswith("https://") for k in PROXY_VARS)
+    return False
+
+
 @check("python.known-bad", needs=["target"])
 def known_bad_check(facts, c):
     """Versions known to break LLM workflows, and harmful workaround pins (data: known_bad.json)."""
@@ -34,10 +47,13 @@ def known_bad_check(facts, c):
         hits += 1
         name, version = found
         fix = pip_cmd(facts, "install", f"{name}{row['fix_spec']}")
-        if row.get("also_run"):
+        why = row["why"]
+        if row.get("also_run") and _condition(row.get("also_run_if"), facts.value("target")):
             fix += f"   (then: {row['also_run']})"
+        elif row.get("also_run_if"):
+            why += " " + row.get("why_without_proxy", "")
         yield c.finding(Status.parse(row["status"]), row["title"].format(version=version), id=row["id"],
-                        detail=row["why"], fix=fix, docs=row["source"])
+                        detail=why.strip(), fix=fix, docs=row["source"])
     for row in table("llmdoctor.checks", "known_bad").get("missing_companions", ()):
         if all(canonicalize_name(n) in installed for n in row["when_all"]) and \
                 canonicalize_name(row["missing"]) not in installed:
@@ -61,18 +77,17 @@ def known_bad_check(facts, c):
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")
 
 
-@check("python.stack", needs=["target"])
-def implied_extras_check(facts, c):
-    """What transformers declares for torch and accelerate (its [torch] extra), read from its
-    own metadata, against the installed versions (data: known_bad.json implied_extras)."""
-    from .packages import _applies, _parse, analyse
+def implied_requirements(target):
+    """(owner, extra, requirement, why, source) for every requirement an installed package's
+    implied extra puts on another installed package (transformers' [torch] extra on torch)."""
+    from .packages import _applies, _parse
 
-    target = facts.value("target")
+    if target is None:
+        return []
     installed = installed_versions(target)
-    already = analyse(target)[1]  # conflicts pip check reports itself
     spec = table("llmdoctor.checks", "known_bad")["implied_extras"]
     dists = {canonicalize_name(d.name): d for d in target.distributions if d.name}
-    judged = 0
+    out = []
     for item in spec["rows"]:
         owner = dists.get(canonicalize_name(item["dist"]))
         if owner is None:
@@ -83,14 +98,30 @@ def implied_extras_check(facts, c):
             if (req is None or key not in {canonicalize_name(p) for p in item["packages"]} or key not in installed
                     or not _applies(req, target.markers, item["extra"]) or _applies(req, target.markers, "")):
                 continue
-            judged += 1
-            name, version = installed[key]
-            if req.specifier.contains(version, prereleases=True) or key in already:
-                continue
-            yield c.finding(Status.FAIL, f"{owner.name} {owner.version} needs {name}{req.specifier} (its "
-                            f"[{item['extra']}] extra); {name} {version} is installed", id="python.stack-floor",
-                            detail=item["why"], fix=pip_cmd(facts, "install", f"{name}{req.specifier}"),
-                            docs=item["source"])
+            out.append((owner, item, req))
+    return out
+
+
+@check("python.stack", needs=["target"])
+def implied_extras_check(facts, c):
+    """What transformers declares for torch and accelerate (its [torch] extra), read from its
+    own metadata, against the installed versions (data: known_bad.json implied_extras)."""
+    from .packages import analyse, install_fix
+
+    target = facts.value("target")
+    installed = installed_versions(target)
+    already = analyse(target)[1]  # conflicts pip check reports itself
+    judged = 0
+    for owner, item, req in implied_requirements(target):
+        key = canonicalize_name(req.name)
+        judged += 1
+        name, version = installed[key]
+        if req.specifier.contains(version, prereleases=True) or key in already:
+            continue
+        yield c.finding(Status.FAIL, f"{owner.name} {owner.version} needs {name}{req.specifier} (its "
+                        f"[{item['extra']}] extra); {name} {version} is installed", id="python.stack-floor",
+                        detail=item["why"], fix=install_fix(facts, name, str(req.specifier)),
+                        docs=item["source"])
     if judged:
         yield c.finding(Status.OK, "transformers' own requirements on torch and accelerate are met")
     else:

@@ -60,6 +60,35 @@ def nvcc_check(facts, c):
                                "torch's CUDA.", fix=fix, docs=CPP_EXT_DOCS)
     else:
         yield c.finding(Status.OK, where + (f", same major as torch's CUDA {t.cuda}" if torch_cuda else ""))
+    yield from _nvcc_vs_gpus(facts, c, nvcc)
+
+
+def _nvcc_vs_gpus(facts, c, nvcc):
+    """nvcc must be able to generate code for every GPU: CUDA 13 removed Maxwell, Pascal and
+    Volta; Blackwell needs 12.8 (compatibility model: gpu_arch_cuda.json)."""
+    from llmdoctor import compat
+
+    from .nvidia import no_gpu
+
+    g, nv = facts.value("gpu"), parse_version(nvcc.release)
+    if g is None or no_gpu(g) or nv is None:
+        return
+    for gpu in g.visible_gpus:
+        if gpu.cc_major is None:
+            continue
+        low, high = compat.toolkit_window([(gpu.cc_major, gpu.cc_minor or 0)])
+        if high is not None and (nv.major, nv.minor) > (high.major, high.minor):
+            yield c.finding(Status.WARN, f"nvcc {nvcc.release} cannot build for GPU {gpu.index} {gpu.name} (compute "
+                            f"capability {gpu.compute_capability}): CUDA {high} is the last toolkit that targets it",
+                            id="cuda.nvcc-gpu-too-old",
+                            fix=f"install a CUDA {high} toolkit (or older, of torch's CUDA major) and point CUDA_HOME at it",
+                            docs=INSTALL_DOCS)
+        elif low is not None and (nv.major, nv.minor) < (low.major, low.minor):
+            yield c.finding(Status.WARN, f"nvcc {nvcc.release} cannot build for GPU {gpu.index} {gpu.name} (compute "
+                            f"capability {gpu.compute_capability}): it needs CUDA {low} or newer",
+                            id="cuda.nvcc-gpu-too-new",
+                            fix=f"install a CUDA {low} or newer toolkit (of torch's CUDA major) and point CUDA_HOME at it",
+                            docs=INSTALL_DOCS)
 
 
 @check("cuda.host-compiler", needs=["cuda"])

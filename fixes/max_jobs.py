@@ -6,10 +6,10 @@ from __future__ import annotations
 import click
 
 from llmdoctor import envhook, subproc
-from llmdoctor.data import row
+from llmdoctor.compat import compile as cm
 from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, env_without, is_writable_dir
 from llmdoctor.journal import read_bytes
-from llmdoctor.checks.sizing import safe_jobs
+from llmdoctor.checks.sizing import kinds_here
 from llmdoctor.checks.toolkit import effective_nvcc
 from llmdoctor.units import gib
 
@@ -21,30 +21,42 @@ def plan(ctx: FixContext) -> Plan:
     if not target.purelib or not is_writable_dir(target.purelib):
         raise FixError(f"the target's site-packages ({target.purelib}) is not writable; "
                        "run with --python pointing to an environment you own")
-    per_job = row("llmdoctor.checks", "build_limits", "name", "ram_per_compile_job_bytes")
     chosen = ctx.options.get("jobs")
+    kinds = kinds_here(ctx.facts) or ["flash-attn", "deepspeed"]  # asked for anyway: size for any build
     if chosen:
         jobs, why = int(chosen), f"--jobs {chosen}"
+        plans = []
     else:
         if system is None or system.ram_usable_bytes is None:
             raise FixError("RAM size unknown here; give the number with --jobs N")
         avail, cpus = system.ram_usable_bytes, system.cpus_for_jobs
-        jobs = safe_jobs(avail, cpus, per_job["value"])
-        why = (f"{gib(avail)} RAM available / {gib(per_job['value'])} per compile job, "
-               f"{cpus} usable CPUs")
+        env = {k: v for k, v in target.build_env.items() if k != "MAX_JOBS"}
+        jobs, plans = cm.safe_max_jobs(kinds, env, cpus, avail)
+        why = (f"{gib(avail)} RAM available, {cpus} usable CPUs; "
+               + "; ".join(f"{p.label}: {gib(p.per_job_bytes)} per job ({p.words}), so "
+                           f"{p.safe_jobs} job{'s' * (p.safe_jobs != 1)}" for p in plans))
     path = envhook.hook_path(target.purelib)
     current = envhook.parse(read_bytes(path))
-    notes = [f"Why {jobs}: {why} ({per_job['source']})."]
+    notes = [f"Why {jobs}: {why}." + "".join(f"\n  {p.label}: {p.row['source']}" for p in plans)]
+    if len(plans) > 1:
+        notes.append("MAX_JOBS is shared by every build in this environment, so it is sized for the hungriest.")
+    if any(p.kind == "flash-attn" for p in plans) and "MAX_JOBS" not in target.build_env:
+        notes.append("flash-attn sizes MAX_JOBS itself when it is unset; this value keeps its builds within the RAM "
+                     "with the same per-thread figure, and DeepSpeed's ninja builds within it too.")
     shell = ctx.environ.get("MAX_JOBS")
+    replace = {}
     if shell and shell != str(jobs):
-        notes.append(f"MAX_JOBS={shell} is set in this shell and wins over the hook: "
-                     f"`unset MAX_JOBS` or export MAX_JOBS={jobs}.")
+        replace["MAX_JOBS"] = [shell]
+        notes.append(f"MAX_JOBS={shell} is set in this shell and would win over the hook: the hook replaces exactly "
+                     f"that value with {jobs} (another value you set later still wins); remove it from your shell "
+                     "start-up files to keep things plain.")
     title = f"Set MAX_JOBS={jobs} for every Python process of {target.prefix}"
-    if current.get("MAX_JOBS") == str(jobs) and not _deepspeed_vars(ctx, target, []):
+    if current.get("MAX_JOBS") == str(jobs) and not _deepspeed_vars(ctx, target, []) and not replace:
         return Plan("max-jobs", title, notes=tuple(notes), nothing_to_do=f"{path} already sets MAX_JOBS={jobs}.")
     wanted = {**current, "MAX_JOBS": str(jobs)}
     wanted.update(_deepspeed_vars(ctx, target, notes))
-    change = FileChange(path, envhook.render(wanted), f"Start-up hook in {target.purelib}")
+    change = FileChange(path, envhook.merge(read_bytes(path), wanted, replace=replace), f"Start-up hook in {target.purelib}",
+                        mode=envhook.MODE)
     return Plan("max-jobs", title, changes=(change,), notes=tuple(notes))
 
 
@@ -62,10 +74,10 @@ def _deepspeed_vars(ctx: FixContext, target, notes: list) -> dict[str, str]:
 
 
 def verify(ctx: FixContext, plan: Plan) -> Verdict:
-    """A fresh process of the target interpreter, without MAX_JOBS in its environment, sees it."""
+    """A fresh process of the target interpreter, in this shell's environment, sees it."""
     want = envhook.parse(plan.changes[0].content).get("MAX_JOBS") if plan.changes else None
     done = subproc.run([ctx.target.python, "-c", "import os; print(os.environ.get('MAX_JOBS'))"], timeout=30,
-                       env=env_without(ctx.environ, "MAX_JOBS"))
+                       env=env_without(ctx.environ, "PYTHONPATH"))
     got = done.stdout.strip()
     if done.returncode == 0 and got == want:
         return Verdict(True, f"a new {ctx.target.python} process sees MAX_JOBS={got}")

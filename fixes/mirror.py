@@ -46,19 +46,23 @@ def plan(ctx: FixContext) -> Plan:
         wanted["HF_HUB_DISABLE_XET"] = "1"
         notes.append("The mirror sends no xet headers and xet storage does not follow HF_ENDPOINT: "
                      "HF_HUB_DISABLE_XET=1 keeps large files on plain HTTP through the mirror.")
+    replace = {}
     if ctx.environ.get("HF_ENDPOINT") and ctx.environ["HF_ENDPOINT"].rstrip("/") != url:
-        notes.append(f"HF_ENDPOINT={ctx.environ['HF_ENDPOINT']} is set in this shell and wins over the hook: unset it "
-                     "(and remove it from your shell start-up files).")
+        replace["HF_ENDPOINT"] = [ctx.environ["HF_ENDPOINT"]]
+        notes.append(f"HF_ENDPOINT={ctx.environ['HF_ENDPOINT']} is set in this shell and would win over the hook: the "
+                     f"hook replaces exactly that value with {url} (another value you set later still wins); "
+                     "remove it from your shell start-up files to keep things plain.")
     title = f"Download from the mirror {url} in every Python process of {target.prefix}"
-    content = envhook.render(wanted)
+    content = envhook.merge(read_bytes(hook), wanted, replace=replace)
     if content == read_bytes(hook):
         return Plan("mirror", title, notes=tuple(notes), nothing_to_do=f"{hook} already points at {url}.")
-    return Plan("mirror", title, changes=(FileChange(hook, content, f"Start-up hook in {target.purelib}"),),
+    return Plan("mirror", title, changes=(FileChange(hook, content, f"Start-up hook in {target.purelib}", mode=envhook.MODE),),
                 notes=tuple(notes))
 
 
 def verify(ctx: FixContext, plan: Plan) -> Verdict:
-    return hubcall.download(ctx.target.python, ctx.environ, _repo(ctx), drop=hubcall.ENDPOINT_VARS)
+    """A real download in a fresh process of the target, in this shell's environment."""
+    return hubcall.download(ctx.target.python, ctx.environ, _repo(ctx))
 
 
 FIX = Fix(

@@ -7,14 +7,16 @@ Two routes, least invasive first:
   HTTP stack does not read that store (requests and httpx use certifi): install
   truststore there and inject it at start-up;
 * otherwise a combined bundle, certifi's roots plus the CA (``--ca-file FILE``, or the
-  chain's root captured live, which needs ``--trust-fingerprint SHA256``), in a file the
-  user owns, named by SSL_CERT_FILE (httpx, hf_xet), REQUESTS_CA_BUNDLE (requests) and,
-  where pip is affected too, PIP_CERT.
+  chain's root captured live, which needs ``--trust-fingerprint SHA256``), plus what a CA
+  variable the machine presets already names, in the environment's own site-packages
+  (``llmdoctor-ca-bundle.pem``), named by SSL_CERT_FILE (httpx, hf_xet), REQUESTS_CA_BUNDLE
+  (requests) and, where pip is affected too, PIP_CERT.
 
 Either way the variables reach every Python process of the environment through the
 start-up hook in its site-packages (Jupyter kernels started from a desktop launcher
 included), and the empty CURL_CA_BUNDLE / REQUESTS_CA_BUNDLE hack is removed from the
-shell start-up files where it is found.
+shell start-up files where it is found. It is verified in a fresh process in the user's own
+environment: any HTTP answer over a verified connection proves the trust.
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ import click
 from llmdoctor import envhook, net
 from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, is_writable_dir
 from llmdoctor.journal import read_bytes
-from llmdoctor.paths import config_dir
 
 from . import hubcall
 
-BUNDLE_NAME = "ca-bundle.pem"
+BUNDLE_NAME = "llmdoctor-ca-bundle.pem"
 ADDED = "# llmdoctor fix --ssl added: "
 HACK = re.compile(r"^\s*(export\s+)?(CURL_CA_BUNDLE|REQUESTS_CA_BUNDLE)=(''|\"\")?\s*(#.*)?$")
 RC_FILES = (".bashrc", ".bash_profile", ".profile", ".zshrc", ".zshenv")
@@ -106,8 +107,16 @@ def base_roots() -> tuple[str, str]:
     raise FixError("neither certifi nor an OS CA bundle is readable here to build a bundle from")
 
 
-def render_bundle(previous: bytes | None, added: list[tuple[net.Cert, str]]) -> bytes:
+def render_bundle(previous: bytes | None, added: list[tuple[net.Cert, str]],
+                  presets: dict[str, tuple[str, int]] | None = None) -> bytes:
     roots, origin = base_roots()
+    seen = set(pem_blocks(roots))
+    for name, (path, _) in (presets or {}).items():  # what the preset variables named stays trusted
+        data = read_bytes(os.path.expanduser(path)) or b""
+        fresh = [b for b in pem_blocks(data.decode("ascii", errors="replace")) if b not in seen]
+        seen.update(fresh)
+        if fresh:
+            roots += f"\n# from {name}={path}\n" + "\n".join(fresh) + "\n"
     extra: dict[str, tuple[str, str]] = {}
     text = (previous or b"").decode("ascii", errors="replace")
     for m in re.finditer(re.escape(ADDED) + r"(.+?) SHA-256 ([0-9A-F:]+)\n(-----BEGIN CERTIFICATE-----.+?"
@@ -173,7 +182,7 @@ def plan(ctx: FixContext) -> Plan:
     notes, changes, commands, undo = [], [], [], []
     hack, found = hack_changes(ctx)
     if found:
-        notes.append("Found the 'verification off' hack, removed:\n  " + "\n  ".join(found))
+        notes.append("Found the 'verification off' hack; applying this plan comments it out:\n  " + "\n  ".join(found))
     changes += hack
     if not ca_file and hub is not None and hub.ok and call_tls:
         # The host verifies against the OS store plus certifi: the CA is in the OS store and
@@ -182,11 +191,17 @@ def plan(ctx: FixContext) -> Plan:
             raise FixError("the CA is in the operating system's store, but truststore needs Python 3.10+ and the "
                            f"target is {target.python_version}; pass the CA with --ca-file FILE instead")
         title = f"Make {target.prefix} use the operating system's trust store (truststore)"
-        code = ("import os, importlib.util; os.environ.get('LLMDOCTOR_NO_TRUSTSTORE') or "
-                "importlib.util.find_spec('truststore') is None or __import__('truststore').inject_into_ssl()\n")
+        body = ("try:\n"
+                "    import importlib.util\n"
+                "    if not os.environ.get('LLMDOCTOR_NO_TRUSTSTORE') and importlib.util.find_spec('truststore'):\n"
+                "        __import__('truststore').inject_into_ssl()\n"
+                "except Exception:\n"
+                "    pass\n")
+        code = f"import os; exec({body!r})\n"  # one line that never raises at start-up
         changes.append(FileChange(os.path.join(target.purelib, "llmdoctor-truststore.pth"),
                                   ("# Written by `llmdoctor fix --ssl`: verify TLS with the OS trust store.\n"
-                                   + code).encode(), f"Start-up hook in {target.purelib}"))
+                                   + code).encode("ascii"), f"Start-up hook in {target.purelib}",
+                                  mode=envhook.MODE))
         have = {(d.name or "").lower() for d in target.distributions}
         if "truststore" not in have:
             commands.append((target.executable, "-m", "pip", "install", "truststore>=0.10"))
@@ -196,29 +211,34 @@ def plan(ctx: FixContext) -> Plan:
         return Plan("ssl", title, changes=tuple(changes), commands=tuple(commands), undo_commands=tuple(undo),
                     notes=tuple(notes))
     added = ca_from_file(ca_file) if ca_file else ca_from_wire(facts, fingerprint)
-    bundle = os.path.join(config_dir(ctx.environ), BUNDLE_NAME)
-    content = render_bundle(read_bytes(bundle), added)
+    # the bundle lives inside the environment it serves: readable by every user of a shared
+    # environment, and gone only with it (a removed ~/.config cannot break TLS)
+    bundle = os.path.join(target.purelib, BUNDLE_NAME)
+    presets, replace = preset_bundles(ctx, bundle)
+    previous = read_bytes(bundle) or _our_bundle(current.get("SSL_CERT_FILE"))
+    content = render_bundle(previous, added, presets)
     if read_bytes(bundle) != content:
-        changes.append(FileChange(bundle, content, "CA bundle (certifi's roots plus the CA to trust)"))
+        changes.append(FileChange(bundle, content, "CA bundle (certifi's roots plus the CA to trust)",
+                                  mode=envhook.MODE))
     wanted = {**current, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle}
     env = target.net_env
     if any(k in env and not env[k].strip(" '\"") for k in ("CURL_CA_BUNDLE",)) or current.get("CURL_CA_BUNDLE"):
         wanted["CURL_CA_BUNDLE"] = bundle  # the hook fills an empty value with the real bundle
     if any(r.role == "pip" for r in failing_results(facts)) or current.get("PIP_CERT"):
         wanted["PIP_CERT"] = bundle
-    new_hook = envhook.render(wanted)
+    files = [k for k, v in wanted.items() if v == bundle]
+    new_hook = envhook.merge(read_bytes(hook), wanted, replace=replace, files=files)
     if new_hook != read_bytes(hook):
-        changes.append(FileChange(hook, new_hook, f"Start-up hook in {target.purelib}"))
+        changes.append(FileChange(hook, new_hook, f"Start-up hook in {target.purelib}", mode=envhook.MODE))
     for cert, _ in added:
         notes.append(f"Trusting: {cert.subject}\n  SHA-256 {cert.sha256}")
-    shadow = [k for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if ctx.environ.get(k)
-              and ctx.environ.get(k) != bundle]
-    if shadow:
-        notes.append(f"{', '.join(shadow)} set in this shell win over the hook: unset them (and remove them from "
-                     "your shell start-up files) so the bundle takes effect.")
+    for name, (value, count) in presets.items():
+        notes.append(f"{name}={value} is set in this environment (it would win over the hook): the new bundle also "
+                     f"holds its {count} certificate(s), and the hook replaces exactly that value with the bundle "
+                     "(another value you set later still wins).")
     notes.append("Why a start-up hook in site-packages: Python runs it in every process of this environment, so "
                  "Jupyter kernels started from a desktop launcher get the bundle too; a line in ~/.bashrc reaches "
-                 "only shells.")
+                 "only shells. It sets nothing once the bundle file is gone.")
     names = ", ".join(c.subject for c, _ in added)
     title = f"Trust {names} in {target.prefix} (bundle {bundle})"
     if not changes:
@@ -226,10 +246,29 @@ def plan(ctx: FixContext) -> Plan:
     return Plan("ssl", title, changes=tuple(changes), notes=tuple(notes))
 
 
+def _our_bundle(path: str | None) -> bytes | None:
+    """A bundle an earlier `fix --ssl` wrote elsewhere (~/.config/llmdoctor): its added CAs carry over."""
+    data = read_bytes(path) if path else None
+    return data if data and b"llmdoctor fix --ssl" in data[:200] else None
+
+
+def preset_bundles(ctx: FixContext, bundle: str) -> tuple[dict[str, tuple[str, int]], dict[str, list[str]]]:
+    """CA variables this environment already sets to another bundle, which would win over the
+    hook: {name: (value, certificates in it)} and the values the hook may replace."""
+    presets, replace = {}, {}
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = (ctx.environ.get(name) or "").strip()
+        if not value or value == bundle:
+            continue
+        data = read_bytes(os.path.expanduser(value)) if os.path.isfile(os.path.expanduser(value)) else None
+        presets[name] = (value, len(pem_blocks((data or b"").decode("ascii", errors="replace"))))
+        replace[name] = [ctx.environ[name]]
+    return presets, replace
+
+
 def verify(ctx: FixContext, plan: Plan) -> Verdict:
-    n = ctx.facts.value("network")
-    repo = n.repo if n else "openai-community/gpt2"
-    return hubcall.download(ctx.target.python, ctx.environ, repo, drop=hubcall.CA_VARS)
+    """Any answer over verified TLS, in a fresh process of the target in this shell's environment."""
+    return hubcall.reach(ctx.target.python, ctx.environ, hubcall.probe_repo(ctx.environ))
 
 
 FIX = Fix(

@@ -20,25 +20,36 @@ def _torch_findings(facts):
 
 def plan(ctx: FixContext) -> Plan:
     from llmdoctor.checks.nvidia import no_gpu
-    from llmdoctor.checks.pytorch import best_wheel
+    from llmdoctor.checks.pytorch import prescribe, prescription_fix, torch_requirements
+    from llmdoctor.versions import parse_version
 
     t, g = ctx.facts.value("torch"), ctx.facts.value("gpu")
     if g is None or no_gpu(g):
         raise FixError("no NVIDIA GPU here: a CPU build of torch is the right one")
     if t is None:
         raise FixError(f"cannot read torch in the target: {ctx.facts.reason('torch')}")
-    problems = [f for f in _torch_findings(ctx.facts) if f.status >= Status.FAIL]
+    problems = [f.title for f in _torch_findings(ctx.facts) if f.status >= Status.FAIL]
+    spec = torch_requirements(ctx.facts) if ctx.facts.value("target") is not None else None
+    v = parse_version(t.version) if t.installed else None
+    if spec and v is not None and not spec.contains(parse_version(v.base_version), prereleases=True):
+        problems.append(f"torch {t.version} does not meet what the installed packages require of it (torch{spec})")
     title = f"Install the torch build for driver {g.driver_version} into {ctx.target.python}"
     if t.installed and not problems:
         return Plan("torch", title, nothing_to_do=f"torch {t.version} already fits this driver and GPU.")
-    version, flavour, caveat = best_wheel(t.version, g)
-    if flavour is None:
-        raise FixError(f"no torch build on record both runs on driver {g.driver_version} and has kernels for "
-                       f"{', '.join(x.name or '?' for x in g.visible_gpus)}: upgrade the NVIDIA driver")
+    p = prescribe(ctx.facts)
+    if p.build is None:
+        raise FixError(f"{p.why}; nothing to install")
+    if p.blocked:
+        steps = [s.text for s in p.steps if s.kind != "torch"]
+        alt = (f"\nOr, keeping this driver: {prescription_fix(ctx.facts, p.alternative)}"
+               if p.alternative and p.alternative.build else "")
+        raise FixError(f"no build of torch {t.version or ''} runs here as the machine is ({p.why}). First: "
+                       + "; then ".join(steps) + f"; then run `llmdoctor fix --torch` again (it will install torch "
+                       f"{p.build.label}).{alt}")
+    b = p.build
     py = ctx.target.python
-    spec = f"torch=={version}" if version else "torch"
     commands = ((py, "-m", "pip", "uninstall", "-y", "torch"),
-                (py, "-m", "pip", "install", spec, "--index-url", f"https://download.pytorch.org/whl/{flavour}"))
+                (py, "-m", "pip", "install", f"torch=={b.version}", "--index-url", b.index_url))
     undo = ()
     if t.installed and t.version:
         old = t.version.split("+")[0]
@@ -46,9 +57,9 @@ def plan(ctx: FixContext) -> Plan:
         undo = ((py, "-m", "pip", "uninstall", "-y", "torch"),
                 (py, "-m", "pip", "install", f"torch=={old}", "--index-url",
                  f"https://download.pytorch.org/whl/{old_flavour}"))
-    notes = [f"Why: {p.title}" for p in problems]
-    if caveat:
-        notes.append(f"Note: {caveat}.")
+    notes = [f"Why: {why}" for why in problems]
+    notes.append(f"torch {b.label} is published ({b.source}) and runs on driver {g.driver_version} with "
+                 f"{', '.join(x.name or '?' for x in g.visible_gpus)}.")
     notes.append("torchvision / torchaudio, if installed, must be reinstalled from the same index to match "
                  f"({PREVIOUS}).")
     return Plan("torch", title, commands=commands, undo_commands=undo, notes=tuple(notes))

@@ -23,6 +23,11 @@ SORTS = {
 }
 OPS = {"==": operator.eq, "=": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
        ">": operator.gt, "<": operator.lt}
+def _ago(now: float, when: float | None) -> str:
+    """'3 days ago'; a time never read (0, as for a repo folder without snapshots) is unknown."""
+    return ago(now - when) if when else "unknown"
+
+
 FILTER = re.compile(r"^\s*(accessed|modified|size|type|refs)\s*(==|!=|>=|<=|>|<|=)\s*(.+?)\s*$")
 
 
@@ -75,7 +80,7 @@ def ls_json(report: CacheReport, filters=(), sort="size") -> dict:
             "repos": [{
                 "cache_id": r.cache_id, "repo_type": r.repo_type, "repo_id": r.repo_id, "path": r.path,
                 "size": r.size, "size_on_disk": r.on_disk, "nb_files": r.nb_files,
-                "last_accessed": r.last_accessed, "last_modified": r.last_modified, "refs": r.refs,
+                "last_accessed": r.last_accessed or None, "last_modified": r.last_modified or None, "refs": r.refs,
                 "revisions": [{"commit": v.commit, "refs": list(v.refs), "nb_files": v.nb_files, "size": v.size,
                                "size_on_disk": v.on_disk, "last_modified": v.last_modified} for v in r.revisions],
                 "orphans": {"count": len(r.orphans), "size": sum(b.size for b in r.orphans)},
@@ -130,8 +135,8 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
                 notes = [f"{n} {what}" for n, what in ((len(r.incomplete), "partial"), (len(r.orphans), "orphan"),
                                                         (len(r.broken), "broken")) if n]
                 refs = printable(" ".join(sorted(r.refs))) or "-"
-                rows.append((printable(r.cache_id), size(r.on_disk), str(len(r.revisions)), ago(now - r.last_accessed),
-                             ago(now - r.last_modified), refs + (f" [{', '.join(notes)}]" if notes else "")))
+                rows.append((printable(r.cache_id), size(r.on_disk), str(len(r.revisions)), _ago(now, r.last_accessed),
+                             _ago(now, r.last_modified), refs + (f" [{', '.join(notes)}]" if notes else "")))
             heads = ("ID", "SIZE", "REVS", "ACCESSED", "MODIFIED", "REFS")
             widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(heads)]
             fixed = sum(widths[1:5]) + 2 * 5
@@ -145,7 +150,7 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
                     for v in sorted(r.revisions, key=lambda v: v.last_modified, reverse=True):
                         refs = printable(" ".join(v.refs)) or "(detached)"
                         out.append(f"{dim}  {printable(v.commit[:12])}  {size(v.on_disk):>10}  {v.nb_files:>5} files  "
-                                   f"{ago(now - v.last_modified):<14}  {_fit(refs, max(8, width - 60))}{reset}")
+                                   f"{_ago(now, v.last_modified):<14}  {_fit(refs, max(8, width - 60))}{reset}")
         shown = f"{len(repos)} of {len(root.repos)} repos" if len(repos) != len(root.repos) else f"{len(repos)} repos"
         partial = sum(b.size for r in repos for b in r.incomplete)
         orphan = sum(b.size for r in repos for b in r.orphans)

@@ -76,10 +76,32 @@ def _load_replay(path):
         raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="--replay") from None
 
 
+def _selection(only, skip):
+    """The checks --only / --skip pick; a pattern that matches no check (of a node's or of a
+    cluster's) is a usage error (exit 2) naming the categories."""
+    from .doctor import selected_checks
+    from .registry import SelectionError, load_checks, validate
+
+    if only or skip:
+        every = list(load_checks().checks)
+        try:
+            from .checks.distributed import cluster_checks
+
+            every += list(cluster_checks())
+        except ImportError:
+            pass
+        try:
+            validate(every, only, skip)
+        except SelectionError as exc:
+            raise click.UsageError(f"--only / --skip: {exc}") from None
+    return selected_checks(only, skip)
+
+
 def _build_report(python, offline, only, skip, replay_file, model=None):
     from .doctor import diagnose, replay
     from .report import ReplayError
 
+    _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error
     if replay_file:
         data = _load_replay(replay_file)
         from .distributed.cluster import is_cluster_document, replay as cluster_replay
@@ -128,10 +150,9 @@ def _model_request(models, dirs, task, dtype, quant, seq, project):
 
 
 def _list_checks(as_json: bool, only, skip) -> None:
-    from .doctor import selected_checks
     from .printable import json_text as safe_json, printable
 
-    sel = selected_checks(only, skip)
+    sel = _selection(only, skip)
     rows = [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
              "description": c.description} for c in sel.checks]
     problems = [f.to_dict() for f in sel.problems]
@@ -151,8 +172,11 @@ python_option = click.option("--python", "python", metavar="PATH",
                                   "VIRTUAL_ENV, else CONDA_PREFIX, else this interpreter.")
 offline_option = click.option("--offline", is_flag=True, envvar="LLMDOCTOR_OFFLINE",
                               help="Run no network probe; network checks are skipped (env: LLMDOCTOR_OFFLINE=1).")
-only_option = click.option("--only", multiple=True, metavar="IDS", help="Run only these check ids or globs (network.*).")
-skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS", help="Skip these check ids or globs.")
+only_option = click.option("--only", multiple=True, metavar="IDS",
+                           help="Run only these categories, check ids or globs (network, network.hub, 'network.*'); "
+                                "comma-separated or repeated.")
+skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS",
+                           help="Skip these categories, check ids or globs.")
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -181,6 +205,8 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
     if list_checks:
         _list_checks(as_json, only, skip)
         return
+    if not distributed:  # (a rank joins its cluster before loading plugins: one that hangs must not stop that)
+        _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error, exit 2
     if distributed or replay_file:  # a cluster run, or a cluster report to replay
         from .distributed.cli import check as cluster_check
 

@@ -73,6 +73,13 @@ def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
     """Judge a saved report's facts again with the checks installed today."""
     started = time.perf_counter()
     facts = facts_from_json(data, builtin_probes() if probes is None else probes)
+    if facts.value("clock") is None:  # a report made before the clock fact: judge dates as of its creation
+        from .facts import Facts, ProbeResult
+        from .probes.clock import from_created
+
+        clock = from_created(data.get("created"))
+        if clock is not None:
+            facts = Facts({**facts, "clock": ProbeResult("clock", clock)})
     offline = data.get("offline") is True
     sel = selected_checks(only, skip, loaded, environ)
     findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]

@@ -23,6 +23,7 @@ class FileChange:
     path: str
     content: bytes | None  #: the new bytes; None removes the file
     why: str
+    mode: int | None = None  #: permission bits to give the file (None: keep its own, 0600 for a new one)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
     recording.undo_commands(plan.undo_commands)
     for change in plan.changes:
         recording.write(change.path, change.content)
+        if change.content is not None and change.mode is not None:
+            os.chmod(change.path, change.mode)
     for argv in plan.commands:
         code = (run or (lambda a: subprocess.run(list(a)).returncode))(argv)
         if code != 0:

@@ -58,9 +58,13 @@ class Finding:
     docs: str | None = None  #: URL the diagnosis / fix comes from
     check: str | None = None  #: id of the check that produced it
     duration_s: float | None = None
+    #: answers to the questions this finding decides, as (question, answer) pairs such as
+    #: ("torch-build-runs:2.5.1+cu121", "no"): no two findings of a report may answer one
+    #: question differently (the cross-check harness in tests/test_crosscheck.py asserts it)
+    claims: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "category": self.category,
             "status": self.status.label,
@@ -71,6 +75,9 @@ class Finding:
             "check": self.check,
             "duration_s": None if self.duration_s is None else round(self.duration_s, 4),
         }
+        if self.claims:
+            out["claims"] = dict(self.claims)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Finding":
@@ -84,6 +91,8 @@ class Finding:
             docs=data.get("docs"),
             check=data.get("check"),
             duration_s=data.get("duration_s"),
+            claims=tuple((str(k), str(v)) for k, v in (data.get("claims") or {}).items())
+            if isinstance(data.get("claims"), dict) else (),
         )
 
 
@@ -103,10 +112,12 @@ class Check:
     source: str = "builtin"  #: the plugin (distribution) that registered it
 
     def finding(self, status: Status, title: str, *, id: str | None = None, detail: str = "",
-                fix: str | None = None, docs: str | None = None) -> Finding:
-        """Build a finding attributed to this check (``id`` defaults to the check's)."""
+                fix: str | None = None, docs: str | None = None, claims=()) -> Finding:
+        """Build a finding attributed to this check (``id`` defaults to the check's).
+        ``claims``: a mapping or pairs of (question, answer) the finding decides."""
+        pairs = tuple(claims.items()) if isinstance(claims, dict) else tuple(claims)
         return Finding(id=id or self.id, category=self.category, status=status, title=title,
-                       detail=detail, fix=fix, docs=docs, check=self.id)
+                       detail=detail, fix=fix, docs=docs, check=self.id, claims=pairs)
 
 
 def check(id: str, *, category: str | None = None, needs: Iterable[str] = (), network: bool = False):

@@ -111,12 +111,51 @@ def load_fixes(entry_points: Iterable | None = None, environ: Mapping[str, str] 
     return _load(FIX_GROUP, Fix, entry_points, environ)
 
 
-def matches(check_id: str, patterns: Sequence[str]) -> bool:
-    """``network.*`` style globs; a bare category ``network`` matches its checks too."""
-    return any(fnmatch.fnmatchcase(check_id, p) or check_id.startswith(p + ".") or check_id == p
-               for p in patterns)
+#: ids checks had before every id started with its category; --only, --skip and --replay accept them
+ALIASES = {"net": "network", "hub.remote-code": "cache.remote-code"}
+
+
+class SelectionError(ValueError):
+    """--only / --skip name something no check matches."""
+
+
+def canonical(pattern: str) -> str:
+    """An old id or glob in today's words: net.hub -> network.hub, net.* -> network.*."""
+    for old, new in ALIASES.items():
+        if pattern == old or pattern.startswith(old + ".") or pattern.startswith(old + "-") \
+                or pattern.startswith(old + "*"):
+            return new + pattern[len(old):]
+    return pattern
+
+
+def _hit(check: Check, pattern: str) -> bool:
+    p = canonical(pattern.strip())
+    return (fnmatch.fnmatchcase(check.id, p) or check.id.startswith(p + ".") or check.id == p
+            or check.category == p or fnmatch.fnmatchcase(check.category, p))
+
+
+def matches(check_id: str, patterns: Sequence[str], category: str | None = None) -> bool:
+    """``network.*`` style globs, a bare category (``network``), an id, or an old id (``net.hub``)."""
+    probe = Check(id=check_id, category=category or check_id.split(".")[0], description="", run=lambda f: ())
+    return any(_hit(probe, p) for p in patterns)
+
+
+def unmatched(checks: Sequence[Check], patterns: Sequence[str]) -> list[str]:
+    return [p for p in patterns if not any(_hit(c, p) for c in checks)]
+
+
+def validate(checks: Sequence[Check], only: Sequence[str] = (), skip: Sequence[str] = ()) -> None:
+    """Raise SelectionError, naming the categories there are, when a pattern of ``only`` or
+    ``skip`` matches no check at all (a typo must not silently select nothing)."""
+    bad = unmatched(checks, [*only, *skip])
+    if bad:
+        cats = sorted({c.category for c in checks})
+        raise SelectionError(f"{', '.join(repr(b) for b in bad)} matches no check. Categories: {', '.join(cats)}; "
+                             "give a category, a check id (see `llmdoctor check --list`) or a glob such as "
+                             "'network.*'")
 
 
 def select(checks: Sequence[Check], only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Check]:
-    out = [c for c in checks if not only or matches(c.id, only)]
-    return [c for c in out if not matches(c.id, skip)]
+    """The checks ``only`` selects (all when empty) minus those ``skip`` names."""
+    out = [c for c in checks if not only or any(_hit(c, p) for p in only)]
+    return [c for c in out if not any(_hit(c, p) for p in skip)]

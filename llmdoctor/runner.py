@@ -90,6 +90,9 @@ def probe_findings(facts: Facts) -> list[Finding]:
             id=f"probe.{result.name}.{result.kind}", category="probe", status=status,
             title=f"Probe '{result.name}': {result.reason}",
             detail="Checks that need these facts were skipped.",
+            fix=("run the environment's python by hand (`python -c pass`, then the import the probe names) to see "
+                 "what kills it: a .pth or sitecustomize at start-up, or a broken native package") if status is
+            Status.FAIL else None,
             check="probe", duration_s=result.duration_s))
     return out
 

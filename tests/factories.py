@@ -109,3 +109,10 @@ def toolkit(*nvccs, on_path=None, cuda_home=None, cuda_home_nvcc=None, gcc="12.2
                         ninja=Tool("ninja", "/usr/bin/ninja", ninja) if ninja else Tool("ninja", None, None,
                                                                                          "not found"),
                         libaio=libaio, libaio_header="/usr/include/libaio.h" if libaio else None)
+
+
+def clock(today="2026-11-26"):
+    """The date a report is judged as of (checks never read the real clock)."""
+    from llmdoctor.probes.clock import ClockFacts
+
+    return ClockFacts(now_utc=f"{today}T12:00:00+00:00", today=today)

@@ -1,7 +1,7 @@
 """ninja, DeepSpeed and bitsandbytes checks by situation."""
 
 from checks_under_test import build
-from factories import dist, facts, findings_of, gpu, gpus, target, toolkit, torch_facts
+from factories import GiB, dist, facts, findings_of, gpu, gpus, target, toolkit, torch_facts
 from llmdoctor.model import Status
 from llmdoctor.probes.toolkit import Tool
 
@@ -41,7 +41,7 @@ def test_bitsandbytes_048_on_maxwell_has_no_kernels():
     m40 = gpu(name="Tesla M40", cc_major=5, cc_minor=2)
     f_ = facts(gpu=gpus(m40), target=target(distributions=(dist("bitsandbytes", "0.48.1"),)))
     (f,) = findings_of(build.bitsandbytes_check, f_)
-    assert f.status is Status.FAIL and f.fix.endswith("-m pip install 'bitsandbytes<0.48'")
+    assert f.status is Status.FAIL and f.fix.endswith("-m pip install --no-deps 'bitsandbytes<0.48'")
 
 
 def test_bitsandbytes_without_a_gpu_uses_the_cpu_since_046():
@@ -49,7 +49,7 @@ def test_bitsandbytes_without_a_gpu_uses_the_cpu_since_046():
     (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.47.0"),))))
     assert f.status is Status.INFO and "CPU" in f.title
     (f,) = findings_of(build.bitsandbytes_check, facts(gpu=none, target=target(distributions=(dist("bitsandbytes", "0.42.0"),))))
-    assert f.id == "build.bitsandbytes-no-device" and f.fix.endswith("install 'bitsandbytes>=0.46'")
+    assert f.id == "build.bitsandbytes-no-device" and f.fix.endswith("install --no-deps 'bitsandbytes>=0.46'")
 
 
 def _ram(**kw):
@@ -58,18 +58,33 @@ def _ram(**kw):
     return system(**{"ram_available_bytes": 30 * GiB, "cpu_usable": 32, "cgroup_memory_limit_bytes": None, **kw})
 
 
-def test_ninja_default_on_many_cpus_and_little_ram_gets_killed():
-    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target())
+def test_deepspeeds_ninja_default_on_many_cpus_and_little_ram_gets_killed():
+    """DeepSpeed's ops build with ninja's default of CPUs + 2 jobs at about 2 GiB each (measured)."""
+    ds = target(distributions=(dist("deepspeed", "0.19.8"),))
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(ram_available_bytes=30 * GiB, cpu_usable=32), target=ds,
+               torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
     (f,) = findings_of(build.compile_ram_check, f_)
     assert f.id == "build.compile-ram" and f.status is Status.WARN
-    assert "34 compile jobs (ninja's default: 32 CPUs + 2)" in f.title and "holds about 6" in f.title
+    assert "DeepSpeed ops: a build would run 34 compile jobs at once (ninja's default: 32 CPUs + 2)" in f.title
+    assert "up to 2.1 GiB each" in f.title and "holds about 14" in f.title
     assert f.fix == "llmdoctor fix --max-jobs"
 
 
-def test_max_jobs_set_by_the_hook_is_what_counts():
+def test_flash_attn_sizes_its_own_jobs_but_a_max_jobs_set_by_hand_overrides_it():
+    """flash-attn's nvcc runs 4 threads at up to 5 GB each: MAX_JOBS=4 wants about 80 GB."""
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target())
+    (f,) = findings_of(build.compile_ram_check, f_)
+    assert f.status is Status.OK and "its setup.py sizes MAX_JOBS from free RAM" in f.title
     f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target(build_env={"MAX_JOBS": "4"}))
     (f,) = findings_of(build.compile_ram_check, f_)
-    assert f.status is Status.OK and "MAX_JOBS=4" in f.title
+    assert f.status is Status.WARN and "flash-attn: a build would run 4 compile jobs at once (MAX_JOBS=4)" in f.title
+    assert "up to 20.0 GiB each (4 nvcc threads x 5.0 GiB)" in f.title and "holds about 1" in f.title
+
+
+def test_max_jobs_set_by_the_hook_is_what_counts():
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(), target=target(build_env={"MAX_JOBS": "1"}))
+    (f,) = findings_of(build.compile_ram_check, f_)
+    assert f.status is Status.OK and "MAX_JOBS=1" in f.title
 
 
 def test_garbage_max_jobs_is_a_finding():
@@ -81,6 +96,10 @@ def test_garbage_max_jobs_is_a_finding():
 def test_few_cpus_and_plenty_of_ram_is_fine():
     from factories import GiB
 
-    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(ram_available_bytes=23 * GiB, cpu_usable=2), target=target())
+    ds = target(distributions=(dist("deepspeed", "0.19.8"),))
+    f_ = facts(cuda=toolkit(NVCC_121), system=_ram(ram_available_bytes=23 * GiB, cpu_usable=2), target=ds,
+               torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
     (f,) = findings_of(build.compile_ram_check, f_)
-    assert f.status is Status.OK and f.title == "4 compile jobs (ninja's default: 2 CPUs + 2) fit in 23.0 GiB of free RAM"
+    assert f.status is Status.OK
+    assert f.title == ("DeepSpeed ops: 4 compile jobs at once (ninja's default: 2 CPUs + 2), up to 2.1 GiB each (one "
+                       "cc1plus; cpu_adam measured at 2.05 GiB), fit in 23.0 GiB of free RAM")

@@ -1,5 +1,5 @@
 from checks_under_test import packages, python  # noqa: F401  (see tests/checks_under_test.py)
-from factories import dist, facts, findings_of, imports, target
+from factories import clock, dist, facts, findings_of, imports, target
 from llmdoctor.model import Status
 from llmdoctor.probes.python_env import ImportResult
 
@@ -75,14 +75,24 @@ def test_two_copies_of_one_distribution():
 
 def test_end_of_life_python_warns_with_source():
     t = target(python_version="3.8.18", version_info=(3, 8, 18))
-    (f,) = findings_of(python.version_check, facts(target=t))
+    (f,) = findings_of(python.version_check, facts(target=t, clock=clock()))
     assert f.status is Status.WARN and "2024-10-07" in f.title
     assert f.docs == "https://devguide.python.org/versions/"
 
 
 def test_supported_python_is_ok():
-    (f,) = findings_of(python.version_check, facts(target=target(python_version="3.13.0", version_info=(3, 13, 0))))
+    (f,) = findings_of(python.version_check, facts(target=target(python_version="3.13.0", version_info=(3, 13, 0)),
+                                                   clock=clock()))
     assert f.status is Status.OK
+
+
+def test_python_end_of_life_is_judged_as_of_the_reports_date_not_today():
+    """The check is pure: the date comes from the clock fact, so a report judged again on another
+    day gets the same verdict (3.10's end of life is 2026-10)."""
+    t = target(python_version="3.10.14", version_info=(3, 10, 14))
+    (before,) = findings_of(python.version_check, facts(target=t, clock=clock("2026-06-01")))
+    (after,) = findings_of(python.version_check, facts(target=t, clock=clock("2026-11-26")))
+    assert before.status is Status.OK and after.status is Status.WARN
 
 
 def test_unknown_python_minor_is_info():
@@ -133,6 +143,11 @@ def test_the_curl_ca_bundle_workaround_pins_are_named():
     assert req.status is Status.WARN and "CVE-2024-47081" in req.title
     assert req.fix.startswith("/home/u/.venvs/llm/bin/python -m pip install 'requests>=2.32.4'")
     assert "llmdoctor fix --ssl" in req.fix
+    # no proxy variable here: the pin came with the SSL recipe, and no proxy step is prescribed
+    assert url.fix == "/home/u/.venvs/llm/bin/python -m pip install 'urllib3>=1.26.18'" and "HTTPS_PROXY" not in url.fix
+    assert "works around nothing on this machine" in url.detail
+    proxied = target(distributions=t.distributions, net_env={"HTTPS_PROXY": "https://proxy.corp:3128"})
+    url = {f.id: f for f in findings_of(stack.known_bad_check, facts(target=proxied))}["python.urllib3-proxy-pin"]
     assert url.fix.endswith("(then: export HTTPS_PROXY=http://<proxy-host>:<port>)")
     assert req.docs == "https://github.com/psf/requests/blob/main/HISTORY.md"
 

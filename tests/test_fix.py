@@ -98,7 +98,10 @@ def test_max_jobs_plan_from_facts(tmp_path):
     plan = max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f))
     (change,) = plan.changes
     assert change.path == str(site / "llmdoctor-env.pth")
-    assert envhook.parse(change.content) == {"MAX_JOBS": "6"}
+    # nothing says which builds happen here, so it is sized for flash-attn, the hungriest:
+    # one nvcc of 4 threads at up to 5 GiB each per job (flash-attn PR #2079)
+    assert envhook.parse(change.content) == {"MAX_JOBS": "1"}
+    assert change.mode == 0o644
     assert not (site / "llmdoctor-env.pth").exists()  # planning writes nothing
 
 
@@ -114,9 +117,24 @@ def test_max_jobs_adds_ds_build_aio_0_only_where_ds_build_ops_would_fail(tmp_pat
                   target=target(purelib=str(site), prefix=str(tmp_path), build_env=build_env))
         return envhook.parse(max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f)).changes[0].content)
 
-    assert planned(toolkit(nvcc), {"DS_BUILD_OPS": "1"}) == {"MAX_JOBS": "4", "DS_BUILD_AIO": "0"}
-    assert planned(toolkit(nvcc, libaio="/usr/lib/libaio.so.1"), {"DS_BUILD_OPS": "1"}) == {"MAX_JOBS": "4"}
-    assert planned(toolkit(nvcc), {}) == {"MAX_JOBS": "4"}
+    assert planned(toolkit(nvcc), {"DS_BUILD_OPS": "1"}) == {"MAX_JOBS": "1", "DS_BUILD_AIO": "0"}
+    assert planned(toolkit(nvcc, libaio="/usr/lib/libaio.so.1"), {"DS_BUILD_OPS": "1"}) == {"MAX_JOBS": "1"}
+    assert planned(toolkit(nvcc), {}) == {"MAX_JOBS": "1"}
+
+
+def test_max_jobs_for_deepspeed_alone_uses_its_own_ram_per_job(tmp_path):
+    """A CPU torch with DeepSpeed: no flash-attn build can happen, so MAX_JOBS is sized by
+    DeepSpeed's measured 2 GiB per cc1plus, not by flash-attn's 20 GiB per nvcc."""
+    from factories import dist, torch_facts
+
+    site = tmp_path / "site"
+    site.mkdir()
+    f = facts(system=system(ram_available_bytes=31 * GiB, cpu_usable=64, cgroup_memory_limit_bytes=None),
+              target=target(purelib=str(site), prefix=str(tmp_path), distributions=(dist("deepspeed", "0.19.8"),)),
+              torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
+    plan = max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f))
+    assert envhook.parse(plan.changes[0].content) == {"MAX_JOBS": "15"}
+    assert "DeepSpeed ops: 2.1 GiB per job" in plan.notes[0]
 
 
 def test_max_jobs_without_a_site_packages_is_a_clear_error(tmp_path):

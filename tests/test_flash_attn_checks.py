@@ -26,7 +26,10 @@ def test_flash_attn_installed_on_a_t4_is_a_warning():
 def test_old_torch_and_cuda_11_on_an_ampere_card():
     (f,) = run(gpus(gpu(cc_major=8, cc_minor=6)), t=torch_facts(version="2.1.2+cu118", cuda="11.8"))
     assert f.id == "build.flash-attn-old-stack" and "torch 2.1.2+cu118 and CUDA 11.8" in f.title
-    assert f.fix == "llmdoctor fix --torch"
+    # the nearest torch with a CUDA 12 build this driver (550) runs, then the flash-attn wheel made for it
+    assert f.fix == ("/home/u/.venvs/llm/bin/python -m pip install --force-reinstall torch==2.2.2 --index-url "
+                     "https://download.pytorch.org/whl/cu121, then: /home/u/.venvs/llm/bin/python -m pip install "
+                     "flash-attn==2.7.4.post1 --no-build-isolation")
 
 
 def test_h100_with_cuda_13_gets_fa2_and_fa3():

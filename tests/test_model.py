@@ -447,7 +447,7 @@ def test_the_real_transformers_is_asked_about_chatglm3s_calls(tmp_path):
 
 
 def test_the_cache_wide_remote_code_check_and_model_code_agree(tf_venv, tmp_path, monkeypatch):
-    """hub.remote-code (every cached repo, without --model) and model.code judge a repo with
+    """cache.remote-code (every cached repo, without --model) and model.code judge a repo with
     the same facts and the same verdict; a repo named with --model is left to model.code."""
     cache = tmp_path / "hf" / "hub"
     for repo_id, name in (("THUDM/chatglm-6b", "chatglm-6b"), ("Qwen/Qwen-7B-Chat", "qwen-7b-chat")):
@@ -458,15 +458,15 @@ def test_the_cache_wide_remote_code_check_and_model_code_agree(tf_venv, tmp_path
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     py = with_transformers(tf_venv, "4.45.2")
     _, found = check("--python", py, "--offline", "--only", "hub.remote-code")
-    cached = {f["id"]: f for f in found if f["check"] == "hub.remote-code"}
-    assert cached["hub.remote-code-version"]["title"].startswith(
+    cached = {f["id"]: f for f in found if f["check"] == "cache.remote-code"}
+    assert cached["cache.remote-code-version"]["title"].startswith(
         "THUDM/chatglm-6b runs its own code (trust_remote_code) that does not fit transformers 4.45.2 (saved with "
         "4.27.1): tokenization_chatglm.py:55 ChatGLMTokenizer sets sp_tokenizer")
-    assert cached["hub.remote-code"]["status"] == "ok" and "Qwen/Qwen-7B-Chat (saved with 4.32.0)" in \
-        cached["hub.remote-code"]["detail"]
+    assert cached["cache.remote-code"]["status"] == "ok" and "Qwen/Qwen-7B-Chat (saved with 4.32.0)" in \
+        cached["cache.remote-code"]["detail"]
     _, found = check("--python", py, "--offline", "--only", "hub.remote-code,model.code", "--model", "THUDM/chatglm-6b")
-    statuses = {f["check"]: f["status"] for f in found if f["id"] in ("model.remote-code", "hub.remote-code")}
-    assert statuses == {"model.code": "fail", "hub.remote-code": "ok"}  # chatglm judged once, by model.code
+    statuses = {f["check"]: f["status"] for f in found if f["id"] in ("model.remote-code", "cache.remote-code")}
+    assert statuses == {"model.code": "fail", "cache.remote-code": "ok"}  # chatglm judged once, by model.code
 
 
 def test_a_sentencepiece_tokenizer_needs_sentencepiece_and_protobuf(tf_venv, tmp_path):

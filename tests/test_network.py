@@ -106,15 +106,15 @@ def test_untrusted_ca_then_fix_ssl_with_ca_file_then_undo(online, ca, hub_venv, 
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setenv("CURL_CA_BUNDLE", "")
         by_id = check("--python", str(hub_venv), "--only", "net.*")
-        f = by_id["net.hub-untrusted"]
+        f = by_id["network.hub-untrusted"]
         assert f["status"] == "fail" and "Example Corp TLS Inspection" in f["title"]
         assert ca_fingerprint(ca) in f["title"] and "CERTIFICATE_VERIFY_FAILED" in f["title"]
-        assert by_id["net.hub-client-tls"]["status"] == "fail"
-        assert by_id["net.empty-ca-bundle"]["status"] == "warn"
+        assert by_id["network.hub-client-tls"]["status"] == "fail"
+        assert by_id["network.empty-ca-bundle"]["status"] == "warn"
         assert head_fails(hub_venv)
 
         hook = str(site_packages(hub_venv) / "llmdoctor-env.pth")
-        bundle = str(tmp_path / "config" / "ca-bundle.pem")
+        bundle = str(site_packages(hub_venv) / "llmdoctor-ca-bundle.pem")
         before = snapshot([hook, bundle, str(bashrc)])
         dry = fix("--ssl", "--python", str(hub_venv), "--ca-file", str(ca_pem), "--dry-run")
         assert dry.exit_code == 0 and "Dry run" in dry.output and snapshot(before) == before
@@ -147,7 +147,7 @@ def test_fix_ssl_from_the_wire_needs_the_fingerprint(online, ca, hub_venv, monke
 def test_a_proxy_that_does_not_send_its_root_needs_the_ca_file(online, ca, hub_venv, monkeypatch):
     with FakeHub(cert=ca.issue_cert("127.0.0.1", "localhost")) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        f = check("--python", str(hub_venv), "--only", "net.hub")["net.hub-untrusted"]
+        f = check("--python", str(hub_venv), "--only", "net.hub")["network.hub-untrusted"]
         assert "a CA the server does not send" in f["title"] and f["fix"].startswith("llmdoctor fix --ssl --ca-file")
         refused = fix("--ssl", "--python", str(hub_venv), "--yes", "--trust-fingerprint", ca_fingerprint(ca))
         assert refused.exit_code == 1 and "does not send the root CA" in refused.output
@@ -161,7 +161,7 @@ def test_a_server_that_never_answers(online, hub_venv, monkeypatch):
         started = time.monotonic()
         by_id = check("--python", str(hub_venv), "--only", "net.hub,net.hub-client")
         assert time.monotonic() - started < 30
-    f = by_id["net.hub-http"]
+    f = by_id["network.hub-http"]
     assert f["status"] == "fail" and "accepts the connection but gives no answer" in f["title"]
 
 
@@ -173,9 +173,9 @@ def test_a_captive_portal_is_not_the_hub(online, ca, hub_venv, monkeypatch, tmp_
     with FakeHub(cert=ca.issue_cert("127.0.0.1"), mode="captive") as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         by_id = check("--python", str(hub_venv), "--only", "net.hub,net.hub-client")
-    f = by_id["net.hub-portal"]
+    f = by_id["network.hub-portal"]
     assert "without the hub's headers" in f["title"] and "text/html" in f["title"]
-    client = by_id["net.hub-client"]  # the target's own huggingface_hub sees the same page
+    client = by_id["network.hub-client"]  # the target's own huggingface_hub sees the same page
     assert client["status"] == "skip" and "X-Repo-Commit" in client["title"]
 
 
@@ -189,7 +189,7 @@ def test_an_expired_certificate(online, ca, hub_venv, monkeypatch, tmp_path):
     with FakeHub(cert=leaf) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         by_id = check("--python", str(hub_venv), "--only", "net.hub")
-    f = by_id["net.hub-expired"]
+    f = by_id["network.hub-expired"]
     assert "has expired" in f["title"] and "This machine's clock says" in f["detail"]
 
 
@@ -201,7 +201,7 @@ def test_a_hostname_mismatch(online, ca, hub_venv, monkeypatch, tmp_path):
     with FakeHub(cert=ca.issue_cert("portal.example")) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         by_id = check("--python", str(hub_venv), "--only", "net.hub")
-    f = by_id["net.hub-hostname"]
+    f = by_id["network.hub-hostname"]
     assert "belongs to" in f["title"] and "127.0.0.1" in f["title"]
 
 
@@ -220,9 +220,9 @@ def test_hub_dead_mirror_alive_then_fix_mirror(online, hub_venv, monkeypatch):
     with FakeHub() as mirror:
         monkeypatch.setenv("HF_ENDPOINT", dead)
         monkeypatch.setenv("LLMDOCTOR_NET_TARGETS", f"mirror={mirror.url}")
-        by_id = check("--python", str(hub_venv), "--only", "net.*")
-        assert by_id["net.hub-tcp"]["fix"] == f"llmdoctor fix --mirror {mirror.url}"
-        assert by_id["net.mirror-available"]["status"] == "warn"
+        by_id = check("--python", str(hub_venv), "--only", "network.*")
+        assert by_id["network.hub-tcp"]["fix"] == f"llmdoctor fix --mirror {mirror.url}"
+        assert by_id["network.mirror-available"]["status"] == "warn"
         assert head_fails(hub_venv)
 
         hook = str(site_packages(hub_venv) / "llmdoctor-env.pth")
@@ -232,7 +232,8 @@ def test_hub_dead_mirror_alive_then_fix_mirror(online, hub_venv, monkeypatch):
         applied = fix("--mirror", mirror.url, "--python", str(hub_venv), "--yes")
         assert applied.exit_code == 0 and "Verified" in applied.output, applied.output
         assert "HF_HUB_DISABLE_XET=1" in applied.output
-        assert "wins over the hook" in applied.output  # HF_ENDPOINT is set in this shell
+        assert "replaces exactly that value" in applied.output  # HF_ENDPOINT is set in this shell
+        assert not head_fails(hub_venv)  # the user's next download, with the shell's HF_ENDPOINT, uses the mirror
         done = download(hub_venv, drop=("HF_ENDPOINT",))
         assert done.returncode == 0, done.stderr[-2000:]
         assert not head_fails(hub_venv, drop=("HF_ENDPOINT",))
@@ -255,12 +256,12 @@ def test_through_a_connect_proxy_with_credentials_that_never_show(online, ca, hu
     with FakeHub(cert=ca.issue_cert("127.0.0.1", "localhost")) as hub, ConnectProxy() as proxy:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setenv("HTTPS_PROXY", f"http://alice:s3cret-Pa55@127.0.0.1:{proxy.port}")
-        result = CliRunner().invoke(cli, ["check", "--json", "--python", str(hub_venv), "--only", "net.*"],
+        result = CliRunner().invoke(cli, ["check", "--json", "--python", str(hub_venv), "--only", "network.*"],
                                     catch_exceptions=False)
         text = CliRunner().invoke(cli, ["check", "--python", str(hub_venv), "--only", "net.*"]).output
     by_id = {f["id"]: f for f in json.loads(result.stdout)["findings"]}
-    assert by_id["net.hub"]["status"] == "ok" and f"through proxy http://***@127.0.0.1:{proxy.port}" in by_id["net.hub"]["title"]
-    assert by_id["net.hub-client"]["status"] == "ok"
+    assert by_id["network.hub"]["status"] == "ok" and f"through proxy http://***@127.0.0.1:{proxy.port}" in by_id["network.hub"]["title"]
+    assert by_id["network.hub-client"]["status"] == "ok"
     assert f"Basic {base64.b64encode(b'alice:s3cret-Pa55').decode()}" in proxy.auth
     assert "s3cret-Pa55" not in result.stdout and "s3cret-Pa55" not in text
 
@@ -278,4 +279,4 @@ def test_every_endpoint_hanging_is_still_bounded(online, hub_venv, monkeypatch):
     report = json.loads(result.stdout)
     assert elapsed < 30 and report["facts"]["network"]["value"]["seconds"] < 10
     ids = {f["id"] for f in report["findings"]}
-    assert {"net.hub-http", "net.mirror-down", "net.pip-unreachable"} <= ids
+    assert {"network.hub-http", "network.mirror-down", "network.pip-unreachable"} <= ids

@@ -32,37 +32,37 @@ def insecure(t, cfg=NetConfigFacts()):
 
 def test_empty_curl_ca_bundle_still_switches_verification_off_under_requests_2_27():
     fs = insecure(target(net_env={"CURL_CA_BUNDLE": ""}, distributions=(dist("requests", "2.27.1"),)))
-    f = fs["net.empty-ca-bundle"]
-    assert f.status is Status.FAIL and "requests < 2.28 still honours" in f.title
+    f = fs["network.empty-ca-bundle"]
+    assert f.status is Status.FAIL and "requests 2.27.1 (< 2.28) takes that as 'verify nothing'" in f.title
     assert f.fix.startswith("llmdoctor fix --ssl")
 
 
 def test_empty_curl_ca_bundle_under_a_current_requests_is_a_warning():
     fs = insecure(target(net_env={"CURL_CA_BUNDLE": "''"}, distributions=(dist("requests", "2.32.4"),)))
-    assert fs["net.empty-ca-bundle"].status is Status.WARN
+    assert fs["network.empty-ca-bundle"].status is Status.WARN
 
 
 def test_pip_trusted_host_and_conda_ssl_verify_false():
     cfg = NetConfigFacts(pip=(PipSetting("/home/u/.config/pip/pip.conf", trusted_host="pypi.org files.pythonhosted.org"),),
                          conda=(CondaSetting("/home/u/.condarc", "false"),))
     fs = insecure(target(), cfg)
-    assert fs["net.pip-trusted-host"].fix.startswith("pip config unset global.trusted-host")
-    assert fs["net.conda-ssl-verify"].fix == "conda config --set ssl_verify truststore"
+    assert fs["network.pip-trusted-host"].fix.startswith("pip config unset global.trusted-host")
+    assert fs["network.conda-ssl-verify"].fix == "conda config --set ssl_verify truststore"
 
 
 def test_hf_hub_offline_left_on():
     fs = insecure(target(net_env={"HF_HUB_OFFLINE": "1"}))
-    assert fs["net.offline-mode"].fix == "unset HF_HUB_OFFLINE"
+    assert fs["network.offline-mode"].fix == "unset HF_HUB_OFFLINE"
 
 
 def test_a_ca_variable_naming_a_missing_file():
     fs = insecure(target(net_env={"REQUESTS_CA_BUNDLE": "/etc/ssl/corp.pem"}, net_missing_files=("REQUESTS_CA_BUNDLE",)))
-    assert fs["net.ca-var-missing-file"].status is Status.FAIL
+    assert fs["network.ca-var-missing-file"].status is Status.FAIL
 
 
 def test_ssl_cert_file_does_not_reach_huggingface_hub_0x():
     t = target(net_env={"SSL_CERT_FILE": "/home/u/corp-bundle.pem"}, distributions=(dist("huggingface-hub", "0.36.0"),))
-    f = insecure(t)["net.ca-var-ignored"]
+    f = insecure(t)["network.ca-var-ignored"]
     assert "reads REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE" in f.title and "(requests)" in f.title
 
 
@@ -73,7 +73,7 @@ def test_a_clean_environment_has_no_leftovers():
 
 def test_an_https_proxy_url_for_a_plain_proxy():
     fs = findings_of(network.proxy_check, facts(target=target(net_env={"HTTPS_PROXY": "https://***@proxy.corp:8080"})))
-    f = next(f for f in fs if f.id == "net.proxy-https-url")
+    f = next(f for f in fs if f.id == "network.proxy-https-url")
     assert f.fix == "export HTTPS_PROXY='http://<user>:<password>@proxy.corp:8080'"
 
 
@@ -82,7 +82,7 @@ def test_clock_skew_from_a_servers_date():
 
     skewed = replace(HUB_OK, local_date="2026-11-26T12:00:00+00:00")
     (f,) = findings_of(network.clock_check, facts(network=net_facts(skewed)))
-    assert f.id == "net.clock-skew" and "120 min ahead of huggingface.co's" in f.title
+    assert f.id == "network.clock-skew" and "120 min ahead of huggingface.co's" in f.title
 
 
 def test_xet_storage_blocked_while_the_hub_answers():
@@ -90,7 +90,7 @@ def test_xet_storage_blocked_while_the_hub_answers():
                          (Phase("dns", True, 0.01), Phase("tcp", False, 4.0, "cannot connect to "
                                                           "cas-server.xethub.hf.co:443: timed out")))
     fs = {f.id: f for f in findings_of(network.endpoints_check, facts(network=net_facts(HUB_OK, xet)))}
-    assert fs["net.xet-unreachable"].fix.startswith("export HF_HUB_DISABLE_XET=1")
+    assert fs["network.xet-unreachable"].fix.startswith("export HF_HUB_DISABLE_XET=1")
 
 
 def test_the_hub_verifies_but_the_envs_stack_does_not_so_fix_ssl_uses_truststore(tmp_path):
@@ -105,7 +105,7 @@ def test_the_hub_verifies_but_the_envs_stack_does_not_so_fix_ssl_uses_truststore
                            "certificate in certificate chain",))
     f = facts(target=target(purelib=str(site), prefix=str(tmp_path)), network=net_facts(HUB_OK, call=call))
     fs = {x.id: x for x in findings_of(network.hub_client_check, f)}
-    assert "only one of them" in fs["net.hub-client-tls"].detail
+    assert "only one of them" in fs["network.hub-client-tls"].detail
     plan = ssl_trust.plan(FixContext(target=resolve_target(), environ={"HOME": str(tmp_path)}, facts=f))
     assert [c.path for c in plan.changes] == [str(site / "llmdoctor-truststore.pth")]
     assert plan.commands[0][-1] == "truststore>=0.10" and plan.undo_commands[0][-1] == "truststore"
@@ -131,4 +131,4 @@ def test_python_313_strict_x509_rejects_a_proxy_ca():
                            "Constraints of CA cert not marked critical (_ssl.c:1032)",))
     t = target(distributions=(dist("huggingface-hub", "1.1.0"),))
     (f,) = findings_of(network.hub_client_check, facts(target=t, network=net_facts(HUB_OK, call=call)))
-    assert f.id == "net.hub-client-strict" and "a bundle cannot fix this" in f.fix
+    assert f.id == "network.hub-client-strict" and "a bundle cannot fix this" in f.fix

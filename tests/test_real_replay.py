@@ -47,8 +47,9 @@ def test_recorded_live_torch_facts():
 
 
 def test_the_h100_with_a_cpu_only_torch_would_be_told_the_cu130_build():
-    """The recorded H100 facts, with the torch swapped for a CPU build: the fix names the
-    wheel its driver (CUDA 13.0) runs."""
+    """The recorded H100 facts, with the torch swapped for a CPU 2.9.1: the fix names the newest
+    wheel its driver (CUDA 13.0) runs, of the torch the installed torchvision 0.26.0 pins
+    (torch==2.11.0): installing 2.9.1 again would leave torchvision broken."""
     data = json.loads((H100 / "check.json").read_text())
     data["facts"]["torch"]["value"].update(version="2.9.1+cpu", build="cpu", cuda=None, live=None)
     from llmdoctor.doctor import replay as replay_report
@@ -56,7 +57,7 @@ def test_the_h100_with_a_cpu_only_torch_would_be_told_the_cu130_build():
     report = replay_report(data, only=["torch.cpu-only"])
     (f,) = report.findings
     assert f.status.label == "fail"
-    assert f.fix == ("/opt/torch/.venv/bin/python3 -m pip install --force-reinstall torch==2.9.1 "
+    assert f.fix == ("/opt/torch/.venv/bin/python3 -m pip install --force-reinstall torch==2.11.0 "
                      "--index-url https://download.pytorch.org/whl/cu130")
 
 

@@ -93,3 +93,15 @@ def test_matching_toolkit_and_compiler_are_ok():
     f = facts(cuda=t, torch=torch_facts(version="2.6.0+cu124", cuda="12.4"), target=target())
     assert [x.status for x in findings_of(tk.nvcc_check, f)] == [Status.OK]
     assert [x.status for x in findings_of(tk.host_compiler_check, f)] == [Status.OK]
+
+
+def test_nvcc_13_cannot_build_for_a_pascal_gpu_and_says_which_toolkit_can():
+    from checks_under_test import toolkit as tk_checks
+    from factories import facts, findings_of, gpu, gpus, toolkit, torch_facts
+
+    p40 = gpus(gpu(name="Tesla P40", cc_major=6, cc_minor=1), driver_version="580.95.05", cuda_driver_version="13.0")
+    f_ = facts(cuda=toolkit(("13.0.48", "/usr/local/cuda-13.0/bin/nvcc", "PATH")), gpu=p40,
+               torch=torch_facts(version="2.9.1+cu130", cuda="13.0"))
+    got = {f.id: f for f in findings_of(tk_checks.nvcc_check, f_)}
+    f = got["cuda.nvcc-gpu-too-old"]
+    assert "CUDA 12.9 is the last toolkit that targets it" in f.title and "CUDA 12.9 toolkit" in f.fix

@@ -50,6 +50,7 @@ def read_text(path: str) -> str | None:
 
 
 def builtin_probes() -> tuple[Probe, ...]:
+    from .clock import ClockFacts, probe_clock
     from .nvidia import GpuFacts, probe_gpu
     from .python_env import ImportFacts, TargetFacts, probe_extensions, probe_imports, probe_target
     from .cache import CacheFacts, probe_cache
@@ -64,6 +65,8 @@ def builtin_probes() -> tuple[Probe, ...]:
     from .model import ModelFacts, probe_model
 
     return (
+        Probe("clock", probe_clock, ClockFacts, timeout_s=2.0,
+              description="the date the report is made (checks judge dates against it, so replays agree)"),
         Probe("system", probe_system, SystemFacts, timeout_s=10.0,
               description="OS, WSL, container, CPUs, RAM, swap, /dev/shm, disks"),
         Probe("target", probe_target, TargetFacts, timeout_s=20.0,

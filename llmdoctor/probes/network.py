@@ -40,6 +40,11 @@ class HubCall:
     errors: tuple[str, ...] = ()  #: the exception, then its causes
     seconds: float | None = None
     skipped: str | None = None  #: why no call was made
+    #: certificate verification of that call, asked of the stack itself: "on", "off",
+    #: "bundle:<path>", "unknown..." (None: a report made before llmdoctor recorded it)
+    verify: str | None = None
+    timed_out: bool = False  #: abandoned at its deadline (errors then hold what its retries logged)
+    retries: tuple[str, ...] = ()  #: what huggingface_hub logged while retrying
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,10 @@ def _hub_call(ctx: ProbeContext, repo: str, timeout: float, box: dict) -> None:
         return
     box["call"] = HubCall(ok=bool(data.get("ok")), version=data.get("version"), client=data.get("client"),
                           endpoint=data.get("endpoint"), commit=data.get("commit"),
-                          errors=tuple(data.get("errors") or ()), seconds=data.get("seconds"))
+                          errors=tuple(str(e) for e in data.get("errors") or ()), seconds=data.get("seconds"),
+                          verify=data.get("verify") if isinstance(data.get("verify"), str) else None,
+                          timed_out=bool(data.get("timed_out")),
+                          retries=tuple(str(e) for e in data.get("retries") or ()))
 
 
 def probe_network(ctx: ProbeContext) -> NetworkFacts:

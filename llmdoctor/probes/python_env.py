@@ -83,6 +83,8 @@ class ImportResult:
     method: str = "import"  #: "import", or "native": its native library loaded instead (see the target probe)
     library: str | None = None  #: the native library loaded, for "native"
     why: str | None = None  #: why loading the library decides what the import would do
+    #: extension modules in the package built for another Python (e.g. cpython-310 under 3.11)
+    foreign_abi: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,8 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
             else:
                 results.append(ImportResult(name, "error", seconds=_number(event.get("seconds")),
                                             error_type=_text(event.get("type")), message=_text(event.get("message")),
-                                            **how))
+                                            foreign_abi=tuple(str(x) for x in event.get("foreign_abi") or ()
+                                                              if isinstance(event.get("foreign_abi"), list)), **how))
         if current is None or done.returncode == 0:
             break
         failure = describe_failure(done, f"`import {current}`", left)

@@ -93,6 +93,78 @@ def _net_env():
     return {k: _mask(os.environ[k]) for k in NET_ENV if k in os.environ}
 
 
+def _client():
+    for client in ("httpx2", "httpx", "requests"):
+        if client in sys.modules:
+            return client
+    return None
+
+
+def _verification(client, url):
+    """Whether the stack huggingface_hub uses verifies certificates for ``url``, asked of the
+    stack itself: "on", "off", or "bundle:<path>"."""
+    if client == "requests":
+        try:
+            import requests
+
+            verify = requests.Session().merge_environment_settings(url, {}, None, None, None).get("verify")
+        except Exception as exc:
+            return "unknown: {}: {}".format(type(exc).__name__, exc)
+        if verify is False or verify == "":
+            return "off"
+        if verify is True or verify is None:
+            return "on"
+        return "bundle:" + str(verify)
+    if client in ("httpx", "httpx2"):
+        return "on"  # httpx has no environment variable that switches verification off
+    return "unknown"
+
+
+def _chain(exc):
+    out, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(out) < 8:
+        seen.add(id(exc))
+        out.append("{}: {}".format(type(exc).__name__, str(exc).strip()[:600]))
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _bounded(fn, timeout):
+    """Run ``fn()`` under a deadline the caller can keep: huggingface_hub retries failed
+    requests with sleeps of 1 to 8 s (23 s and more for one HEAD); here those sleeps are
+    skipped and the call is abandoned at ``timeout``, with what its retries logged so far.
+    Returns (result, exception, logged messages, timed out)."""
+    import logging
+    import threading
+
+    logged = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            try:
+                logged.append(record.getMessage()[:600])
+            except Exception:
+                pass
+
+    hub_logger = logging.getLogger("huggingface_hub")
+    hub_logger.addHandler(Keep(level=logging.WARNING))
+    real_sleep = time.sleep
+    time.sleep = lambda seconds: real_sleep(min(seconds, 0.05))
+    box = {}
+
+    def run():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    time.sleep = real_sleep
+    return box.get("result"), box.get("error"), logged, worker.is_alive()
+
+
 def hub_call(repo, filename, timeout):
     """HEAD one file through the target's own huggingface_hub, as a download starts."""
     out = {"env": _net_env()}
@@ -111,31 +183,70 @@ def hub_call(repo, filename, timeout):
         out["endpoint"] = constants.ENDPOINT
     except BaseException:
         pass
-    for client in ("httpx2", "httpx", "requests"):
-        if client in sys.modules:
-            out["client"] = client
-            break
+    url = None
     try:
         url = huggingface_hub.hf_hub_url(repo, filename)
-        meta = huggingface_hub.get_hf_file_metadata(url, timeout=timeout)
+    except BaseException as exc:
+        out.update(ok=False, errors=_chain(exc))
+        return out
+    left = max(1.0, timeout - (time.perf_counter() - started))
+    meta, exc, logged, late = _bounded(lambda: huggingface_hub.get_hf_file_metadata(url, timeout=left), left)
+    out["client"] = _client()
+    out["verify"] = _verification(out["client"], url)
+    if late:
+        out.update(ok=False, timed_out=True,
+                   errors=["TimeoutError: the call did not finish within {:.0f} s".format(left)] + logged[-3:])
+    elif exc is not None:
+        out.update(ok=False, errors=_chain(exc))
+    else:
         commit, etag = getattr(meta, "commit_hash", None), getattr(meta, "etag", None)
         if commit and etag:
             out.update(ok=True, commit=commit, etag=etag)
         else:  # some versions return empty metadata where hf_hub_download then raises
             out.update(ok=False, errors=["FileMetadataError: the answer has no X-Repo-Commit / ETag header: "
                                          "it does not come from a Hugging Face hub"])
-    except BaseException as exc:
-        chain, seen = [], set()
-        while exc is not None and id(exc) not in seen and len(chain) < 8:
-            seen.add(id(exc))
-            chain.append("{}: {}".format(type(exc).__name__, str(exc).strip()[:600]))
-            exc = exc.__cause__ or exc.__context__
-        out.update(ok=False, errors=chain)
-    for client in ("httpx2", "httpx", "requests"):
-        if client in sys.modules:
-            out.setdefault("client", client)
-            break
+    out["retries"] = [m for m in logged if "Retrying" in m or "thrown while requesting" in m][-5:]
     out["seconds"] = time.perf_counter() - started
+    return out
+
+
+def _status_of(exc):
+    """The HTTP status an exception (or one of its causes) carries, if the server answered."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int):
+            return status
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def hub_reach(repo, filename, timeout):
+    """Whether TLS to the hub verifies, in this process's own environment: any HTTP answer over
+    a verified connection proves it (a 404 for a repo the server does not have included)."""
+    out = {"env": _net_env()}
+    try:
+        import huggingface_hub
+        from huggingface_hub import constants
+    except BaseException as exc:
+        out["import_error"] = "{}: {}".format(type(exc).__name__, exc)
+        return out
+    out["version"] = getattr(huggingface_hub, "__version__", None)
+    out["endpoint"] = getattr(constants, "ENDPOINT", None)
+    url = huggingface_hub.hf_hub_url(repo, filename)
+    meta, exc, logged, late = _bounded(lambda: huggingface_hub.get_hf_file_metadata(url, timeout=timeout), timeout)
+    out["client"] = _client()
+    out["verify"] = _verification(out["client"], url)
+    out["scheme"] = url.split(":", 1)[0]
+    if late:
+        out.update(answered=False, errors=["TimeoutError: no answer within {:.0f} s".format(timeout)] + logged[-3:])
+    elif exc is None:
+        out.update(answered=True, status=200, commit=getattr(meta, "commit_hash", None))
+    else:
+        status = _status_of(exc)
+        out.update(answered=status is not None, status=status, errors=_chain(exc))
     return out
 
 
@@ -148,11 +259,16 @@ def hub_download(repo, filename, cache_dir):
         path = hf_hub_download(repo, filename, cache_dir=cache_dir)
         out.update(ok=True, path=path, size=os.path.getsize(path))
     except BaseException as exc:
-        chain = []
-        while exc is not None and len(chain) < 6:
-            chain.append("{}: {}".format(type(exc).__name__, str(exc).strip()[:600]))
-            exc = exc.__cause__ or exc.__context__
-        out.update(ok=False, errors=chain)
+        out.update(ok=False, errors=_chain(exc)[:6])
+    out["client"] = _client()
+    try:
+        from huggingface_hub import hf_hub_url
+
+        url = hf_hub_url(repo, filename)
+        out["verify"] = _verification(out["client"], url)
+        out["scheme"] = url.split(":", 1)[0]
+    except BaseException:
+        pass
     return out
 
 
@@ -268,10 +384,43 @@ def _emit(obj):
     sys.stdout.flush()
 
 
+def _foreign_abi(folder, limit=20000):
+    """Extension modules under ``folder`` built for another Python than this one
+    (``_x.cpython-310-x86_64-linux-gnu.so`` under 3.11): what a site-packages copied between
+    Python versions leaves behind. Lists at most five, after looking at ``limit`` files."""
+    import re
+
+    mine = "cpython-{}{}".format(sys.version_info[0], sys.version_info[1])
+    pat = re.compile(r"\.(cpython-\d+)[^.]*\.so$|\.cp(\d+)-win[^.]*\.pyd$")
+    found, seen = [], 0
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            seen += 1
+            m = pat.search(name)
+            if m:
+                tag = m.group(1) or "cpython-" + m.group(2)
+                if tag != mine:
+                    found.append(os.path.relpath(os.path.join(root, name), os.path.dirname(folder)))
+                    if len(found) >= 5:
+                        return found
+        if seen > limit:
+            break
+    return found
+
+
 def imports(modules):
+    import importlib.util
+
     for name in modules:
         _emit({"event": "start", "module": name})
         started = time.perf_counter()
+        folder = None
+        try:
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations:
+                folder = list(spec.submodule_search_locations)[0]
+        except Exception:
+            pass
         try:
             mod = __import__(name)
             version = getattr(mod, "__version__", None)
@@ -279,8 +428,16 @@ def imports(modules):
                    "version": version if isinstance(version, str) else None})
         except BaseException as exc:  # SystemExit and friends included: report, go on
             lines = traceback.format_exception_only(type(exc), exc)
-            _emit({"event": "error", "module": name, "seconds": time.perf_counter() - started,
-                   "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]})
+            cause = exc.__cause__ or exc.__context__
+            if cause is not None:  # numpy hides the real error behind "relaunch your python interpreter"
+                lines += ["\nCaused by: "] + traceback.format_exception_only(type(cause), cause)
+            event = {"event": "error", "module": name, "seconds": time.perf_counter() - started,
+                     "type": type(exc).__name__, "message": "".join(lines).strip()[-2000:]}
+            try:
+                event["foreign_abi"] = _foreign_abi(folder) if folder else []
+            except Exception:
+                pass
+            _emit(event)
 
 
 def _driver_present():
@@ -612,6 +769,8 @@ def main(argv):
         _emit(hub_call(argv[2], argv[3], float(argv[4])))
     elif mode == "model-env":
         _emit(model_env(json.loads(argv[2])))
+    elif mode == "reach":
+        _emit(hub_reach(argv[2], argv[3], float(argv[4])))
     else:
         sys.stderr.write("unknown mode {!r}\n".format(mode))
         return 2
