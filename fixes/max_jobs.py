@@ -3,11 +3,9 @@ DeepSpeed ops is not killed for lack of memory, and persist it for the target en
 
 from __future__ import annotations
 
-import click
-
 from llmdoctor import envhook, subproc
 from llmdoctor.compat import compile as cm
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, env_without, is_writable_dir
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, env_without, is_writable_dir
 from llmdoctor.journal import read_bytes
 from llmdoctor.checks.sizing import kinds_here
 from llmdoctor.checks.toolkit import effective_nvcc
@@ -91,5 +89,5 @@ FIX = Fix(
     plan=plan,
     verify=verify,
     needs=("system", "target", "cuda"),
-    params=(click.Option(["--jobs"], type=click.IntRange(1, 1024), help="Use this MAX_JOBS instead of sizing it."),),
+    params=(Param("jobs", "Use this MAX_JOBS instead of sizing it.", kind="int", metavar="N", minimum=1, maximum=1024),),
 )

@@ -4,18 +4,37 @@ xet off (HF_HUB_DISABLE_XET=1) when the mirror serves no xet, through the start-
 
 from __future__ import annotations
 
-import click
+from dataclasses import dataclass
 
 from llmdoctor import envhook, net
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, is_writable_dir
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, is_writable_dir
 from llmdoctor.journal import read_bytes
-from llmdoctor.probes.network import MIRROR, PROBE_REPO
+from llmdoctor.probes import Probe, ProbeContext
+from llmdoctor.probes.network import MIRROR, PROBE_REPO, target_net_env
 
 from . import hubcall
 
 
 def _repo(ctx: FixContext) -> str:
     return ctx.environ.get("LLMDOCTOR_PROBE_REPO") or PROBE_REPO
+
+
+@dataclass(frozen=True)
+class MirrorFacts:
+    """The mirror asked for, as the target's network settings reach it."""
+
+    url: str
+    result: net.EndpointResult | None = None  #: None when the URL is not one to ask
+
+
+def probe_mirror(ctx: ProbeContext) -> MirrorFacts:
+    url = (ctx.options.get("url") or MIRROR).rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        return MirrorFacts(url)
+    env, _ = target_net_env(ctx)
+    repo = ctx.environ.get("LLMDOCTOR_PROBE_REPO") or PROBE_REPO
+    return MirrorFacts(url, net.probe_endpoint(net.Endpoint("mirror", url, f"/{repo}/resolve/main/config.json",
+                                                            expect_hub=True), env))
 
 
 def plan(ctx: FixContext) -> Plan:
@@ -25,12 +44,12 @@ def plan(ctx: FixContext) -> Plan:
     if not target.purelib or not is_writable_dir(target.purelib):
         raise FixError(f"the target's site-packages ({target.purelib}) is not writable; run with --python pointing "
                        "to an environment you own")
-    url = (ctx.options.get("url") or MIRROR).rstrip("/")
-    if not url.startswith(("https://", "http://")):
+    asked = ctx.facts.value("fix.mirror")
+    if asked is None:
+        raise FixError(f"the mirror could not be asked: {ctx.facts.reason('fix.mirror')}")
+    url, r = asked.url, asked.result
+    if r is None:
         raise FixError(f"{url!r} is not an http(s) URL; e.g. llmdoctor fix --mirror https://hf-mirror.com")
-    env = {**ctx.environ, **target.net_env}
-    r = net.probe_endpoint(net.Endpoint("mirror", url, f"/{_repo(ctx)}/resolve/main/config.json", expect_hub=True),
-                           env)
     if not r.ok:
         from llmdoctor.checks.network import describe_failure
 
@@ -71,5 +90,7 @@ FIX = Fix(
     plan=plan,
     verify=verify,
     needs=("target",),
-    params=(click.Argument(["url"], required=False),),
+    probes=(Probe("fix.mirror", probe_mirror, MirrorFacts, timeout_s=15.0, network=True,
+                  description="the mirror asked for, through the target's proxy and CA settings"),),
+    params=(Param("url", f"The mirror (default {MIRROR}).", argument=True, metavar="[URL]"),),
 )

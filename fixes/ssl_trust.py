@@ -26,10 +26,8 @@ import os
 import re
 import ssl
 
-import click
-
 from llmdoctor import envhook, net
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, is_writable_dir
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, is_writable_dir
 from llmdoctor.journal import read_bytes
 
 from . import hubcall
@@ -278,7 +276,7 @@ FIX = Fix(
     plan=plan,
     verify=verify,
     needs=("target", "network"),
-    params=(click.Option(["--ca-file"], type=click.Path(dir_okay=False), help="PEM file with the CA to trust."),
-            click.Option(["--trust-fingerprint"], metavar="SHA256",
-                         help="Trust the CA the failing endpoint presents, if its SHA-256 fingerprint is this.")),
+    params=(Param("ca-file", "PEM file with the CA to trust.", kind="path", metavar="FILE"),
+            Param("trust-fingerprint", "Trust the CA the failing endpoint presents, if its SHA-256 fingerprint is "
+                  "this.", metavar="SHA256")),
 )

@@ -10,12 +10,11 @@ PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
 
 
 def _torch_findings(facts):
+    """What the torch checks say of ``facts``, judged by the runner (deadlines, crashes as findings)."""
     from llmdoctor.checks import pytorch
+    from llmdoctor.runner import judge
 
-    out = []
-    for check in (pytorch.cpu_only_check, pytorch.driver_check, pytorch.live_check, pytorch.arch_check):
-        out += list(check.run(facts))
-    return out
+    return judge((pytorch.cpu_only_check, pytorch.driver_check, pytorch.live_check, pytorch.arch_check), facts)
 
 
 def plan(ctx: FixContext) -> Plan:

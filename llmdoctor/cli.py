@@ -167,9 +167,9 @@ def _list_checks(as_json: bool, only, skip) -> None:
         click.echo(printable(f"error: {p['title']}"), err=True)
 
 
-python_option = click.option("--python", "python", metavar="PATH",
-                             help="Interpreter (or environment folder) to inspect. Default: the active "
-                                  "VIRTUAL_ENV, else CONDA_PREFIX, else this interpreter.")
+PYTHON_HELP = ("Interpreter (or environment folder) to inspect. Default: the active VIRTUAL_ENV, else CONDA_PREFIX, "
+               "else this interpreter.")
+python_option = click.option("--python", "python", metavar="PATH", help=PYTHON_HELP)
 offline_option = click.option("--offline", is_flag=True, envvar="LLMDOCTOR_OFFLINE",
                               help="Run no network probe; network checks are skipped (env: LLMDOCTOR_OFFLINE=1).")
 only_option = click.option("--only", multiple=True, metavar="IDS",
@@ -488,18 +488,92 @@ FIX_HELP = """Apply a documented fix: plan, show, confirm, apply, verify. Every 
 touches is journaled, and `llmdoctor fix --undo` restores it byte for byte.
 
 \b
-  llmdoctor fix --list                 the fixes there are
-  llmdoctor fix --torch [--dry-run] [--yes] [--python PATH]
-  llmdoctor fix --max-jobs [--jobs N] [--dry-run] [--yes] [--python PATH]
-  llmdoctor fix --ssl [--ca-file FILE | --trust-fingerprint SHA256] [--python PATH]
-  llmdoctor fix --mirror [URL] [--python PATH]
+  llmdoctor fix NAME [OPTIONS]         plan, show, confirm, apply, verify (also: fix --NAME)
+  llmdoctor fix NAME --help            what the fix does and its options
+  llmdoctor fix --list                 the fixes there are, plugins' included
   llmdoctor fix --undo [ENTRY]         undo the last fix (or ENTRY)
   llmdoctor fix --journal              what was applied, newest last
 """
 
+FIX_EXIT_CODES = """\b
+Exit codes:
+  0  applied and verified, nothing to do, or a dry run
+  1  no plan can be made here, the change was refused, failed, or did not verify
+  2  usage error (bad option, no such fix, no such --python)
+  3  internal error in llmdoctor itself
+"""
 
-@cli.command(help=FIX_HELP, epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True,
-                                                                    "allow_extra_args": True})
+
+def _common_fix_params() -> list:
+    """What every fix sub-command takes besides its own Params."""
+    return [click.Option(["--yes", "-y", "yes"], is_flag=True, help="Do not ask for confirmation."),
+            click.Option(["--dry-run", "dry_run"], is_flag=True, help="Show the plan and stop."),
+            click.Option(["--python", "python"], metavar="PATH", help=PYTHON_HELP)]
+
+
+def _fix_io():
+    from .fixflow import Io
+    from .printable import printable
+    from .redact import redact
+
+    def out(err):
+        return lambda text: click.echo(printable(redact(text, os.environ), multiline=True), err=err, nl=False)
+
+    ask = (lambda question: click.confirm(question, default=False)) if sys.stdin and sys.stdin.isatty() else None
+    return Io(say=out(False), warn=out(True), confirm=ask)
+
+
+def _click_param(p):
+    """A fix's declared Param (llmdoctor.fixing.Param) as a click parameter."""
+    kind = {"int": click.IntRange(p.minimum, p.maximum), "path": click.Path(dir_okay=False)}.get(p.kind, str)
+    if p.argument:
+        return click.Argument([p.key], required=False, type=kind, metavar=p.metavar)
+    if p.kind == "flag":
+        return click.Option([f"--{p.name}", p.key], is_flag=True, help=p.help)
+    return click.Option([f"--{p.name}", p.key], type=kind, metavar=p.metavar, help=p.help)
+
+
+class FixGroup(click.Group):
+    """`llmdoctor fix`: one sub-command per registered fix, built on demand from what the fix
+    declares (its description, its Params), plugin fixes alike; `fix --NAME` is `fix NAME`."""
+
+    def _registry(self, ctx) -> dict:
+        root = ctx.find_root()
+        if not hasattr(root, "_llmdoctor_fixes"):
+            from .fixflow import registered
+
+            root._llmdoctor_fixes = registered(warn=_fix_io().warn)
+        return root._llmdoctor_fixes
+
+    def list_commands(self, ctx):
+        return sorted(self._registry(ctx))
+
+    def get_command(self, ctx, name):
+        fx = self._registry(ctx).get(name)
+        if fx is None:
+            return None
+        return click.Command(name, help=fx.description + (f" (from {fx.source})" if fx.source != "builtin" else ""),
+                             short_help=fx.description, epilog=FIX_EXIT_CODES,
+                             params=[_click_param(p) for p in fx.params] + _common_fix_params(),
+                             callback=lambda **kw: _run_fix(fx, kw))
+
+    def parse_args(self, ctx, args):
+        known = set(self._registry(ctx))
+        args = [a[2:] if a.startswith("--") and a[2:] in known else a for a in args]
+        return super().parse_args(ctx, args)
+
+
+def _run_fix(fx, kw):
+    from .fixflow import run
+
+    parent = click.get_current_context().parent.params
+    python = kw.pop("python", None) or parent.get("python")
+    yes, dry_run = kw.pop("yes") or parent.get("yes"), kw.pop("dry_run") or parent.get("dry_run")
+    sys.exit(run(fx, kw, _target(python), _fix_io(), yes=yes, dry_run=dry_run))
+
+
+@cli.group(cls=FixGroup, help=FIX_HELP, epilog=FIX_EXIT_CODES, invoke_without_command=True,
+           subcommand_metavar="NAME [OPTIONS]")
 @click.option("--list", "list_fixes", is_flag=True, help="List the fixes.")
 @click.option("--journal", "show_journal", is_flag=True, help="List applied fixes.")
 @click.option("--undo", "undo", is_flag=False, flag_value="", default=None, metavar="[ENTRY]",
@@ -511,12 +585,23 @@ touches is journaled, and `llmdoctor fix --undo` restores it byte for byte.
 @click.pass_context
 def fix(ctx, list_fixes, show_journal, undo, force, yes, dry_run, python):
     from . import fixflow
+    from .printable import printable
 
+    if ctx.invoked_subcommand is not None:
+        return
     if list_fixes:
-        fixflow.list_fixes()
+        fixes = ctx.command._registry(ctx)
+        width = max((len(i) for i in fixes), default=8) + 2
+        for fix_id, f in sorted(fixes.items()):
+            click.echo(printable(f"{fix_id:<{width}} {f.source:<10} {f.description}"))
     elif show_journal:
-        fixflow.show_journal()
+        entries = fixflow.entries()
+        if not entries:
+            click.echo("No fix has been applied.")
+        for e in entries:
+            click.echo(printable(e.describe()))
     elif undo is not None:
-        sys.exit(fixflow.undo(undo or None, force))
+        sys.exit(fixflow.undo(undo or None, force, _fix_io()))
     else:
-        sys.exit(fixflow.run(ctx.args, python, yes=yes, dry_run=dry_run))
+        names = ", ".join(ctx.command.list_commands(ctx))
+        raise click.UsageError(f"name a fix ({names}), or --list, --journal, --undo")

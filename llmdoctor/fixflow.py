@@ -1,124 +1,102 @@
-"""The `llmdoctor fix` command's steps: pick the fix, gather its facts, plan, show,
-confirm, apply through the journal, verify. Output goes through click.echo only."""
+"""The `llmdoctor fix` flow: gather the fix's facts (the probes it needs, under the runner's
+deadlines), plan, show, confirm, apply through the journal, verify; and the journal's own
+verbs (list, undo). It decides what happens and returns the exit code; the command line
+gives it its input and output (:class:`Io`), so nothing here prints or asks by itself."""
 
 from __future__ import annotations
 
 import os
-import sys
-
-import click
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from .fixing import Fix, FixContext, FixError, apply, show
-from .journal import Journal, JournalError
+from .journal import Entry, Journal, JournalError
 from .paths import config_dir
-from .printable import printable
-from .redact import redact
+from .target import Target
 
 
-def journal() -> Journal:
-    return Journal(config_dir(os.environ))
+@dataclass(frozen=True)
+class Io:
+    say: Callable[[str], None]  #: the plan and what happened (stdout)
+    warn: Callable[[str], None]  #: problems (stderr)
+    confirm: Callable[[str], bool] | None = None  #: asks the user; None where no one can be asked
 
 
-def _say(text: str, err: bool = False) -> None:
-    click.echo(printable(redact(text, os.environ), multiline=True), err=err, nl=False)
+def journal(environ: Mapping[str, str] | None = None) -> Journal:
+    return Journal(config_dir(os.environ if environ is None else environ))
 
 
-def _fixes() -> dict[str, Fix]:
+def registered(warn: Callable[[str], None] | None = None) -> dict[str, Fix]:
+    """Every fix the registry loads (built-in and plugins), by id; a plugin that fails to load is
+    said through ``warn``."""
     from .registry import load_fixes
 
     loaded = load_fixes()
     for problem in loaded.problems:
-        _say(f"warning: {problem.title}\n", err=True)
+        if warn:
+            warn(f"warning: {problem.title}\n")
     return {f.id: f for f in loaded.fixes}
 
 
-def list_fixes() -> None:
-    fixes = _fixes()
-    width = max((len(i) for i in fixes), default=8) + 2
-    for fix_id, f in sorted(fixes.items()):
-        click.echo(printable(f"--{fix_id:<{width}} {f.source:<10} {f.description}"))
+def entries() -> list[Entry]:
+    return journal().entries()
 
 
-def show_journal() -> None:
-    entries = journal().entries()
-    if not entries:
-        click.echo("No fix has been applied.")
-    for e in entries:
-        click.echo(printable(e.describe()))
-
-
-def undo(entry_id: str | None, force: bool) -> int:
+def undo(entry_id: str | None, force: bool, io: Io) -> int:
     j = journal()
     try:
         entry = j.find(entry_id)
         restored = j.undo(entry, force=force)
     except JournalError as exc:
-        _say(f"llmdoctor fix --undo: {exc}\n", err=True)
+        io.warn(f"llmdoctor fix --undo: {exc}\n")
         return 1
-    _say(f"Undid {entry.id} ({entry.fix}): restored " + ", ".join(restored) + "\n")
+    io.say(f"Undid {entry.id} ({entry.fix}): restored " + ", ".join(restored) + "\n")
     return 0
 
 
-def _pick(args: list[str], fixes: dict[str, Fix]) -> tuple[Fix, list[str]]:
-    chosen = [a for a in args if a.startswith("--") and a[2:] in fixes]
-    if len(chosen) != 1:
-        names = ", ".join(f"--{i}" for i in sorted(fixes))
-        what = "more than one fix" if chosen else "no fix"
-        raise click.UsageError(f"{what} named in {' '.join(args) or 'the command'}; choose one of: {names}")
-    rest = list(args)
-    rest.remove(chosen[0])
-    return fixes[chosen[0][2:]], rest
-
-
-def _options(fx: Fix, args: list[str]) -> dict:
-    if not fx.params:
-        if args:
-            raise click.UsageError(f"--{fx.id} takes no option {' '.join(args)}")
-        return {}
-    command = click.Command(f"fix --{fx.id}", params=list(fx.params), callback=lambda **kw: kw)
-    return command.main(args=args, standalone_mode=False, prog_name=f"llmdoctor fix --{fx.id}")
-
-
-def run(args: list[str], python: str | None, yes: bool, dry_run: bool) -> int:
-    from .cli import _target
+def context(fx: Fix, options: Mapping[str, Any], target: Target, environ: Mapping[str, str]) -> FixContext:
+    """The facts ``fx`` plans from: the built-in probes it needs and the probes it brings."""
     from .facts import Facts
     from .probes import ProbeContext, builtin_probes
     from .runner import gather
 
-    fx, rest = _pick(args, _fixes())
-    options = _options(fx, rest)
-    target = _target(python)
-    environ = dict(os.environ)
-    probes = [p for p in builtin_probes() if p.name in fx.needs]
-    facts = gather(probes, ProbeContext(target=target, environ=environ)) if probes else Facts()
-    ctx = FixContext(target=target, environ=environ, options=options, facts=facts)
+    probes = [p for p in builtin_probes() if p.name in fx.needs] + list(fx.probes)
+    facts = gather(probes, ProbeContext(target=target, environ=environ, options=dict(options))) if probes \
+        else Facts()
+    return FixContext(target=target, environ=environ, options=dict(options), facts=facts)
+
+
+def run(fx: Fix, options: Mapping[str, Any], target: Target, io: Io, *, yes: bool = False, dry_run: bool = False,
+        environ: Mapping[str, str] | None = None) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    ctx = context(fx, options, target, environ)
     try:
         plan = fx.plan(ctx)
     except FixError as exc:
-        _say(f"llmdoctor fix --{fx.id}: {exc}\n", err=True)
+        io.warn(f"llmdoctor fix {fx.id}: {exc}\n")
         return 1
-    _say(show(plan))
+    io.say(show(plan))
     if plan.empty or dry_run:
         if dry_run and not plan.empty:
-            _say("\nDry run: nothing was changed.\n")
+            io.say("\nDry run: nothing was changed.\n")
         return 0
     if not yes:
-        if not sys.stdin or not sys.stdin.isatty():
-            _say("\nNot a terminal, so not asking: run again with --yes to apply.\n", err=True)
+        if io.confirm is None:
+            io.warn("\nNot a terminal, so not asking: run again with --yes to apply.\n")
             return 1
-        if not click.confirm("\nApply?", default=False):
-            _say("Nothing was changed.\n")
+        if not io.confirm("\nApply?"):
+            io.say("Nothing was changed.\n")
             return 1
     try:
-        entry = apply(plan, journal())
+        entry = apply(plan, journal(environ))
     except FixError as exc:
-        _say(f"llmdoctor fix --{fx.id}: {exc}\n", err=True)
+        io.warn(f"llmdoctor fix {fx.id}: {exc}\n")
         return 1
-    _say(f"\nApplied (journal entry {entry}; undo with `llmdoctor fix --undo`).\n")
+    io.say(f"\nApplied (journal entry {entry}; undo with `llmdoctor fix --undo`).\n")
     if fx.verify is None:
         return 0
     verdict = fx.verify(ctx, plan)
-    _say(("Verified: " if verdict.ok else "Verification FAILED: ") + verdict.message + "\n")
+    io.say(("Verified: " if verdict.ok else "Verification FAILED: ") + verdict.message + "\n")
     if not verdict.ok:
-        _say("The change is still in place; `llmdoctor fix --undo` takes it back.\n", err=True)
+        io.warn("The change is still in place; `llmdoctor fix --undo` takes it back.\n")
     return 0 if verdict.ok else 1

@@ -56,13 +56,35 @@ class FixContext:
 
 
 @dataclass(frozen=True)
+class Param:
+    """One parameter a fix takes, declared as data: the command line is made from it
+    (``llmdoctor fix NAME --<name> VALUE``, or a positional ``argument``), plugins' alike."""
+
+    name: str  #: "ca-file" (the option --ca-file), or the argument's name
+    help: str = ""
+    kind: str = "text"  #: "text" | "int" | "path" (a file) | "flag"
+    metavar: str | None = None
+    argument: bool = False  #: positional and optional (``fix mirror [URL]``)
+    minimum: int | None = None  #: for "int"
+    maximum: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The name in ``FixContext.options``."""
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
 class Fix:
-    id: str  #: the flag: ``llmdoctor fix --<id>``
+    id: str  #: the name: ``llmdoctor fix <id>`` (or ``fix --<id>``)
     description: str
     plan: Callable[[FixContext], Plan] = field(repr=False, compare=False)
     verify: Callable[[FixContext, Plan], Verdict] | None = field(default=None, repr=False, compare=False)
     needs: tuple[str, ...] = ()  #: probes whose facts ``plan`` reads
-    params: tuple = field(default=(), repr=False, compare=False)  #: extra click.Option objects
+    params: tuple[Param, ...] = field(default=(), repr=False, compare=False)
+    #: probes of its own that ``plan`` reads (run with the others, under their deadlines, with the
+    #: options in ``ProbeContext.options``): a plan reads facts, it does no I/O of its own beyond files
+    probes: tuple = field(default=(), repr=False, compare=False)
     source: str = "builtin"
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
+from .redact import mask_userinfo
+
 #: OpenSSL verify codes (x509_vfy.h) by what they mean to a user
 UNTRUSTED = {2: "unable to get issuer certificate", 18: "self-signed certificate",
              19: "self-signed certificate in certificate chain", 20: "unable to get local issuer certificate",
@@ -89,16 +91,6 @@ class EndpointResult:
 
 HUB_HEADERS = ("x-repo-commit", "etag", "x-linked-etag", "x-linked-size", "content-length", "location",
                "x-error-code", "content-type", "server", "x-xet-hash")
-
-
-def mask_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def proxy_for(url: str, environ: Mapping[str, str]) -> str | None:

@@ -195,4 +195,52 @@ def test_usage_errors():
 
 def test_list_shows_builtin_fixes():
     out = invoke("--list").output
-    assert out.startswith("--max-jobs") and "builtin" in out
+    assert out.startswith("max-jobs") and "builtin" in out
+
+
+PLUGIN_FIX = '''
+from llmdoctor.fixing import FileChange, Fix, Param, Plan
+
+def plan(ctx):
+    greeting = "hello " + (ctx.options.get("who") or "nobody") + (" x" + str(ctx.options["times"])
+                                                                    if ctx.options.get("times") else "")
+    return Plan("greet", "Write a greeting", changes=(FileChange(ctx.options["into"], greeting.encode(), "A file"),))
+
+def fixes():
+    return [Fix(id="greet", description="Write a greeting where asked (a demo plugin fix)", plan=plan,
+                params=(Param("who", "Whom to greet."), Param("times", "How often.", kind="int", minimum=1),
+                        Param("into", "The file.", kind="path", metavar="FILE")))]
+'''
+
+
+def test_a_plugin_fix_is_a_command_with_its_own_options(tmp_path):
+    """A fix a plugin registers (entry point group llmdoctor.fixes) is listed by `fix --help`,
+    shows its options in `fix greet --help`, and runs as `fix greet` and as `fix --greet`."""
+    import sys
+
+    site = tmp_path / "plugin-site"
+    site.mkdir()
+    (site / "greetfix.py").write_text(PLUGIN_FIX)
+    info = site / "greetfix-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: greetfix\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[llmdoctor.fixes]\ngreet = greetfix:fixes\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "llmdoctor", "fix", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    listed = run("--help").stdout
+    assert "greet" in listed and "a demo plugin fix" in listed
+    helped = run("greet", "--help").stdout
+    assert "--who TEXT" in helped and "--times INTEGER RANGE" in helped and "--into FILE" in helped
+    assert "(from greetfix)" in helped
+    out = tmp_path / "greeting.txt"
+    done = run("greet", "--who", "world", "--times", "2", "--into", str(out), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "hello world x2"
+    dry = run("--greet", "--who", "again", "--into", str(tmp_path / "other.txt"), "--dry-run")
+    assert dry.returncode == 0 and "hello again" in dry.stdout and not (tmp_path / "other.txt").exists()
+    bad = run("greet", "--times", "0", "--into", str(out))
+    assert bad.returncode == 2 and "--times" in bad.stderr

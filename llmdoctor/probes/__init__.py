@@ -16,6 +16,7 @@ class ProbeContext:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     offline: bool = False
     model: Any = None  #: a probes.model.ModelRequest (check --model / --project), or None
+    options: Mapping[str, Any] = field(default_factory=dict)  #: a fix's options, for the probes the fix brings
 
 
 @dataclass(frozen=True)

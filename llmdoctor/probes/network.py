@@ -119,11 +119,18 @@ def _hub_call(ctx: ProbeContext, repo: str, timeout: float, box: dict) -> None:
                           retries=tuple(str(e) for e in data.get("retries") or ()))
 
 
-def probe_network(ctx: ProbeContext) -> NetworkFacts:
-    started = time.monotonic()
+def target_net_env(ctx: ProbeContext) -> tuple[dict[str, str], dict[str, str]]:
+    """(the environment as the target interpreter sees it for networking, what it added or changed:
+    a start-up hook's HF_ENDPOINT or CA bundle)."""
     done = run_script(ctx, ["netenv"], 5.0)
     seen = next(iter(probe_lines(done.stdout)), None)
-    env = {**ctx.environ, **(seen if isinstance(seen, dict) else {})}
+    seen = {str(k): str(v) for k, v in seen.items()} if isinstance(seen, dict) else {}
+    return {**ctx.environ, **seen}, seen
+
+
+def probe_network(ctx: ProbeContext) -> NetworkFacts:
+    started = time.monotonic()
+    env, seen = target_net_env(ctx)
     hub = (env.get("HF_ENDPOINT") or DEFAULT_HUB).rstrip("/")
     repo = env.get("LLMDOCTOR_PROBE_REPO") or PROBE_REPO
     pip_index = env.get("PIP_INDEX_URL") or next((s.index_url for s in read_pip_config(ctx).pip if s.index_url),
