@@ -122,9 +122,16 @@ def presence_check(facts, c):
 @with_gpus
 def visible_devices_check(g, c):
     """CUDA_VISIBLE_DEVICES: empty or naming GPUs that do not exist."""
-    if g.visible_error:
-        yield c.finding(Status.FAIL, g.visible_error, fix="export CUDA_VISIBLE_DEVICES=0   (or unset it)",
-                        docs=CVD_DOCS)
+    if g.visible_problem == "empty":
+        title = "CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU"
+    elif g.visible_problem == "no-match":
+        shown = [x.index for x in g.visible_gpus]
+        title = (f"CUDA_VISIBLE_DEVICES={g.cuda_visible_devices!r}: {g.visible_unmatched!r} matches no GPU (there are "
+                 f"{len(g.gpus)})" + (f"; CUDA uses only {shown} and ignores the rest" if shown else ""))
+    else:
+        title = g.visible_error  # a report from before visible_problem
+    if title:
+        yield c.finding(Status.FAIL, title, fix="export CUDA_VISIBLE_DEVICES=0   (or unset it)", docs=CVD_DOCS)
     elif g.cuda_visible_devices is not None:
         yield c.finding(Status.OK, f"CUDA_VISIBLE_DEVICES={g.cuda_visible_devices} selects GPU "
                         + ", ".join(str(x.index) for x in g.visible_gpus))

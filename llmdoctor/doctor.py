@@ -56,7 +56,7 @@ def diagnose(target: Target, *, offline: bool = False, only: Sequence[str] = (),
     ctx = ProbeContext(target=target, environ=environ, offline=offline, model=model)
     facts = gather(chosen, ctx)
     probed = time.perf_counter()
-    findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
+    findings = [*sel.problems, *probe_findings(facts, chosen), *judge(sel.checks, facts, offline=offline)]
     done = time.perf_counter()
     return Report(
         target=_target_dict(target, facts), facts=facts, findings=tuple(findings), offline=offline,
@@ -82,7 +82,8 @@ def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
             facts = Facts({**facts, "clock": ProbeResult("clock", clock)})
     offline = data.get("offline") is True
     sel = selected_checks(only, skip, loaded, environ)
-    findings = [*sel.problems, *probe_findings(facts), *judge(sel.checks, facts, offline=offline)]
+    findings = [*sel.problems, *probe_findings(facts, builtin_probes() if probes is None else probes),
+                *judge(sel.checks, facts, offline=offline)]
     return Report(
         target=saved_dict(data, "target"), facts=facts, findings=tuple(findings), offline=offline,
         created=now_iso(), timing={"total_s": round(time.perf_counter() - started, 4)},

@@ -77,15 +77,16 @@ def gather(probes: Sequence[Probe], ctx: ProbeContext) -> Facts:
     return Facts(results)
 
 
-def probe_findings(facts: Facts) -> list[Finding]:
-    """A finding for each probe that broke. A crashing target interpreter is a real
-    problem for the user (their jobs will crash too), so it is a failure."""
+def probe_findings(facts: Facts, probes: Sequence[Probe]) -> list[Finding]:
+    """A finding for each probe that broke: an error (llmdoctor could not judge), or a failure
+    where the probe declares that its crash is the user's own problem (``crash_is_failure``:
+    a crashing target interpreter crashes the user's jobs too)."""
+    failing = {p.name for p in probes if p.crash_is_failure}
     out = []
     for result in facts.values():
         if result.ok or result.kind is None:
             continue
-        crash = result.kind == "crash"
-        status = Status.FAIL if crash and result.name.startswith("target") else Status.ERROR
+        status = Status.FAIL if result.kind == "crash" and result.name in failing else Status.ERROR
         out.append(Finding(
             id=f"probe.{result.name}.{result.kind}", category="probe", status=status,
             title=f"Probe '{result.name}': {result.reason}",

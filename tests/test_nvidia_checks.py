@@ -99,14 +99,24 @@ def test_mig_on_and_persistence_off_are_info():
 
 
 def test_empty_and_wrong_cuda_visible_devices_fail():
-    empty = gpus(gpu(visible=False), cuda_visible_devices="",
-                 visible_error="CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU")
+    empty = gpus(gpu(visible=False), cuda_visible_devices="", visible_problem="empty")
     (f,) = run(nv.visible_devices_check, empty)
-    assert f.status is Status.FAIL and f.fix.startswith("export CUDA_VISIBLE_DEVICES=0")
-    seven = gpus(gpu(visible=False), cuda_visible_devices="7",
-                 visible_error="CUDA_VISIBLE_DEVICES='7': '7' matches no GPU (there are 1)")
+    assert f.status is Status.FAIL and f.title == "CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU"
+    assert f.fix.startswith("export CUDA_VISIBLE_DEVICES=0")
+    seven = gpus(gpu(visible=False), cuda_visible_devices="7", visible_problem="no-match", visible_unmatched="7")
     (f,) = run(nv.visible_devices_check, seven)
-    assert f.status is Status.FAIL and "'7' matches no GPU" in f.title
+    assert f.status is Status.FAIL and f.title == "CUDA_VISIBLE_DEVICES='7': '7' matches no GPU (there are 1)"
+    partly = gpus(gpu(index=0), gpu(index=1, visible=False), cuda_visible_devices="0,7,1", visible_problem="no-match",
+                  visible_unmatched="7")
+    (f,) = run(nv.visible_devices_check, partly)
+    assert f.title.endswith("'7' matches no GPU (there are 2); CUDA uses only [0] and ignores the rest")
+
+
+def test_a_report_from_before_structured_visibility_still_says_why():
+    old = gpus(gpu(visible=False), cuda_visible_devices="",
+               visible_error="CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU")
+    (f,) = run(nv.visible_devices_check, old)
+    assert f.status is Status.FAIL and "hides every GPU" in f.title
 
 
 def test_h100_is_80_gb_class_with_native_bf16():

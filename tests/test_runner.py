@@ -25,23 +25,25 @@ def test_a_hanging_probe_becomes_a_timeout_finding_within_its_deadline():
     assert time.perf_counter() - started < 3
     assert f["slow"].kind == "timeout" and f["slow"].value is None
     assert f.value("fast") == Small(1)
-    (finding,) = probe_findings(f)
+    (finding,) = probe_findings(f, probes)
     assert finding.id == "probe.slow.timeout" and finding.status is Status.ERROR
     assert "0.5 s" in finding.title
 
 
-def test_a_raising_probe_is_an_error_finding_and_a_target_crash_a_failure():
+def test_a_raising_probe_is_an_error_and_a_crash_the_probe_declares_the_users_a_failure():
     def boom(c):
         raise RuntimeError("disk on fire")
 
     def crashed(c):
         raise ProbeFailed("the target interpreter was killed by SIGSEGV during start-up", "crash")
 
-    f = gather([Probe("boom", boom, Small), Probe("target", crashed, Small)], ctx())
-    got = {x.id: x for x in probe_findings(f)}
+    probes = [Probe("boom", boom, Small), Probe("interpreter", crashed, Small, crash_is_failure=True),
+              Probe("target-like-name", crashed, Small)]
+    got = {x.id: x for x in probe_findings(gather(probes, ctx()), probes)}
     assert got["probe.boom.exception"].status is Status.ERROR
     assert "RuntimeError: disk on fire" in got["probe.boom.exception"].title
-    assert got["probe.target.crash"].status is Status.FAIL
+    assert got["probe.interpreter.crash"].status is Status.FAIL  # declared, not guessed from its name
+    assert got["probe.target-like-name.crash"].status is Status.ERROR
 
 
 def test_a_check_that_raises_is_an_error_and_the_others_still_run():

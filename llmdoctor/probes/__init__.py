@@ -39,6 +39,9 @@ class Probe:
     timeout_s: float = 10.0
     network: bool = False
     description: str = ""
+    #: its crash is the user's own problem, not llmdoctor's: the target interpreter crashing means
+    #: the user's jobs crash too (a failure, with what to try); any other probe's crash is an error
+    crash_is_failure: bool = False
 
 
 def read_text(path: str) -> str | None:
@@ -70,7 +73,7 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="the date the report is made (checks judge dates against it, so replays agree)"),
         Probe("system", probe_system, SystemFacts, timeout_s=10.0,
               description="OS, WSL, container, CPUs, RAM, swap, /dev/shm, disks"),
-        Probe("target", probe_target, TargetFacts, timeout_s=20.0,
+        Probe("target", probe_target, TargetFacts, timeout_s=20.0, crash_is_failure=True,
               description="the target interpreter and its installed distributions"),
         Probe("gpu", probe_gpu, GpuFacts, timeout_s=10.0,
               description="NVIDIA driver and GPUs through NVML (nvidia-smi fallback)"),
@@ -78,10 +81,11 @@ def builtin_probes() -> tuple[Probe, ...]:
               description="PyTorch build (read without importing); live GPU test where a driver exists"),
         Probe("cuda", probe_toolkit, ToolkitFacts, timeout_s=15.0,
               description="CUDA toolkit (every nvcc), CUDA_HOME, host compiler, ninja, cuDNN headers"),
-        Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0,
+        Probe("target.imports", probe_imports, ImportFacts, timeout_s=30.0, crash_is_failure=True,
               description="imports the target's native-extension packages in a subprocess"),
-        Probe("target.extensions", probe_extensions, ImportFacts, timeout_s=45.0,
-              description="imports the target's installed CUDA extensions (flash_attn, bitsandbytes)"),
+        Probe("target.extensions", probe_extensions, ImportFacts, timeout_s=45.0, crash_is_failure=True,
+              description="imports the target's installed CUDA extensions (flash_attn, bitsandbytes); "
+                          "bitsandbytes by its native library where that decides the same"),
         Probe("network", probe_network, NetworkFacts, timeout_s=12.0, network=True,
               description="hub, mirror, xet, pip and PyTorch endpoints (DNS, TCP, TLS, HTTP) and one real "
                           "huggingface_hub call in the target"),

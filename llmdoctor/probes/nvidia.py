@@ -79,7 +79,9 @@ class GpuFacts:
     nvml_error: str | None = None
     smi_error: str | None = None
     cuda_visible_devices: str | None = None  #: the raw variable, None when unset
-    visible_error: str | None = None  #: why CUDA_VISIBLE_DEVICES selects nothing or is malformed
+    visible_problem: str | None = None  #: "empty" (hides every GPU) | "no-match" (an entry names no GPU)
+    visible_unmatched: str | None = None  #: the CUDA_VISIBLE_DEVICES entry that names no GPU, for "no-match"
+    visible_error: str | None = None  #: reports of llmdoctor before visible_problem: their sentence (read only)
     gpus: tuple[Gpu, ...] = ()
 
     @property
@@ -149,18 +151,18 @@ def parse_smi_csv(text: str | None) -> tuple[list[Gpu], str | None]:
     return gpus, driver
 
 
-def select_visible(value: str | None, gpus: list[Gpu]) -> tuple[set[int], str | None]:
-    """Indices CUDA_VISIBLE_DEVICES selects, and an error when it is empty or wrong.
-    As CUDA does, an entry that matches nothing ends the list."""
+def select_visible(value: str | None, gpus: list[Gpu]) -> tuple[set[int], str | None, str | None]:
+    """(indices CUDA_VISIBLE_DEVICES selects, "empty" | "no-match" | None, the entry that matches
+    nothing). As CUDA does, an entry that matches nothing ends the list."""
     all_ = {g.index for g in gpus}
     if value is None:
-        return all_, None
+        return all_, None, None
     if not value.strip():
-        return set(), "CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU"
+        return set(), "empty", None
     chosen: list[int] = []
     for token in (t.strip() for t in value.split(",")):
         if token.startswith("MIG-"):
-            return set(chosen) | all_, None  # MIG instances: leave visibility to CUDA
+            return set(chosen) | all_, None, None  # MIG instances: leave visibility to CUDA
         match = None
         if re.fullmatch(r"-?\d+", token):
             match = int(token) if int(token) in all_ else None
@@ -169,12 +171,9 @@ def select_visible(value: str | None, gpus: list[Gpu]) -> tuple[set[int], str | 
             hits = [g.index for g in gpus if g.uuid and g.uuid.startswith(uuid)]
             match = hits[0] if len(hits) == 1 else None
         if match is None:
-            error = f"CUDA_VISIBLE_DEVICES={value!r}: {token!r} matches no GPU (there are {len(gpus)})"
-            if chosen:
-                error += f"; CUDA uses only {chosen} and ignores the rest"
-            return set(chosen), error
+            return set(chosen), "no-match", token
         chosen.append(match)
-    return set(chosen), None
+    return set(chosen), None, None
 
 
 # --- NVML -------------------------------------------------------------------
@@ -310,7 +309,7 @@ def probe_gpu(ctx) -> GpuFacts:
         cuda, source = None, "nvidia-smi" if gpus else "none"
     if source == "none" and proc_version:
         driver, source = proc_version, "proc"
-    visible, visible_error = select_visible(cvd, gpus)
+    visible, problem, unmatched = select_visible(cvd, gpus)
     gpus = tuple(replace(g, visible=g.index in visible) for g in gpus)
     reason = None
     if source in ("none", "proc"):
@@ -318,7 +317,8 @@ def probe_gpu(ctx) -> GpuFacts:
                   + (f"; the kernel module {proc_version} is loaded" if proc_version else "") + ")")
     return GpuFacts(source=source, reason=reason, driver_version=driver or proc_version, cuda_driver_version=cuda,
                     proc_driver_version=proc_version, nvml_error=nvml_error, smi_error=smi_error,
-                    cuda_visible_devices=cvd, visible_error=visible_error if gpus else None, gpus=gpus)
+                    cuda_visible_devices=cvd, visible_problem=problem if gpus else None,
+                    visible_unmatched=unmatched if gpus else None, gpus=gpus)
 
 
 class ProcessMemory:
