@@ -371,7 +371,7 @@ WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", None: "
 
 
 def text(result: dict, width: int = 100) -> str:
-    from llmdoctor.cacheview import _fit
+    from llmdoctor.printable import fit
 
     m, d = result["model"], result["device"]
     size = f"{m['params'] / 1e9:.2f} B" if m["params"] >= 1e8 else f"{m['params'] / 1e6:.1f} M"
@@ -422,7 +422,7 @@ def text(result: dict, width: int = 100) -> str:
                 word += f" [{notes.setdefault(note, len(notes) + 1)}]"
             line = (f"  {r['workload']:<15} {pred:>9} {meas:>9} {tps:>7} {eager or '':>7} {floor:>7} "
                     f"{roof:>6}  ")
-            out.append(line + _fit(word, max(12, width - len(line))))
+            out.append(line + fit(word, max(12, width - len(line))))
         for note, i in notes.items():
             out += textwrap.wrap(f"[{i}] {note}", width=max(40, width), initial_indent="  ", subsequent_indent="      ")
         util = [(r["workload"], r["efficiency"]) for r in p["workloads"]
@@ -529,7 +529,7 @@ def estimate_only(model: str, s: Settings, *, fetch: bool = True) -> dict:
 
 
 def estimate_text(result: dict, width: int = 100) -> str:
-    from llmdoctor.cacheview import _fit
+    from llmdoctor.printable import fit
 
     m, st = result["model"], result["settings"]
     size = f"{m['params'] / 1e9:.2f} B" if m["params"] >= 1e8 else f"{m['params'] / 1e6:.1f} M"
@@ -545,7 +545,7 @@ def estimate_text(result: dict, width: int = 100) -> str:
             word = "fits" if r["fits"] else "does not fit" + (
                 f"; {r['alternative']} would ({_gib(r['alternative_bytes'])})" if r.get("alternative") else "")
             b = f"batch {r['batch']}" if r["workload"].startswith("train") else ""
-            out.append(_fit(f"  {r['workload']:<15} {_gib(r['estimate']['bytes']):>10}  {b:<9} {word}", width))
+            out.append(fit(f"  {r['workload']:<15} {_gib(r['estimate']['bytes']):>10}  {b:<9} {word}", width))
     mm = result["memory_model"]
     out += ["", *textwrap.wrap(f"Memory model calibrated on {', '.join(mm['calibrated_on'])}, validated on "
                                f"{', '.join(mm['validated_on'])} (never more than 5% under a measured peak there).",

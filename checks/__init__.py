@@ -4,7 +4,28 @@ point exactly as a third-party plugin does."""
 from __future__ import annotations
 
 
+#: how reports head the built-in checks' categories (the checks own their wording)
+CATEGORY_TITLES = {
+    "python": "Python environment",
+    "system": "System",
+    "gpu": "GPU and driver",
+    "cuda": "CUDA toolkit",
+    "torch": "PyTorch",
+    "network": "Network",
+    "cache": "Hugging Face cache",
+    "build": "Building CUDA extensions",
+    "distributed": "Several GPUs and nodes",
+    "model": "Model",
+}
+
+
 def builtin_checks():
+    from dataclasses import replace
+
+    return tuple(replace(c, category_title=CATEGORY_TITLES.get(c.category)) for c in _checks())
+
+
+def _checks():
     from . import (build, cache, distributed, flash_attn, jupyter, model, network, nvidia, packages, python, pytorch,
                    remote_code, stack, system, toolkit)
 

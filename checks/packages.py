@@ -27,7 +27,7 @@ class Need:
     req: Requirement
 
 
-def _applies(req: Requirement, markers: dict, extra: str) -> bool:
+def applies(req: Requirement, markers: dict, extra: str) -> bool:
     if req.marker is None:
         return True
     try:
@@ -36,7 +36,7 @@ def _applies(req: Requirement, markers: dict, extra: str) -> bool:
         return True
 
 
-def _parse(line: str) -> Requirement | None:
+def parse_requirement(line: str) -> Requirement | None:
     try:
         return Requirement(line)
     except InvalidRequirement:
@@ -56,12 +56,12 @@ def _needs(target):
     def add(dist, extra: str) -> list[Requirement]:
         wanted = []
         for line in dist.requires:
-            req = _parse(line)
+            req = parse_requirement(line)
             if req is None:
                 if extra == "":
                     malformed.append(f"{dist.name} {dist.version}: {line!r}")
                 continue
-            if _applies(req, markers, extra) and (extra == "" or not _applies(req, markers, "")):
+            if applies(req, markers, extra) and (extra == "" or not applies(req, markers, "")):
                 needs[canonicalize_name(req.name)].append(Need(f"{dist.name} {dist.version}", req))
                 wanted.append(req)
         return wanted

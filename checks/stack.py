@@ -80,7 +80,7 @@ def known_bad_check(facts, c):
 def implied_requirements(target):
     """(owner, extra, requirement, why, source) for every requirement an installed package's
     implied extra puts on another installed package (transformers' [torch] extra on torch)."""
-    from .packages import _applies, _parse
+    from .packages import applies, parse_requirement
 
     if target is None:
         return []
@@ -93,10 +93,10 @@ def implied_requirements(target):
         if owner is None:
             continue
         for line in owner.requires:
-            req = _parse(line)
+            req = parse_requirement(line)
             key = canonicalize_name(req.name) if req else None
             if (req is None or key not in {canonicalize_name(p) for p in item["packages"]} or key not in installed
-                    or not _applies(req, target.markers, item["extra"]) or _applies(req, target.markers, "")):
+                    or not applies(req, target.markers, item["extra"]) or applies(req, target.markers, "")):
                 continue
             out.append((owner, item, req))
     return out

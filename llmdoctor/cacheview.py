@@ -11,7 +11,7 @@ from io import StringIO
 from typing import Iterable
 
 from .hfcache import CacheReport, Repo
-from .printable import printable
+from .printable import fit, printable
 from .prune import PrunePlan
 from .units import ago, parse_duration, parse_size, size
 
@@ -101,10 +101,6 @@ def _console(width: int, color: bool):
                    highlight=False, soft_wrap=False, emoji=False)
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
-
-
 def _fit_path(path: str, width: int) -> str:
     """A long path keeps its end, the part that tells folders apart."""
     return path if len(path) <= width else "…" + path[-max(1, width - 1):]
@@ -145,12 +141,12 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
             fmt = "{:<%d}  {:>%d}  {:>%d}  {:<%d}  {:<%d}  {}" % tuple(widths[:5])
             out.append(bold + fmt.format(*heads).rstrip() + reset)
             for r, row in zip(repos, rows):
-                out.append(fmt.format(_fit(row[0], widths[0]), *row[1:5], _fit(row[5], widths[5])).rstrip())
+                out.append(fmt.format(fit(row[0], widths[0]), *row[1:5], fit(row[5], widths[5])).rstrip())
                 if revisions:
                     for v in sorted(r.revisions, key=lambda v: v.last_modified, reverse=True):
                         refs = printable(" ".join(v.refs)) or "(detached)"
                         out.append(f"{dim}  {printable(v.commit[:12])}  {size(v.on_disk):>10}  {v.nb_files:>5} files  "
-                                   f"{_ago(now, v.last_modified):<14}  {_fit(refs, max(8, width - 60))}{reset}")
+                                   f"{_ago(now, v.last_modified):<14}  {fit(refs, max(8, width - 60))}{reset}")
         shown = f"{len(repos)} of {len(root.repos)} repos" if len(repos) != len(root.repos) else f"{len(repos)} repos"
         partial = sum(b.size for r in repos for b in r.incomplete)
         orphan = sum(b.size for r in repos for b in r.orphans)
@@ -158,7 +154,7 @@ def ls_text(report: CacheReport, filters=(), sort="size", width: int = 100, colo
                          f", {size(orphan)} in orphan blobs" if orphan else ""])
         out.append(f"{dim}  {shown}, {size(sum(r.on_disk for r in repos))} on disk{extra}{reset}")
         for w in root.warnings:
-            out.append(f"{yellow}  ! {_fit(printable(w), width - 4)}{reset}")
+            out.append(f"{yellow}  ! {fit(printable(w), width - 4)}{reset}")
         out.append("")
     if report.others:
         out.append(f"{bold}Other caches{reset}")

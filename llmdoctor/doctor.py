@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .facts import Facts
-from .model import Check
+from .model import Check, category_titles
 from .probes import Probe, ProbeContext, builtin_probes
-from .registry import Loaded, load_checks, select
+from .registry import PLUGIN_CATEGORY, Loaded, load_checks, select
 from .report import Report, facts_from_json, now_iso, saved_dict
-from .runner import gather, judge, probe_findings
+from .runner import PROBE_CATEGORY, gather, judge, probe_findings
 from .target import Target
 
 
@@ -20,6 +20,11 @@ from .target import Target
 class Selection:
     checks: tuple[Check, ...]
     problems: tuple  #: plugin load findings
+
+    @property
+    def titles(self) -> dict[str, str]:
+        """How the report heads each category these checks (and llmdoctor itself) speak in."""
+        return category_titles(self.checks, PROBE_CATEGORY, PLUGIN_CATEGORY)
 
 
 def selected_checks(only: Sequence[str] = (), skip: Sequence[str] = (), loaded: Loaded | None = None,
@@ -64,6 +69,7 @@ def diagnose(target: Target, *, offline: bool = False, only: Sequence[str] = (),
         timing={"total_s": round(done - started, 4), "probes_s": round(probed - started, 4),
                 "checks_s": round(done - probed, 4),
                 "per_probe_s": {n: round(r.duration_s, 4) for n, r in facts.items()}},
+        categories=sel.titles,
     )
 
 
@@ -89,4 +95,5 @@ def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
         created=now_iso(), timing={"total_s": round(time.perf_counter() - started, 4)},
         replayed_from={"created": data.get("created") if isinstance(data.get("created"), str) else None,
                        "tool": saved_dict(data, "tool")},
+        categories=sel.titles,
     )

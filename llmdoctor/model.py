@@ -110,6 +110,7 @@ class Check:
     needs: tuple[str, ...] = ()  #: probe names whose facts the check reads
     network: bool = False  #: skipped with --offline
     source: str = "builtin"  #: the plugin (distribution) that registered it
+    category_title: str | None = None  #: how reports head its category ("GPU and driver"); else the name
 
     def finding(self, status: Status, title: str, *, id: str | None = None, detail: str = "",
                 fix: str | None = None, docs: str | None = None, claims=()) -> Finding:
@@ -120,11 +121,13 @@ class Check:
                        detail=detail, fix=fix, docs=docs, check=self.id, claims=pairs)
 
 
-def check(id: str, *, category: str | None = None, needs: Iterable[str] = (), network: bool = False):
+def check(id: str, *, category: str | None = None, needs: Iterable[str] = (), network: bool = False,
+          category_title: str | None = None):
     """Decorator turning ``def fn(facts, c) -> Iterable[Finding]`` into a :class:`Check`.
 
     The function's first docstring line is the description. ``c`` is the Check itself,
     so findings are built with ``c.finding(...)`` and carry the right id and category.
+    ``category_title`` heads the category in reports (a plugin's own category, say).
     """
 
     def wrap(fn: Callable) -> Check:
@@ -135,8 +138,15 @@ def check(id: str, *, category: str | None = None, needs: Iterable[str] = (), ne
             return fn(facts, holder["check"])
 
         made = Check(id=id, category=category or id.split(".")[0], description=doc[0] if doc else id,
-                     run=run, needs=tuple(needs), network=network)
+                     run=run, needs=tuple(needs), network=network, category_title=category_title)
         holder["check"] = made
         return made
 
     return wrap
+
+
+def category_titles(checks: Iterable[Check], *more: tuple[str, str]) -> dict[str, str]:
+    """{category: its title} from what ``checks`` declare, plus ``more`` (name, title) pairs."""
+    titles = {c.category: c.category_title for c in checks if c.category_title}
+    titles.update(more)
+    return titles

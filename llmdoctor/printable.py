@@ -56,6 +56,11 @@ def json_text(text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, the cut marked with an ellipsis (a table cell)."""
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
 def clip(text: str, limit: int) -> str:
     """At most ``limit`` characters of ``text``, saying how many were left out."""
     if len(text) <= limit:

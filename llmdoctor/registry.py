@@ -21,6 +21,7 @@ FIX_GROUP = "llmdoctor.fixes"
 BUILTIN_DIST = "llmdoctor"
 BUILTIN_VALUE = {CHECK_GROUP: "llmdoctor.checks:builtin_checks", FIX_GROUP: "llmdoctor.fixes:builtin_fixes"}
 AUTOLOAD_ENV = "LLMDOCTOR_DISABLE_PLUGIN_AUTOLOAD"
+PLUGIN_CATEGORY = ("plugin", "Plugins")  #: the category of the findings about plugins that broke
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _load(group: str, kind: type, entry_points, environ) -> Loaded:
             loaded = _items(ep.load(), kind, source)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin calling sys.exit() too
             problems.append(Finding(
-                id=f"plugin.{ep.name}.load-failed", category="plugin", status=Status.ERROR,
+                id=f"plugin.{ep.name}.load-failed", category=PLUGIN_CATEGORY[0], status=Status.ERROR,
                 title=f"Plugin {ep.name!r} ({source}) failed to load: {type(exc).__name__}: {exc}",
                 detail=f"entry point {ep.name} = {ep.value} in group {group}; the rest of the run goes on.",
                 fix=f"pip uninstall {source}" if source != "builtin" else None, check="plugin"))
@@ -92,7 +93,7 @@ def _load(group: str, kind: type, entry_points, environ) -> Loaded:
         for item in loaded:
             if item.id in seen:
                 problems.append(Finding(
-                    id=f"plugin.{ep.name}.duplicate-id", category="plugin", status=Status.ERROR,
+                    id=f"plugin.{ep.name}.duplicate-id", category=PLUGIN_CATEGORY[0], status=Status.ERROR,
                     title=f"{item.id!r} from {source} is already registered by {seen[item.id]}; ignored",
                     check="plugin"))
                 continue

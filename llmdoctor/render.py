@@ -27,22 +27,6 @@ SYMBOLS = {
     Status.ERROR: ("?", "?", "magenta"),
     Status.FAIL: ("✗", "x", "bold red"),
 }
-CATEGORY_TITLES = {
-    "python": "Python environment",
-    "system": "System",
-    "probe": "Probes",
-    "plugin": "Plugins",
-    "gpu": "GPU and driver",
-    "cuda": "CUDA toolkit",
-    "torch": "PyTorch",
-    "network": "Network",
-    "cache": "Hugging Face cache",
-    "build": "Building CUDA extensions",
-    "distributed": "Several GPUs and nodes",
-    "model": "Model",
-}
-
-
 #: the most of one value a human report shows (the JSON keeps all of it)
 LIMITS = {"title": 1_000, "detail": 10_000, "fix": 2_000, "docs": 500, "id": 200, "category": 100, "check": 200}
 
@@ -141,7 +125,7 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
         glyph, ascii_glyph, style = SYMBOLS[category_status(items)]
         console.print()
         console.print(Text.assemble((f"[{glyph if unicode else ascii_glyph}] ", style),
-                                    (CATEGORY_TITLES.get(category, category.capitalize()), "bold")))
+                                    (report.categories.get(category) or category.capitalize(), "bold")))
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=5, justify="right", no_wrap=True)
         grid.add_column(overflow="fold")
@@ -198,17 +182,14 @@ def code(text: str | None) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _compact_facts(facts: dict) -> dict:
-    """Facts for a human reader: installed distributions as name==version lines."""
-    out = {}
-    for name, entry in facts.items():
-        value = entry.get("value")
-        if isinstance(value, dict) and isinstance(value.get("distributions"), list):
-            value = dict(value)
-            value["distributions"] = sorted(f"{d.get('name')}=={d.get('version')}" for d in value["distributions"])
-            value.pop("sys_path", None)
-            entry = {**entry, "value": value}
-        out[name] = entry
+def _facts_for_humans(report: Report) -> dict:
+    """The facts as the JSON holds them, each in the shorter form its fact type gives a human
+    reader where it has one (``for_humans()``: the target's distributions as name==version)."""
+    out = to_json(report)["facts"]
+    for name, result in report.facts.items():
+        shorter = getattr(result.value, "for_humans", None)
+        if callable(shorter):
+            out[name] = {**out[name], "value": shorter()}
     return out
 
 
@@ -229,8 +210,7 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
     for f in sorted(findings, key=lambda f: -f.status):
         fix = code(cell(f.fix)) if f.fix else ""
         out.append(f"| {f.status.label} | {code(cell(f.id))} | {cell(f.title)} | {fix} |")
-    facts = safe_json(json.dumps(_compact_facts(to_json(report)["facts"]), indent=1, ensure_ascii=False,
-                                 default=str))
+    facts = safe_json(json.dumps(_facts_for_humans(report), indent=1, ensure_ascii=False, default=str))
     if len(facts) > MARKDOWN_FACTS_LIMIT:
         facts = facts[:MARKDOWN_FACTS_LIMIT] + "\n... (cut: attach `llmdoctor check --json` output for all facts)"
     out += ["", "<details><summary>Facts (JSON)</summary>", "", "```json", facts, "```", "", "</details>", ""]

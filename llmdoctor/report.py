@@ -32,6 +32,7 @@ class Report:
     created: str = ""
     tool_version: str = __version__
     replayed_from: dict | None = None  #: the original report's tool version and date
+    categories: dict = field(default_factory=dict)  #: category -> its title, from the checks that judged
 
     @property
     def worst(self) -> Status:

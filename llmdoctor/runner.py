@@ -18,6 +18,7 @@ from .model import Check, Finding, Status
 from .probes import Probe, ProbeContext, ProbeFailed
 
 CHECK_TIMEOUT_S = 5.0
+PROBE_CATEGORY = ("probe", "Probes")  #: the category of the findings about probes that broke
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def probe_findings(facts: Facts, probes: Sequence[Probe]) -> list[Finding]:
             continue
         status = Status.FAIL if result.kind == "crash" and result.name in failing else Status.ERROR
         out.append(Finding(
-            id=f"probe.{result.name}.{result.kind}", category="probe", status=status,
+            id=f"probe.{result.name}.{result.kind}", category=PROBE_CATEGORY[0], status=status,
             title=f"Probe '{result.name}': {result.reason}",
             detail="Checks that need these facts were skipped.",
             fix=("run the environment's python by hand (`python -c pass`, then the import the probe names) to see "

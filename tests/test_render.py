@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from llmdoctor.doctor import selected_checks
 from llmdoctor.facts import Facts
 from llmdoctor.model import Finding, Status
 from llmdoctor.render import footer, terminal
@@ -31,6 +32,7 @@ REPORT = Report(
     timing={"total_s": 0.25},
     created="2026-11-22T12:00:00+00:00",
     tool_version="0.1.0",
+    categories=selected_checks().titles,  # the titles the built-in checks give their categories
 )
 
 
@@ -74,3 +76,17 @@ def test_category_symbol_is_the_worst_problem_else_ok_else_info():
     assert category_status([f(Status.INFO), f(Status.SKIP)]) is Status.INFO
     assert category_status([f(Status.SKIP)]) is Status.SKIP
     assert category_status([f(Status.OK), f(Status.WARN)]) is Status.WARN
+
+
+def test_a_plugin_category_is_headed_by_the_title_its_checks_declare():
+    from llmdoctor.model import category_titles, check
+
+    @check("vllm.python", category_title="vLLM serving")
+    def demo(facts, c):
+        """Demo."""
+        yield c.finding(Status.WARN, "demo")
+
+    report = Report(target={}, facts=Facts(), findings=tuple(demo.run(Facts())), categories=category_titles([demo]))
+    assert "] vLLM serving" in terminal(report, width=80, color=False, environ={})
+    untitled = Report(target={}, facts=Facts(), findings=tuple(demo.run(Facts())))
+    assert "] Vllm" in terminal(untitled, width=80, color=False, environ={})

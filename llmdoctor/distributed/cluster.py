@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from ..facts import Facts, ProbeResult, load
-from ..model import Finding
+from ..model import Finding, category_titles
 from ..probes.allreduce import AllReduceFacts
 from ..report import Report, now_iso
 
@@ -195,8 +195,11 @@ def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *,
     target = {"python": None, "kind": KIND, "prefix": None, "python_version": None,
               "executable": f"cluster of {cf.world_size} rank{'s' * (cf.world_size != 1)} "
                             f"({'no launcher' if cf.launcher == 'none' else cf.launcher}): {hosts}"}
+    from ..doctor import selected_checks
+
+    titles = {**selected_checks().titles, **category_titles(cluster_checks(only, skip))}
     return Report(target=target, facts=facts, findings=tuple(findings), timing=timing or {}, offline=offline,
-                  created=now_iso(), replayed_from=replayed_from)
+                  created=now_iso(), replayed_from=replayed_from, categories=titles)
 
 
 def to_document(report: Report, envelopes: Sequence[Mapping | None], ranks: Sequence[RankState]) -> dict:

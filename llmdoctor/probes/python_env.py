@@ -71,6 +71,15 @@ class TargetFacts:
     net_env: dict[str, str] = field(default_factory=dict)  #: CA, proxy and HF_* variables it sees (passwords masked)
     net_missing_files: tuple[str, ...] = ()  #: CA variables naming a path that does not exist
 
+    def for_humans(self) -> dict:
+        """These facts for a reader of a pasted report: distributions as name==version, no sys.path."""
+        from ..facts import dump
+
+        out = dump(self)
+        out.pop("sys_path", None)
+        out["distributions"] = sorted(f"{d.name}=={d.version}" for d in self.distributions)
+        return out
+
 
 @dataclass(frozen=True)
 class ImportResult:
