@@ -173,11 +173,16 @@ def plan_json(plan: PrunePlan, executed: dict | None = None) -> dict:
             "skipped": [{"what": s.what, "why": s.why, "kind": s.kind} for s in plan.skipped]}
 
 
-def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
+def plan_text(plan: PrunePlan, width: int = 100, color: bool = False, *, defaulted: bool = False,
+              dry_run: bool = True) -> str:
+    """The plan as a table, what is kept and why, and, for a dry run, that nothing was deleted.
+    ``defaulted``: no policy was given (so `hf cache prune`'s was taken)."""
     from rich.table import Table
     from rich.text import Text
 
     con = _console(width, color)
+    if defaulted:
+        con.print("No policy given: pruning detached revisions and stale partial downloads.")
     if not plan.items:
         con.print("Nothing that could be read is to be pruned." if plan.problems else "Nothing to prune.")
     else:
@@ -194,4 +199,11 @@ def plan_text(plan: PrunePlan, width: int = 100, color: bool = False) -> str:
         con.print(Text(f"\nFrees about {size(plan.freed)}.", style="bold"))
     for s in plan.skipped:
         con.print(Text(f"kept: {printable(s.what)}: {printable(s.why)}", style="yellow"))
+    if dry_run and plan.items:
+        con.print("\nDry run: nothing was deleted. Run again with --yes to delete.")
     return con.file.getvalue()
+
+
+def outcome_text(outcome) -> str:
+    """What a prune did (what was removed, never what was planned)."""
+    return f"\nDeleted {outcome.deleted} item(s), freed {size(outcome.freed)}.\n"

@@ -150,21 +150,16 @@ def _model_request(models, dirs, task, dtype, quant, seq, project):
 
 
 def _list_checks(as_json: bool, only, skip) -> None:
-    from .printable import json_text as safe_json, printable
+    from .render import check_list_json, check_list_text
 
     sel = _selection(only, skip)
-    rows = [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
-             "description": c.description} for c in sel.checks]
-    problems = [f.to_dict() for f in sel.problems]
     if as_json:
-        click.echo(safe_json(json.dumps({"checks": rows, "plugin_errors": problems}, indent=2)))
+        click.echo(check_list_json(sel))
         return
-    width = max((len(r["id"]) for r in rows), default=10)
-    src = max((len(r["source"]) for r in rows), default=7)
-    for r in rows:
-        click.echo(printable(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}"))
-    for p in problems:
-        click.echo(printable(f"error: {p['title']}"), err=True)
+    text, errors = check_list_text(sel)
+    click.echo(text, nl=False)
+    if errors:
+        click.echo(errors, err=True, nl=False)
 
 
 PYTHON_HELP = ("Interpreter (or environment folder) to inspect. Default: the active VIRTUAL_ENV, else CONDA_PREFIX, "
@@ -311,42 +306,33 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
     from .printable import json_text as safe_json, printable
     from .units import parse_duration, parse_size
 
-    policy = prune.Policy(detached, incomplete, orphans, _parse(parse_duration, older_than, "--older-than"),
-                          keep, _parse(parse_size, max_size, "--max-size"), tuple(repos))
-    note = ""
-    if not policy.chosen:
-        policy = prune.Policy(detached=True, incomplete=True, repo_globs=tuple(repos))
-        note = "No policy given: pruning detached revisions and stale partial downloads.\n"
+    asked = prune.Policy(detached, incomplete, orphans, _parse(parse_duration, older_than, "--older-than"),
+                         keep, _parse(parse_size, max_size, "--max-size"), tuple(repos))
+    policy = asked.or_default()
     report = hfcache.scan(os.environ, dirs, others=False)
     try:
         plan = prune.make_plan(report.roots, policy, os.environ)
     except prune.PruneError as exc:
         raise click.UsageError(str(exc)) from None
-    if not as_json:
-        click.echo(note + cacheview.plan_text(plan, width=_width(), color=_color()), nl=False)
-    if not yes or not plan.items:
-        if as_json:
-            click.echo(safe_json(json.dumps(cacheview.plan_json(plan), indent=2)))
-        elif plan.items:
-            click.echo("\nDry run: nothing was deleted. Run again with --yes to delete.")
-        sys.exit(1 if plan.problems else 0)
-    outcome = _run_prune(plan, quiet=as_json)
+    execute = yes and bool(plan.items)
+    if not as_json:  # the plan is shown before anything is deleted
+        click.echo(cacheview.plan_text(plan, width=_width(), color=_color(), defaulted=policy is not asked,
+                                       dry_run=not execute), nl=False)
+    outcome = _run_prune(plan, quiet=as_json) if execute else None
     if as_json:
-        click.echo(safe_json(json.dumps(cacheview.plan_json(plan, {"deleted": outcome.deleted, "freed": outcome.freed,
-                                                                   "errors": list(outcome.errors)}), indent=2)))
-    else:
-        from .units import size
-
-        click.echo(f"\nDeleted {outcome.deleted} item(s), freed {size(outcome.freed)}.")
+        executed = None if outcome is None else {"deleted": outcome.deleted, "freed": outcome.freed,
+                                                 "errors": list(outcome.errors)}
+        click.echo(safe_json(json.dumps(cacheview.plan_json(plan, executed), indent=2)))
+    elif outcome is not None:
+        click.echo(cacheview.outcome_text(outcome), nl=False)
         for e in outcome.errors:
             click.echo(f"  ! {printable(e)}", err=True)
-    sys.exit(1 if outcome.errors or plan.problems else 0)
+    sys.exit(prune.exit_code(plan, outcome))
 
 
 def _run_prune(plan, quiet: bool):
     from . import prune
 
-    steps = len(plan.revisions) + sum(1 for i in plan.items if i.kind in ("orphan", "incomplete"))
     if quiet or not sys.stderr.isatty():
         return prune.execute(plan)
     from rich.console import Console
@@ -354,7 +340,7 @@ def _run_prune(plan, quiet: bool):
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("Pruning", total=steps)
+        task = bar.add_task("Pruning", total=plan.steps)
         return prune.execute(plan, lambda label, _: bar.update(task, advance=1, description=f"Pruning {label}"))
 
 

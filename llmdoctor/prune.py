@@ -55,6 +55,11 @@ class Policy:
         return bool(self.detached or self.incomplete or self.orphans or self.older_than_s is not None
                     or self.keep is not None or self.max_size is not None)
 
+    def or_default(self) -> "Policy":
+        """This policy, or, when none is chosen, what `hf cache prune` does: detached revisions
+        and stale partial downloads (of the repos asked for)."""
+        return self if self.chosen else Policy(detached=True, incomplete=True, repo_globs=self.repo_globs)
+
 
 @dataclass(frozen=True)
 class Item:
@@ -94,6 +99,11 @@ class PrunePlan:
     @property
     def problems(self) -> tuple[Skipped, ...]:
         return tuple(s for s in self.skipped if s.problem)
+
+    @property
+    def steps(self) -> int:
+        """How many progress steps ``execute`` reports: one per repo, one per file item."""
+        return len(self.revisions) + sum(1 for i in self.items if i.kind in ("orphan", "incomplete"))
 
 
 def check_root(root: str, environ: Mapping[str, str]) -> None:
@@ -210,6 +220,12 @@ class Outcome:
     deleted: int  #: revisions, partials and orphans actually removed
     freed: int  #: bytes actually released
     errors: tuple[str, ...] = ()
+
+
+def exit_code(plan: PrunePlan, outcome: Outcome | None = None) -> int:
+    """1 when something asked for could not be done (unreadable or linked parts kept, or a
+    deletion failed), else 0: a dry run included."""
+    return 1 if plan.problems or (outcome is not None and outcome.errors) else 0
 
 
 class _Root:

@@ -215,3 +215,25 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
         facts = facts[:MARKDOWN_FACTS_LIMIT] + "\n... (cut: attach `llmdoctor check --json` output for all facts)"
     out += ["", "<details><summary>Facts (JSON)</summary>", "", "```json", facts, "```", "", "</details>", ""]
     return redact("\n".join(out), environ)
+
+
+def _check_rows(selection) -> list[dict]:
+    return [{"id": c.id, "category": c.category, "source": c.source, "network": c.network,
+             "description": c.description} for c in selection.checks]
+
+
+def check_list_json(selection) -> str:
+    """`check --list --json`: every selected check, and the plugins that failed to load."""
+    return safe_json(json.dumps({"checks": _check_rows(selection),
+                                 "plugin_errors": [f.to_dict() for f in selection.problems]}, indent=2))
+
+
+def check_list_text(selection) -> tuple[str, str]:
+    """(`check --list`: one line per check, id category source description; the plugin errors)."""
+    rows = _check_rows(selection)
+    width = max((len(r["id"]) for r in rows), default=10)
+    src = max((len(r["source"]) for r in rows), default=7)
+    lines = [printable(f"{r['id']:<{width}}  {r['category']:<8}  {r['source']:<{src}}  {r['description']}")
+             for r in rows]
+    errors = [printable(f"error: {f.title}") for f in selection.problems]
+    return "".join(line + "\n" for line in lines), "".join(line + "\n" for line in errors)
