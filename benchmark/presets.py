@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from llmdoctor.data import row, rows
+from llmdoctor.data import row, rows, table
 
 PACKAGE = "llmdoctor.benchmark"
 MAX_CONFIG_BYTES = 4 * 2**20  #: a config.json larger than this is not a model config
@@ -122,14 +122,12 @@ def preset_names() -> list[str]:
 
 def from_config(name: str, cfg: dict) -> Arch:
     """An Arch from a model's own config.json (a hub id or a local path given to --model), read
-    by the one config reader `check --model` uses too (llmdoctor.checks.model_fit: llama-style
+    by the one config reader `check --model` uses too (``arch_from_config``: llama-style
     keys, GPT-2, ChatGLM, Qwen-1, a multimodal model's text_config, mixture-of-experts counts,
     head_dim), so that check and bench size a model alike. ConfigError (a ValueError) where the
     config does not give the model's shape."""
     if not isinstance(cfg, dict):
         raise ConfigError("config.json does not hold a JSON object")
-    from llmdoctor.checks.model_fit import arch_from_config
-
     arch = arch_from_config(name, cfg)
     if arch is None:
         raise ConfigError("config.json does not give the model's shape (a positive hidden size, layer count, head "
@@ -183,3 +181,53 @@ def resolve_config(model: str, *, fetch: bool = False, environ=None) -> tuple[Ar
         raise ConfigError(f"cannot fetch {model}'s config.json from the hub: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
     return _read_config(path, model), f"hub ({model}, config.json only)"
+
+
+def _int(cfg: dict, *keys) -> int | None:
+    for k in keys:
+        v = cfg.get(k)
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)) and v > 0:
+            return int(v)
+    return None
+
+
+def arch_from_config(name: str, config: dict) -> Arch | None:
+    """An Arch from a config.json of any common layout: llama-style
+    keys, GPT-2's n_embd / n_layer, ChatGLM's num_layers / ffn_hidden_size /
+    multi_query_group_num, a multimodal model's text_config, mixture-of-experts counts.
+    None when the config does not say enough."""
+    cfg = dict(config or {})
+    for nested in ("text_config", "llm_config", "language_config"):
+        sub = cfg.get(nested)
+        if isinstance(sub, dict) and _int(sub, "hidden_size", "n_embd", "d_model"):
+            cfg = {**sub, "model_type": sub.get("model_type") or cfg.get("model_type")}
+            break
+    model_type = str(cfg.get("model_type") or "unknown")
+    hidden = _int(cfg, "hidden_size", "n_embd", "d_model")
+    layers = _int(cfg, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _int(cfg, "num_attention_heads", "n_head")
+    vocab = _int(cfg, "padded_vocab_size", "vocab_size")
+    if not (hidden and layers and heads and vocab):
+        return None
+    kv = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+    if kv is None and cfg.get("multi_query_attention"):  # ChatGLM2/3
+        kv = _int(cfg, "multi_query_group_num") or 1
+    if kv is None and cfg.get("multi_query") is True and not cfg.get("new_decoder_architecture"):  # Falcon-7B
+        kv = 1
+    kv = kv or heads
+    inter = _int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim") or 4 * hidden
+    if model_type == "qwen":  # Qwen (1): intermediate_size is both halves of its gated MLP together
+        inter //= 2
+    experts = _int(cfg, "num_local_experts", "num_experts", "n_routed_experts")
+    if experts and experts > 1:
+        per = _int(cfg, "moe_intermediate_size") or inter
+        shared = _int(cfg, "shared_expert_intermediate_size") or per * (_int(cfg, "n_shared_experts") or 0)
+        inter = per * experts + shared
+    if model_type in table(PACKAGE, "presets")["non_gated_mlp"]["types"]:
+        inter = inter * 2 // 3  # two projections, counted as three by Arch
+    tied = cfg.get("tie_word_embeddings") is True  # absent: counted untied, the larger of the two
+    bias = bool(cfg.get("attention_bias") or cfg.get("qkv_bias") or model_type in ("qwen", "qwen2"))
+    return Arch(name=name, model_type=model_type, hidden=hidden, inter=inter, layers=layers, heads=heads, kv_heads=kv,
+                vocab=vocab, tied=tied, qkv_bias=bias, raw=cfg, head_dim_override=_int(cfg, "head_dim"))

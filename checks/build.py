@@ -10,7 +10,7 @@ from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 from llmdoctor.versions import parse_version
 
-from .flash_attn import installed
+from .requirements import installed_version
 from .nvidia import no_gpu
 from .python import import_findings, pip_cmd
 from .sizing import jobs_for
@@ -81,7 +81,7 @@ def compile_ram_check(facts, c):
 def deepspeed_check(facts, c):
     """DeepSpeed's op builder (ds_report without its cost): torch's build, CUDA_HOME / nvcc and its
     CUDA major against torch's, libaio for async_io, and host RAM for ZeRO offload."""
-    have = installed(facts.value("target"), "deepspeed")
+    have = installed_version(facts.value("target"), "deepspeed")
     if not have:
         yield c.finding(Status.SKIP, "deepspeed is not installed")
         return
@@ -187,8 +187,6 @@ def _bnb_native_lib(facts, c, have):
     forced = target.build_env.get("BNB_CUDA_VERSION")
     cuda = forced or "".join((t.cuda or "").split(".")[:2])
     want = spec["cuda_pattern"].format(cuda=cuda)
-    have_cuda = sorted(n.split(".")[0].removeprefix("libbitsandbytes_cuda") for n in libs
-                       if n.startswith("libbitsandbytes_cuda"))
     if any(n.startswith(want) for n in libs):
         return
     via = f"BNB_CUDA_VERSION={forced}" if forced else f"torch's CUDA {t.cuda}"
@@ -207,7 +205,7 @@ def _bnb_native_lib(facts, c, have):
 @check("build.bitsandbytes", category="build", needs=["gpu", "target", "torch"])
 def bitsandbytes_check(facts, c):
     """bitsandbytes against the GPU's compute capability (and CPU support where there is no GPU)."""
-    have = installed(facts.value("target"), "bitsandbytes")
+    have = installed_version(facts.value("target"), "bitsandbytes")
     version = parse_version(have)
     if version is None:
         yield c.finding(Status.SKIP, "bitsandbytes is not installed" if not have else f"bitsandbytes {have}: version?")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from llmdoctor.data import row, table
@@ -12,16 +11,10 @@ from llmdoctor.versions import parse_version
 from .nvidia import no_gpu
 from .python import pip_cmd
 from .pytorch import prescription_claims, prescription_detail
+from .requirements import installed_version
 from .sizing import jobs_for
 
 SDPA = 'AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")'
-
-
-def installed(target, name: str) -> str | None:
-    for d in target.distributions if target else ():
-        if d.name and canonicalize_name(d.name) == canonicalize_name(name):
-            return d.version
-    return None
 
 
 @check("build.flash-attn", category="build", needs=["gpu", "torch", "target"])
@@ -32,7 +25,7 @@ def flash_attn_check(facts, c):
         yield c.finding(Status.SKIP, "No NVIDIA GPU")
         return
     fa2, fa3 = row("llmdoctor.compat", "flash_attn", "name", "fa2"), row("llmdoctor.compat", "flash_attn", "name", "fa3")
-    have = installed(target, "flash-attn")
+    have = installed_version(target, "flash-attn")
     torch_cuda = parse_version(t.cuda) if t.installed else None
     for gpu in g.visible_gpus:
         if gpu.cc_major is None:
@@ -186,7 +179,7 @@ def source_build_blockers(facts) -> list[tuple[str, str]]:
 def flash_attn_install_check(facts, c):
     """What `pip install flash-attn` would do here: download a prebuilt wheel, or compile (and whether that can work)."""
     target, t, g = facts.value("target"), facts.value("torch"), facts.value("gpu")
-    have = installed(target, "flash-attn")
+    have = installed_version(target, "flash-attn")
     docs = table("llmdoctor.compat", "flash_attn")["wheels"]["source"]
     if have:
         yield c.finding(Status.SKIP, f"flash-attn {have} is installed (build.extension-imports imports it)")

@@ -8,7 +8,7 @@ import shlex
 
 from llmdoctor.model import Status, check
 
-from .stack import installed_versions
+from .requirements import installed_versions
 
 DOCS = "https://ipython.readthedocs.io/en/stable/install/kernel_install.html#kernels-for-different-environments"
 

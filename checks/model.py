@@ -19,9 +19,11 @@ from llmdoctor.model import Status, check
 from llmdoctor.units import gib, size
 from llmdoctor.versions import parse_version
 
+from llmdoctor.benchmark.presets import arch_from_config
+
 from . import model_fit
 from .python import pip_cmd
-from .stack import installed_versions
+from .requirements import installed_versions
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt")
 SPM_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
@@ -624,7 +626,7 @@ def fit_check(facts, c):
         if not info.config:
             continue
         name = label(info)
-        arch = model_fit.arch_from_config(name, info.config)
+        arch = arch_from_config(name, info.config)
         if arch is None:
             yield c.finding(Status.SKIP, f"{name}: its config.json does not give the model's shape; fit not estimated")
             continue

@@ -12,9 +12,8 @@ from packaging.specifiers import SpecifierSet
 from llmdoctor.compat import tls
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
-from llmdoctor.versions import parse_version
 
-from .stack import installed_versions
+from .requirements import installed_versions
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
@@ -194,9 +193,6 @@ def endpoints_check(facts, c):
             yield c.finding(Status.WARN, title, id=f"network.{role}-unreachable", detail=detail, fix=fix, docs=link)
 
 
-DNS_MARKERS = ("NameResolutionError", "Failed to resolve", "Name or service not known", "nodename nor servname",
-               "getaddrinfo failed", "Temporary failure in name resolution", "No address associated with hostname")
-TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "SSLError", "SSLCertVerification")
 
 
 def verification(facts, call) -> tls.Verification:
@@ -262,31 +258,30 @@ def hub_client_check(facts, c):
     if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
         yield c.finding(Status.SKIP, f"{who} fails as network.hub says ({call.errors[0][:120] if call.errors else '?'})")
         return
-    from llmdoctor.net import STRICT_MARKERS
-
     late = f" (abandoned after {call.seconds:.0f} s of retries)" if call.timed_out and call.seconds else ""
-    if any(m in text for m in STRICT_MARKERS):
+    kind = call.error_kind or tls.hub_error_kind(text)  # a report from before error_kind: read its errors
+    if kind == "strict":
         yield c.finding(Status.FAIL, f"{who}: the target's Python (3.13+ strict X.509) rejects the CA that signs "
                         f"{call.endpoint}, even where the CA is trusted", id="network.hub-client-strict", detail=text,
                         fix="ask IT for a CA certificate that meets RFC 5280 (critical Basic Constraints, key "
                             "identifiers); a bundle cannot fix this", docs=docs("strict"))
-    elif "OfflineModeIsEnabled" in text:
+    elif kind == "offline":
         yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="network.hub-offline",
                         detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
-    elif any(m in text for m in TLS_MARKERS):
+    elif kind == "tls":
         extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
                  "one of them." if hub.ok else "")
         yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}{late}",
                         id="network.hub-client-tls", detail=text + extra, fix=ssl_fix, docs=docs("ssl"),
                         claims={key: "on"} if v.on else {})
-    elif any(m in text for m in DNS_MARKERS):
+    elif kind == "dns":
         mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
         yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {call.endpoint}: DNS fails{late}",
                         id="network.hub-client-dns", detail=text,
                         fix=(f"llmdoctor fix --mirror {mirror.url}" if mirror else
                              "check DNS (`resolvectl status`, /etc/resolv.conf) or set HTTPS_PROXY to your network's "
                              "proxy; no command here can repair a name server"), docs=docs("ssl"))
-    elif "X-Repo-Commit" in text or "FileMetadataError" in text:
+    elif kind == "not-hub":
         yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
                         id="network.hub-client-not-hub", detail=text,
                         fix="open the endpoint in a browser: a captive portal or a proxy's page answers instead of "

@@ -56,22 +56,22 @@ def version_check(facts, c):
     major_minor = ".".join(str(x) for x in t.version_info[:2])
     eol, source = _eol(major_minor)
     clock = facts.value("clock")
+    today, as_of = (clock.date, clock.today) if clock is not None else (None, None)
     if clock is None:  # no date in this report: only what was past before these tables were read is certain
         from llmdoctor.data import table
-        from llmdoctor.probes.clock import ClockFacts
 
-        as_of = table("llmdoctor.checks", "python_versions")["as_of"]
-        if eol is not None and eol < datetime.date.fromisoformat(as_of):
-            clock = ClockFacts(now_utc=f"{as_of}T00:00:00+00:00", today=as_of, source="data")
+        known = table("llmdoctor.checks", "python_versions")["as_of"]
+        if eol is not None and eol < datetime.date.fromisoformat(known):
+            today, as_of = datetime.date.fromisoformat(known), known
     if eol is None:
         yield c.finding(Status.INFO, f"Python {t.python_version}: no end-of-life date on record for {major_minor}")
-    elif clock is None:
+    elif today is None:
         yield c.finding(Status.INFO, f"Python {t.python_version} (supported until {eol:%Y-%m}; no date to judge "
                         "against in this report)", docs=source)
-    elif eol < clock.date:
+    elif eol < today:
         yield c.finding(Status.WARN, f"Python {t.python_version} reached end of life on {eol.isoformat()}",
                         detail="No security fixes, and new releases of torch, tokenizers and bitsandbytes stop "
-                               f"shipping wheels for it. (Judged as of {clock.today}.)",
+                               f"shipping wheels for it. (Judged as of {as_of}.)",
                         fix="create a new environment with a supported Python, e.g. `uv venv -p 3.12` "
                             "or `conda create -n llm python=3.12`", docs=source)
     else:

@@ -60,9 +60,9 @@ def prescribe(facts, **kw) -> compat.Prescription:
     if t is not None:
         kw.setdefault("current", t.version if t.installed else None)
     else:  # torch not probed: its distribution's version
-        from .flash_attn import installed
+        from .requirements import installed_version
 
-        kw.setdefault("current", installed(facts.value("target"), "torch"))
+        kw.setdefault("current", installed_version(facts.value("target"), "torch"))
     kw.setdefault("spec", torch_requirements(facts))
     return compat.prescribe(machine(facts), **kw)
 
@@ -84,8 +84,7 @@ def torch_requirements(facts):
 
     from packaging.utils import canonicalize_name
 
-    from .packages import needs_on
-    from .stack import implied_requirements
+    from .requirements import implied_requirements, needs_on
 
     target = facts.value("target")
     merged = SpecifierSet()

@@ -8,7 +8,7 @@ from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
 from .model import code_fix, code_verdict, rule
-from .stack import installed_versions
+from .requirements import installed_versions
 
 
 @check("cache.remote-code", category="cache", needs=["hub.remote-code", "target"])

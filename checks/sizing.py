@@ -21,12 +21,12 @@ def kinds_here(facts) -> list[str]:
     """The extension builds that can happen in this environment: flash-attn wherever a CUDA
     torch is (it is built on install), DeepSpeed's ops where DeepSpeed is installed (it
     JIT-compiles them at first use)."""
-    from .flash_attn import installed
+    from .requirements import installed_version
 
     target, t = facts.value("target"), facts.value("torch")
     out = []
-    if t is None or (t.installed and t.build == "cuda") or installed(target, "flash-attn"):  # not probed: assume it
+    if t is None or (t.installed and t.build == "cuda") or installed_version(target, "flash-attn"):  # not probed: assume it
         out.append("flash-attn")
-    if installed(target, "deepspeed"):
+    if installed_version(target, "deepspeed"):
         out.append("deepspeed")
     return out

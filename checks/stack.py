@@ -8,18 +8,9 @@ from packaging.version import Version
 
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
-from llmdoctor.versions import parse_version
 
 from .python import pip_cmd
-
-
-def installed_versions(target) -> dict[str, tuple[str, Version]]:
-    out = {}
-    for d in target.distributions:
-        version = parse_version(d.version)
-        if d.name and version is not None:  # python.dependencies reports unparseable versions
-            out.setdefault(canonicalize_name(d.name), (d.name, version))
-    return out
+from .requirements import implied_requirements, installed_versions
 
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -75,31 +66,6 @@ def known_bad_check(facts, c):
                                 pip_cmd(facts, "install", f"{found[0]}>={row['min']}") + ")", docs=abi["source"])
     if not hits:
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")
-
-
-def implied_requirements(target):
-    """(owner, extra, requirement, why, source) for every requirement an installed package's
-    implied extra puts on another installed package (transformers' [torch] extra on torch)."""
-    from .packages import applies, parse_requirement
-
-    if target is None:
-        return []
-    installed = installed_versions(target)
-    spec = table("llmdoctor.checks", "known_bad")["implied_extras"]
-    dists = {canonicalize_name(d.name): d for d in target.distributions if d.name}
-    out = []
-    for item in spec["rows"]:
-        owner = dists.get(canonicalize_name(item["dist"]))
-        if owner is None:
-            continue
-        for line in owner.requires:
-            req = parse_requirement(line)
-            key = canonicalize_name(req.name) if req else None
-            if (req is None or key not in {canonicalize_name(p) for p in item["packages"]} or key not in installed
-                    or not applies(req, target.markers, item["extra"]) or applies(req, target.markers, "")):
-                continue
-            out.append((owner, item, req))
-    return out
 
 
 @check("python.stack", needs=["target"])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
+from .compat.tls import STRICT_MARKERS
 from .redact import mask_userinfo
 
 #: OpenSSL verify codes (x509_vfy.h) by what they mean to a user
@@ -30,9 +31,6 @@ UNTRUSTED = {2: "unable to get issuer certificate", 18: "self-signed certificate
              19: "self-signed certificate in certificate chain", 20: "unable to get local issuer certificate",
              21: "unable to verify the first certificate"}
 EXPIRED, NOT_YET_VALID, HOSTNAME_MISMATCH, IP_MISMATCH = 10, 9, 62, 64
-#: what Python 3.13's VERIFY_X509_STRICT rejects in some interception CAs
-STRICT_MARKERS = ("Basic Constraints of CA cert not marked critical", "Missing Authority Key Identifier",
-                  "CA cert does not include key usage extension", "Missing Subject Key Identifier")
 
 
 @dataclass(frozen=True)

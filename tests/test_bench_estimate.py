@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fakehub import FakeHub, Repo
 
+from llmdoctor.benchmark.presets import arch_from_config
 from checks_under_test import nvidia as nv
 from llmdoctor.benchmark import estimate, presets, run, verdict
 from llmdoctor.cli import cli
@@ -127,7 +128,7 @@ def test_check_and_bench_read_a_config_alike():
 
     moe = {**MISTRAL_CONFIG, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2}
     arch = presets.from_config("mixtral", moe)
-    assert arch == model_fit.arch_from_config("mixtral", moe)
+    assert arch == arch_from_config("mixtral", moe)
     assert arch.params() > 6 * presets.preset("mistral-7b").params()
     recipe = model_fit.recipe(arch, "qlora", 1024)
     assert recipe.bytes == estimate.train(arch, "nf4", 1, 1024, model_fit.LORA_RANK).bytes

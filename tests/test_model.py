@@ -23,6 +23,7 @@ import faketf
 from conftest import install_fake_dist, make_venv, site_packages
 from factories import GiB, dist, facts, findings_of, gpu, gpus, system, target
 from fakehub import FakeHub, Repo
+from llmdoctor.benchmark.presets import arch_from_config
 from llmdoctor.cli import cli
 from llmdoctor.model import Status
 
@@ -703,8 +704,6 @@ def test_the_shape_read_from_a_config_counts_the_parameters_transformers_builds(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from checks_under_test import model_fit
-
     llama = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=8,
                  num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=False)
     cases = {"llama": llama, "qwen2": llama, "mixtral": {**llama, "num_local_experts": 4, "num_experts_per_tok": 2},
@@ -717,7 +716,7 @@ def test_the_shape_read_from_a_config_counts_the_parameters_transformers_builds(
         with torch.device("meta"):
             built = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **cfg))
         real = sum(p.numel() for p in built.parameters())
-        arch = model_fit.arch_from_config(model_type, {"model_type": model_type, **cfg})
+        arch = arch_from_config(model_type, {"model_type": model_type, **cfg})
         assert abs(arch.params() / real - 1) < 0.02, (model_type, real, arch.params())
 
 

@@ -51,3 +51,24 @@ def stack_verification(client: str | None, env: Mapping[str, str],
             return Verification(True, f"SSL_CERT_FILE={env['SSL_CERT_FILE']}", "SSL_CERT_FILE")
         return Verification(True, "its default trust store")
     return Verification(None, "unknown HTTP stack")
+
+
+#: what Python 3.13's VERIFY_X509_STRICT rejects in some interception CAs
+STRICT_MARKERS = ("Basic Constraints of CA cert not marked critical", "Missing Authority Key Identifier",
+                  "CA cert does not include key usage extension", "Missing Subject Key Identifier")
+DNS_MARKERS = ("NameResolutionError", "Failed to resolve", "Name or service not known", "nodename nor servname",
+               "getaddrinfo failed", "Temporary failure in name resolution", "No address associated with hostname")
+TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "SSLError", "SSLCertVerification")
+OFFLINE_MARKERS = ("OfflineModeIsEnabled",)
+NOT_HUB_MARKERS = ("X-Repo-Commit", "FileMetadataError")
+
+
+def hub_error_kind(text: str) -> str | None:
+    """What an HTTP client's error text (an exception and its causes, as huggingface_hub raises
+    them) says went wrong: "strict" (3.13's strict X.509), "offline" (HF_HUB_OFFLINE), "tls",
+    "dns", "not-hub" (an answer without the hub's headers), or None."""
+    for kind, markers in (("strict", STRICT_MARKERS), ("offline", OFFLINE_MARKERS), ("tls", TLS_MARKERS),
+                          ("dns", DNS_MARKERS), ("not-hub", NOT_HUB_MARKERS)):
+        if any(m in text for m in markers):
+            return kind
+    return None

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 
 from .. import hfcache
-from . import ProbeContext
+from .base import ProbeContext
 
 @dataclass(frozen=True)
 class Mount:

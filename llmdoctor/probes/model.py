@@ -26,7 +26,7 @@ from urllib.parse import quote
 from .. import modelcode, net
 from ..paths import hf_home
 from ..projectscan import ProjectFacts, scan_project
-from . import ProbeContext
+from .base import ProbeContext
 from .python_env import probe_lines, run_script
 
 DEFAULT_HUB = "https://huggingface.co"

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from .. import net
-from . import ProbeContext
+from ..compat.tls import hub_error_kind
+from .base import ProbeContext
 from .python_env import probe_lines, run_script
 
 DEFAULT_HUB = "https://huggingface.co"
@@ -44,6 +45,9 @@ class HubCall:
     #: "bundle:<path>", "unknown..." (None: a report made before llmdoctor recorded it)
     verify: str | None = None
     timed_out: bool = False  #: abandoned at its deadline (errors then hold what its retries logged)
+    #: what its errors say went wrong (compat.tls.hub_error_kind): "strict" | "offline" | "tls" | "dns" |
+    #: "not-hub" | "other"; None when it worked, or in a report made before llmdoctor recorded it
+    error_kind: str | None = None
     retries: tuple[str, ...] = ()  #: what huggingface_hub logged while retrying
 
 
@@ -111,9 +115,12 @@ def _hub_call(ctx: ProbeContext, repo: str, timeout: float, box: dict) -> None:
     if data.get("import_error"):
         box["call"] = HubCall(ok=False, skipped=f"huggingface_hub does not import: {data['import_error']}")
         return
-    box["call"] = HubCall(ok=bool(data.get("ok")), version=data.get("version"), client=data.get("client"),
-                          endpoint=data.get("endpoint"), commit=data.get("commit"),
-                          errors=tuple(str(e) for e in data.get("errors") or ()), seconds=data.get("seconds"),
+    errors = tuple(str(e) for e in data.get("errors") or ())
+    ok = bool(data.get("ok"))
+    box["call"] = HubCall(ok=ok, version=data.get("version"), client=data.get("client"),
+                          endpoint=data.get("endpoint"), commit=data.get("commit"), errors=errors,
+                          error_kind=None if ok else (hub_error_kind("\n".join(errors)) or "other"),
+                          seconds=data.get("seconds"),
                           verify=data.get("verify") if isinstance(data.get("verify"), str) else None,
                           timed_out=bool(data.get("timed_out")),
                           retries=tuple(str(e) for e in data.get("retries") or ()))

@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from . import read_text
+from .base import read_text
 
 RELEVANT_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_", "GLOO_", "UCX_", "FI_", "CUDA_", "NVIDIA_",
                      "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "ACCELERATE_")

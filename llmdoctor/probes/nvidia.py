@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .. import subproc
-from . import read_text
+from .base import read_text
 
 #: nvmlClocksThrottleReasons / nvmlClocksEventReasons bits, from nvml.h
 THROTTLE_BITS = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import subproc
 from ..printable import clip
-from . import ProbeContext, ProbeFailed
+from .base import ProbeContext, ProbeFailed
 
 SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
 

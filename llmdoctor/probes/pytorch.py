@@ -8,7 +8,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from . import ProbeContext, ProbeFailed
+from .base import ProbeContext, ProbeFailed
 from .python_env import describe_failure, probe_lines, run_script
 
 LIVE_TIMEOUT_S = 60.0

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from .. import modelcode
-from . import ProbeContext
+from .base import ProbeContext
 from .model import CodeFacts, ModelInfo, _read_json, _snapshot, ask_target, code_facts, code_sources, target_request
 
 MAX_REPOS = 5000

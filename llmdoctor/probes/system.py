@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..paths import hf_hub_cache
-from . import read_text
+from .base import read_text
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 
 from .. import subproc
-from . import ProbeContext, read_text
+from .base import ProbeContext, read_text
 
 
 @dataclass(frozen=True)

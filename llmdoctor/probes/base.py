@@ -1,0 +1,53 @@
+"""What every probe is built from: the context it runs in, how it says it has no value, its
+declaration for the runner, and the one helper that reads a small system file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..target import Target
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    target: Target
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    offline: bool = False
+    model: Any = None  #: a probes.model.ModelRequest (check --model / --project), or None
+    options: Mapping[str, Any] = field(default_factory=dict)  #: a fix's options, for the probes the fix brings
+
+
+@dataclass(frozen=True)
+class ProbeFailed(Exception):
+    """Raised by a probe that knows why it has no value (e.g. the target crashed)."""
+
+    reason: str
+    kind: str = "exception"  #: "crash" | "timeout" | "exception"
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    fn: Callable[[ProbeContext], Any] = field(repr=False)
+    type: type = field(repr=False)  #: the fact dataclass it returns (for --replay)
+    timeout_s: float = 10.0
+    network: bool = False
+    description: str = ""
+    #: its crash is the user's own problem, not llmdoctor's: the target interpreter crashing means
+    #: the user's jobs crash too (a failure, with what to try); any other probe's crash is an error
+    crash_is_failure: bool = False
+
+
+def read_text(path: str) -> str | None:
+    """A small system file's text (/proc, /sys, /etc), or None when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None

@@ -1,0 +1,141 @@
+"""The house rules, kept as a test over the source (every import, a function's lazy ones
+included, read with ast; nothing is imported to check them):
+
+* checks judge facts: they import no probe, no network or subprocess module, nothing that
+  talks to the world;
+* probes gather facts: they import no check and no renderer;
+* the renderer prints: it imports no probe and no check;
+* the bench measures: it imports no check (checks may read its pure memory model);
+* nothing imports the command line (only ``python -m llmdoctor`` starts it);
+* there is no import cycle anywhere in llmdoctor.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORLD = ("subprocess", "socket", "ssl", "http", "urllib.request", "requests", "httpx", "llmdoctor.net",
+         "llmdoctor.subproc", "llmdoctor.probes")
+
+
+def package_dirs() -> dict[str, Path]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return {pkg: ROOT / folder for pkg, folder in config.items()}
+
+
+def modules() -> dict[str, Path]:
+    """Every llmdoctor module by dotted name (the target probe script runs elsewhere, alone)."""
+    out: dict[str, Path] = {}
+    for pkg, folder in sorted(package_dirs().items(), key=lambda kv: -len(kv[0])):
+        for path in folder.rglob("*.py"):
+            rel = path.relative_to(folder).with_suffix("")
+            if "target" in rel.parts[:-1] and rel.parts[-1] == "llmdoctor_target_probe":
+                continue
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([pkg, *parts])
+            out.setdefault(name, path)
+    return out
+
+
+MODULES = modules()
+
+
+def imports_of(name: str) -> set[str]:
+    """What module ``name`` imports, anywhere in it; ``from pkg import sub`` counts as ``pkg.sub``."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")
+                base = base[: len(base) - node.level + (1 if is_pkg else 0)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            subs = {f"{prefix}.{a.name}" for a in node.names if f"{prefix}.{a.name}" in MODULES}
+            out |= subs if len(subs) == len(node.names) else subs | {prefix}
+    return out
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def under(name: str, *prefixes: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def offenders(rooms: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(f"{m} imports {d}" for m in GRAPH if under(m, *rooms) for d in GRAPH[m] if under(d, *forbidden))
+
+
+def test_checks_import_nothing_that_talks_to_the_world():
+    assert offenders(("llmdoctor.checks",), WORLD) == []
+
+
+def test_probes_import_no_check_and_no_renderer():
+    assert offenders(("llmdoctor.probes",), ("llmdoctor.checks", "llmdoctor.render")) == []
+
+
+def test_the_renderer_imports_no_probe_and_no_check():
+    assert offenders(("llmdoctor.render", "llmdoctor.printable", "llmdoctor.redact"),
+                     ("llmdoctor.probes", "llmdoctor.checks")) == []
+
+
+def test_the_bench_imports_no_check():
+    assert offenders(("llmdoctor.benchmark",), ("llmdoctor.checks",)) == []
+
+
+def test_nothing_imports_the_command_line():
+    assert [m for m in GRAPH if m != "llmdoctor.__main__" and "llmdoctor.cli" in GRAPH[m]] == []
+
+
+def test_there_is_no_import_cycle():
+    graph = {m: {d for d in deps if d in MODULES} for m, deps in GRAPH.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert cycles == []
+
+
+def test_the_rules_see_the_whole_package():
+    """A rule over no modules passes vacuously: the walk must find every room."""
+    for room in ("llmdoctor.checks", "llmdoctor.probes", "llmdoctor.fixes", "llmdoctor.benchmark", "llmdoctor.cli"):
+        assert any(under(m, room) for m in MODULES), room
+    assert "llmdoctor.probes.base" in GRAPH["llmdoctor.probes.nvidia"] or \
+        "llmdoctor.probes.base" in GRAPH["llmdoctor.probes.system"]
