@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from llmdoctor import envhook, subproc
 from llmdoctor.compat import compile as cm
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, env_without, is_writable_dir
+from llmdoctor.fixing import (FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, env_without,
+                              writable_target)
 from llmdoctor.journal import read_bytes
 from llmdoctor.checks.sizing import kinds_here
 from llmdoctor.checks.toolkit import effective_nvcc
@@ -13,12 +14,7 @@ from llmdoctor.units import gib
 
 
 def plan(ctx: FixContext) -> Plan:
-    system, target = ctx.facts.value("system"), ctx.facts.value("target")
-    if target is None:
-        raise FixError(f"cannot inspect the target environment: {ctx.facts.reason('target')}")
-    if not target.purelib or not is_writable_dir(target.purelib):
-        raise FixError(f"the target's site-packages ({target.purelib}) is not writable; "
-                       "run with --python pointing to an environment you own")
+    system, target = ctx.facts.value("system"), writable_target(ctx)
     chosen = ctx.options.get("jobs")
     kinds = kinds_here(ctx.facts) or ["flash-attn", "deepspeed"]  # asked for anyway: size for any build
     if chosen:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmdoctor import envhook, net
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, is_writable_dir
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
 from llmdoctor.journal import read_bytes
 from llmdoctor.probes import Probe, ProbeContext
 from llmdoctor.probes.network import MIRROR, PROBE_REPO, target_net_env
@@ -38,12 +38,7 @@ def probe_mirror(ctx: ProbeContext) -> MirrorFacts:
 
 
 def plan(ctx: FixContext) -> Plan:
-    target = ctx.facts.value("target")
-    if target is None:
-        raise FixError(f"cannot inspect the target environment: {ctx.facts.reason('target')}")
-    if not target.purelib or not is_writable_dir(target.purelib):
-        raise FixError(f"the target's site-packages ({target.purelib}) is not writable; run with --python pointing "
-                       "to an environment you own")
+    target = writable_target(ctx)
     asked = ctx.facts.value("fix.mirror")
     if asked is None:
         raise FixError(f"the mirror could not be asked: {ctx.facts.reason('fix.mirror')}")

@@ -27,7 +27,7 @@ import re
 import ssl
 
 from llmdoctor import envhook, net
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, is_writable_dir
+from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
 from llmdoctor.journal import read_bytes
 
 from . import hubcall
@@ -164,12 +164,7 @@ def hack_changes(ctx: FixContext) -> tuple[list[FileChange], list[str]]:
 
 
 def plan(ctx: FixContext) -> Plan:
-    target, facts = ctx.facts.value("target"), ctx.facts
-    if target is None:
-        raise FixError(f"cannot inspect the target environment: {facts.reason('target')}")
-    if not target.purelib or not is_writable_dir(target.purelib):
-        raise FixError(f"the target's site-packages ({target.purelib}) is not writable; run with --python pointing "
-                       "to an environment you own")
+    target, facts = writable_target(ctx), ctx.facts
     ca_file, fingerprint = ctx.options.get("ca_file"), ctx.options.get("trust_fingerprint")
     n = facts.value("network")
     hub = next((r for r in (n.results if n else ()) if r.role == "hub"), None)

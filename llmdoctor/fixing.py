@@ -146,5 +146,17 @@ def env_without(environ: Mapping[str, str], *names: str) -> dict:
     return {k: v for k, v in environ.items() if k not in names}
 
 
+def writable_target(ctx: FixContext):
+    """The target's facts, when its site-packages (where start-up hooks go) can be written;
+    else FixError saying why. Every fix that writes into the environment starts here."""
+    target = ctx.facts.value("target")
+    if target is None:
+        raise FixError(f"cannot inspect the target environment: {ctx.facts.reason('target')}")
+    if not target.purelib or not is_writable_dir(target.purelib):
+        raise FixError(f"the target's site-packages ({target.purelib}) is not writable; run with --python pointing "
+                       "to an environment you own")
+    return target
+
+
 def is_writable_dir(path: str) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK)
