@@ -122,7 +122,7 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
     """Write every change through the journal, then run the commands (their output goes
     straight to the terminal: pip shows its own progress); returns the journal entry id.
     A failing command raises FixError; what was done so far stays journaled."""
-    import subprocess
+    from .subproc import run_attached
 
     recording = journal.begin(plan.fix)
     recording.undo_commands(plan.undo_commands)
@@ -131,7 +131,7 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
         if change.content is not None and change.mode is not None:
             os.chmod(change.path, change.mode)
     for argv in plan.commands:
-        code = (run or (lambda a: subprocess.run(list(a)).returncode))(argv)
+        code = (run or run_attached)(argv)
         if code != 0:
             raise FixError(f"`{quote(argv)}` exited with {code}; journal entry {recording.id} "
                            "holds what was done (`llmdoctor fix --undo` takes it back)")

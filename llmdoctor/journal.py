@@ -202,9 +202,9 @@ class Journal:
                 os.unlink(f["path"])
             done.append(f["path"])
         for argv in entry.undo_commands:
-            import subprocess
+            from .subproc import run_attached
 
-            code = (run or (lambda a: subprocess.run(list(a)).returncode))(argv)
+            code = (run or run_attached)(argv)
             if code != 0:
                 raise JournalError(f"`{' '.join(argv)}` exited with {code}; run it again by hand")
             done.append(" ".join(argv))

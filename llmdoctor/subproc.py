@@ -130,6 +130,20 @@ class _Reader:
         return bytes(self.head) + b"".join(list(self.tail)), self.cut
 
 
+def run_attached(argv: Sequence[str]) -> int:
+    """Run ``argv`` with the user's terminal as its output (pip shows its own progress), for the
+    commands a fix runs or undoes; its exit code, 127 when it could not start."""
+    try:
+        return subprocess.run([str(a) for a in argv]).returncode
+    except OSError:
+        return 127
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and every process it started (its session), never raising."""
+    _kill(proc)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     try:
         if os.name != "nt":

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from ..subproc import kill_group
 
 WORKER = Path(__file__).resolve().parent.parent / "distributed" / "allreduce.py"
 MARK = "LLMDOCTOR_ALLREDUCE "
@@ -122,13 +123,6 @@ def _parse(stdout: str) -> dict | None:
     return None
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
 def _tail(text: str, lines: int = 8) -> str:
     keep = [ln for ln in text.splitlines() if ln.strip()]
     return "\n".join(keep[-lines:])[-3000:]
@@ -156,7 +150,7 @@ def _spawn(argvs: Sequence[Sequence[str]], env: Mapping[str, str], timeout_s: fl
         for proc, (out, err) in zip(procs, outs):
             code = proc.poll()
             if code is None:
-                _kill(proc)
+                kill_group(proc)
                 try:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -169,7 +163,7 @@ def _spawn(argvs: Sequence[Sequence[str]], env: Mapping[str, str], timeout_s: fl
     finally:
         for proc in procs:
             if proc.poll() is None:
-                _kill(proc)
+                kill_group(proc)
         for out, err in outs:
             out.close()
             err.close()
