@@ -29,7 +29,7 @@ import click
 from llmdoctor import envhook, net
 from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Plan, Verdict, is_writable_dir
 from llmdoctor.journal import read_bytes
-from llmdoctor.paths import config_dir
+from llmdoctor.paths import config_dir, home as home_dir
 
 from . import hubcall
 
@@ -124,7 +124,7 @@ def render_bundle(previous: bytes | None, added: list[tuple[net.Cert, str]]) -> 
 
 def hack_changes(ctx: FixContext) -> tuple[list[FileChange], list[str]]:
     """Shell start-up lines and conda env vars that set an empty CA bundle variable."""
-    home = ctx.environ.get("HOME") or os.path.expanduser("~")
+    home = home_dir(ctx.environ)
     changes, found = [], []
     for name in RC_FILES:
         path = os.path.join(home, name)
