@@ -87,6 +87,10 @@ def location_check(facts, c):
         best = max(better, key=lambda m: m.free)
         pathmod = flavor_of(best.mountpoint)  # a drive (D:\\) joins as Windows paths do
         target = pathmod.join(best.mountpoint, "huggingface")
+        system = facts.value("system")
+        home = next((d for d in (system.disks if system else ()) if d.role == "home"), None)
+        if home is not None and home.mountpoint == best.mountpoint:  # the home folder's own disk: the default place
+            target = pathmod.join(home.path, ".cache", "huggingface")
         yield c.finding(Status.WARN, f"The Hugging Face cache is on {r.mount.mountpoint} ({size(r.mount.free)} free) "
                         f"while {best.mountpoint} has {size(best.free)} free", id="cache.small-disk",
                         detail=spec["why"],

@@ -99,10 +99,13 @@ def wsl_check(facts, c):
                             id="platform.wsl-triton", detail=d["why"], fix=fix, docs=d["issue"])
         elif WSL_LIB not in lib_dirs or unlinked:
             problems += 1
-            yield c.finding(Status.WARN, f"triton {triton} links -lcuda where the linker's cache lists libcuda.so.1 "
-                            f"({', '.join(sorted(lib_dirs)) or 'nowhere'}), not {WSL_LIB}: torch.compile stops with "
-                            "'cannot find -lcuda' or 'libcuda.so cannot found!'", id="platform.wsl-triton",
-                            detail=d["why"], fix=fix, docs=d["source"])
+            where = (f"also lists libcuda.so.1 in {', '.join(unlinked)} (a Linux driver's copy)" if WSL_LIB in lib_dirs
+                     else f"lists libcuda.so.1 only in {', '.join(unlinked)}" if unlinked else
+                     "does not list libcuda.so.1 at all")
+            yield c.finding(Status.WARN, f"triton {triton} links -lcuda in the folders where the linker's cache lists "
+                            f"libcuda.so.1, and the cache {where}: torch.compile stops with 'cannot find -lcuda' or "
+                            "'libcuda.so cannot found!'", id="platform.wsl-triton", detail=d["why"], fix=fix,
+                            docs=d["source"])
     if not problems:
         yield c.finding(Status.OK, f"WSL 2 GPU plumbing in place: {WSL_LIB} holds the Windows driver's "
                         f"{', '.join(sorted(names)) or 'files'}, on PATH and in the linker's cache; no Linux driver "
@@ -118,15 +121,19 @@ def wsl_memory_check(facts, c):
         return
     w, d = p.wsl, spec("wsl_memory")
     cap = (f"memory={w.wslconfig_memory} in {w.wslconfig}" if w.wslconfig_memory else
-           "WSL's default, half of Windows' RAM" + (f" ({w.wslconfig} sets no memory=)" if w.wslconfig else ""))
+           "WSL's default: half of Windows' RAM")
     low = _limit("ram_warn_bytes")
     title = f"WSL 2 gives Linux {gib(s.ram_total_bytes)} of RAM ({cap})"
     if s.ram_total_bytes < low["value"]:
-        want = max(low["value"], 2 * s.ram_total_bytes) // 2**30
+        need = -(-low["value"] // 2**30)  # whole GiB, rounded up
+        if not w.wslconfig_memory and 2 * s.ram_total_bytes * 0.75 < low["value"]:
+            fix = (f"Windows has about {gib(2 * s.ram_total_bytes)}: load 4-bit, or a model of 3B or fewer "
+                   "parameters")  # raising the cap would leave Windows itself too little
+        else:
+            fix = (f"set memory={need}GB under [wsl2] in %UserProfile%\\.wslconfig (Windows keeps the rest), then "
+                   "run `wsl --shutdown` in Windows PowerShell")
         yield c.finding(Status.WARN, title + ": loading a 7B model ends with 'Killed' (the OOM killer) whatever "
-                        "Windows has free", id="platform.wsl-memory-cap", detail=d["why"],
-                        fix=f"set [wsl2] memory={want}GB in %UserProfile%\\.wslconfig, then run `wsl --shutdown` in "
-                            "Windows PowerShell", docs=d["source"])
+                        "Windows has free", id="platform.wsl-memory-cap", detail=d["why"], fix=fix, docs=d["source"])
     else:
         yield c.finding(Status.INFO, title + ": a load beyond it ends with 'Killed'", detail=d["why"],
                         docs=d["source"])
@@ -231,9 +238,12 @@ def macos_check(facts, c):
     mac = p.macos if p is not None else None
     machine = (t.machine if t is not None else None) or s.machine
     silicon = mac.apple_silicon if mac is not None else None
+    rosetta = machine == "x86_64" and bool(silicon)
     x86 = spec("macos_x86")
-    version = f"macOS {mac.version}" if mac is not None and mac.version else "macOS"
-    if machine == "x86_64" and silicon:
+    # an x86_64 Python built with an old SDK reads macOS as 10.16 under Rosetta: not worth repeating
+    shown = mac is not None and mac.version and not (mac.translated and mac.version.startswith("10.16"))
+    version = f"macOS {mac.version}" if shown else "macOS"
+    if rosetta:
         yield c.finding(Status.WARN, f"This Python is x86_64, running under Rosetta 2 on Apple silicon: the newest "
                         f"torch it can install is {x86['last']}, and it cannot use the Apple GPU (MPS)",
                         id="platform.macos-rosetta", detail=x86["why"],
@@ -254,6 +264,10 @@ def macos_check(facts, c):
     elif live.mps_available:
         yield c.finding(Status.OK, f"torch {torch_facts.version} can use the Apple GPU: device='mps'",
                         id="platform.macos-mps", docs=mps["source"])
+    elif rosetta:
+        yield c.finding(Status.INFO, f"torch {torch_facts.version} cannot use the Apple GPU (MPS) from an x86_64 "
+                        "Python under Rosetta: everything runs on the CPU (an arm64 Python fixes both)",
+                        id="platform.macos-mps", detail=mps["why"], docs=mps["source"])
     elif live.mps_built:
         yield c.finding(Status.WARN, f"torch {torch_facts.version} has MPS, but it is not available here ({version}"
                         f"{', Intel' if machine == 'x86_64' else ''}): everything runs on the CPU",

@@ -11,11 +11,12 @@ is on is the longest mount point that holds it (:func:`~llmdoctor.platforms.path
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from .paths import longest_prefix
+from .paths import is_under, longest_prefix
 
 #: kernel and virtual filesystems that hold no user files (Linux, macOS)
 PSEUDO_FS = frozenset({
@@ -64,7 +65,7 @@ def user_mount(fstype: str | None, mountpoint: str | None) -> bool:
     kind = (fstype or "").lower()
     if kind in PSEUDO_FS and not (mountpoint == "/" and kind in ROOT_OK):
         return False
-    return not any(mountpoint == p or mountpoint.startswith(p + "/") for p in WSL_SYSTEM_MOUNTS)
+    return not any(is_under(mountpoint, p, posixpath) for p in WSL_SYSTEM_MOUNTS)
 
 
 def user_mounts(entries: Iterable) -> list:
