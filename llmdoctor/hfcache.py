@@ -558,18 +558,25 @@ def _scan_chunk(paths: list[str], root: str, blobs: bool, index: LinkIndex | Non
 
 
 def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True,
-               index: LinkIndex | None = None) -> list[Repo]:
+               index: LinkIndex | None = None, pool: "WorkerPool | None" = None) -> list[Repo]:
     """Large caches are split over worker processes (the scan is system calls plus Python
     work the GIL would serialise); this process scans one share itself. Each worker is a
-    fresh interpreter (:func:`_start_worker`), never a fork: forking a process that runs
+    fresh interpreter (:class:`WorkerPool`), never a fork: forking a process that runs
     threads (the probes do) is unsafe on macOS, warned about from Python 3.12, and Windows
     has no fork. A worker gets its share and the index entries under it, and sends back its
     repos with what it added to the index. Small caches are scanned here alone, and a share
-    whose worker failed is scanned here too."""
-    workers = min(workers or os.cpu_count() or 1, 8)
-    if workers < 2 or len(paths) < PARALLEL_FROM:
+    whose worker failed is scanned here too. ``pool``: workers started earlier (by :func:`scan`,
+    so that their start-up overlaps the reading of the index)."""
+    if pool is None:
+        workers = min(workers or os.cpu_count() or 1, 8)
+        if workers < 2 or len(paths) < PARALLEL_FROM:
+            return _scan_chunk(paths, root, blobs, index)[0]
+        pool = WorkerPool(workers - 1)
+    if not pool.procs or len(paths) < PARALLEL_FROM:
+        pool.close()
         return _scan_chunk(paths, root, blobs, index)[0]
-    children = [(k, _start_worker(paths[k::workers], root, blobs, index)) for k in range(1, workers)]
+    workers = len(pool.procs) + 1
+    children = [(k, pool.send(k - 1, paths[k::workers], root, blobs, index)) for k in range(1, workers)]
     repos = _scan_chunk(paths[0::workers], root, blobs, index)[0]
     for k, child in children:
         theirs = _worker_result(child)
@@ -588,37 +595,75 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
 _WORKER = "import sys; sys.path.insert(0, sys.argv[1]); from llmdoctor.hfcache import _worker; _worker()"
 
 
-def _start_worker(paths: list[str], root: str, blobs: bool, index: LinkIndex | None):
-    """A worker process scanning ``paths``, its input written by a thread (a pipe holds 64 KiB:
-    writing it here would wait for the worker to start). None if it cannot start."""
-    import pickle
-    import subprocess
-    import sys
-    import threading
+class WorkerPool:
+    """``n`` scanner processes, started now and given their share later (:meth:`send`): a fresh
+    interpreter takes some 50 ms to import the scanner, which then overlaps the caller's own work."""
 
-    if not sys.executable:
-        return None
-    share = None
-    if index is not None:
-        heads = tuple(p + os.sep for p in paths)
-        share = ({f: e for f, e in index.old.items() if f.startswith(heads)}, index.trust_before_ns)
-    data = pickle.dumps((paths, root, blobs, share), protocol=pickle.HIGHEST_PROTOCOL)
-    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER, base], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    except (OSError, ValueError):
-        return None
+    def __init__(self, n: int):
+        import subprocess
+        import sys
 
-    def feed() -> None:
+        self.procs: list = []
+        base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for _ in range(n if sys.executable else 0):
+            try:
+                self.procs.append(subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER, base],
+                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.DEVNULL))
+            except (OSError, ValueError):
+                break
+        self.used: set[int] = set()
+
+    @classmethod
+    def for_root(cls, path: str, workers: int | None = None) -> "WorkerPool | None":
+        """Workers for a root holding enough repos to be worth them, else None."""
+        workers = min(workers or os.cpu_count() or 1, 8)
+        if workers < 2:
+            return None
         try:
-            proc.stdin.write(data)
-            proc.stdin.close()
-        except OSError:  # the worker died: its result says so
-            pass
+            with os.scandir(path) as it:
+                if sum(1 for _ in it) < PARALLEL_FROM:
+                    return None
+        except OSError:
+            return None
+        return cls(workers - 1)
 
-    threading.Thread(target=feed, daemon=True, name="llmdoctor-scan-feed").start()
-    return proc
+    def send(self, i: int, paths: list[str], root: str, blobs: bool, index: LinkIndex | None):
+        """Give worker ``i`` its share, written by a thread (a pipe holds 64 KiB: writing it here
+        would wait on the worker); the process, or None."""
+        import pickle
+        import threading
+
+        if i >= len(self.procs):
+            return None
+        self.used.add(i)
+        proc = self.procs[i]
+        share = None
+        if index is not None:  # only the entries of its repos' snapshot folders
+            mine, cut = set(paths), os.sep + "snapshots" + os.sep
+            share = ({f: e for f, e in index.old.items() if f[:max(0, f.find(cut))] in mine}, index.trust_before_ns)
+        data = pickle.dumps((paths, root, blobs, share), protocol=pickle.HIGHEST_PROTOCOL)
+
+        def feed() -> None:
+            try:
+                proc.stdin.write(data)
+                proc.stdin.close()
+            except OSError:  # the worker died: its result says so
+                pass
+
+        threading.Thread(target=feed, daemon=True, name="llmdoctor-scan-feed").start()
+        return proc
+
+    def close(self) -> None:
+        """Stop the workers no share was sent to (a closed stdin ends them)."""
+        for i, proc in enumerate(self.procs):
+            if i not in self.used:
+                try:
+                    proc.stdin.close()
+                    proc.stdout.close()
+                    proc.wait(timeout=5)
+                except Exception:  # noqa: BLE001
+                    proc.kill()
 
 
 def _worker_result(proc) -> tuple | None:
@@ -642,7 +687,10 @@ def _worker() -> None:
     import pickle
     import sys
 
-    paths, root, blobs, share = pickle.loads(sys.stdin.buffer.read())
+    data = sys.stdin.buffer.read()
+    if not data:  # started ahead and not needed
+        return
+    paths, root, blobs, share = pickle.loads(data)
     index = None
     if share is not None:
         index = LinkIndex(None, root, share[0])
@@ -653,7 +701,7 @@ def _worker() -> None:
 
 
 def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = True,
-              index: LinkIndex | None = None) -> Root:
+              index: LinkIndex | None = None, pool: WorkerPool | None = None) -> Root:
     path = os.path.abspath(os.path.expanduser(path))
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
@@ -680,7 +728,7 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
             warnings.append(f"not a cached repo: {entry.path}")
             continue
         candidates.append(entry.path)
-    repos = _scan_many(candidates, path, workers, blobs, index)
+    repos = _scan_many(candidates, path, workers, blobs, index, pool)
     for r in repos:
         if r.broken:
             warnings.append(f"{r.cache_id}: {len(r.broken)} file(s) whose blob is missing (broken symlink), e.g. "
@@ -783,8 +831,11 @@ def scan(environ: Mapping[str, str], extra: Iterable[str] = (), others: bool = T
     started = time.perf_counter()
     roots = []
     for loc in hub_roots(environ, extra):
+        pool = WorkerPool.for_root(loc.path)  # started before the index is read: their start-up overlaps it
         index = LinkIndex.open(loc.path, environ) if remember else None
-        roots.append(scan_root(loc.path, loc.source, blobs=blobs, index=index))
+        roots.append(scan_root(loc.path, loc.source, blobs=blobs, index=index, pool=pool))
+        if pool is not None:
+            pool.close()
         if index is not None and roots[-1].exists:
             index.save()
     roots = tuple(roots)

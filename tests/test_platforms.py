@@ -324,8 +324,8 @@ def test_the_cache_scan_from_a_probe_thread_forks_nothing(tmp_path):
         os.fork = no_fork
         from llmdoctor import hfcache
         seen = []
-        real = hfcache._start_worker
-        hfcache._start_worker = lambda *a: seen.append(real(*a)) or seen[-1]
+        real = hfcache.WorkerPool.send
+        hfcache.WorkerPool.send = lambda self, *a: seen.append(real(self, *a)) or seen[-1]
         stop = threading.Event()
         busy = threading.Thread(target=stop.wait, daemon=True)
         busy.start()
