@@ -199,6 +199,9 @@ def test_windows_crash_codes_are_named_like_signals():
     assert exitcodes.crash_name(0xC0000409, "nt").name == "STATUS_STACK_BUFFER_OVERRUN"
     assert exitcodes.crash_name(0xC0001234, "nt").name == "NTSTATUS 0xC0001234"
     assert exitcodes.crash_name(1, "nt") is None and exitcodes.crash_name(-11, "posix").name == "SIGSEGV"
+    assert exitcodes.exit_text(3221225477, "nt") == "crashed with STATUS_ACCESS_VIOLATION (0xC0000005)"
+    assert exitcodes.exit_text(-9, "posix") == "was killed by SIGKILL" and exitcodes.exit_text(2, "nt") == \
+        "exited with code 2"
     from llmdoctor.probes.python_env import describe_failure
     from llmdoctor.subproc import Completed
 

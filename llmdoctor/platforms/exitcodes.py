@@ -24,6 +24,19 @@ def _ntstatus() -> dict[int, dict]:
     return {int(r["code"], 16): r for r in rows("llmdoctor.platforms", "ntstatus")}
 
 
+def exit_text(returncode: int | None, os_name: str | None = None) -> str:
+    """'exited with code 1', 'was killed by SIGSEGV', 'crashed with STATUS_ACCESS_VIOLATION
+    (0xC0000005)': how a child ended, in words (the running OS when ``os_name`` is None)."""
+    import os
+
+    crash = crash_name(returncode, os.name if os_name is None else os_name)
+    if crash is None:
+        return f"exited with code {returncode}"
+    if crash.name.startswith(("SIG", "signal")):
+        return f"was killed by {crash.name}"
+    return f"crashed with {crash.name} ({crash.code})"
+
+
 def crash_name(returncode: int | None, os_name: str) -> ExitName | None:
     """How the process ended if it did not exit on its own: killed by a signal (POSIX), or an
     NTSTATUS error code (Windows: the top two bits set, ``0xC...`` or ``0x8...``); None for a
