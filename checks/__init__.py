@@ -26,8 +26,8 @@ def builtin_checks():
 
 
 def _checks():
-    from . import (build, cache, distributed, flash_attn, jupyter, model, network, nvidia, packages, python, pytorch,
-                   remote_code, stack, system, toolkit)
+    from . import (build, cache, distributed, flash_attn, jupyter, model, network, nvidia, packages, platforms, python,
+                   pytorch, remote_code, stack, system, toolkit)
 
     return (
         python.target_check,
@@ -44,6 +44,10 @@ def _checks():
         system.shm_check,
         system.disk_check,
         system.cpu_check,
+        platforms.wsl_check,
+        platforms.wsl_memory_check,
+        platforms.windows_check,
+        platforms.macos_check,
         nvidia.presence_check,
         nvidia.visible_devices_check,
         nvidia.memory_check,
@@ -68,6 +72,7 @@ def _checks():
         cache.location_check,
         cache.split_check,
         cache.network_fs_check,
+        cache.symlinks_check,
         network.insecure_check,
         network.proxy_check,
         network.hub_check,

@@ -3,10 +3,12 @@ while a bigger one is mounted, split caches, and caches on network filesystems."
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
+from llmdoctor.platforms.paths import flavor_of
 from llmdoctor.units import size
 
 DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
@@ -19,6 +21,11 @@ def _limit(name: str) -> dict:
 def network_fs() -> tuple[str, ...]:
     """Filesystem types where locks are unreliable and every stat is a round trip."""
     return tuple(_limit("network_fs")["fstypes"])
+
+
+def _remote(mount) -> bool:
+    """A network filesystem (NFS, SMB, 9p: WSL's /mnt/c), or a Windows network drive."""
+    return (mount.fstype or "").lower() in network_fs() or bool(getattr(mount, "remote", False))
 
 
 def _live(facts):
@@ -79,15 +86,20 @@ def location_check(facts, c):
     r = roots[0]
     spec = _limit("better_disk")
     better = [m for m in cache.mounts if m.mountpoint != r.mount.mountpoint and m.free >= spec["free_ratio"] * r.mount.free
-              and m.free - r.mount.free >= spec["min_extra_bytes"] and m.fstype not in network_fs()]
+              and m.free - r.mount.free >= spec["min_extra_bytes"] and not _remote(m)]
     if better:
         best = max(better, key=lambda m: m.free)
-        target = best.mountpoint.rstrip("/") + "/huggingface"
+        pathmod = flavor_of(best.mountpoint)  # a drive (D:\\) joins as Windows paths do
+        target = pathmod.join(best.mountpoint, "huggingface")
+        system = facts.value("system")
+        home = next((d for d in (system.disks if system else ()) if d.role == "home"), None)
+        if home is not None and home.mountpoint == best.mountpoint:  # the home folder's own disk: the default place
+            target = pathmod.join(home.path, ".cache", "huggingface")
         yield c.finding(Status.WARN, f"The Hugging Face cache is on {r.mount.mountpoint} ({size(r.mount.free)} free) "
                         f"while {best.mountpoint} has {size(best.free)} free", id="cache.small-disk",
                         detail=spec["why"],
                         fix=f"export HF_HOME={shlex.quote(target)}   (in your shell profile; move what is cached: "
-                            f"mv {shlex.quote(r.path)} {shlex.quote(target + '/hub')})", docs=spec["source"])
+                            f"mv {shlex.quote(r.path)} {shlex.quote(pathmod.join(target, 'hub'))})", docs=spec["source"])
     else:
         yield c.finding(Status.OK, f"The cache's filesystem ({r.mount.mountpoint}) has the most free space "
                         "of the mounted ones, or close to it")
@@ -119,13 +131,55 @@ def split_check(facts, c):
 @check("cache.network-fs", category="cache", needs=["cache"])
 def network_fs_check(facts, c):
     """A cache root on NFS, Lustre, GPFS or another network filesystem."""
-    remote = [r for r in facts.value("cache").roots if r.mount and r.mount.fstype in network_fs()]
+    remote = [r for r in facts.value("cache").roots if r.mount and _remote(r.mount)]
     if not remote:
         yield c.finding(Status.OK, "The cache is on a local filesystem")
         return
     spec = _limit("network_fs")
     for r in remote:
-        yield c.finding(Status.WARN, f"{r.path} is on {r.mount.fstype} ({r.mount.mountpoint}): locks are unreliable "
+        if _wsl_drive(r.mount):
+            wsl = _limit("wsl_windows_drive")
+            yield c.finding(Status.WARN, f"{r.path} is on the Windows drive {r.mount.mountpoint}, which WSL 2 serves "
+                            f"over {r.mount.fstype}: every file operation crosses into Windows, and locks are "
+                            "unreliable", id="cache.network-fs", detail=wsl["why"],
+                            fix="export HF_HOME=~/.cache/huggingface   (on WSL's own ext4 disk; move what is cached "
+                                "there first)", docs=wsl["source"])
+            continue
+        kind = "a network drive" if r.mount.remote and r.mount.fstype.lower() not in network_fs() else r.mount.fstype
+        yield c.finding(Status.WARN, f"{r.path} is on {kind} ({r.mount.mountpoint}): locks are unreliable "
                         "and every file operation is a network round trip", id="cache.network-fs",
                         detail=spec["why"], fix="export HF_HOME=<a folder on a local disk>   (keep datasets on the "
                                                "network share if they must be shared)", docs=spec["source"])
+
+
+def _wsl_drive(mount) -> bool:
+    """A Windows drive as WSL mounts it: /mnt/<letter> over 9p (WSL 2) or drvfs (WSL 1)."""
+    point = mount.mountpoint or ""
+    return (mount.fstype or "").lower() in ("9p", "drvfs") and len(point) == 6 and point.startswith("/mnt/")
+
+
+@check("cache.symlinks", category="cache", needs=["cache"])
+def symlinks_check(facts, c):
+    """A cache written without symlinks (Windows without Developer Mode): every revision holds its own copy."""
+    roots = [r for r in facts.value("cache").roots if r.exists and not r.error and r.in_place_files]
+    if not roots:
+        yield c.finding(Status.OK, "Snapshot files are links to the blobs: nothing is stored twice")
+        return
+    spec = _limit("no_symlinks")
+    platform = facts.value("platform")
+    windows = platform is not None and platform.windows is not None
+    for r in roots:
+        win = windows or flavor_of(r.path) is not posixpath
+        where = ("turn on Developer Mode (Settings > System > For developers) or run Python as administrator"
+                 if win else "move the cache to a filesystem with symbolic links (HF_HOME)")
+        dev = ""
+        if windows and platform.windows.developer_mode is False:
+            dev = " Developer Mode is off here."
+        status = Status.WARN if r.duplicate_bytes else Status.INFO
+        yield c.finding(status, f"{r.path}: {r.in_place_files} snapshot file(s), {size(r.in_place_bytes)}, are stored "
+                        "as copies, not links" + (f"; {size(r.duplicate_bytes)} of them are the same file stored again "
+                                                  "in another revision" if r.duplicate_bytes else ""),
+                        id="cache.no-symlinks", detail=spec["why"] + dev,
+                        fix=f"{where}; then delete and download the repos again to store each file once: "
+                            f"llmdoctor cache prune --dir {shlex.quote(r.path)} --repo <repo> --keep 0 --yes",
+                        docs=spec["source"])

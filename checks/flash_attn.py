@@ -187,6 +187,9 @@ def flash_attn_install_check(facts, c):
     if not t.installed:
         yield c.finding(Status.SKIP, "torch is not installed: flash-attn builds against it")
         return
+    if facts.value("system").os == "Darwin":  # no CUDA there: gpu.presence says so once
+        yield c.finding(Status.SKIP, "No CUDA on macOS")
+        return
     if t.build != "cuda" or not parse_version(t.cuda):
         kind = "CPU-only" if t.build in (None, "cpu") else t.build
         yield c.finding(Status.INFO, f"flash-attn cannot be installed here: torch {t.version} is a "

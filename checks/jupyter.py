@@ -3,28 +3,26 @@ Python does not see what was installed here."""
 
 from __future__ import annotations
 
-import os
 import shlex
 
 from llmdoctor.model import Status, check
+from llmdoctor.platforms.paths import flavor, is_under, same_path
 
 from .requirements import installed_versions
 
 DOCS = "https://ipython.readthedocs.io/en/stable/install/kernel_install.html#kernels-for-different-environments"
 
 
-def _inside(path: str, prefix: str) -> bool:
-    path, prefix = os.path.normpath(path), os.path.normpath(prefix)
-    return path == prefix or path.startswith(prefix.rstrip(os.sep) + os.sep)
-
-
 def runs_target(spec, target) -> bool:
-    """Whether the kernel starts the target's interpreter."""
+    """Whether the kernel starts the target's interpreter, comparing paths as the target's OS
+    does (``C:\\Users\\Jane\\envs\\llm\\python.exe`` and ``c:/users/jane/envs/llm/python.exe`` are
+    one file on Windows)."""
     if not spec.argv0:
         return False
-    if not os.path.isabs(spec.argv0):  # "python": the Python of the Jupyter that launches it
-        return _inside(spec.path, target.prefix)
-    return spec.argv0 == target.executable or _inside(spec.argv0, target.prefix)
+    pathmod = flavor(target.platform)
+    if not pathmod.isabs(spec.argv0):  # "python": the Python of the Jupyter that launches it
+        return is_under(spec.path, target.prefix, pathmod)
+    return same_path(spec.argv0, target.executable, pathmod) or is_under(spec.argv0, target.prefix, pathmod)
 
 
 @check("python.jupyter-kernel", needs=["target"])
@@ -36,7 +34,8 @@ def jupyter_kernel_check(facts, c):
     if not specs and not has_ipykernel:
         yield c.finding(Status.SKIP, "No Jupyter kernels and no ipykernel in this environment")
         return
-    name = os.path.basename(os.path.normpath(t.prefix)) or "llm"
+    pathmod = flavor(t.platform)
+    name = pathmod.basename(pathmod.normpath(t.prefix)) or "llm"
     register = (f"{shlex.quote(t.executable)} -m ipykernel install --user --name {shlex.quote(name)} "
                 f"--display-name {shlex.quote('Python (' + name + ')')}")
     problems = 0
@@ -54,7 +53,8 @@ def jupyter_kernel_check(facts, c):
                             fix=f"jupyter kernelspec remove {shlex.quote(k.name)}" + (f"   (then: {register})"
                                                                                      if has_ipykernel else ""),
                             docs=DOCS)
-        elif k.name == "python3" and os.path.isabs(k.argv0 or "") and not runs_target(k, t) and has_ipykernel:
+        elif k.name == "python3" and flavor(t.platform).isabs(k.argv0 or "") and not runs_target(k, t) \
+                and has_ipykernel:
             problems += 1
             yield c.finding(Status.WARN, f"Jupyter's default 'python3' kernel runs {k.argv0}, not this environment's "
                             "Python: packages installed here are invisible in notebooks", id="python.kernel-other-python",

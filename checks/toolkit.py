@@ -1,16 +1,19 @@
 """CUDA toolkit checks: which nvcc extension builds will use, whether it matches torch's
-CUDA major and CUDA_HOME, and whether the host GCC is one that nvcc accepts."""
+CUDA major and CUDA_HOME, and whether the host compiler (GCC; MSVC's cl.exe on Windows) is
+one that nvcc accepts."""
 
 from __future__ import annotations
 
 from packaging.version import Version
 
-from llmdoctor.data import rows
+from llmdoctor.data import rows, table
+from llmdoctor.platforms.paths import flavor_of
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
 CPP_EXT_DOCS = "https://pytorch.org/docs/stable/cpp_extension.html"
 INSTALL_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/"
+WINDOWS_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-microsoft-windows/index.html"
 
 
 def effective_nvcc(tk):
@@ -20,7 +23,24 @@ def effective_nvcc(tk):
     for real in (tk.cuda_home_nvcc, tk.on_path):
         if real and real in by_real:
             return by_real[real]
-    return next((n for n in tk.nvccs if n.found_via == "/usr/local/cuda*"), None)
+    return next((n for n in tk.nvccs if n.found_via in ("/usr/local/cuda*", "Program Files")), None)
+
+
+def toolkit_root(nvcc_path: str) -> str:
+    """The toolkit folder of an nvcc: .../cuda-12.4/bin/nvcc -> .../cuda-12.4 (either path flavour)."""
+    mod = flavor_of(nvcc_path)
+    return mod.dirname(mod.dirname(nvcc_path))
+
+
+def msvc_window(nvcc) -> tuple[int, int, str] | None:
+    """(_MSC_VER min, first rejected, source) nvcc accepts: its own host_config.h, else the table."""
+    if nvcc.msvc_window:
+        return nvcc.msvc_window[0], nvcc.msvc_window[1], "crt/host_config.h of this nvcc"
+    v = parse_version(nvcc.version)
+    for row in rows("llmdoctor.checks", "nvcc_msvc"):
+        if v is not None and Version(row["nvcc_from"]) <= Version(f"{v.major}.{v.minor}") <= Version(row["nvcc_to"]):
+            return row["msc_min"], row["msc_below"], row["source"]
+    return None
 
 
 def max_gcc(nvcc_version: str) -> dict | None:
@@ -36,6 +56,10 @@ def max_gcc(nvcc_version: str) -> dict | None:
 def nvcc_check(facts, c):
     """nvcc present, matching torch's CUDA major, and CUDA_HOME agreeing with PATH."""
     tk, t = facts.value("cuda"), facts.value("torch")
+    system = facts.value("system")
+    if system is not None and system.os == "Darwin":
+        yield c.finding(Status.SKIP, "No CUDA on macOS (gpu.presence says what runs instead)")
+        return
     nvcc = effective_nvcc(tk)
     torch_cuda = parse_version(t.cuda) if t.installed and t.build == "cuda" else None
     if nvcc is None or nvcc.version is None:
@@ -52,7 +76,7 @@ def nvcc_check(facts, c):
                         id="cuda.home-mismatch", fix='export PATH="$CUDA_HOME/bin:$PATH"', docs=CPP_EXT_DOCS)
     if torch_cuda and parse_version(nvcc.release) and parse_version(nvcc.release).major != torch_cuda.major:
         match = [n for n in tk.nvccs if parse_version(n.release) and parse_version(n.release).major == torch_cuda.major]
-        fix = (f"export CUDA_HOME={match[0].real_path.rsplit('/bin/', 1)[0]} PATH=\"$CUDA_HOME/bin:$PATH\""
+        fix = (f"export CUDA_HOME={toolkit_root(match[0].real_path)} PATH=\"$CUDA_HOME/bin:$PATH\""
                if match else f"install the CUDA {torch_cuda.major}.x toolkit ({INSTALL_DOCS}) and point CUDA_HOME at it")
         yield c.finding(Status.WARN, f"{where} but torch {t.version} is built with CUDA {t.cuda}: CUDA extension "
                         "builds (flash-attn, DeepSpeed ops) will fail", id="cuda.nvcc-torch-mismatch",
@@ -100,6 +124,9 @@ def host_compiler_check(facts, c):
         yield c.finding(Status.SKIP, "No CUDA toolkit (nvcc)")
         return
     gcc = tk.gcc
+    if tk.host_os == "nt" or (gcc is not None and gcc.name == "cl"):
+        yield _msvc_finding(c, nvcc, gcc)
+        return
     if gcc is None or gcc.version is None:
         yield c.finding(Status.WARN, f"No working host compiler ({gcc.name if gcc else 'gcc'}: "
                         f"{gcc.error if gcc else 'not found'}): nvcc cannot build anything",
@@ -119,3 +146,32 @@ def host_compiler_check(facts, c):
     else:
         yield c.finding(Status.OK, f"{gcc.name} {gcc.version} is within nvcc {nvcc.release}'s range "
                         f"(GCC {row['max_gcc']} at most)", docs=row["source"])
+
+
+def _msvc_finding(c, nvcc, cl):
+    """Windows: nvcc drives MSVC's cl.exe, and accepts only the _MSC_VER range of its host_config.h."""
+    if cl is None or cl.version is None:
+        return c.finding(Status.WARN, f"MSVC's cl.exe, the host compiler nvcc needs on Windows, is not on PATH "
+                         f"({cl.error if cl else 'not found'}): building a CUDA extension here fails",
+                         id="cuda.host-compiler-missing",
+                         fix="install Visual Studio (or its Build Tools) with 'Desktop development with C++', then "
+                             "build from the 'x64 Native Tools Command Prompt for VS'", docs=WINDOWS_DOCS)
+    from llmdoctor.probes.toolkit import msc_ver
+
+    msc = msc_ver(cl.version)
+    window = msvc_window(nvcc)
+    if window is None or msc is None:
+        return c.finding(Status.INFO, f"cl {cl.version} with nvcc {nvcc.release}: no MSVC limit on record")
+    low, below, source = window
+    docs = source if source.startswith("http") else table("llmdoctor.checks", "nvcc_msvc")["error_source"]
+    if not low <= msc < below:
+        newer = msc >= below
+        return c.finding(Status.WARN, f"cl {cl.version} (_MSC_VER {msc}) is {'newer' if newer else 'older'} than "
+                         f"nvcc {nvcc.release} accepts (_MSC_VER {low} to {below - 1}, from {source}): builds stop "
+                         "with 'unsupported Microsoft Visual Studio version!'", id="cuda.msvc-unsupported",
+                         detail="nvcc's crt/host_config.h checks _MSC_VER before it compiles anything.",
+                         fix=(f"add an MSVC toolset below _MSC_VER {below} in the Visual Studio Installer (Individual "
+                              "components), or install a CUDA toolkit that accepts this one" if newer else
+                              "install Visual Studio 2017 or newer"), docs=docs)
+    return c.finding(Status.OK, f"cl {cl.version} (_MSC_VER {msc}) is within nvcc {nvcc.release}'s range "
+                     f"({low} to {below - 1})", docs=docs)

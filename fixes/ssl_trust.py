@@ -29,6 +29,7 @@ import ssl
 from llmdoctor import envhook, net
 from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
 from llmdoctor.journal import read_bytes
+from llmdoctor.paths import home as home_dir
 
 from . import hubcall
 
@@ -131,7 +132,7 @@ def render_bundle(previous: bytes | None, added: list[tuple[net.Cert, str]],
 
 def hack_changes(ctx: FixContext) -> tuple[list[FileChange], list[str]]:
     """Shell start-up lines and conda env vars that set an empty CA bundle variable."""
-    home = ctx.environ.get("HOME") or os.path.expanduser("~")
+    home = home_dir(ctx.environ)
     changes, found = [], []
     for name in RC_FILES:
         path = os.path.join(home, name)

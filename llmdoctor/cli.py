@@ -21,6 +21,13 @@ Exit codes:
 """
 
 
+def echo_json(text: str, newline: bool = True) -> None:
+    """JSON to stdout as UTF-8 bytes, whatever the console's code page (``--replay`` reads UTF-8)."""
+    from .platforms.encoding import write_json
+
+    write_json(text, sys.stdout, newline)
+
+
 def _split(values) -> tuple[str, ...]:
     return tuple(v.strip() for raw in values for v in raw.split(",") if v.strip())
 
@@ -65,10 +72,13 @@ def _load_replay(path):
     if len(raw) > REPLAY_LIMIT:
         raise click.BadParameter(f"{path} is larger than {REPLAY_LIMIT // 2**20} MB: not an llmdoctor report",
                                  param_hint="--replay")
+    from .platforms.encoding import decode_document
+
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return json.loads(decode_document(raw))
     except UnicodeDecodeError as exc:
-        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}", param_hint="--replay") from None
+        raise click.BadParameter(f"{path} is not UTF-8 (or UTF-16 with a byte-order mark) text: {exc}",
+                                 param_hint="--replay") from None
     except RecursionError:
         raise click.BadParameter(f"{path} is nested too deeply to be an llmdoctor report",
                                  param_hint="--replay") from None
@@ -154,7 +164,7 @@ def _list_checks(as_json: bool, only, skip) -> None:
 
     sel = _selection(only, skip)
     if as_json:
-        click.echo(check_list_json(sel))
+        echo_json(check_list_json(sel))
         return
     text, errors = check_list_text(sel)
     click.echo(text, nl=False)
@@ -213,7 +223,7 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
     report = _build_report(python, offline, only, skip, replay_file,
                            _model_request(models, model_dirs, task, dtype, quant, seq, project))
     if as_json:
-        click.echo(json_text(report))
+        echo_json(json_text(report))
     else:
         click.echo(terminal(report, verbose=verbose, width=_width(), color=_color(), unicode=_unicode(),
                             wrap=sys.stdout.isatty()), nl=False)
@@ -272,7 +282,7 @@ def cache_ls(dirs, sort, filters, as_json, hub_only, revisions, fresh):
     report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False, remember=not fresh)
     try:
         if as_json:
-            click.echo(safe_json(json.dumps(cacheview.ls_json(report, filters, sort),
+            echo_json(safe_json(json.dumps(cacheview.ls_json(report, filters, sort),
                                             indent=2 if sys.stdout.isatty() else None)))
         else:
             click.echo(cacheview.ls_text(report, filters, sort, width=_width(), color=_color(), revisions=revisions),
@@ -322,7 +332,7 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
     if as_json:
         executed = None if outcome is None else {"deleted": outcome.deleted, "freed": outcome.freed,
                                                  "errors": list(outcome.errors)}
-        click.echo(safe_json(json.dumps(cacheview.plan_json(plan, executed), indent=2)))
+        echo_json(safe_json(json.dumps(cacheview.plan_json(plan, executed), indent=2)))
     elif outcome is not None:
         click.echo(cacheview.outcome_text(outcome), nl=False)
         for e in outcome.errors:
@@ -445,11 +455,17 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
             bench_run.plot(result, plot)
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'llmdoctor[plot]'") from None
-    click.echo(json.dumps(result, indent=2) if as_json else bench_run.text(result, width=_width()), nl=not as_json)
+    if as_json:
+        echo_json(json.dumps(result, indent=2), newline=False)
+    else:
+        click.echo(bench_run.text(result, width=_width()), nl=True)
     sys.exit(bench_run.exit_code(result))
 
 
 def main(argv=None) -> None:
+    from .platforms.encoding import adapt_streams
+
+    adapt_streams(sys.stdout, sys.stderr)  # a console code page that lacks "·" or "✓" gets "-" and "+"
     try:
         cli.main(args=argv, prog_name="llmdoctor", standalone_mode=True)
     except SystemExit:

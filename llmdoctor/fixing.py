@@ -133,7 +133,9 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
     for argv in plan.commands:
         code = (run or run_attached)(argv)
         if code != 0:
-            raise FixError(f"`{quote(argv)}` exited with {code}; journal entry {recording.id} "
+            from .platforms.exitcodes import exit_text
+
+            raise FixError(f"`{quote(argv)}` {exit_text(code)}; journal entry {recording.id} "
                            "holds what was done (`llmdoctor fix --undo` takes it back)")
     return recording.id
 

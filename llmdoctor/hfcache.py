@@ -7,7 +7,7 @@ several roots at once.
 
 One ``os.scandir`` per directory and one ``lstat`` per blob: snapshot symlinks are read
 with ``readlink`` (relative to an open folder) and matched to the blob by name, never
-followed. Large caches are split over forked processes. A listing may pass a
+followed. Large caches are split over worker processes. A listing may pass a
 :class:`~llmdoctor.linkindex.LinkIndex`: a snapshot folder unchanged since the last listing
 is then not read again (``linkindex`` says why that is safe). Nothing here writes to a cache.
 """
@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Iterable, Mapping
 
 from .linkindex import LinkIndex
-from .paths import hf_home, hf_hub_cache, xdg_cache
+from .paths import expand, hf_home, hf_hub_cache, xdg_cache
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", "CACHEDIR.TAG", ".locks"}
@@ -152,26 +152,56 @@ def lock_held(path: str) -> bool:
 
 
 def _try_lock(fd: int) -> bool:
-    """Take and release the lock on ``fd`` the way filelock takes it; False if that failed."""
+    """Take and release the lock on ``fd`` the way filelock takes it; False if that failed.
+
+    filelock locks the whole file with ``flock`` on POSIX, and on Windows one byte at offset 0
+    (``LockFileEx`` from filelock 3.30; ``msvcrt.locking``, the same byte range, before): a
+    byte-range lock, which does not stop anyone from opening the file, so opening it proves
+    nothing. filelock 3.30+ exports that very primitive (``lock_descriptor``), used when present."""
+    try:
+        from filelock import lock_descriptor, unlock_descriptor
+    except ImportError:  # an older filelock: take the same lock ourselves
+        return _lock_as_filelock_did(fd)
+    try:
+        if not lock_descriptor(fd, blocking=False):
+            return False
+    except OSError:  # a filesystem without locks: cannot tell, so held
+        return False
+    try:
+        unlock_descriptor(fd)
+    except OSError:
+        pass
+    return True
+
+
+def _lock_as_filelock_did(fd: int) -> bool:
     try:
         import fcntl
-    except ImportError:  # Windows: filelock locks one byte with msvcrt.locking
+    except ImportError:  # Windows: filelock < 3.30 locked one byte with msvcrt.locking
         import msvcrt
 
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        try:
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        except OSError:
-            pass
-        return True
+        return byte_range_lock(fd, msvcrt.locking, msvcrt.LK_NBLCK, msvcrt.LK_UNLCK)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
     fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
+def byte_range_lock(fd: int, locking, lock_nb: int, unlock: int) -> bool:
+    """Take and release a lock on byte 0 (length 1) of ``fd`` with ``locking(fd, mode, nbytes)``,
+    which locks from the current position (``msvcrt.locking``'s contract); False if it is held."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        locking(fd, lock_nb, 1)
+    except OSError:
+        return False
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        locking(fd, unlock, 1)
+    except OSError:
+        pass
     return True
 
 
@@ -528,52 +558,150 @@ def _scan_chunk(paths: list[str], root: str, blobs: bool, index: LinkIndex | Non
 
 
 def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = True,
-               index: LinkIndex | None = None) -> list[Repo]:
-    """Large caches are split over forked processes (the scan is system calls plus Python
-    work the GIL would serialise); this process scans one share itself, the children send
-    theirs back pickled through a pipe (with what they added to the ``index``). Small
-    caches, or no fork(), are scanned here alone."""
-    workers = min(workers or os.cpu_count() or 1, 8)
-    if workers < 2 or len(paths) < PARALLEL_FROM or not hasattr(os, "fork"):
+               index: LinkIndex | None = None, pool: "WorkerPool | None" = None) -> list[Repo]:
+    """Large caches are split over worker processes (the scan is system calls plus Python
+    work the GIL would serialise); this process scans one share itself. Each worker is a
+    fresh interpreter (:class:`WorkerPool`), never a fork: forking a process that runs
+    threads (the probes do) is unsafe on macOS, warned about from Python 3.12, and Windows
+    has no fork. A worker gets its share and the index entries under it, and sends back its
+    repos with what it added to the index. Small caches are scanned here alone, and a share
+    whose worker failed is scanned here too. ``pool``: workers started earlier (by :func:`scan`,
+    so that their start-up overlaps the reading of the index)."""
+    if pool is None:
+        workers = min(workers or os.cpu_count() or 1, 8)
+        if workers < 2 or len(paths) < PARALLEL_FROM:
+            return _scan_chunk(paths, root, blobs, index)[0]
+        pool = WorkerPool(workers - 1)
+    if not pool.procs or len(paths) < PARALLEL_FROM:
+        pool.close()
         return _scan_chunk(paths, root, blobs, index)[0]
-    import pickle
-
-    children = []
-    for k in range(1, workers):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: scan its share, write it, leave without running any cleanup
-            code = 0
-            try:
-                os.close(read_end)
-                data = pickle.dumps(_scan_chunk(paths[k::workers], root, blobs, index),
-                                    protocol=pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(write_end, "wb") as fh:
-                    fh.write(data)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        children.append((pid, read_end, k))
+    workers = len(pool.procs) + 1
+    children = [(k, pool.send(k - 1, paths[k::workers], root, blobs, index)) for k in range(1, workers)]
     repos = _scan_chunk(paths[0::workers], root, blobs, index)[0]
-    for pid, read_end, k in children:
-        with os.fdopen(read_end, "rb") as fh:
-            data = fh.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and data:
-            theirs, new, used = pickle.loads(data)
-            repos += theirs
-            if index is not None:
-                index.merge(new, used)
-        else:  # a child that failed: scan its share here
+    for k, child in children:
+        theirs = _worker_result(child)
+        if theirs is None:  # a worker that could not start or failed: scan its share here
             repos += _scan_chunk(paths[k::workers], root, blobs, index)[0]
+            continue
+        repos += theirs[0]
+        if index is not None:
+            index.merge(theirs[1], theirs[2])
     order = {p: i for i, p in enumerate(paths)}
     return sorted(repos, key=lambda r: order[r.path])
 
 
+#: the worker's interpreter runs isolated (-I: no user site, no PYTHON* variables) and without
+#: site-packages (-S): it imports llmdoctor from the folder this copy was loaded from, nothing else
+_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); from llmdoctor.hfcache import _worker; _worker()"
+
+
+class WorkerPool:
+    """``n`` scanner processes, started now and given their share later (:meth:`send`): a fresh
+    interpreter takes some 50 ms to import the scanner, which then overlaps the caller's own work."""
+
+    def __init__(self, n: int):
+        import subprocess
+        import sys
+
+        self.procs: list = []
+        base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for _ in range(n if sys.executable else 0):
+            try:
+                self.procs.append(subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER, base],
+                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.DEVNULL))
+            except (OSError, ValueError):
+                break
+        self.used: set[int] = set()
+
+    @classmethod
+    def for_root(cls, path: str, workers: int | None = None) -> "WorkerPool | None":
+        """Workers for a root holding enough repos to be worth them, else None."""
+        workers = min(workers or os.cpu_count() or 1, 8)
+        if workers < 2:
+            return None
+        try:
+            with os.scandir(path) as it:
+                if sum(1 for _ in it) < PARALLEL_FROM:
+                    return None
+        except OSError:
+            return None
+        return cls(workers - 1)
+
+    def send(self, i: int, paths: list[str], root: str, blobs: bool, index: LinkIndex | None):
+        """Give worker ``i`` its share, written by a thread (a pipe holds 64 KiB: writing it here
+        would wait on the worker); the process, or None."""
+        import pickle
+        import threading
+
+        if i >= len(self.procs):
+            return None
+        self.used.add(i)
+        proc = self.procs[i]
+        share = None
+        if index is not None:  # only the entries of its repos' snapshot folders
+            mine, cut = set(paths), os.sep + "snapshots" + os.sep
+            share = ({f: e for f, e in index.old.items() if f[:max(0, f.find(cut))] in mine}, index.trust_before_ns)
+        data = pickle.dumps((paths, root, blobs, share), protocol=pickle.HIGHEST_PROTOCOL)
+
+        def feed() -> None:
+            try:
+                proc.stdin.write(data)
+                proc.stdin.close()
+            except OSError:  # the worker died: its result says so
+                pass
+
+        threading.Thread(target=feed, daemon=True, name="llmdoctor-scan-feed").start()
+        return proc
+
+    def close(self) -> None:
+        """Stop the workers no share was sent to (a closed stdin ends them)."""
+        for i, proc in enumerate(self.procs):
+            if i not in self.used:
+                try:
+                    proc.stdin.close()
+                    proc.stdout.close()
+                    proc.wait(timeout=5)
+                except Exception:  # noqa: BLE001
+                    proc.kill()
+
+
+def _worker_result(proc) -> tuple | None:
+    """(repos, index entries it recorded, recorded entries it used) from a worker, or None."""
+    import pickle
+
+    if proc is None:
+        return None
+    try:
+        data = proc.stdout.read()
+        proc.stdout.close()
+        code = proc.wait()
+        return pickle.loads(data) if code == 0 and data else None
+    except Exception:  # noqa: BLE001 - a damaged answer is a failed worker: its share is scanned here
+        return None
+
+
+def _worker() -> None:
+    """The worker's side: read (paths, root, blobs, index share) from stdin, scan, pickle the
+    result to stdout."""
+    import pickle
+    import sys
+
+    data = sys.stdin.buffer.read()
+    if not data:  # started ahead and not needed
+        return
+    paths, root, blobs, share = pickle.loads(data)
+    index = None
+    if share is not None:
+        index = LinkIndex(None, root, share[0])
+        index.trust_before_ns = share[1]
+    sys.stdout.buffer.write(pickle.dumps(_scan_chunk(paths, root, blobs, index),
+                                         protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.flush()
+
+
 def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = True,
-              index: LinkIndex | None = None) -> Root:
+              index: LinkIndex | None = None, pool: WorkerPool | None = None) -> Root:
     path = os.path.abspath(os.path.expanduser(path))
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
@@ -600,7 +728,7 @@ def scan_root(path: str, source: str, workers: int | None = None, blobs: bool = 
             warnings.append(f"not a cached repo: {entry.path}")
             continue
         candidates.append(entry.path)
-    repos = _scan_many(candidates, path, workers, blobs, index)
+    repos = _scan_many(candidates, path, workers, blobs, index, pool)
     for r in repos:
         if r.broken:
             warnings.append(f"{r.cache_id}: {len(r.broken)} file(s) whose blob is missing (broken symlink), e.g. "
@@ -666,7 +794,7 @@ def hub_roots(environ: Mapping[str, str], extra: Iterable[str] = ()) -> list[Loc
     for path, label in candidates:
         if not path:
             continue
-        path = os.path.abspath(os.path.expanduser(path))
+        path = os.path.abspath(expand(path, environ))
         if any(os.path.realpath(path) == os.path.realpath(loc.path) for loc in out):
             continue
         if label == "default location" and not os.path.isdir(path):
@@ -703,8 +831,11 @@ def scan(environ: Mapping[str, str], extra: Iterable[str] = (), others: bool = T
     started = time.perf_counter()
     roots = []
     for loc in hub_roots(environ, extra):
+        pool = WorkerPool.for_root(loc.path)  # started before the index is read: their start-up overlaps it
         index = LinkIndex.open(loc.path, environ) if remember else None
-        roots.append(scan_root(loc.path, loc.source, blobs=blobs, index=index))
+        roots.append(scan_root(loc.path, loc.source, blobs=blobs, index=index, pool=pool))
+        if pool is not None:
+            pool.close()
         if index is not None and roots[-1].exists:
             index.save()
     roots = tuple(roots)

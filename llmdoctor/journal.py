@@ -206,7 +206,9 @@ class Journal:
 
             code = (run or run_attached)(argv)
             if code != 0:
-                raise JournalError(f"`{' '.join(argv)}` exited with {code}; run it again by hand")
+                from .platforms.exitcodes import exit_text
+
+                raise JournalError(f"`{' '.join(argv)}` {exit_text(code)}; run it again by hand")
             done.append(" ".join(argv))
         manifest = entry.folder / "manifest.json"
         data = json.loads(manifest.read_text(encoding="utf-8"))

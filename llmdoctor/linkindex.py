@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import re
+import posixpath
 import struct
 import time
 import zlib
 from typing import Mapping
 
 from .paths import cache_dir
+from .platforms.mounts import fstype_of, parse_proc_mounts
 
 VERSION = 1
 MAGIC = b"llmdoctor-links\0"
@@ -37,7 +38,6 @@ RACY_S = 2.0  #: a folder changed this recently is read, never remembered
 #: local filesystems that update a folder's ctime on every change to its entries
 LOCAL_FS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "overlay", "bcachefs", "jfs", "reiserfs")
 
-_OCTAL = re.compile(r"\\([0-7]{3})")
 Listing = tuple  #: what the scanner keeps of one folder (``hfcache._snapshot_files`` decides), marshal-able
 
 
@@ -45,20 +45,10 @@ def fstype(path: str, mounts: str = "/proc/self/mounts") -> str | None:
     """The type of the filesystem holding ``path`` (Linux), or None where it cannot be told."""
     try:
         with open(mounts, encoding="utf-8", errors="replace") as fh:
-            table = fh.read().splitlines()
+            table = parse_proc_mounts(fh.read())
     except OSError:
         return None
-    real = os.path.realpath(path)
-    best, kind = "", None
-    for line in table:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), parts[1])  # "\\040" is a space
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, parts[2]
-    return kind
+    return fstype_of(os.path.realpath(path), table, posixpath)
 
 
 class LinkIndex:

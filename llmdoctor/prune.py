@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Mapping
 
 from .hfcache import RECENT_S, TRASH, Repo, Root, lock_held, scan_repo
 from .nofollow import Folder, NotFollowed, split
+from .paths import home as home_dir
 
 
 class PruneError(RuntimeError):
@@ -108,7 +109,7 @@ class PrunePlan:
 
 def check_root(root: str, environ: Mapping[str, str]) -> None:
     real = os.path.realpath(root)
-    home = os.path.realpath(environ.get("HOME") or os.path.expanduser("~"))
+    home = os.path.realpath(home_dir(environ))
     if real == os.path.sep or os.path.dirname(real) == real:
         raise PruneError(f"refusing to prune {root}: it resolves to the filesystem root")
     if real == home:

@@ -25,14 +25,21 @@ class Completed:
     cut: int = 0  #: bytes of output left out from the middle (it printed more than KEEP_BYTES)
 
     @property
+    def crash(self):
+        """How the child ended if it did not exit on its own (a signal on POSIX, an NTSTATUS
+        code such as 0xC0000005 on Windows), as a :class:`~llmdoctor.platforms.exitcodes.ExitName`."""
+        from .platforms.exitcodes import crash_name
+
+        return crash_name(self.returncode, os.name)
+
+    @property
     def signal_name(self) -> str | None:
-        """``SIGSEGV`` when the child was killed by a signal."""
-        if self.returncode is None or self.returncode >= 0:
+        """``SIGSEGV`` when the child was killed by a signal, ``STATUS_ACCESS_VIOLATION
+        (0xC0000005)`` when it crashed on Windows."""
+        crash = self.crash
+        if crash is None:
             return None
-        try:
-            return signal.Signals(-self.returncode).name
-        except ValueError:
-            return f"signal {-self.returncode}"
+        return crash.name if crash.name.startswith(("SIG", "signal")) else f"{crash.name} ({crash.code})"
 
 
 KEEP_BYTES = 16 * 2**20  #: per stream: the first and the last half of this are kept
@@ -145,13 +152,37 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def _kill(proc: subprocess.Popen) -> None:
+    """Kill the child and everything it started: its process group on POSIX (it leads one:
+    ``start_new_session``), its process tree on Windows, which has no process groups to kill."""
     try:
         if os.name != "nt":
             os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover
-            proc.kill()
+            return
     except (ProcessLookupError, PermissionError, OSError):
-        pass
+        return
+    kill_tree(proc.pid)  # pragma: no cover - Windows
+
+
+def kill_tree(pid: int) -> int:
+    """Kill ``pid`` and its descendants: the tree is listed first (psutil follows the parent
+    links, as ``taskkill /T`` does), then the root is killed, so it starts nothing more, then
+    the rest. Returns how many were killed. Works on every OS; POSIX uses the process group
+    instead, which also reaches grandchildren whose parent has already exited."""
+    try:
+        import psutil
+
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except Exception:  # noqa: BLE001 - gone already, or psutil cannot see it
+        return 0
+    killed = 0
+    for p in family:
+        try:
+            p.kill()
+            killed += 1
+        except Exception:  # noqa: BLE001 - exited meanwhile, or not ours
+            pass
+    return killed
 
 
 def _text(data) -> str:

@@ -15,7 +15,9 @@ def _echo_report(report, doc, as_json: bool, verbose: bool, width, color, unicod
     from ..render import terminal
 
     if as_json:
-        click.echo(json_text(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str), dict(os.environ))))
+        from ..platforms.encoding import write_json
+
+        write_json(json_text(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str), dict(os.environ))))
     else:
         click.echo(terminal(report, verbose=verbose, width=width, color=color, unicode=unicode, wrap=wrap), nl=False)
     sys.stdout.flush()

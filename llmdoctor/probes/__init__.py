@@ -20,12 +20,16 @@ def builtin_probes() -> tuple[Probe, ...]:
     from .node import NodeFacts, probe_node
     from .topology import TopologyFacts, probe_topology
     from .model import ModelFacts, probe_model
+    from .platform import PlatformFacts, probe_platform
 
     return (
         Probe("clock", probe_clock, ClockFacts, timeout_s=2.0,
               description="the date the report is made (checks judge dates against it, so replays agree)"),
         Probe("system", probe_system, SystemFacts, timeout_s=10.0,
               description="OS, WSL, container, CPUs, RAM, swap, /dev/shm, disks"),
+        Probe("platform", probe_platform, PlatformFacts, timeout_s=10.0,
+              description="WSL 2's GPU files and memory cap, Windows' symlink privilege and runtime DLLs, macOS' CPU "
+                          "(Apple silicon, Rosetta), the shell's variables"),
         Probe("target", probe_target, TargetFacts, timeout_s=20.0, crash_is_failure=True,
               description="the target interpreter and its installed distributions"),
         Probe("gpu", probe_gpu, GpuFacts, timeout_s=10.0,

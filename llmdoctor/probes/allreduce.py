@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..platforms.exitcodes import exit_text
 from ..subproc import kill_group
 
 WORKER = Path(__file__).resolve().parent.parent / "distributed" / "allreduce.py"
@@ -181,7 +182,7 @@ def run_local(python: str, environ: Mapping[str, str], *, timeout_s: float = LOC
         ((code, out, err),) = _spawn([[python, str(WORKER), "--probe"]], env, min(60.0, timeout_s))
         info = _parse(out) or {}
         if not info or info.get("error"):
-            why = info.get("error") or (f"exited with code {code}" if code is not None else "timed out")
+            why = info.get("error") or (exit_text(code) if code is not None else "timed out")
             return AllReduceFacts(ran=False, skipped=f"torch could not be asked for its GPUs: {why}",
                                   log_tail=_tail(err))
         count = int(info.get("device_count") or 0)
@@ -213,7 +214,7 @@ def run_local(python: str, environ: Mapping[str, str], *, timeout_s: float = LOC
             hung.append(member)
             rank_errors[member] = f"still running after {left:.0f} s: killed"
         elif data is None:
-            rank_errors[member] = f"exited with code {code} without a result"
+            rank_errors[member] = f"{exit_text(code)} without a result"
         elif data.get("error"):
             rank_errors[member] = str(data["error"])
         else:

@@ -9,7 +9,10 @@ import shutil
 from dataclasses import dataclass
 
 from .. import hfcache
+from ..platforms.mounts import mount_of as longest_mount, user_mounts
 from .base import ProbeContext
+
+
 
 @dataclass(frozen=True)
 class Mount:
@@ -17,6 +20,7 @@ class Mount:
     fstype: str
     total: int
     free: int
+    remote: bool = False  #: a network drive (Windows reports its type as the server's, NTFS)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class CacheRootFacts:
     mount: Mount | None = None
     error: str | None = None
     error_kind: str | None = None  #: "not-a-folder" | "unreadable" (hfcache.Root.error_kind)
+    in_place_files: int = 0  #: snapshot files stored as copies, not links (no symlinks where it was written)
+    in_place_bytes: int = 0
+    duplicate_bytes: int = 0  #: of those, bytes stored more than once (the same file in several revisions)
 
 
 @dataclass(frozen=True)
@@ -46,22 +53,22 @@ class CacheFacts:
 
 
 def _mounts() -> list[Mount]:
+    """Every mounted filesystem that can hold a cache, network and FUSE ones and WSL's
+    ``/mnt/c`` included (``all=False`` would drop those: :mod:`llmdoctor.platforms.mounts`)."""
     try:
         import psutil
 
-        parts = psutil.disk_partitions(all=False)
+        parts = psutil.disk_partitions(all=True)
     except Exception:
         return []
-    out, seen = [], set()
-    for p in parts:
-        if p.mountpoint in seen or p.fstype in ("squashfs", "tmpfs", "devtmpfs", "overlay") and p.mountpoint != "/":
-            continue
-        seen.add(p.mountpoint)
+    out = []
+    for p in user_mounts(parts):
         try:
             usage = shutil.disk_usage(p.mountpoint)
         except OSError:
             continue
-        out.append(Mount(p.mountpoint, p.fstype, usage.total, usage.free))
+        remote = "remote" in (getattr(p, "opts", "") or "").split(",")  # psutil's flag for a Windows network drive
+        out.append(Mount(p.mountpoint, p.fstype, usage.total, usage.free, remote))
     return out
 
 
@@ -69,11 +76,7 @@ def mount_of(path: str, mounts: list[Mount]) -> Mount | None:
     real = os.path.realpath(path)
     while not os.path.exists(real) and os.path.dirname(real) != real:
         real = os.path.dirname(real)
-    best = None
-    for m in mounts:
-        mp = m.mountpoint.rstrip(os.sep) or os.sep
-        if (real == mp or real.startswith(mp.rstrip(os.sep) + os.sep)) and (best is None or len(mp) > len(best.mountpoint)):
-            best = m
+    best = longest_mount(real, mounts, os.path)
     if best is None:
         try:
             usage = shutil.disk_usage(real)
@@ -81,6 +84,28 @@ def mount_of(path: str, mounts: list[Mount]) -> Mount | None:
         except OSError:
             return None
     return best
+
+
+def in_place(repos) -> dict[str, int]:
+    """Snapshot files stored as regular files instead of links to blobs/ (huggingface_hub does
+    that where it cannot create symlinks: Windows without Developer Mode), and the bytes of
+    those stored more than once: a file of the same path and size in several revisions of a
+    repo is the same download, copied (file_download._create_symlink)."""
+    files = size = dup = 0
+    for repo in repos:
+        seen: dict[tuple[str, int], int] = {}
+        for rev in repo.revisions:
+            head = os.path.join(repo.path, "snapshots", rev.commit) + os.sep
+            for name in rev.blobs:
+                if os.sep not in name:  # a blob name: a link, as it should be
+                    continue
+                n = repo.blob_sizes.get(name, 0)
+                files += 1
+                size += n
+                key = (name[len(head):] if name.startswith(head) else name, n)
+                seen[key] = seen.get(key, 0) + 1
+        dup += sum(n * (count - 1) for (_, n), count in seen.items())
+    return {"in_place_files": files, "in_place_bytes": size, "duplicate_bytes": dup}
 
 
 def probe_cache(ctx: ProbeContext) -> CacheFacts:
@@ -95,7 +120,7 @@ def probe_cache(ctx: ProbeContext) -> CacheFacts:
             incomplete=sum(b.size for r in root.repos for b in r.incomplete),
             orphans=sum(b.size for r in root.repos for b in r.orphans),
             broken_repos=sum(1 for r in root.repos if r.broken or r.error), mount=mount, error=root.error,
-            error_kind=root.error_kind))
+            error_kind=root.error_kind, **in_place(root.repos)))
         for repo in root.repos:
             for name, size in repo.blob_sizes.items():
                 if os.sep not in name:

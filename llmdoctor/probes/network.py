@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Mapping
 
 from .. import net
 from ..compat.tls import hub_error_kind
+from ..paths import home as home_dir
+from ..platforms.pipconfig import pip_config_files
 from .base import ProbeContext
 from .python_env import probe_lines, run_script
 
@@ -140,8 +143,8 @@ def probe_network(ctx: ProbeContext) -> NetworkFacts:
     env, seen = target_net_env(ctx)
     hub = (env.get("HF_ENDPOINT") or DEFAULT_HUB).rstrip("/")
     repo = env.get("LLMDOCTOR_PROBE_REPO") or PROBE_REPO
-    pip_index = env.get("PIP_INDEX_URL") or next((s.index_url for s in read_pip_config(ctx).pip if s.index_url),
-                                                 None) or PIP_INDEX
+    pip_index = env.get("PIP_INDEX_URL") or next((s.index_url for s in reversed(read_pip_config(ctx).pip)
+                                                  if s.index_url), None) or PIP_INDEX  # the last file wins
     box: dict = {}
     left = BUDGET_S - (time.monotonic() - started)
     caller = threading.Thread(target=_hub_call, args=(ctx, repo, left, box), daemon=True)
@@ -155,15 +158,8 @@ def probe_network(ctx: ProbeContext) -> NetworkFacts:
 
 
 def _pip_files(environ: Mapping[str, str], prefix: str | None) -> list[str]:
-    home = environ.get("HOME") or os.path.expanduser("~")
-    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf", os.path.join(home, ".pip", "pip.conf"),
-             os.path.join(xdg, "pip", "pip.conf")]
-    if prefix:
-        files.append(os.path.join(prefix, "pip.conf"))
-    if environ.get("PIP_CONFIG_FILE"):
-        files.append(environ["PIP_CONFIG_FILE"])
-    return files
+    """pip's configuration files on this OS, lowest precedence first (pip's own order)."""
+    return [path for _, path in pip_config_files(sys.platform, environ, prefix, os.path.exists, os.path.isdir)]
 
 
 def read_pip_config(ctx: ProbeContext) -> NetConfigFacts:
@@ -194,7 +190,7 @@ def read_pip_config(ctx: ProbeContext) -> NetConfigFacts:
 def _condarc(ctx: ProbeContext) -> list[CondaSetting]:
     import re
 
-    home = ctx.environ.get("HOME") or os.path.expanduser("~")
+    home = home_dir(ctx.environ)
     files = ["/etc/conda/.condarc", "/etc/conda/condarc", os.path.join(home, ".condarc"),
              os.path.join(home, ".config", "conda", ".condarc")]
     if ctx.target.prefix:

@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..paths import home as home_dir
 from .base import read_text
 
 RELEVANT_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_", "GLOO_", "UCX_", "FI_", "CUDA_", "NVIDIA_",
@@ -77,7 +78,7 @@ def parse_nccl_conf(text: str | None) -> dict[str, str]:
 
 
 def read_nccl_conf(environ: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
-    home = environ.get("HOME") or os.path.expanduser("~")
+    home = home_dir(environ)
     paths = [environ["NCCL_CONF_FILE"]] if environ.get("NCCL_CONF_FILE") else [os.path.join(home, ".nccl.conf")]
     paths.append("/etc/nccl.conf")
     merged: dict[str, str] = {}

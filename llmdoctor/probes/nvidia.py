@@ -29,6 +29,7 @@ THROTTLE_BITS = (
 )
 SMI_FIELDS = ("index", "uuid", "name", "driver_version", "memory.total", "memory.used", "memory.free", "compute_cap")
 MiB = 1024 * 1024
+WSL_LIB = "/usr/lib/wsl/lib"  #: WSL 2's copy of the Windows driver's nvidia-smi and libraries
 
 
 @dataclass(frozen=True)
@@ -284,8 +285,8 @@ def read_nvml() -> tuple[str | None, str | None, list[Gpu]]:
 
 def read_smi(environ) -> tuple[list[Gpu], str | None, str | None]:
     """(gpus, driver, error) from nvidia-smi."""
-    exe = shutil.which("nvidia-smi", path=environ.get("PATH"))
-    if not exe:
+    exe = shutil.which("nvidia-smi", path=environ.get("PATH")) or shutil.which("nvidia-smi", path=WSL_LIB)
+    if not exe:  # WSL 2 keeps it in /usr/lib/wsl/lib, off PATH under sudo, cron and systemd
         return [], None, "nvidia-smi not found on PATH"
     done = subproc.run([exe, f"--query-gpu={','.join(SMI_FIELDS)}", "--format=csv,noheader,nounits"], timeout=5)
     if done.returncode != 0:

@@ -118,8 +118,13 @@ def describe_failure(done: subproc.Completed, what: str, timeout: float) -> Prob
         return ProbeFailed(f"could not start the target interpreter: {done.start_error}", "crash", detail)
     if done.timed_out:
         return ProbeFailed(f"the target interpreter did not finish {what} within {timeout:g} s", "timeout", detail)
-    if done.signal_name:
+    crash = done.crash
+    if crash is not None and crash.name.startswith(("SIG", "signal")):
         return ProbeFailed(f"the target interpreter was killed by {done.signal_name} during {what}", "crash", detail)
+    if crash is not None:  # Windows: the NTSTATUS code of the crash, named
+        means = f": {crash.means}" if crash.means else ""
+        return ProbeFailed(f"the target interpreter crashed with {crash.name} ({crash.code}{means}) during {what}",
+                           "crash", detail)
     last = tail[-1] if tail else "no output"
     return ProbeFailed(f"the target interpreter exited with code {done.returncode} during {what}: {last}",
                        "crash", detail)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 
 from .base import ProbeContext, ProbeFailed
@@ -35,6 +36,8 @@ class LiveTorch:
     cudnn: str | None = None
     nccl: str | None = None
     error: str | None = None  #: the exact exception text when torch.cuda failed
+    mps_built: bool | None = None  #: torch.backends.mps.is_built() (asked on macOS)
+    mps_available: bool | None = None  #: torch.backends.mps.is_available()
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,17 @@ class TorchFacts:
     live: LiveTorch | None = None
     live_skipped: str | None = None  #: why the live test did not run
     live_error: str | None = None  #: the live test crashed or hung (import torch segfaults happen)
+    lib_dlls: tuple[str, ...] = ()  #: Windows: the DLLs in torch\lib (lower case), for a WinError 126 diagnosis
 
 
 def driver_present(environ) -> bool:
-    return os.path.exists("/proc/driver/nvidia/version") or bool(shutil.which("nvidia-smi", path=environ.get("PATH")))
+    """An NVIDIA driver's files: the Linux kernel module, nvidia-smi on PATH, or the Windows driver
+    WSL 2 maps in (it has no /proc/driver/nvidia, and sudo, cron and systemd leave its folder off PATH)."""
+    return os.path.exists("/proc/driver/nvidia/version") or bool(shutil.which("nvidia-smi", path=environ.get("PATH"))) \
+        or os.path.exists(WSL_LIBCUDA)
+
+
+WSL_LIBCUDA = "/usr/lib/wsl/lib/libcuda.so.1"
 
 
 def _first(ctx: ProbeContext, mode: str, timeout: float):
@@ -72,7 +82,9 @@ def _live(data: dict) -> LiveTorch:
         devices=tuple(TorchDevice(**{k: v for k, v in d.items() if k in TorchDevice.__dataclass_fields__})
                       for d in data.get("devices") or ()),
         arch_list=tuple(data.get("arch_list") or ()), cxx11_abi=data.get("cxx11_abi"), cudnn=data.get("cudnn"),
-        nccl=data.get("nccl"), error=data.get("error"))
+        nccl=data.get("nccl"), error=data.get("error"),
+        mps_built=data.get("mps_built") if isinstance(data.get("mps_built"), bool) else None,
+        mps_available=data.get("mps_available") if isinstance(data.get("mps_available"), bool) else None)
 
 
 def probe_torch(ctx: ProbeContext) -> TorchFacts:
@@ -84,8 +96,10 @@ def probe_torch(ctx: ProbeContext) -> TorchFacts:
         installed=True, version=static.get("version"), build="rocm" if hip else ("cuda" if cuda else "cpu"),
         cuda=cuda, hip=hip, git_version=static.get("git_version"), location=static.get("location"),
         has_libtorch_cuda=bool(static.get("has_libtorch_cuda")),
-        nvidia_wheels=tuple(tuple(w) for w in static.get("nvidia_wheels") or ()), error=static.get("error"))
-    if not (driver_present(ctx.environ) or ctx.environ.get("LLMDOCTOR_FORCE_TORCH_LIVE") == "1"):
+        nvidia_wheels=tuple(tuple(w) for w in static.get("nvidia_wheels") or ()), error=static.get("error"),
+        lib_dlls=tuple(str(n) for n in static.get("lib_dlls") or ()))
+    on_mac = sys.platform == "darwin"  # no driver there, but MPS is asked of torch itself
+    if not (driver_present(ctx.environ) or on_mac or ctx.environ.get("LLMDOCTOR_FORCE_TORCH_LIVE") == "1"):
         return TorchFacts(**facts, live_skipped="no NVIDIA driver on this machine: torch was not imported")
     try:
         return TorchFacts(**facts, live=_live(_first(ctx, "torch-live", LIVE_TIMEOUT_S)))

@@ -13,7 +13,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import hf_hub_cache
+from ..paths import hf_hub_cache, home as home_dir
+from ..platforms.mounts import mount_of
 from .base import read_text
 
 
@@ -119,12 +120,7 @@ def usable_cpus(logical: int | None) -> int | None:
 
 
 def _mount_for(path: str, partitions) -> tuple[str | None, str | None]:
-    best = None
-    for part in partitions:
-        mp = part.mountpoint
-        if path == mp or path.startswith(mp.rstrip(os.sep) + os.sep):
-            if best is None or len(mp) > len(best.mountpoint):
-                best = part
+    best = mount_of(path, partitions, os.path)
     return (best.fstype, best.mountpoint) if best else (None, None)
 
 
@@ -190,7 +186,7 @@ def probe_system(ctx) -> SystemFacts:
         partitions = psutil.disk_partitions(all=True)
     except Exception:
         partitions = ()
-    home = environ.get("HOME") or os.path.expanduser("~")
+    home = home_dir(environ)
     disks = (measure_disk("home", home, partitions),
              measure_disk("hf-cache", hf_hub_cache(environ), partitions),
              # where pip unpacks and compiles a source build (judged by the build checks)

@@ -555,6 +555,11 @@ def torch_static():
     lib = os.path.join(folder, "lib")
     out["has_libtorch_cuda"] = os.path.exists(os.path.join(lib, "libtorch_cuda.so")) or \
         os.path.exists(os.path.join(lib, "torch_cuda.dll"))
+    if sys.platform == "win32":  # which runtime DLLs torch ships itself (a WinError 126 diagnosis)
+        try:
+            out["lib_dlls"] = sorted(n.lower() for n in os.listdir(lib) if n.lower().endswith(".dll"))
+        except OSError:
+            pass
     try:
         from importlib import metadata
 
@@ -608,6 +613,12 @@ def torch_live():
             dev["error"] = "{}: {}".format(type(exc).__name__, str(exc).strip()[:1000])
         devices.append(dev)
     out["devices"] = devices
+    mps = getattr(getattr(torch, "backends", None), "mps", None)
+    for key, name in (("mps_built", "is_built"), ("mps_available", "is_available")):
+        try:
+            out[key] = bool(getattr(mps, name)()) if mps is not None else False
+        except Exception as exc:
+            out[key + "_error"] = "{}: {}".format(type(exc).__name__, exc)
     return out
 
 
