@@ -13,7 +13,7 @@ from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 
 from .python import pip_cmd
-from .stack import installed_versions
+from .requirements import installed_versions
 
 WSL_LIB = "/usr/lib/wsl/lib"
 
@@ -36,7 +36,7 @@ def _version(installed: dict, name: str) -> Version | None:
 
 # --- WSL 2 -----------------------------------------------------------------
 
-@check("platform.wsl", category="system", needs=["system", "platform"])
+@check("system.wsl", category="system", needs=["system", "platform"])
 def wsl_check(facts, c):
     """WSL 2's GPU plumbing: a Linux driver inside WSL, /usr/lib/wsl/lib off PATH or out of the linker's cache, triton's -lcuda."""
     s, p = facts.value("system"), facts.value("platform")
@@ -52,13 +52,13 @@ def wsl_check(facts, c):
         fix = ("sudo apt-get remove --purge " + " ".join(w.linux_driver_packages) if w.linux_driver_packages else
                "remove the Linux NVIDIA driver that put " + ", ".join(w.linux_driver_files) + " there")
         yield c.finding(Status.FAIL, f"A Linux NVIDIA driver is installed inside WSL ({what}): it hides the Windows "
-                        "driver's libcuda that WSL provides, and CUDA fails", id="platform.wsl-linux-driver",
+                        "driver's libcuda that WSL provides, and CUDA fails", id="system.wsl-linux-driver",
                         detail=d["why"] + (f" Files of a Linux driver: {', '.join(w.linux_driver_files)}."
                                            if w.linux_driver_files else ""), fix=fix, docs=d["source"])
     if not w.lib_dir_exists:
         problems += 1
         d = spec("wsl_no_lib")
-        yield c.finding(Status.WARN, f"{WSL_LIB} does not exist: this WSL 2 has no GPU support", id="platform.wsl-no-gpu",
+        yield c.finding(Status.WARN, f"{WSL_LIB} does not exist: this WSL 2 has no GPU support", id="system.wsl-no-gpu",
                         detail=d["why"], fix="wsl --update   (in Windows PowerShell; then update the Windows NVIDIA "
                                              "driver and run `wsl --shutdown`)", docs=d["source"])
         return
@@ -68,7 +68,7 @@ def wsl_check(facts, c):
         d = spec("wsl_path")
         where = "under sudo (its secure_path)" if w.sudo else "as a systemd service" if w.service else "here"
         yield c.finding(Status.WARN, f"{WSL_LIB} is not on PATH {where}: nvidia-smi is 'command not found' and "
-                        "tools that look for it see no GPU", id="platform.wsl-path", detail=d["why"],
+                        "tools that look for it see no GPU", id="system.wsl-path", detail=d["why"],
                         fix=(f'sudo env "PATH=$PATH:{WSL_LIB}" <command>' if w.sudo else
                              f"Environment=PATH=/usr/local/bin:/usr/bin:/bin:{WSL_LIB}   (in the unit's [Service])"
                              if w.service else f'export PATH="$PATH:{WSL_LIB}"   (in the job\'s environment: a '
@@ -80,7 +80,7 @@ def wsl_check(facts, c):
         d = spec("wsl_ld_cache")
         yield c.finding(Status.WARN, f"The dynamic linker's cache does not list {WSL_LIB}/libcuda.so.1"
                         + ("" if w.ld_conf else " (no /etc/ld.so.conf.d file names that folder)")
-                        + ": programs that load libcuda by name do not find the driver", id="platform.wsl-ld-cache",
+                        + ": programs that load libcuda by name do not find the driver", id="system.wsl-ld-cache",
                         detail=d["why"], fix=(f"echo {WSL_LIB} | sudo tee /etc/ld.so.conf.d/ld.wsl.conf && sudo ldconfig"
                                               if not w.ld_conf else "sudo ldconfig"), docs=d["source"])
     t = facts.value("target")
@@ -95,7 +95,7 @@ def wsl_check(facts, c):
             problems += 1
             yield c.finding(Status.WARN, f"triton {triton} looks for libcuda.so with `whereis`, which never finds "
                             f"{WSL_LIB}: torch.compile stops with '/usr/bin/ld: cannot find -lcuda'",
-                            id="platform.wsl-triton", detail=d["why"], fix=fix, docs=d["issue"])
+                            id="system.wsl-triton", detail=d["why"], fix=fix, docs=d["issue"])
         elif WSL_LIB not in lib_dirs or unlinked:
             problems += 1
             where = (f"also lists libcuda.so.1 in {', '.join(unlinked)} (a Linux driver's copy)" if WSL_LIB in lib_dirs
@@ -103,7 +103,7 @@ def wsl_check(facts, c):
                      "does not list libcuda.so.1 at all")
             yield c.finding(Status.WARN, f"triton {triton} links -lcuda in the folders where the linker's cache lists "
                             f"libcuda.so.1, and the cache {where}: torch.compile stops with 'cannot find -lcuda' or "
-                            "'libcuda.so cannot found!'", id="platform.wsl-triton", detail=d["why"], fix=fix,
+                            "'libcuda.so cannot found!'", id="system.wsl-triton", detail=d["why"], fix=fix,
                             docs=d["source"])
     if not problems:
         yield c.finding(Status.OK, f"WSL 2 GPU plumbing in place: {WSL_LIB} holds the Windows driver's "
@@ -111,7 +111,7 @@ def wsl_check(facts, c):
                         "inside WSL", docs=spec("wsl_linux_driver")["source"])
 
 
-@check("platform.wsl-memory", category="system", needs=["system", "platform"])
+@check("system.wsl-memory", category="system", needs=["system", "platform"])
 def wsl_memory_check(facts, c):
     """WSL 2's memory cap (.wslconfig): the cause when a model load ends with 'Killed'."""
     s, p = facts.value("system"), facts.value("platform")
@@ -132,7 +132,7 @@ def wsl_memory_check(facts, c):
             fix = (f"set memory={need}GB under [wsl2] in %UserProfile%\\.wslconfig (Windows keeps the rest), then "
                    "run `wsl --shutdown` in Windows PowerShell")
         yield c.finding(Status.WARN, title + ": loading a 7B model ends with 'Killed' (the OOM killer) whatever "
-                        "Windows has free", id="platform.wsl-memory-cap", detail=d["why"], fix=fix, docs=d["source"])
+                        "Windows has free", id="system.wsl-memory-cap", detail=d["why"], fix=fix, docs=d["source"])
     else:
         yield c.finding(Status.INFO, title + ": a load beyond it ends with 'Killed'", detail=d["why"],
                         docs=d["source"])
@@ -161,7 +161,7 @@ def _import_errors(facts) -> list[tuple[str, str]]:
     return out
 
 
-@check("platform.windows", category="system", needs=["target"])
+@check("system.windows", category="system", needs=["target"])
 def windows_check(facts, c):
     """Windows: torch's DLLs failing to load (WinError 126), triton for torch.compile and unsloth, bitsandbytes' Windows wheels."""
     t = facts.value("target")
@@ -192,7 +192,7 @@ def windows_check(facts, c):
         if libomp_missing or (failing and torch_version is not None and str(torch_version) == dll["libomp_torch"]):
             fix += "; or move off torch 2.4.0 (2.4.1 and later do not need libomp140)"
         yield c.finding(Status.FAIL, f"{seen}: {cause}, not a broken torch (reinstalling it changes nothing)",
-                        id="platform.windows-dll", detail=dll["why"], fix=fix, docs=dll["source"])
+                        id="system.windows-dll", detail=dll["why"], fix=fix, docs=dll["source"])
     triton = spec("windows_triton")
     has_triton = any(n in installed for n in ("triton-windows", "triton"))
     cuda_torch = torch_facts is not None and torch_facts.installed and torch_facts.build == "cuda"
@@ -204,18 +204,18 @@ def windows_check(facts, c):
         if "unsloth" in installed:
             problems += 1
             yield c.finding(Status.FAIL, "unsloth is installed but triton is not: on Windows unsloth does not import "
-                            "without the triton-windows package", id="platform.windows-triton", detail=triton["why"],
+                            "without the triton-windows package", id="system.windows-triton", detail=triton["why"],
                             fix=fix, docs=triton["unsloth"])
         else:
             yield c.finding(Status.INFO, f"No triton for torch {torch_version}: torch.compile on the GPU fails on "
                             "Windows ('Cannot find a working triton installation'); eager mode is unaffected",
-                            id="platform.windows-triton", detail=triton["why"], fix=fix, docs=triton["below_source"])
+                            id="system.windows-triton", detail=triton["why"], fix=fix, docs=triton["below_source"])
     bnb = spec("windows_bitsandbytes")
     bnb_version = _version(installed, "bitsandbytes")
     if bnb_version is not None and bnb_version < Version(bnb["first_good"]):
         problems += 1
         yield c.finding(Status.FAIL, f"bitsandbytes {bnb_version} has no Windows build: its CUDA setup fails at "
-                        f"import (Windows wheels from {bnb['first_good']})", id="platform.windows-bitsandbytes",
+                        f"import (Windows wheels from {bnb['first_good']})", id="system.windows-bitsandbytes",
                         detail=bnb["why"], fix=pip_cmd(facts, "install", "-U", f"bitsandbytes>={bnb['first_good']}"),
                         docs=bnb["source"])
     if not problems:
@@ -226,7 +226,7 @@ def windows_check(facts, c):
 
 # --- macOS -----------------------------------------------------------------
 
-@check("platform.macos", category="system", needs=["system"])
+@check("system.macos", category="system", needs=["system"])
 def macos_check(facts, c):
     """macOS: an arm64 Python or an x86_64 one under Rosetta, MPS with this torch, and what runs instead of CUDA."""
     s = facts.value("system")
@@ -245,12 +245,12 @@ def macos_check(facts, c):
     if rosetta:
         yield c.finding(Status.WARN, f"This Python is x86_64, running under Rosetta 2 on Apple silicon: the newest "
                         f"torch it can install is {x86['last']}, and it cannot use the Apple GPU (MPS)",
-                        id="platform.macos-rosetta", detail=x86["why"],
+                        id="system.macos-rosetta", detail=x86["why"],
                         fix="install an arm64 Python (python.org's universal2 installer, or Homebrew in /opt/homebrew) "
                             "and recreate the environment with it", docs=x86["source"])
     elif machine == "x86_64":
         yield c.finding(Status.INFO, f"Intel Mac ({version}): torch {x86['last']} is the last release with wheels "
-                        "for it", id="platform.macos-intel", detail=x86["why"], docs=x86["source"])
+                        "for it", id="system.macos-intel", detail=x86["why"], docs=x86["source"])
     else:
         yield c.finding(Status.OK, f"{version} on Apple silicon with an arm64 Python")
     mps = spec("macos_mps")
@@ -259,22 +259,22 @@ def macos_check(facts, c):
     live = torch_facts.live
     if live is None or live.mps_built is None:
         why = torch_facts.live_error or torch_facts.live_skipped or "torch was not asked"
-        yield c.finding(Status.SKIP, f"MPS not checked: {why.splitlines()[0]}", id="platform.macos-mps")
+        yield c.finding(Status.SKIP, f"MPS not checked: {why.splitlines()[0]}", id="system.macos-mps")
     elif live.mps_available:
         yield c.finding(Status.OK, f"torch {torch_facts.version} can use the Apple GPU: device='mps'",
-                        id="platform.macos-mps", docs=mps["source"])
+                        id="system.macos-mps", docs=mps["source"])
     elif rosetta:
         yield c.finding(Status.INFO, f"torch {torch_facts.version} cannot use the Apple GPU (MPS) from an x86_64 "
                         "Python under Rosetta: everything runs on the CPU (an arm64 Python fixes both)",
-                        id="platform.macos-mps", detail=mps["why"], docs=mps["source"])
+                        id="system.macos-mps", detail=mps["why"], docs=mps["source"])
     elif live.mps_built:
         yield c.finding(Status.WARN, f"torch {torch_facts.version} has MPS, but it is not available here ({version}"
                         f"{', Intel' if machine == 'x86_64' else ''}): everything runs on the CPU",
-                        id="platform.macos-mps", detail=mps["why"],
+                        id="system.macos-mps", detail=mps["why"],
                         fix="update macOS (MPS needs 12.3 or newer; current torch releases need 14)", docs=mps["source"])
     else:
         yield c.finding(Status.WARN, f"torch {torch_facts.version} was built without MPS: everything runs on the CPU",
-                        id="platform.macos-mps", detail=mps["why"],
+                        id="system.macos-mps", detail=mps["why"],
                         fix=pip_cmd(facts, "install", "-U", "torch") + "   (the arm64 macOS wheels have MPS)",
                         docs=mps["source"])
 

@@ -4,6 +4,7 @@ one that nvcc accepts."""
 
 from __future__ import annotations
 
+import re
 from packaging.version import Version
 
 from llmdoctor.data import rows, table
@@ -148,6 +149,12 @@ def host_compiler_check(facts, c):
                         f"(GCC {row['max_gcc']} at most)", docs=row["source"])
 
 
+def msc_ver(cl_version: str | None) -> int | None:
+    """_MSC_VER from cl's version: 19.39.33523 -> 1939."""
+    m = re.match(r"(\d+)\.(\d+)", cl_version or "")
+    return int(m.group(1)) * 100 + int(m.group(2)) if m else None
+
+
 def _msvc_finding(c, nvcc, cl):
     """Windows: nvcc drives MSVC's cl.exe, and accepts only the _MSC_VER range of its host_config.h."""
     if cl is None or cl.version is None:
@@ -156,8 +163,6 @@ def _msvc_finding(c, nvcc, cl):
                          id="cuda.host-compiler-missing",
                          fix="install Visual Studio (or its Build Tools) with 'Desktop development with C++', then "
                              "build from the 'x64 Native Tools Command Prompt for VS'", docs=WINDOWS_DOCS)
-    from llmdoctor.probes.toolkit import msc_ver
-
     msc = msc_ver(cl.version)
     window = msvc_window(nvcc)
     if window is None or msc is None:

@@ -376,13 +376,15 @@ def test_pip_config_files_in_pips_own_order_on_each_platform(monkeypatch, tmp_pa
 
 def test_windows_report_names_each_windows_failure_with_its_remedy():
     found = by_id(replay("windows"))
-    dll = found["platform.windows-dll"]
+    dll = found["system.windows-dll"]
     assert dll["status"] == "fail" and "fbgemm.dll" in dll["title"] and "libomp140.x86_64.dll" in dll["title"]
     assert "not a broken torch" in dll["title"] and "Visual C++ Redistributable" in dll["fix"]
-    assert found["platform.windows-triton"]["status"] == "fail" and "triton-windows<3.2" in \
-        found["platform.windows-triton"]["fix"]  # torch 2.4 pairs with triton-windows 3.1
-    assert "bitsandbytes>=0.43.0" in found["platform.windows-bitsandbytes"]["fix"]
-    assert "cu126" in found["torch.cpu-only"]["fix"]  # the PyPI default torch is CPU-only on Windows
+    assert found["system.windows-triton"]["status"] == "fail" and "triton-windows<3.2" in \
+        found["system.windows-triton"]["fix"]  # torch 2.4 pairs with triton-windows 3.1
+    assert "bitsandbytes>=0.43.0" in found["system.windows-bitsandbytes"]["fix"]
+    # the PyPI default torch is CPU-only on Windows: the same release's newest CUDA build that exists (2.4.0 was
+    # published for cu118, cu121 and cu124; there is no cu126 build of it) and runs on this 12.6 driver
+    assert "torch==2.4.0 --index-url https://download.pytorch.org/whl/cu124" in found["torch.cpu-only"]["fix"]
     msvc = found["cuda.msvc-unsupported"]
     assert "_MSC_VER 1940" in msvc["title"] and "nvcc 12.1" in msvc["title"]
     copies = found["cache.no-symlinks"]
@@ -395,7 +397,8 @@ def test_windows_report_names_each_windows_failure_with_its_remedy():
 
 
 def test_msvc_window_comes_from_the_nvcc_header_else_the_table():
-    from llmdoctor.probes.toolkit import msc_ver, nvcc_candidates, parse_host_config, parse_msvc
+    from llmdoctor.checks.toolkit import msc_ver
+    from llmdoctor.probes.toolkit import nvcc_candidates, parse_host_config, parse_msvc
 
     assert parse_msvc("Microsoft (R) C/C++ Optimizing Compiler Version 19.39.33523 for x64") == "19.39.33523"
     assert msc_ver("19.39.33523") == 1939 and msc_ver(None) is None
@@ -428,14 +431,14 @@ def test_msvc_window_comes_from_the_nvcc_header_else_the_table():
 
 def test_wsl_report_names_the_linux_driver_the_path_the_linker_cache_and_the_memory_cap():
     found = by_id(replay("wsl"))
-    driver = found["platform.wsl-linux-driver"]
+    driver = found["system.wsl-linux-driver"]
     assert driver["status"] == "fail" and driver["fix"] == "sudo apt-get remove --purge libnvidia-compute-535 " \
                                                           "nvidia-utils-535"
     assert found["gpu.none-wsl"]["status"] == "info"
-    assert "under sudo" in found["platform.wsl-path"]["title"] and "/usr/lib/wsl/lib" in found["platform.wsl-path"][
+    assert "under sudo" in found["system.wsl-path"]["title"] and "/usr/lib/wsl/lib" in found["system.wsl-path"][
         "fix"]
-    assert "TRITON_LIBCUDA_PATH=/usr/lib/wsl/lib" in found["platform.wsl-triton"]["fix"]
-    cap = found["platform.wsl-memory-cap"]
+    assert "TRITON_LIBCUDA_PATH=/usr/lib/wsl/lib" in found["system.wsl-triton"]["fix"]
+    cap = found["system.wsl-memory-cap"]
     assert "Killed" in cap["title"] and ".wslconfig" in cap["fix"] and "wsl --shutdown" in cap["fix"]
 
 
@@ -467,7 +470,7 @@ def test_wsl_plumbing_in_place_is_ok_and_triton_2_0_is_named():
     old = facts(system=system(wsl=2), platform=PlatformFacts("Linux", wsl=good),
                 target=target(distributions=(dist("triton", "2.0.0"),)))
     (finding,) = wsl_check.run(old)
-    assert finding.id == "platform.wsl-triton" and "whereis" in finding.title
+    assert finding.id == "system.wsl-triton" and "whereis" in finding.title
 
 
 # --- macOS ------------------------------------------------------------------------------------
@@ -475,7 +478,7 @@ def test_wsl_plumbing_in_place_is_ok_and_triton_2_0_is_named():
 def test_macos_report_says_no_cuda_once_and_names_rosetta():
     report = replay("macos_rosetta")
     found = by_id(report)
-    assert found["platform.macos-rosetta"]["status"] == "warn" and "2.2.2" in found["platform.macos-rosetta"]["title"]
+    assert found["system.macos-rosetta"]["status"] == "warn" and "2.2.2" in found["system.macos-rosetta"]["title"]
     assert found["gpu.none-macos"]["title"].startswith("No CUDA on macOS") and "mps" in found["gpu.none-macos"]["title"]
     said = [f for f in report["findings"] if f["status"] != "skip" and "CUDA" in f["title"]]
     assert [f["id"] for f in said] == ["gpu.none-macos"]  # said once, with what works instead
@@ -492,8 +495,8 @@ def test_macos_native_arm64_with_mps_is_ok():
                        live=LiveTorch(mps_built=True, mps_available=True))
     f = facts(system=system(os="Darwin", machine="arm64"), target=target(platform="darwin", machine="arm64"),
               platform=PlatformFacts("Darwin", macos=MacFacts("14.5", True, False)), torch=torch)
-    assert [(x.status.label, x.id) for x in macos_check.run(f)] == [("ok", "platform.macos"),
-                                                                       ("ok", "platform.macos-mps")]
+    assert [(x.status.label, x.id) for x in macos_check.run(f)] == [("ok", "system.macos"),
+                                                                       ("ok", "system.macos-mps")]
 
 
 # --- a cache written without symlinks ------------------------------------------------------------

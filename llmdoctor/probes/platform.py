@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .. import subproc
-from . import ProbeContext, read_text
+from .base import ProbeContext, read_text
 
 WSL_LIB = "/usr/lib/wsl/lib"  #: where WSL 2 mounts the Windows driver's libcuda and nvidia-smi
 #: the files of the Windows driver that WSL maps in, and what a Linux driver would put elsewhere

@@ -93,12 +93,6 @@ def parse_msvc(text: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def msc_ver(cl_version: str | None) -> int | None:
-    """_MSC_VER from cl's version: 19.39.33523 -> 1939."""
-    m = re.match(r"(\d+)\.(\d+)", cl_version or "")
-    return int(m.group(1)) * 100 + int(m.group(2)) if m else None
-
-
 def parse_host_config(text: str | None) -> tuple[int, int] | None:
     """nvcc's MSVC window from crt/host_config.h: '#if _MSC_VER < 1910 || _MSC_VER >= 1950' -> (1910, 1950)."""
     m = re.search(r"_MSC_VER\s*<\s*(\d{4})\s*\|\|\s*_MSC_VER\s*>=\s*(\d{4})", text or "")
