@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from llmdoctor.data import table
 
-from .presets import PACKAGE, Arch
+from llmdoctor.benchmark.presets import PACKAGE, Arch
 
 BLOCK = 64  #: bitsandbytes 4-bit blocksize
 QUANT_OF = {"train-qlora": "nf4", "train-lora16": "16bit", "generate-nf4": "nf4", "generate-int8": "int8",
@@ -213,7 +213,7 @@ def calibrate(runs: list[dict]) -> dict:
     ``reserved / allocated - 1`` and ``NVML - reserved`` seen, and the load transient that
     covers a quantized generation's allocated peak beyond the other parts, rounded up (slack to 1%, overhead to
     1 MiB, the transient to 0.1 of the largest projection)."""
-    from .presets import preset
+    from llmdoctor.benchmark.presets import preset
 
     slack: dict[str, float] = {}
     overhead: dict[str, int] = {}

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from . import run
+from llmdoctor.benchmark import run
 
 
 def main(argv: list[str] | None = None) -> int:

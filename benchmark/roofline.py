@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from llmdoctor.data import rows
 
-from .estimate import linear_bytes
-from .presets import PACKAGE, Arch
-from .estimate import QUANT_OF
+from llmdoctor.benchmark.estimate import linear_bytes
+from llmdoctor.benchmark.presets import PACKAGE, Arch
+from llmdoctor.benchmark.estimate import QUANT_OF
 
 CONVENTION = ("MFU = tokens/s x model FLOPs per token / peak dense 16-bit TFLOPS; LoRA counts 4N + 6 per adapter "
               "parameter + 12·L·H·Q·T per token (frozen base, recomputation not counted, PaLM appendix B); HFU adds "

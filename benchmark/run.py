@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 from llmdoctor import paths
 
-from . import estimate, presets, roofline, verdict
-from .estimate import QUANT_OF
-from .presets import Arch
+from llmdoctor.benchmark import estimate, presets, roofline, verdict
+from llmdoctor.benchmark.estimate import QUANT_OF
+from llmdoctor.benchmark.presets import Arch
 
 #: int8 last: the likeliest to break a compiler (bitsandbytes xfails its int8 CUDA graphs on torch >= 2.10)
 WORKLOADS = ("train-qlora", "train-lora16", "generate-nf4", "generate-16bit", "generate-int8")
@@ -80,7 +80,7 @@ def _batch_for(arch: Arch, wl: str, s: Settings, prof: dict, on_gpu: bool = True
 
 
 def _measure(wl: str, path: str, s: Settings, device: str, dtype: str, vocab: int, batch: int, tick):
-    from . import workloads
+    from llmdoctor.benchmark import workloads
 
     quant = QUANT_OF[wl]
     modes = {"both": ("eager", "compiled"), "eager": ("eager",), "compiled": ("compiled",)}[s.decode]
@@ -134,7 +134,7 @@ def run(s: Settings, say=print, progress=None) -> dict:
 
     import torch
 
-    from . import record, weights, workloads
+    from llmdoctor.benchmark import record, weights, workloads
 
     device, dtype, dev = pick_device(s.device)
     on_gpu = device.startswith("cuda")
@@ -371,7 +371,7 @@ WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", None: "
 
 
 def text(result: dict, width: int = 100) -> str:
-    from llmdoctor.printable import fit
+    from llmdoctor.report.printable import fit
 
     m, d = result["model"], result["device"]
     size = f"{m['params'] / 1e9:.2f} B" if m["params"] >= 1e8 else f"{m['params'] / 1e6:.1f} M"
@@ -529,7 +529,7 @@ def estimate_only(model: str, s: Settings, *, fetch: bool = True) -> dict:
 
 
 def estimate_text(result: dict, width: int = 100) -> str:
-    from llmdoctor.printable import fit
+    from llmdoctor.report.printable import fit
 
     m, st = result["model"], result["settings"]
     size = f"{m['params'] / 1e9:.2f} B" if m["params"] >= 1e8 else f"{m['params'] / 1e6:.1f} M"

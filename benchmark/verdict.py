@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 
 from llmdoctor.data import row, table
 
-from . import estimate, roofline
-from .estimate import QUANT_OF
-from .presets import PACKAGE, Arch, preset
+from llmdoctor.benchmark import estimate, roofline
+from llmdoctor.benchmark.estimate import QUANT_OF
+from llmdoctor.benchmark.presets import PACKAGE, Arch, preset
 
 MiB = 2**20
 HOST_BOUND = 0.25  #: eager decode under this share of the bandwidth roofline: per-token host overhead limits it

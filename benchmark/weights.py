@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from . import presets
+from llmdoctor.benchmark import presets
 
 RANDOM_MARK = "llmdoctor-random.json"
 ALLOW = ["*.json", "*.safetensors", "*.model", "*.txt"]

@@ -26,8 +26,8 @@ def builtin_checks():
 
 
 def _checks():
-    from . import (build, cache, distributed, flash_attn, jupyter, model, network, nvidia, packages, platforms, python,
-                   pytorch, remote_code, stack, system, toolkit)
+    from llmdoctor.checks import (build, cache, distributed, flash_attn, jupyter, model, network, nvidia, packages,
+                                  platforms, python, pytorch, remote_code, stack, system, toolkit)
 
     return (
         python.target_check,

@@ -10,11 +10,11 @@ from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 from llmdoctor.versions import parse_version
 
-from .requirements import installed_version
-from .nvidia import no_gpu
-from .python import import_findings, pip_cmd
-from .sizing import jobs_for
-from .toolkit import effective_nvcc
+from llmdoctor.checks.requirements import installed_version
+from llmdoctor.checks.nvidia import no_gpu
+from llmdoctor.checks.python import import_findings, pip_cmd
+from llmdoctor.checks.sizing import jobs_for
+from llmdoctor.checks.toolkit import effective_nvcc
 
 NINJA_DOCS = "https://github.com/Dao-AILab/flash-attention#installation-and-features"
 DS_DOCS = "https://www.deepspeed.ai/tutorials/advanced-install/"
@@ -42,7 +42,7 @@ def compile_ram_check(facts, c):
     each kind's own RAM per job: flash-attn's nvcc threads, DeepSpeed's cc1plus."""
     from llmdoctor.compat import compile as cm
 
-    from .sizing import kinds_here
+    from llmdoctor.checks.sizing import kinds_here
 
     tk, s, t = facts.value("cuda"), facts.value("system"), facts.value("target")
     if effective_nvcc(tk) is None:
@@ -127,7 +127,7 @@ def deepspeed_check(facts, c):
 
 def _torch_fix(facts) -> str:
     """The compatibility model's torch for this machine, as a command (the driver first where needed)."""
-    from .pytorch import prescribe, prescription_fix
+    from llmdoctor.checks.pytorch import prescribe, prescription_fix
 
     g = facts.value("gpu")
     if g is None:  # not probed for this check: fix --torch probes the GPU itself
@@ -252,7 +252,7 @@ def extension_imports_check(facts, c):
     yield from import_findings(facts, c, results, "build.extension-import", {"flash_attn": "flash-attn"})
     imported = [r for r in present if r.status == "ok" and r.method != "native"]
     if imported:
-        from .python import shown
+        from llmdoctor.checks.python import shown
 
         dists = {"flash_attn": "flash-attn"}
         yield c.finding(Status.OK, "Imports cleanly: " + ", ".join(shown(facts, r, dists) for r in imported))

@@ -8,11 +8,11 @@ from llmdoctor.data import row, table
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
-from .nvidia import no_gpu
-from .python import pip_cmd
-from .pytorch import prescription_claims, prescription_detail
-from .requirements import installed_version
-from .sizing import jobs_for
+from llmdoctor.checks.nvidia import no_gpu
+from llmdoctor.checks.python import pip_cmd
+from llmdoctor.checks.pytorch import prescription_claims, prescription_detail
+from llmdoctor.checks.requirements import installed_version
+from llmdoctor.checks.sizing import jobs_for
 
 SDPA = 'AutoModelForCausalLM.from_pretrained(..., attn_implementation="sdpa")'
 
@@ -65,7 +65,7 @@ def stack_prescription(facts):
     """The torch that flash-attn 2 can build on and run with here (torch >= 2.2 built with CUDA >= 12.0)."""
     from packaging.specifiers import SpecifierSet
 
-    from .pytorch import prescribe, torch_requirements
+    from llmdoctor.checks.pytorch import prescribe, torch_requirements
 
     fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")
     return prescribe(facts, spec=torch_requirements(facts) & SpecifierSet(f">={fa2['min_torch']}"),
@@ -74,7 +74,7 @@ def stack_prescription(facts):
 
 def stack_fix(facts, p) -> str:
     """The prescription's steps, then the flash-attn wheel that fits the prescribed torch."""
-    from .pytorch import prescription_fix
+    from llmdoctor.checks.pytorch import prescription_fix
 
     text = prescription_fix(facts, p)
     if text is None:
@@ -138,7 +138,7 @@ def source_build_blockers(facts) -> list[tuple[str, str]]:
     """(what stops a flash-attn source build, its fix), in the order a build meets them."""
     from llmdoctor.units import gib
 
-    from .toolkit import effective_nvcc, max_gcc
+    from llmdoctor.checks.toolkit import effective_nvcc, max_gcc
 
     tk, t, target, s = (facts.value(n) for n in ("cuda", "torch", "target", "system"))
     fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")

@@ -8,7 +8,7 @@ import shlex
 from llmdoctor.model import Status, check
 from llmdoctor.platforms.paths import flavor, is_under, same_path
 
-from .requirements import installed_versions
+from llmdoctor.checks.requirements import installed_versions
 
 DOCS = "https://ipython.readthedocs.io/en/stable/install/kernel_install.html#kernels-for-different-environments"
 

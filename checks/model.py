@@ -21,9 +21,9 @@ from llmdoctor.versions import parse_version
 
 from llmdoctor.benchmark.presets import arch_from_config
 
-from . import model_fit
-from .python import pip_cmd
-from .requirements import installed_versions
+from llmdoctor.checks import model_fit
+from llmdoctor.checks.python import pip_cmd
+from llmdoctor.checks.requirements import installed_versions
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt")
 SPM_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model")

@@ -13,7 +13,7 @@ from llmdoctor.compat import tls
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 
-from .requirements import installed_versions
+from llmdoctor.checks.requirements import installed_versions
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 

@@ -91,7 +91,7 @@ def _no_gpu_finding(g, system, c):
                          fix="sudo reboot   (or unload and reload the nvidia kernel modules)",
                          docs="https://docs.nvidia.com/deploy/driver-persistence/index.html")
     if system is not None and system.os == "Darwin":  # said once here; system.macos says what runs instead
-        from .platforms import macos_no_cuda_title, spec
+        from llmdoctor.checks.platforms import macos_no_cuda_title, spec
 
         return c.finding(Status.INFO, macos_no_cuda_title(), id="gpu.none-macos", detail=spec("macos_no_cuda")["why"],
                          docs=spec("macos_mps")["source"])

@@ -9,8 +9,8 @@ from packaging.utils import canonicalize_name
 
 from llmdoctor.model import Status, check
 
-from .python import pip_cmd
-from .requirements import analyse
+from llmdoctor.checks.python import pip_cmd
+from llmdoctor.checks.requirements import analyse
 
 PIP_CHECK_DOCS = "https://pip.pypa.io/en/stable/cli/pip_check/"
 PIP_RESOLVER_DOCS = "https://pip.pypa.io/en/stable/topics/dependency-resolution/"
@@ -35,7 +35,7 @@ def install_fix(facts, name: str, spec: str) -> str:
     """``pip install 'name<spec>'``; for torch the build the compatibility model picks (a bare
     `pip install torch>=2.4` takes PyPI's default CUDA build, whatever the driver runs)."""
     if canonicalize_name(name) == "torch":
-        from .pytorch import torch_fix_for
+        from llmdoctor.checks.pytorch import torch_fix_for
 
         return torch_fix_for(facts)
     return pip_cmd(facts, "install", f"{name}{spec}")

@@ -12,8 +12,8 @@ from llmdoctor.data import row
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 
-from .python import pip_cmd
-from .requirements import installed_versions
+from llmdoctor.checks.python import pip_cmd
+from llmdoctor.checks.requirements import installed_versions
 
 WSL_LIB = "/usr/lib/wsl/lib"
 

@@ -122,7 +122,7 @@ def _abi_tag(path: str) -> str:
 
 def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
     """A finding per import that errs, crashes or hangs; the cause named where the message tells it."""
-    from .importerrors import classify
+    from llmdoctor.checks.importerrors import classify
 
     t = facts.value("target")
     for r in results:

@@ -7,8 +7,8 @@ from llmdoctor import compat
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
-from .nvidia import no_gpu
-from .python import pip_cmd
+from llmdoctor.checks.nvidia import no_gpu
+from llmdoctor.checks.python import pip_cmd
 
 PREVIOUS_VERSIONS = "https://pytorch.org/get-started/previous-versions/"
 NO_KERNEL_DOCS = "https://pytorch.org/get-started/locally/"
@@ -60,7 +60,7 @@ def prescribe(facts, **kw) -> compat.Prescription:
     if t is not None:
         kw.setdefault("current", t.version if t.installed else None)
     else:  # torch not probed: its distribution's version
-        from .requirements import installed_version
+        from llmdoctor.checks.requirements import installed_version
 
         kw.setdefault("current", installed_version(facts.value("target"), "torch"))
     kw.setdefault("spec", torch_requirements(facts))
@@ -84,7 +84,7 @@ def torch_requirements(facts):
 
     from packaging.utils import canonicalize_name
 
-    from .requirements import implied_requirements, needs_on
+    from llmdoctor.checks.requirements import implied_requirements, needs_on
 
     target = facts.value("target")
     merged = SpecifierSet()

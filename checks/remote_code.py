@@ -7,8 +7,8 @@ from __future__ import annotations
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
-from .model import code_fix, code_verdict, rule
-from .requirements import installed_versions
+from llmdoctor.checks.model import code_fix, code_verdict, rule
+from llmdoctor.checks.requirements import installed_versions
 
 
 @check("cache.remote-code", category="cache", needs=["hub.remote-code", "target"])

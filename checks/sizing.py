@@ -21,7 +21,7 @@ def kinds_here(facts) -> list[str]:
     """The extension builds that can happen in this environment: flash-attn wherever a CUDA
     torch is (it is built on install), DeepSpeed's ops where DeepSpeed is installed (it
     JIT-compiles them at first use)."""
-    from .requirements import installed_version
+    from llmdoctor.checks.requirements import installed_version
 
     target, t = facts.value("target"), facts.value("torch")
     out = []

@@ -9,8 +9,8 @@ from packaging.version import Version
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 
-from .python import pip_cmd
-from .requirements import implied_requirements, installed_versions
+from llmdoctor.checks.python import pip_cmd
+from llmdoctor.checks.requirements import implied_requirements, installed_versions
 
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -72,7 +72,7 @@ def known_bad_check(facts, c):
 def implied_extras_check(facts, c):
     """What transformers declares for torch and accelerate (its [torch] extra), read from its
     own metadata, against the installed versions (data: known_bad.json implied_extras)."""
-    from .packages import analyse, install_fix
+    from llmdoctor.checks.packages import analyse, install_fix
 
     target = facts.value("target")
     installed = installed_versions(target)

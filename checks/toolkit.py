@@ -93,7 +93,7 @@ def _nvcc_vs_gpus(facts, c, nvcc):
     Volta; Blackwell needs 12.8 (compatibility model: gpu_arch_cuda.json)."""
     from llmdoctor import compat
 
-    from .nvidia import no_gpu
+    from llmdoctor.checks.nvidia import no_gpu
 
     g, nv = facts.value("gpu"), parse_version(nvcc.release)
     if g is None or no_gpu(g) or nv is None:

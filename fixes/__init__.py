@@ -5,6 +5,6 @@ from __future__ import annotations
 
 
 def builtin_fixes():
-    from . import max_jobs, mirror, ssl_trust, torch_wheel
+    from llmdoctor.fixes import max_jobs, mirror, ssl_trust, torch_wheel
 
     return (max_jobs.FIX, torch_wheel.FIX, ssl_trust.FIX, mirror.FIX)

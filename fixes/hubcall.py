@@ -9,7 +9,7 @@ import tempfile
 from typing import Mapping
 
 from llmdoctor import subproc
-from llmdoctor.fixing import Verdict
+from llmdoctor.fix.model import Verdict
 from llmdoctor.paths import hf_hub_cache
 from llmdoctor.probes.python_env import SCRIPT, probe_lines
 

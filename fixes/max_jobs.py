@@ -3,11 +3,12 @@ DeepSpeed ops is not killed for lack of memory, and persist it for the target en
 
 from __future__ import annotations
 
-from llmdoctor import envhook, subproc
+from llmdoctor.fix import envhook
+from llmdoctor import subproc
 from llmdoctor.compat import compile as cm
-from llmdoctor.fixing import (FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, env_without,
-                              writable_target)
-from llmdoctor.journal import read_bytes
+from llmdoctor.fix.model import (FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, env_without,
+                                 writable_target)
+from llmdoctor.fix.journal import read_bytes
 from llmdoctor.checks.sizing import kinds_here
 from llmdoctor.checks.toolkit import effective_nvcc
 from llmdoctor.units import gib

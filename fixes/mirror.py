@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmdoctor import envhook, net
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
-from llmdoctor.journal import read_bytes
+from llmdoctor.fix import envhook
+from llmdoctor import net
+from llmdoctor.fix.model import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
+from llmdoctor.fix.journal import read_bytes
 from llmdoctor.probes import Probe, ProbeContext
 from llmdoctor.probes.network import MIRROR, PROBE_REPO, target_net_env
 
-from . import hubcall
+from llmdoctor.fixes import hubcall
 
 
 def _repo(ctx: FixContext) -> str:

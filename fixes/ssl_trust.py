@@ -26,12 +26,13 @@ import os
 import re
 import ssl
 
-from llmdoctor import envhook, net
-from llmdoctor.fixing import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
-from llmdoctor.journal import read_bytes
+from llmdoctor.fix import envhook
+from llmdoctor import net
+from llmdoctor.fix.model import FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, writable_target
+from llmdoctor.fix.journal import read_bytes
 from llmdoctor.paths import home as home_dir
 
-from . import hubcall
+from llmdoctor.fixes import hubcall
 
 BUNDLE_NAME = "llmdoctor-ca-bundle.pem"
 ADDED = "# llmdoctor fix --ssl added: "

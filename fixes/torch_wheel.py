@@ -3,7 +3,7 @@ the target environment only (its own interpreter's pip), then the torch checks r
 
 from __future__ import annotations
 
-from llmdoctor.fixing import Fix, FixContext, FixError, Plan, Verdict
+from llmdoctor.fix.model import Fix, FixContext, FixError, Plan, Verdict
 from llmdoctor.model import Status
 
 PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
@@ -12,7 +12,7 @@ PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
 def _torch_findings(facts):
     """What the torch checks say of ``facts``, judged by the runner (deadlines, crashes as findings)."""
     from llmdoctor.checks import pytorch
-    from llmdoctor.runner import judge
+    from llmdoctor.check.runner import judge
 
     return judge((pytorch.cpu_only_check, pytorch.driver_check, pytorch.live_check, pytorch.arch_check), facts)
 
@@ -68,7 +68,7 @@ def verify(ctx: FixContext, plan: Plan) -> Verdict:
     """Probe torch again in a fresh process of the target and re-judge it."""
     from llmdoctor.facts import Facts
     from llmdoctor.probes import ProbeContext, builtin_probes
-    from llmdoctor.runner import gather
+    from llmdoctor.check.runner import gather
 
     probes = [p for p in builtin_probes() if p.name == "torch"]
     fresh = gather(probes, ProbeContext(target=ctx.target, environ=ctx.environ))

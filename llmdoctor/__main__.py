@@ -1,3 +1,3 @@
-from .cli import main
+from llmdoctor.cli import main
 
 main()

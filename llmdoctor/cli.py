@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from . import __version__
+from llmdoctor import __version__
 
 EXIT_CODES = """\b
 Exit codes:
@@ -23,7 +23,7 @@ Exit codes:
 
 def echo_json(text: str, newline: bool = True) -> None:
     """JSON to stdout as UTF-8 bytes, whatever the console's code page (``--replay`` reads UTF-8)."""
-    from .platforms.encoding import write_json
+    from llmdoctor.platforms.encoding import write_json
 
     write_json(text, sys.stdout, newline)
 
@@ -52,7 +52,7 @@ def cli():
 
 
 def _target(python):
-    from .target import TargetError, resolve_target
+    from llmdoctor.target import TargetError, resolve_target
 
     try:
         return resolve_target(python)
@@ -72,7 +72,7 @@ def _load_replay(path):
     if len(raw) > REPLAY_LIMIT:
         raise click.BadParameter(f"{path} is larger than {REPLAY_LIMIT // 2**20} MB: not an llmdoctor report",
                                  param_hint="--replay")
-    from .platforms.encoding import decode_document
+    from llmdoctor.platforms.encoding import decode_document
 
     try:
         return json.loads(decode_document(raw))
@@ -89,13 +89,13 @@ def _load_replay(path):
 def _selection(only, skip):
     """The checks --only / --skip pick; a pattern that matches no check (of a node's or of a
     cluster's) is a usage error (exit 2) naming the categories."""
-    from .doctor import selected_checks
-    from .registry import SelectionError, load_checks, validate
+    from llmdoctor.check.flow import selected_checks
+    from llmdoctor.plugins import SelectionError, load_checks, validate
 
     if only or skip:
         every = list(load_checks().checks)
         try:
-            from .checks.distributed import cluster_checks
+            from llmdoctor.checks.distributed import cluster_checks
 
             every += list(cluster_checks())
         except ImportError:
@@ -108,13 +108,13 @@ def _selection(only, skip):
 
 
 def _build_report(python, offline, only, skip, replay_file, model=None):
-    from .doctor import diagnose, replay
-    from .report import ReplayError
+    from llmdoctor.check.flow import diagnose, replay
+    from llmdoctor.report.envelope import ReplayError
 
     _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error
     if replay_file:
         data = _load_replay(replay_file)
-        from .distributed.cluster import is_cluster_document, replay as cluster_replay
+        from llmdoctor.distributed.cluster import is_cluster_document, replay as cluster_replay
 
         try:
             if is_cluster_document(data):
@@ -152,7 +152,7 @@ def _model_request(models, dirs, task, dtype, quant, seq, project):
         if dirs or dtype or quant or task != "infer" or seq != 1024:
             raise click.UsageError("--dir, --task, --dtype, --quant and --seq go with --model")
         return None
-    from .probes.model import ModelRequest
+    from llmdoctor.probes.model import ModelRequest
 
     return ModelRequest(models=tuple(models), dirs=tuple(os.path.abspath(os.path.expanduser(d)) for d in dirs),
                         task=task, dtype=dtype, quant=quant, seq=seq,
@@ -160,7 +160,7 @@ def _model_request(models, dirs, task, dtype, quant, seq, project):
 
 
 def _list_checks(as_json: bool, only, skip) -> None:
-    from .render import check_list_json, check_list_text
+    from llmdoctor.report.render import check_list_json, check_list_text
 
     sel = _selection(only, skip)
     if as_json:
@@ -203,8 +203,8 @@ skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS",
 def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose, distributed, rank_timeout,
           models, model_dirs, task, dtype, quant, seq, project):
     """Probe this machine and the target Python environment, and judge what it finds."""
-    from .render import json_text, terminal
-    from .report import exit_code
+    from llmdoctor.report.render import json_text, terminal
+    from llmdoctor.report.envelope import exit_code
 
     only, skip = _split(only), _split(skip)
     if list_checks:
@@ -213,7 +213,7 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
     if not distributed:  # (a rank joins its cluster before loading plugins: one that hangs must not stop that)
         _selection(only, skip)  # before any probing: a selection that matches nothing is a usage error, exit 2
     if distributed or replay_file:  # a cluster run, or a cluster report to replay
-        from .distributed.cli import check as cluster_check
+        from llmdoctor.distributed.cli import check as cluster_check
 
         code = cluster_check(distributed, replay_file, _load_replay, python, offline, only, skip, as_json, verbose,
                              strict, rank_timeout, width=_width(), color=_color(), unicode=_unicode(),
@@ -240,7 +240,7 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
 @model_options
 def report(python, offline, only, skip, replay_file, output, models, model_dirs, task, dtype, quant, seq, project):
     """Print a Markdown report to paste into a GitHub issue (secrets removed)."""
-    from .render import markdown
+    from llmdoctor.report.render import markdown
 
     rep = _build_report(python, offline, _split(only), _split(skip), replay_file,
                         _model_request(models, model_dirs, task, dtype, quant, seq, project))
@@ -276,8 +276,9 @@ dir_option = click.option("--dir", "dirs", multiple=True, type=click.Path(file_o
                                             "read from folders unchanged since.")
 def cache_ls(dirs, sort, filters, as_json, hub_only, revisions, fresh):
     """Repos in every hub cache root: size on disk, revisions and refs, last access."""
-    from . import cacheview, hfcache
-    from .printable import json_text as safe_json
+    from llmdoctor.cache import view as cacheview
+    from llmdoctor.cache import scan as hfcache
+    from llmdoctor.report.printable import json_text as safe_json
 
     report = hfcache.scan(os.environ, dirs, others=not hub_only, blobs=False, remember=not fresh)
     try:
@@ -312,9 +313,11 @@ def _parse(fn, value, hint):
 def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size, repos, yes, as_json):
     """Reclaim disk from the hub caches. A dry run unless --yes; with no policy it takes
     --detached --incomplete, as `hf cache prune` does."""
-    from . import cacheview, hfcache, prune
-    from .printable import json_text as safe_json, printable
-    from .units import parse_duration, parse_size
+    from llmdoctor.cache import view as cacheview
+    from llmdoctor.cache import scan as hfcache
+    from llmdoctor.cache import prune
+    from llmdoctor.report.printable import json_text as safe_json, printable
+    from llmdoctor.units import parse_duration, parse_size
 
     asked = prune.Policy(detached, incomplete, orphans, _parse(parse_duration, older_than, "--older-than"),
                          keep, _parse(parse_size, max_size, "--max-size"), tuple(repos))
@@ -341,7 +344,7 @@ def cache_prune(dirs, detached, incomplete, orphans, older_than, keep, max_size,
 
 
 def _run_prune(plan, quiet: bool):
-    from . import prune
+    from llmdoctor.cache import prune
 
     if quiet or not sys.stderr.isatty():
         return prune.execute(plan)
@@ -463,7 +466,7 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
 
 
 def main(argv=None) -> None:
-    from .platforms.encoding import adapt_streams
+    from llmdoctor.platforms.encoding import adapt_streams
 
     adapt_streams(sys.stdout, sys.stderr)  # a console code page that lacks "·" or "✓" gets "-" and "+"
     try:
@@ -476,7 +479,7 @@ def main(argv=None) -> None:
     except Exception as exc:  # noqa: BLE001 - the documented exit code 3
         import traceback
 
-        from .printable import printable
+        from llmdoctor.report.printable import printable
 
         click.echo(printable(f"llmdoctor: internal error: {type(exc).__name__}: {exc}"), err=True)
         if os.environ.get("LLMDOCTOR_DEBUG"):
@@ -514,9 +517,9 @@ def _common_fix_params() -> list:
 
 
 def _fix_io():
-    from .fixflow import Io
-    from .printable import printable
-    from .redact import redact
+    from llmdoctor.fix.flow import Io
+    from llmdoctor.report.printable import printable
+    from llmdoctor.report.redact import redact
 
     def out(err):
         return lambda text: click.echo(printable(redact(text, os.environ), multiline=True), err=err, nl=False)
@@ -526,7 +529,7 @@ def _fix_io():
 
 
 def _click_param(p):
-    """A fix's declared Param (llmdoctor.fixing.Param) as a click parameter."""
+    """A fix's declared Param (llmdoctor.fix.model.Param) as a click parameter."""
     kind = {"int": click.IntRange(p.minimum, p.maximum), "path": click.Path(dir_okay=False)}.get(p.kind, str)
     if p.argument:
         return click.Argument([p.key], required=False, type=kind, metavar=p.metavar)
@@ -542,7 +545,7 @@ class FixGroup(click.Group):
     def _registry(self, ctx) -> dict:
         root = ctx.find_root()
         if not hasattr(root, "_llmdoctor_fixes"):
-            from .fixflow import registered
+            from llmdoctor.fix.flow import registered
 
             root._llmdoctor_fixes = registered(warn=_fix_io().warn)
         return root._llmdoctor_fixes
@@ -566,7 +569,7 @@ class FixGroup(click.Group):
 
 
 def _run_fix(fx, kw):
-    from .fixflow import run
+    from llmdoctor.fix.flow import run
 
     parent = click.get_current_context().parent.params
     python = kw.pop("python", None) or parent.get("python")
@@ -586,8 +589,8 @@ def _run_fix(fx, kw):
 @python_option
 @click.pass_context
 def fix(ctx, list_fixes, show_journal, undo, force, yes, dry_run, python):
-    from . import fixflow
-    from .printable import printable
+    from llmdoctor.fix import flow as fixflow
+    from llmdoctor.report.printable import printable
 
     if ctx.invoked_subcommand is not None:
         return

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .facts import Facts
+    from llmdoctor.facts import Facts
 
 
 class Status(enum.IntEnum):

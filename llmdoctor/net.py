@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
-from .compat.tls import STRICT_MARKERS
-from .redact import mask_userinfo
+from llmdoctor.compat.tls import STRICT_MARKERS
+from llmdoctor.report.redact import mask_userinfo
 
 #: OpenSSL verify codes (x509_vfy.h) by what they mean to a user
 UNTRUSTED = {2: "unable to get issuer certificate", 18: "self-signed certificate",

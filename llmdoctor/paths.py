@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from .platforms import paths as _platform
+from llmdoctor.platforms import paths as _platform
 
 
 def home(environ: Mapping[str, str]) -> str:

@@ -28,7 +28,7 @@ class Completed:
     def crash(self):
         """How the child ended if it did not exit on its own (a signal on POSIX, an NTSTATUS
         code such as 0xC0000005 on Windows), as a :class:`~llmdoctor.platforms.exitcodes.ExitName`."""
-        from .platforms.exitcodes import crash_name
+        from llmdoctor.platforms.exitcodes import crash_name
 
         return crash_name(self.returncode, os.name)
 

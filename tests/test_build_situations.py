@@ -201,7 +201,7 @@ def _code(name):
     """A fixture repo's code read as the probe reads it, with a target where every name resolves."""
     from pathlib import Path
 
-    from llmdoctor import modelcode
+    from llmdoctor.probes import modelcode
     from llmdoctor.probes.model import code_facts
 
     folder = Path(__file__).parent / "fixtures" / "remote_code" / name

@@ -362,7 +362,7 @@ def test_ls_revisions_shows_each_commit_with_its_refs(hub_cache):
 
 def later() -> float:
     """A scan clock far enough ahead that folders written by the test count as settled."""
-    from llmdoctor.linkindex import RACY_S
+    from llmdoctor.cache.index import RACY_S
 
     return time.time() + RACY_S + 1
 
@@ -370,13 +370,13 @@ def later() -> float:
 def index_of(cache, now=None):
     """The index of ``cache`` whatever filesystem the test's folder is on (``open`` would
     refuse one it does not know keeps ctime: that is tested on its own)."""
-    from llmdoctor.linkindex import LinkIndex
+    from llmdoctor.cache.index import LinkIndex
 
     return LinkIndex.for_root(str(cache), os.environ, now=now)
 
 
 def scan(cache, index=None, workers=None):
-    from llmdoctor import hfcache
+    from llmdoctor.cache import scan as hfcache
 
     return hfcache.scan_root(str(cache), "test", workers=workers, index=index)
 
@@ -427,7 +427,7 @@ def test_a_folder_changed_within_two_seconds_of_the_listing_is_read_but_not_reme
 def test_a_damaged_or_foreign_index_is_ignored_and_rewritten(hub_cache, tmp_path, damage):
     import struct
 
-    from llmdoctor.linkindex import VERSION, LinkIndex
+    from llmdoctor.cache.index import VERSION, LinkIndex
 
     cache, _ = hub_cache
     index = index_of(cache, now=later())
@@ -476,7 +476,7 @@ def test_ls_works_where_its_index_cannot_be_written_and_with_fresh(hub_cache, tm
 
 def test_a_forked_scan_sends_its_folders_back_to_the_index(tmp_path):
     from llmdoctor.benchmark.self.cachegen import make_cache
-    from llmdoctor.hfcache import PARALLEL_FROM
+    from llmdoctor.cache.scan import PARALLEL_FROM
 
     cache = tmp_path / "big" / "hub"
     make_cache(str(cache), repos=PARALLEL_FROM + 10, files_per_repo=10)
@@ -491,7 +491,7 @@ def test_a_forked_scan_sends_its_folders_back_to_the_index(tmp_path):
 
 
 def test_no_index_on_a_network_or_unknown_filesystem(tmp_path, monkeypatch):
-    from llmdoctor import linkindex
+    from llmdoctor.cache import index as linkindex
 
     mounts = tmp_path / "mounts"
     mounts.write_text("/dev/vda1 / ext4 rw,relatime 0 0\n"
@@ -511,8 +511,8 @@ def test_no_index_on_a_network_or_unknown_filesystem(tmp_path, monkeypatch):
 def test_a_forged_index_can_mislead_ls_but_never_prune(hub_cache, monkeypatch):
     """Deletion reads every link itself: an index claiming a snapshot links to nothing
     changes the listing only, and prune --orphans keeps every blob that snapshot uses."""
-    from llmdoctor import linkindex
-    from llmdoctor.linkindex import LinkIndex
+    from llmdoctor.cache import index as linkindex
+    from llmdoctor.cache.index import LinkIndex
 
     monkeypatch.setattr(linkindex, "fstype", lambda path: "ext4")  # ls uses its index wherever this test runs
     cache, repos = hub_cache

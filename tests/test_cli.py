@@ -91,7 +91,10 @@ def test_only_and_skip_select_checks():
     data = json.loads(invoke("check", "--json", "--only", "system.*", "--skip", "system.cpu").stdout)
     ids = {f["check"] for f in data["findings"]}
     assert ids and all(i.startswith("system.") for i in ids) and "system.cpu" not in ids
-    assert set(data["facts"]) == {"system"}  # only the probes the chosen checks need ran
+    from llmdoctor.check.flow import selected_checks
+
+    needed = {n for c in selected_checks(["system.*"], ["system.cpu"]).checks for n in c.needs}
+    assert set(data["facts"]) == needed and "gpu" not in needed  # only the probes the chosen checks need ran
 
 
 def test_output_without_a_tty_has_no_colour_codes():
@@ -111,7 +114,7 @@ def test_report_is_markdown_for_a_github_issue(tmp_path):
 
 
 def test_internal_error_exits_3(monkeypatch):
-    import llmdoctor.doctor as doctor
+    import llmdoctor.check.flow as doctor
     from llmdoctor.cli import main
 
     def explode(*a, **k):

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from conftest import make_venv, outer_site_packages, site_packages
 from fakehub import FakeHub
-from llmdoctor import envhook
+from llmdoctor.fix import envhook
 from llmdoctor.cli import cli
 
 

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from conftest import site_packages
 from factories import GiB, facts, system, target
-from llmdoctor import envhook
+from llmdoctor.fix import envhook
 from llmdoctor.cli import cli
-from llmdoctor.fixing import FixContext, FixError
-from llmdoctor.journal import Journal, JournalError
+from llmdoctor.fix.model import FixContext, FixError
+from llmdoctor.fix.journal import Journal, JournalError
 from llmdoctor.target import resolve_target
 from llmdoctor.checks.sizing import safe_jobs
 from llmdoctor.fixes import max_jobs
@@ -61,7 +61,7 @@ def test_undo_refuses_to_lose_edits_made_after_the_fix(tmp_path):
 
 
 def test_a_fix_killed_midway_can_still_be_undone(tmp_path, monkeypatch):
-    import llmdoctor.journal as journal_mod
+    import llmdoctor.fix.journal as journal_mod
 
     f = tmp_path / "a.conf"
     f.write_bytes(b"before")
@@ -199,7 +199,7 @@ def test_list_shows_builtin_fixes():
 
 
 PLUGIN_FIX = '''
-from llmdoctor.fixing import FileChange, Fix, Param, Plan
+from llmdoctor.fix.model import FileChange, Fix, Param, Plan
 
 def plan(ctx):
     greeting = "hello " + (ctx.options.get("who") or "nobody") + (" x" + str(ctx.options["times"])

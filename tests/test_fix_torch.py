@@ -12,7 +12,7 @@ from conftest import site_packages
 from llmdoctor.cli import cli
 from llmdoctor.facts import Facts, ProbeResult, load
 from llmdoctor.fixes import torch_wheel
-from llmdoctor.fixing import FixContext, FixError
+from llmdoctor.fix.model import FixContext, FixError
 from llmdoctor.probes.nvidia import GpuFacts
 from llmdoctor.probes.pytorch import TorchFacts
 from llmdoctor.target import Target

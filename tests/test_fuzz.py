@@ -248,8 +248,8 @@ MUTATIONS = st.lists(st.tuples(st.sampled_from(["fix", "created", "files", "undo
 @FUZZ
 @given(mutations=MUTATIONS)
 def test_journal_files(tmp_path_factory, monkeypatch, mutations):
-    from llmdoctor.fixing import FileChange, Plan, apply
-    from llmdoctor.journal import Journal
+    from llmdoctor.fix.model import FileChange, Plan, apply
+    from llmdoctor.fix.journal import Journal
 
     base = tmp_path_factory.mktemp("journal")
     config = base / "config"

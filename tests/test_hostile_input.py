@@ -159,7 +159,7 @@ def test_a_replayed_megabyte_string_is_rendered_quickly_and_clipped(tmp_path):
 @pytest.mark.parametrize("text", ["A" * 80_000, "a://" * 250_000, "sk-" * 300_000, "?token=" * 150_000,
                                   "http://" + "x:" * 500_000, "hf_" * 300_000, ("a" * 40 + "://") * 25_000])
 def test_redaction_is_linear(text):
-    from llmdoctor.redact import redact
+    from llmdoctor.report.redact import redact
 
     started = time.monotonic()
     redact(text, {"HF_TOKEN": "hf_" + "s" * 34})
@@ -167,7 +167,7 @@ def test_redaction_is_linear(text):
 
 
 def test_redaction_still_masks_what_it_masked():
-    from llmdoctor.redact import redact
+    from llmdoctor.report.redact import redact
 
     secret = "hf_" + "a" * 34
     text = redact(f"proxy https://jane:s3cr3t@proxy.corp:3128/ and ?token=abc&x=1 and {secret} and "
@@ -243,8 +243,8 @@ def test_cache_folder_names_with_escapes_and_newlines(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("entry", ["ints", "root folder", "dot-dot", "wrong arity"])
 def test_a_tampered_listing_index_is_ignored(tmp_path, monkeypatch, entry):
-    from llmdoctor import linkindex
-    from llmdoctor.linkindex import LinkIndex
+    from llmdoctor.cache import index as linkindex
+    from llmdoctor.cache.index import LinkIndex
 
     monkeypatch.setattr(linkindex, "fstype", lambda path: "ext4")
     cache = tmp_path / "hub"
@@ -263,7 +263,7 @@ def test_a_tampered_listing_index_is_ignored(tmp_path, monkeypatch, entry):
                  "dot-dot": {str(snap): (key, (1, "b1", ("..", "../.."), ("../../../etc/passwd",)))},
                  "wrong arity": {str(snap): (key, (1, "b1"))}}[entry]
     assert index.save()
-    from llmdoctor import hfcache
+    from llmdoctor.cache import scan as hfcache
 
     visited = []
     real_read = hfcache._read_links

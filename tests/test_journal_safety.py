@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from conftest import readable_by_other_user
 from fakehub import FakeHub
 from llmdoctor.cli import cli
-from llmdoctor.fixing import FileChange, Plan, apply
-from llmdoctor.journal import Journal, JournalError
+from llmdoctor.fix.model import FileChange, Plan, apply
+from llmdoctor.fix.journal import Journal, JournalError
 from test_network import ca, hub_venv, online  # noqa: F401 - fixtures
 
 TOKEN_LINE = b"export HF_TOKEN=hf_" + b"q" * 34 + b"\n"

@@ -80,11 +80,11 @@ def test_checks_import_nothing_that_talks_to_the_world():
 
 
 def test_probes_import_no_check_and_no_renderer():
-    assert offenders(("llmdoctor.probes",), ("llmdoctor.checks", "llmdoctor.render")) == []
+    assert offenders(("llmdoctor.probes",), ("llmdoctor.checks", "llmdoctor.report.render")) == []
 
 
 def test_the_renderer_imports_no_probe_and_no_check():
-    assert offenders(("llmdoctor.render", "llmdoctor.printable", "llmdoctor.redact"),
+    assert offenders(("llmdoctor.report.render", "llmdoctor.report.printable", "llmdoctor.report.redact"),
                      ("llmdoctor.probes", "llmdoctor.checks")) == []
 
 

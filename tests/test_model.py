@@ -724,7 +724,7 @@ def test_the_code_reader_claims_nothing_the_code_guards_or_provides_itself():
     """A tokenizer that checks hasattr before reading a late attribute, a method called inside
     try/except, one called after hasattr, one the code sets on the instance itself, and a class
     with __getattr__: none is claimed missing. The unguarded ones are."""
-    from llmdoctor import modelcode
+    from llmdoctor.probes import modelcode
 
     code = '''
 from transformers import PreTrainedTokenizer, PreTrainedModel

@@ -6,7 +6,7 @@ import os
 
 from checks_under_test import network
 from factories import dist, facts, findings_of, target
-from llmdoctor.fixing import FixContext
+from llmdoctor.fix.model import FixContext
 from llmdoctor.model import Status
 from llmdoctor.net import EndpointResult, Phase
 from llmdoctor.probes import ProbeContext

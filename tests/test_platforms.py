@@ -258,7 +258,7 @@ def _holder(path, lock):
 def test_a_held_download_lock_reads_as_held(tmp_path):
     """huggingface_hub locks `.locks/<repo>/<etag>.lock` with filelock: flock here, one byte at
     offset 0 on Windows. lock_held takes filelock's own primitive (lock_descriptor)."""
-    from llmdoctor.hfcache import lock_held
+    from llmdoctor.cache.scan import lock_held
 
     lock = tmp_path / "etag.lock"
     lock.write_bytes(b"")
@@ -278,7 +278,7 @@ def test_a_byte_range_lock_of_another_process_reads_as_held(tmp_path):
     byte-range locks between processes too, to test the offset, length and unlock we use."""
     import fcntl
 
-    from llmdoctor.hfcache import byte_range_lock
+    from llmdoctor.cache.scan import byte_range_lock
 
     def locking(fd, mode, nbytes):  # msvcrt.locking's contract: from the current position
         fcntl.lockf(fd, mode, nbytes, 0, os.SEEK_CUR)
@@ -314,7 +314,7 @@ def test_the_cache_scan_from_a_probe_thread_forks_nothing(tmp_path):
     3.12: the scan runs from a probe thread, beside another thread, with os.fork() made to fail;
     its workers are fresh interpreters that answer, and their result is the serial scan's."""
     from llmdoctor.benchmark.self.cachegen import make_cache
-    from llmdoctor.hfcache import PARALLEL_FROM
+    from llmdoctor.cache.scan import PARALLEL_FROM
 
     cache = tmp_path / "hub"
     make_cache(str(cache), repos=PARALLEL_FROM + 5, files_per_repo=4)
@@ -325,7 +325,7 @@ def test_the_cache_scan_from_a_probe_thread_forks_nothing(tmp_path):
         def no_fork():
             raise AssertionError("os.fork() called")
         os.fork = no_fork
-        from llmdoctor import hfcache
+        from llmdoctor.cache import scan as hfcache
         seen = []
         real = hfcache.WorkerPool.send
         hfcache.WorkerPool.send = lambda self, *a: seen.append(real(self, *a)) or seen[-1]

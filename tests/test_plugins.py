@@ -5,7 +5,7 @@ from importlib.metadata import EntryPoint
 
 from conftest import make_venv, outer_site_packages
 from llmdoctor.model import Status
-from llmdoctor.registry import CHECK_GROUP, discover, load_checks, select
+from llmdoctor.plugins import CHECK_GROUP, discover, load_checks, select
 
 
 def ep(name, value):

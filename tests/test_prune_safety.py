@@ -236,10 +236,10 @@ def test_a_download_lock_we_cannot_test_counts_as_held(hub_cache, tmp_path):
 def test_prune_counts_only_what_it_deleted(hub_cache, monkeypatch):
     """huggingface_hub's strategy can find nothing to do (the revision vanished between the
     plan and the deletion): the summary must not claim it was deleted."""
-    from llmdoctor import prune as prune_mod
+    from llmdoctor.cache import prune as prune_mod
 
     cache, repos = hub_cache
-    plan = prune_mod.make_plan(__import__("llmdoctor.hfcache", fromlist=["scan"]).scan(os.environ, others=False).roots,
+    plan = prune_mod.make_plan(__import__("llmdoctor.cache.scan", fromlist=["scan"]).scan(os.environ, others=False).roots,
                                prune_mod.Policy(detached=True), os.environ)
     shutil.rmtree(cache / "models--org--model" / "snapshots" / repos["org/model"].first)
     outcome = prune_mod.execute(plan)

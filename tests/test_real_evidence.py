@@ -10,10 +10,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from llmdoctor.fixing import FixContext, show
+from llmdoctor.fix.model import FixContext, show
 from llmdoctor.probes import builtin_probes
 from llmdoctor.probes.nvidia import parse_proc_version
-from llmdoctor.report import facts_from_json
+from llmdoctor.report.envelope import facts_from_json
 from llmdoctor.target import Target
 
 H100 = Path(__file__).resolve().parent / "fixtures" / "real" / "h100"

@@ -52,7 +52,7 @@ def test_the_h100_with_a_cpu_only_torch_would_be_told_the_cu130_build():
     (torch==2.11.0): installing 2.9.1 again would leave torchvision broken."""
     data = json.loads((H100 / "check.json").read_text())
     data["facts"]["torch"]["value"].update(version="2.9.1+cpu", build="cpu", cuda=None, live=None)
-    from llmdoctor.doctor import replay as replay_report
+    from llmdoctor.check.flow import replay as replay_report
 
     report = replay_report(data, only=["torch.cpu-only"])
     (f,) = report.findings

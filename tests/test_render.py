@@ -3,11 +3,11 @@
 import os
 from pathlib import Path
 
-from llmdoctor.doctor import selected_checks
+from llmdoctor.check.flow import selected_checks
 from llmdoctor.facts import Facts
 from llmdoctor.model import Finding, Status
-from llmdoctor.render import footer, terminal
-from llmdoctor.report import Report
+from llmdoctor.report.render import footer, terminal
+from llmdoctor.report.envelope import Report
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -69,7 +69,7 @@ def test_footer_counts_problems_and_categories():
 
 
 def test_category_symbol_is_the_worst_problem_else_ok_else_info():
-    from llmdoctor.render import category_status
+    from llmdoctor.report.render import category_status
 
     f = lambda s: Finding("x", "c", s, "t")  # noqa: E731
     assert category_status([f(Status.OK), f(Status.SKIP), f(Status.INFO)]) is Status.OK

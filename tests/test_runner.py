@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from factories import facts
 from llmdoctor.model import Check, Finding, Status, check
 from llmdoctor.probes import Probe, ProbeContext, ProbeFailed
-from llmdoctor.runner import gather, judge, probe_findings
+from llmdoctor.check.runner import gather, judge, probe_findings
 from llmdoctor.target import resolve_target
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import build_demo_plugin_site
-from llmdoctor.redact import redact
+from llmdoctor.report.redact import redact
 
 HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 OPENAI = "sk-proj-" + "q8W3e9R7t6Y5u4I3o2P1a0SdFgHjKl"

@@ -206,7 +206,7 @@ def test_replay_judges_dates_as_of_the_report_not_today(monkeypatch):
 
     h100 = json.loads((ROOT / "tests" / "fixtures" / "real" / "h100" / "check.json").read_text())
     assert "clock" not in h100["facts"]
-    from llmdoctor.doctor import replay
+    from llmdoctor.check.flow import replay
 
     class Later(datetime.date):
         @classmethod

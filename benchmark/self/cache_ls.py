@@ -28,9 +28,9 @@ import sys
 import tempfile
 import time
 
-from llmdoctor.linkindex import RACY_S
-from . import compile_llmdoctor
-from .cachegen import make_cache
+from llmdoctor.cache.index import RACY_S
+from llmdoctor.benchmark.self import compile_llmdoctor
+from llmdoctor.benchmark.self.cachegen import make_cache
 
 
 def run(argv, env) -> tuple[float, int, int]:

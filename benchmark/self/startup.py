@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from . import compile_llmdoctor
+from llmdoctor.benchmark.self import compile_llmdoctor
 
 COMMANDS = {
     "llmdoctor --help": [sys.executable, "-m", "llmdoctor", "--help"],

@@ -9,9 +9,10 @@ Nothing here reads the machine: callers pass facts in, and word the answers them
 
 from __future__ import annotations
 
-from .cuda import Driver, driver_of, family_min_driver, kernel_for, min_driver, native_cuda, runs_cuda, toolkit_window
-from .torchbuilds import (Machine, Prescription, Step, TorchBuild, builds, cuda_variant, find, fit, machine_of,
-                          prescribe, release, running_build, variant_cuda)
+from llmdoctor.compat.cuda import (Driver, driver_of, family_min_driver, kernel_for, min_driver, native_cuda,
+                                   runs_cuda, toolkit_window)
+from llmdoctor.compat.torchbuilds import (Machine, Prescription, Step, TorchBuild, builds, cuda_variant, find, fit,
+                                          machine_of, prescribe, release, running_build, variant_cuda)
 
 __all__ = [
     "Driver", "Machine", "Prescription", "Step", "TorchBuild", "builds", "cuda_variant", "driver_of",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..data import rows
-from .cuda import PKG
+from llmdoctor.data import rows
+from llmdoctor.compat.cuda import PKG
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Iterable
 
 from packaging.version import Version
 
-from ..data import rows, table
-from ..versions import parse_version
+from llmdoctor.data import rows, table
+from llmdoctor.versions import parse_version
 
 PKG = "llmdoctor.compat"
 MINOR_COMPAT_DOCS = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"

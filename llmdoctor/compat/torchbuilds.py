@@ -17,9 +17,9 @@ from typing import Iterable
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from ..data import table
-from ..versions import parse_version
-from .cuda import PKG, Driver, kernel_for, min_driver, mm, runs_cuda
+from llmdoctor.data import table
+from llmdoctor.versions import parse_version
+from llmdoctor.compat.cuda import PKG, Driver, kernel_for, min_driver, mm, runs_cuda
 
 INDEX = "https://download.pytorch.org/whl/"
 PREVIOUS_VERSIONS = "https://pytorch.org/get-started/previous-versions/"
@@ -136,7 +136,7 @@ class Machine:
 
 def machine_of(gpu_facts, target_facts=None) -> Machine:
     """A Machine from the gpu and target facts (either may be None)."""
-    from .cuda import driver_of
+    from llmdoctor.compat.cuda import driver_of
 
     platform = (getattr(target_facts, "platform", None) or "linux") if target_facts else "linux"
     arch = ((getattr(target_facts, "machine", None) or "x86_64") if target_facts else "x86_64").lower()
@@ -232,7 +232,7 @@ def _dv(d: Driver) -> str:
 
 
 def _fam(m: Machine) -> str:
-    from .cuda import family_min_driver
+    from llmdoctor.compat.cuda import family_min_driver
 
     majors = [x for x in (11, 12, 13) if (f := family_min_driver(x, m.driver.platform)) and m.driver.version
               and m.driver.version >= f]

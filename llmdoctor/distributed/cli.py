@@ -10,12 +10,12 @@ import click
 
 
 def _echo_report(report, doc, as_json: bool, verbose: bool, width, color, unicode, wrap) -> None:
-    from ..printable import json_text
-    from ..redact import redact
-    from ..render import terminal
+    from llmdoctor.report.printable import json_text
+    from llmdoctor.report.redact import redact
+    from llmdoctor.report.render import terminal
 
     if as_json:
-        from ..platforms.encoding import write_json
+        from llmdoctor.platforms.encoding import write_json
 
         write_json(json_text(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str), dict(os.environ))))
     else:
@@ -27,8 +27,8 @@ def check(distributed: bool, replay_file, load_replay, python, offline, only, sk
           rank_timeout: float, *, width=None, color=False, unicode=True, wrap=True) -> int | None:
     """Run the distributed check (or replay a cluster report); None when ``replay_file`` is an
     ordinary report, which the plain path handles."""
-    from ..report import ReplayError, exit_code
-    from .cluster import is_cluster_document, replay, to_document
+    from llmdoctor.report.envelope import ReplayError, exit_code
+    from llmdoctor.distributed.cluster import is_cluster_document, replay, to_document
 
     if not distributed:
         data = load_replay(replay_file)
@@ -43,7 +43,7 @@ def check(distributed: bool, replay_file, load_replay, python, offline, only, sk
     if replay_file:
         raise click.UsageError("--distributed probes the nodes of a running job; --replay reads a saved report: "
                                "use one of them")
-    from .run import Usage, run
+    from llmdoctor.distributed.run import Usage, run
 
     try:
         out = run(python, offline, only, skip, timeout_s=rank_timeout)

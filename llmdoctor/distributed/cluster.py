@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
-from ..facts import Facts, ProbeResult, load
-from ..model import Finding, category_titles
-from ..probes.allreduce import AllReduceFacts
-from ..report import Report, now_iso
+from llmdoctor.facts import Facts, ProbeResult, load
+from llmdoctor.model import Finding, category_titles
+from llmdoctor.probes.allreduce import AllReduceFacts
+from llmdoctor.report.envelope import Report, now_iso
 
 KIND = "cluster"
 
@@ -167,15 +167,15 @@ def fold(node_findings: Sequence[tuple[str, Sequence[Finding]]]) -> list[Finding
 # --- the merged report -------------------------------------------------------------
 
 def cluster_checks(only=(), skip=()):
-    from ..checks.distributed import cluster_checks as made
-    from ..registry import select
+    from llmdoctor.checks.distributed import cluster_checks as made
+    from llmdoctor.plugins import select
 
     return select(list(made()), only, skip)
 
 
 def node_report(envelope: Mapping, only=(), skip=()) -> Report:
     """A node's report as judged by today's checks (its facts replayed)."""
-    from ..doctor import replay
+    from llmdoctor.check.flow import replay
 
     return replay(dict(envelope), only=only, skip=skip)
 
@@ -183,7 +183,7 @@ def node_report(envelope: Mapping, only=(), skip=()) -> Report:
 def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *, only=(), skip=(),
           offline: bool = False, timing: dict | None = None, replayed_from: dict | None = None) -> Report:
     """The cluster report: node findings folded, then the cluster checks' findings."""
-    from ..runner import judge
+    from llmdoctor.check.runner import judge
 
     names = labels({s.rank: s.host for s, _ in nodes} | {r.rank: r.host for r in cf.ranks})
     summaries = tuple(summarize(s.rank, names[s.rank], rep.facts, s) for s, rep in nodes if rep is not None)
@@ -195,7 +195,7 @@ def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *,
     target = {"python": None, "kind": KIND, "prefix": None, "python_version": None,
               "executable": f"cluster of {cf.world_size} rank{'s' * (cf.world_size != 1)} "
                             f"({'no launcher' if cf.launcher == 'none' else cf.launcher}): {hosts}"}
-    from ..doctor import selected_checks
+    from llmdoctor.check.flow import selected_checks
 
     titles = {**selected_checks().titles, **category_titles(cluster_checks(only, skip))}
     return Report(target=target, facts=facts, findings=tuple(findings), timing=timing or {}, offline=offline,
@@ -204,7 +204,7 @@ def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *,
 
 def to_document(report: Report, envelopes: Sequence[Mapping | None], ranks: Sequence[RankState]) -> dict:
     """The merged JSON: the cluster envelope, then every node's own envelope."""
-    from ..report import to_json
+    from llmdoctor.report.envelope import to_json
 
     doc = to_json(report)
     doc["kind"] = KIND
@@ -220,7 +220,7 @@ def is_cluster_document(data) -> bool:
 
 def replay(data: dict, *, only=(), skip=()) -> tuple[Report, list, list]:
     """Judge a merged report again: every node's facts with today's checks, then fold."""
-    from ..report import ReplayError
+    from llmdoctor.report.envelope import ReplayError
 
     entry = ((data.get("facts") or {}).get("cluster") or {})
     try:

@@ -27,11 +27,11 @@ import time
 import zlib
 from typing import Callable, Mapping
 
-from ..model import Finding
-from ..probes.allreduce import LOCAL_TIMEOUT_S, AllReduceFacts, aggregate, run_local
-from ..report import ReplayError, Report, facts_from_json
-from .cluster import ClusterFacts, RankState, build, labels
-from .launch import LaunchError, RankInfo, rank_info
+from llmdoctor.model import Finding
+from llmdoctor.probes.allreduce import LOCAL_TIMEOUT_S, AllReduceFacts, aggregate, run_local
+from llmdoctor.report.envelope import ReplayError, Report, facts_from_json
+from llmdoctor.distributed.cluster import ClusterFacts, RankState, build, labels
+from llmdoctor.distributed.launch import LaunchError, RankInfo, rank_info
 
 HEARTBEAT_S = 1.0
 HEARTBEAT_STALE_S = 10.0  #: a joined rank whose heartbeat has not moved for this long has stopped
@@ -51,7 +51,7 @@ def live_probes(rank_timeout_s: float = 120.0):
     """The built-in probes, with the single-node all-reduce live. Its deadline leaves room
     within the rank timeout, so that a hanging all-reduce is this node's finding, not a
     rank that never reported."""
-    from ..probes import builtin_probes
+    from llmdoctor.probes import builtin_probes
 
     deadline = max(20.0, min(LOCAL_TIMEOUT_S, rank_timeout_s - 25.0))
 
@@ -64,8 +64,8 @@ def live_probes(rank_timeout_s: float = 120.0):
 
 def probe_node(target, offline: bool, only, skip, environ: Mapping[str, str], rank_timeout_s: float = 120.0) -> dict:
     """This node's report as a JSON envelope, secrets masked here, before it is sent."""
-    from ..doctor import diagnose
-    from ..render import json_text
+    from llmdoctor.check.flow import diagnose
+    from llmdoctor.report.render import json_text
 
     report = diagnose(target, offline=offline, only=only, skip=skip, environ=environ,
                       probes=live_probes(rank_timeout_s))
@@ -74,7 +74,7 @@ def probe_node(target, offline: bool, only, skip, environ: Mapping[str, str], ra
 
 def envelope_report(env: Mapping) -> Report:
     """A node's envelope as a Report, its findings as the node judged them."""
-    from ..probes import builtin_probes
+    from llmdoctor.probes import builtin_probes
 
     return Report(target=dict(env.get("target") or {}), facts=facts_from_json(dict(env), builtin_probes()),
                   findings=tuple(Finding.from_dict(f) for f in env.get("findings") or () if isinstance(f, dict)),
@@ -84,7 +84,7 @@ def envelope_report(env: Mapping) -> Report:
 
 def process_info(torch) -> dict:
     """The process the launcher started: host, torch, and the GPUs it sees."""
-    from .cluster import hostname
+    from llmdoctor.distributed.cluster import hostname
 
     info = {"host": hostname(), "pid": os.getpid(), "python": sys.executable, "torch": torch.__version__,
             "cuda_devices": 0, "nccl": None}
@@ -205,7 +205,7 @@ def _allreduce(ctl: Control, plan: dict, join: dict, torch) -> dict:
     """Take part in the cross-node all-reduce the plan describes; returns this rank's result."""
     import torch.distributed as dist
 
-    from . import allreduce
+    from llmdoctor.distributed import allreduce
 
     members = plan["participants"]
     index = members.index(ctl.info.rank)
@@ -409,7 +409,7 @@ def run(python, offline: bool, only, skip, *, timeout_s: float, environ: Mapping
         sizes=None, iters: int = 10) -> Outcome:
     """Take this rank's part; rank 0 returns the cluster report. Raises Usage (one line)
     when torch is missing or the launcher's variables do not add up."""
-    from .allreduce import SIZES
+    from llmdoctor.distributed.allreduce import SIZES
 
     environ = dict(os.environ if environ is None else environ)
     try:
@@ -421,7 +421,7 @@ def run(python, offline: bool, only, skip, *, timeout_s: float, environ: Mapping
         import torch.distributed  # noqa: F401
     except Exception:  # noqa: BLE001 - ImportError, or a torch that fails to import
         raise Usage(NO_TORCH.format(python=sys.executable)) from None
-    from ..target import TargetError, resolve_target
+    from llmdoctor.target import TargetError, resolve_target
 
     try:
         target = resolve_target(python, environ)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
-from .paths import is_windows
+from llmdoctor.platforms.paths import is_windows
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class ExitName:
 
 
 def _ntstatus() -> dict[int, dict]:
-    from ..data import rows
+    from llmdoctor.data import rows
 
     return {int(r["code"], 16): r for r in rows("llmdoctor.platforms", "ntstatus")}
 

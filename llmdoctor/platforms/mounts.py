@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from .paths import is_under, longest_prefix
+from llmdoctor.platforms.paths import is_under, longest_prefix
 
 #: kernel and virtual filesystems that hold no user files (Linux, macOS)
 PSEUDO_FS = frozenset({

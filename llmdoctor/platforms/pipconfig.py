@@ -21,7 +21,7 @@ import ntpath
 import posixpath
 from typing import Callable, Mapping
 
-from .paths import home
+from llmdoctor.platforms.paths import home
 
 
 def getenv(environ: Mapping[str, str], name: str, windows: bool) -> str | None:

@@ -3,24 +3,24 @@ frozen dataclass; the runner gives each its own thread and deadline."""
 
 from __future__ import annotations
 
-from .base import Probe, ProbeContext, ProbeFailed, read_text  # noqa: F401 - the probes' vocabulary, re-exported
+from llmdoctor.probes.base import Probe, ProbeContext, ProbeFailed, read_text  # noqa: F401 - the probes' vocabulary, re-exported
 
 
 def builtin_probes() -> tuple[Probe, ...]:
-    from .clock import ClockFacts, probe_clock
-    from .nvidia import GpuFacts, probe_gpu
-    from .python_env import ImportFacts, TargetFacts, probe_extensions, probe_imports, probe_target
-    from .cache import CacheFacts, probe_cache
-    from .network import NetConfigFacts, NetworkFacts, probe_netconfig, probe_network
-    from .pytorch import TorchFacts, probe_torch
-    from .remote_code import RemoteCodeFacts, probe_remote_code
-    from .system import SystemFacts, probe_system
-    from .toolkit import ToolkitFacts, probe_toolkit
-    from .allreduce import AllReduceFacts, probe_allreduce
-    from .node import NodeFacts, probe_node
-    from .topology import TopologyFacts, probe_topology
-    from .model import ModelFacts, probe_model
-    from .platform import PlatformFacts, probe_platform
+    from llmdoctor.probes.clock import ClockFacts, probe_clock
+    from llmdoctor.probes.nvidia import GpuFacts, probe_gpu
+    from llmdoctor.probes.python_env import ImportFacts, TargetFacts, probe_extensions, probe_imports, probe_target
+    from llmdoctor.probes.cache import CacheFacts, probe_cache
+    from llmdoctor.probes.network import NetConfigFacts, NetworkFacts, probe_netconfig, probe_network
+    from llmdoctor.probes.pytorch import TorchFacts, probe_torch
+    from llmdoctor.probes.remote_code import RemoteCodeFacts, probe_remote_code
+    from llmdoctor.probes.system import SystemFacts, probe_system
+    from llmdoctor.probes.toolkit import ToolkitFacts, probe_toolkit
+    from llmdoctor.probes.allreduce import AllReduceFacts, probe_allreduce
+    from llmdoctor.probes.node import NodeFacts, probe_node
+    from llmdoctor.probes.topology import TopologyFacts, probe_topology
+    from llmdoctor.probes.model import ModelFacts, probe_model
+    from llmdoctor.probes.platform import PlatformFacts, probe_platform
 
     return (
         Probe("clock", probe_clock, ClockFacts, timeout_s=2.0,

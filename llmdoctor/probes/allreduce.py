@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..platforms.exitcodes import exit_text
-from ..subproc import kill_group
+from llmdoctor.platforms.exitcodes import exit_text
+from llmdoctor.subproc import kill_group
 
 WORKER = Path(__file__).resolve().parent.parent / "distributed" / "allreduce.py"
 MARK = "LLMDOCTOR_ALLREDUCE "

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..target import Target
+from llmdoctor.target import Target
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from .. import hfcache
-from ..platforms.mounts import mount_of as longest_mount, user_mounts
-from .base import ProbeContext
+from llmdoctor.cache import scan as hfcache
+from llmdoctor.platforms.mounts import mount_of as longest_mount, user_mounts
+from llmdoctor.probes.base import ProbeContext
 
 
 

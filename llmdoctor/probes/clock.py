@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from .base import ProbeContext
+from llmdoctor.probes.base import ProbeContext
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 from urllib.parse import quote
 
-from .. import modelcode, net
-from ..paths import hf_home
-from ..projectscan import ProjectFacts, scan_project
-from .base import ProbeContext
-from .python_env import probe_lines, run_script
+from llmdoctor.probes import modelcode
+from llmdoctor import net
+from llmdoctor.paths import hf_home
+from llmdoctor.probes.projectscan import ProjectFacts, scan_project
+from llmdoctor.probes.base import ProbeContext
+from llmdoctor.probes.python_env import probe_lines, run_script
 
 DEFAULT_HUB = "https://huggingface.co"
 NET_BUDGET_S = 10.0
@@ -489,7 +490,7 @@ def whoami(endpoint: str, environ, token: str, deadline: float, facts: TokenFact
 def _roots(ctx: ProbeContext, extra: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
     """(root, kind, label): --dir folders (and cache_dir= found in the project) first, then
     every hub cache root."""
-    from .. import hfcache
+    from llmdoctor.cache import scan as hfcache
 
     out, seen = [], set()
     for path, label in extra:

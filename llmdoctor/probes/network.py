@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .. import net
-from ..compat.tls import hub_error_kind
-from ..paths import home as home_dir
-from ..platforms.pipconfig import pip_config_files
-from .base import ProbeContext
-from .python_env import probe_lines, run_script
+from llmdoctor import net
+from llmdoctor.compat.tls import hub_error_kind
+from llmdoctor.paths import home as home_dir
+from llmdoctor.platforms.pipconfig import pip_config_files
+from llmdoctor.probes.base import ProbeContext
+from llmdoctor.probes.python_env import probe_lines, run_script
 
 DEFAULT_HUB = "https://huggingface.co"
 MIRROR = "https://hf-mirror.com"

@@ -17,8 +17,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..paths import home as home_dir
-from .base import read_text
+from llmdoctor.paths import home as home_dir
+from llmdoctor.probes.base import read_text
 
 RELEVANT_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_", "GLOO_", "UCX_", "FI_", "CUDA_", "NVIDIA_",
                      "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "ACCELERATE_")
@@ -48,8 +48,8 @@ class NodeFacts:
 
 
 def relevant_environ(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    from ..distributed.launch import PER_RANK_VARS
-    from ..redact import SECRET_NAME
+    from llmdoctor.distributed.launch import PER_RANK_VARS
+    from llmdoctor.report.redact import SECRET_NAME
 
     out, digests = {}, {}
     for name, value in environ.items():
@@ -94,7 +94,7 @@ def read_nccl_conf(environ: Mapping[str, str]) -> tuple[dict[str, str], tuple[st
 
 
 def probe_node(ctx) -> NodeFacts:
-    from ..distributed.launch import launcher_name
+    from llmdoctor.distributed.launch import launcher_name
 
     environ = ctx.environ
     relevant, digests = relevant_environ(environ)

@@ -12,8 +12,8 @@ import shutil
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .. import subproc
-from .base import read_text
+from llmdoctor import subproc
+from llmdoctor.probes.base import read_text
 
 #: nvmlClocksThrottleReasons / nvmlClocksEventReasons bits, from nvml.h
 THROTTLE_BITS = (

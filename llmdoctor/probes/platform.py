@@ -17,8 +17,8 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 
-from .. import subproc
-from .base import ProbeContext, read_text
+from llmdoctor import subproc
+from llmdoctor.probes.base import ProbeContext, read_text
 
 WSL_LIB = "/usr/lib/wsl/lib"  #: where WSL 2 mounts the Windows driver's libcuda and nvidia-smi
 #: the files of the Windows driver that WSL maps in, and what a Linux driver would put elsewhere

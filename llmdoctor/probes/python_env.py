@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import subproc
-from ..printable import clip
-from .base import ProbeContext, ProbeFailed
+from llmdoctor import subproc
+from llmdoctor.report.printable import clip
+from llmdoctor.probes.base import ProbeContext, ProbeFailed
 
 SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
 
@@ -73,7 +73,7 @@ class TargetFacts:
 
     def for_humans(self) -> dict:
         """These facts for a reader of a pasted report: distributions as name==version, no sys.path."""
-        from ..facts import dump
+        from llmdoctor.facts import dump
 
         out = dump(self)
         out.pop("sys_path", None)

@@ -9,8 +9,8 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from .base import ProbeContext, ProbeFailed
-from .python_env import describe_failure, probe_lines, run_script
+from llmdoctor.probes.base import ProbeContext, ProbeFailed
+from llmdoctor.probes.python_env import describe_failure, probe_lines, run_script
 
 LIVE_TIMEOUT_S = 60.0
 

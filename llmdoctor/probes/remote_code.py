@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .. import modelcode
-from .base import ProbeContext
-from .model import CodeFacts, ModelInfo, _read_json, _snapshot, ask_target, code_facts, code_sources, target_request
+from llmdoctor.probes import modelcode
+from llmdoctor.probes.base import ProbeContext
+from llmdoctor.probes.model import (CodeFacts, ModelInfo, _read_json, _snapshot, ask_target, code_facts,
+                                    code_sources, target_request)
 
 MAX_REPOS = 5000
 MAX_CONFIG_BYTES = 1 << 20
@@ -46,7 +47,7 @@ def _classes(auto_map) -> tuple[str, ...]:
 
 
 def probe_remote_code(ctx: ProbeContext) -> RemoteCodeFacts:
-    from .. import hfcache
+    from llmdoctor.cache import scan as hfcache
 
     extra = list(getattr(ctx.model, "dirs", None) or ())
     roots = [loc.path for loc in hfcache.hub_roots(ctx.environ, extra)]

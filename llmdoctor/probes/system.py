@@ -13,9 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import hf_hub_cache, home as home_dir
-from ..platforms.mounts import mount_of
-from .base import read_text
+from llmdoctor.paths import hf_hub_cache, home as home_dir
+from llmdoctor.platforms.mounts import mount_of
+from llmdoctor.probes.base import read_text
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import re
 import shutil
 from dataclasses import dataclass
 
-from .. import subproc
-from .base import ProbeContext, read_text
+from llmdoctor import subproc
+from llmdoctor.probes.base import ProbeContext, read_text
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .base import read_text
+from llmdoctor.probes.base import read_text
 
 #: nvmlGpuTopologyLevel_t
 TOPOLOGY_LEVELS = {0: "internal", 10: "single", 20: "multiple", 30: "hostbridge", 40: "node", 50: "system"}
@@ -406,7 +406,7 @@ def read_ib(sys_ib: str = "/sys/class/infiniband") -> tuple[IbPort, ...]:
 # --- the probe ------------------------------------------------------------------
 
 def probe_topology(ctx) -> TopologyFacts:
-    from .nvidia import Gpu, select_visible
+    from llmdoctor.probes.nvidia import Gpu, select_visible
 
     nics, ib = read_nics(), read_ib()
     try:

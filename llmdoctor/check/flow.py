@@ -7,13 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .facts import Facts
-from .model import Check, category_titles
-from .probes import Probe, ProbeContext, builtin_probes
-from .registry import PLUGIN_CATEGORY, Loaded, load_checks, select
-from .report import Report, facts_from_json, now_iso, saved_dict
-from .runner import PROBE_CATEGORY, gather, judge, probe_findings
-from .target import Target
+from llmdoctor.facts import Facts
+from llmdoctor.model import Check, category_titles
+from llmdoctor.probes import Probe, ProbeContext, builtin_probes
+from llmdoctor.plugins import PLUGIN_CATEGORY, Loaded, load_checks, select
+from llmdoctor.report.envelope import Report, facts_from_json, now_iso, saved_dict
+from llmdoctor.check.runner import PROBE_CATEGORY, gather, judge, probe_findings
+from llmdoctor.target import Target
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def replay(data: dict, *, only: Sequence[str] = (), skip: Sequence[str] = (),
     started = time.perf_counter()
     facts = facts_from_json(data, builtin_probes() if probes is None else probes)
     if facts.value("clock") is None:  # a report made before the clock fact: judge dates as of its creation
-        from .facts import Facts, ProbeResult
-        from .probes.clock import from_created
+        from llmdoctor.facts import Facts, ProbeResult
+        from llmdoctor.probes.clock import from_created
 
         clock = from_created(data.get("created"))
         if clock is not None:

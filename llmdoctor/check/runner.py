@@ -13,9 +13,9 @@ import traceback
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Sequence
 
-from .facts import Facts, ProbeResult
-from .model import Check, Finding, Status
-from .probes import Probe, ProbeContext, ProbeFailed
+from llmdoctor.facts import Facts, ProbeResult
+from llmdoctor.model import Check, Finding, Status
+from llmdoctor.probes import Probe, ProbeContext, ProbeFailed
 
 CHECK_TIMEOUT_S = 5.0
 PROBE_CATEGORY = ("probe", "Probes")  #: the category of the findings about probes that broke

@@ -105,6 +105,8 @@ def _entry(folder: Path, data) -> Entry:
             return damaged("manifest.json lists a file without path, hashes, mode or backup")
         if f["backup"] is not None and (os.sep in f["backup"] or f["backup"] in (".", "..", "")):
             return damaged(f"manifest.json names a backup outside its folder: {f['backup']!r}")
+        if f["existed"] != (f["backup"] is not None) or f["existed"] != (f["sha256_before"] is not None):
+            return damaged("manifest.json lists a file whose backup does not match whether it existed")
     commands = data.get("undo_commands") or []
     if not isinstance(commands, list) or not all(isinstance(c, list) and c and all(isinstance(a, str) for a in c)
                                                  for c in commands):
@@ -202,11 +204,11 @@ class Journal:
                 os.unlink(f["path"])
             done.append(f["path"])
         for argv in entry.undo_commands:
-            from .subproc import run_attached
+            from llmdoctor.subproc import run_attached
 
             code = (run or run_attached)(argv)
             if code != 0:
-                from .platforms.exitcodes import exit_text
+                from llmdoctor.platforms.exitcodes import exit_text
 
                 raise JournalError(f"`{' '.join(argv)}` {exit_text(code)}; run it again by hand")
             done.append(" ".join(argv))

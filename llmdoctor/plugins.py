@@ -2,7 +2,7 @@
 
 Group ``llmdoctor.checks``: an entry point's object is a :class:`~llmdoctor.model.Check`,
 an iterable of them, or a callable returning either. Group ``llmdoctor.fixes``: the same
-with :class:`~llmdoctor.fixing.Fix`. The built-ins register exactly this way (pyproject.toml).
+with :class:`~llmdoctor.fix.model.Fix`. The built-ins register exactly this way (pyproject.toml).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Iterable, Mapping, Sequence
 
-from .model import Check, Finding, Status
+from llmdoctor.model import Check, Finding, Status
 
 CHECK_GROUP = "llmdoctor.checks"
 FIX_GROUP = "llmdoctor.fixes"
@@ -107,7 +107,7 @@ def load_checks(entry_points: Iterable | None = None, environ: Mapping[str, str]
 
 
 def load_fixes(entry_points: Iterable | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
-    from .fixing import Fix
+    from llmdoctor.fix.model import Fix
 
     return _load(FIX_GROUP, Fix, entry_points, environ)
 

@@ -28,8 +28,8 @@ import time
 import zlib
 from typing import Mapping
 
-from .paths import cache_dir
-from .platforms.mounts import fstype_of, parse_proc_mounts
+from llmdoctor.paths import cache_dir
+from llmdoctor.platforms.mounts import fstype_of, parse_proc_mounts
 
 VERSION = 1
 MAGIC = b"llmdoctor-links\0"
@@ -111,7 +111,7 @@ class LinkIndex:
         except ValueError:  # not a marshal-able entry: write nothing rather than fail the listing
             return False
         header = _HEADER.pack(MAGIC, VERSION, zlib.crc32(payload))
-        from .journal import atomic_write  # only a scan that has something new to keep pays this import
+        from llmdoctor.fix.journal import atomic_write  # only a scan that has something new to keep pays this import
 
         try:
             os.makedirs(os.path.dirname(self.file), mode=0o700, exist_ok=True)

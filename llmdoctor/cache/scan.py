@@ -8,7 +8,7 @@ several roots at once.
 One ``os.scandir`` per directory and one ``lstat`` per blob: snapshot symlinks are read
 with ``readlink`` (relative to an open folder) and matched to the blob by name, never
 followed. Large caches are split over worker processes. A listing may pass a
-:class:`~llmdoctor.linkindex.LinkIndex`: a snapshot folder unchanged since the last listing
+:class:`~llmdoctor.cache.index.LinkIndex`: a snapshot folder unchanged since the last listing
 is then not read again (``linkindex`` says why that is safe). Nothing here writes to a cache.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Iterable, Mapping
 
-from .linkindex import LinkIndex
-from .paths import expand, hf_home, hf_hub_cache, xdg_cache
+from llmdoctor.cache.index import LinkIndex
+from llmdoctor.paths import expand, hf_home, hf_hub_cache, xdg_cache
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", "CACHEDIR.TAG", ".locks"}
@@ -592,7 +592,7 @@ def _scan_many(paths: list[str], root: str, workers: int | None, blobs: bool = T
 
 #: the worker's interpreter runs isolated (-I: no user site, no PYTHON* variables) and without
 #: site-packages (-S): it imports llmdoctor from the folder this copy was loaded from, nothing else
-_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); from llmdoctor.hfcache import _worker; _worker()"
+_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); from llmdoctor.cache.scan import _worker; _worker()"
 
 
 class WorkerPool:
@@ -604,7 +604,9 @@ class WorkerPool:
         import sys
 
         self.procs: list = []
-        base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        import llmdoctor
+
+        base = os.path.dirname(os.path.dirname(os.path.abspath(llmdoctor.__file__)))  # the folder holding llmdoctor
         for _ in range(n if sys.executable else 0):
             try:
                 self.procs.append(subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER, base],
@@ -827,7 +829,7 @@ def scan(environ: Mapping[str, str], extra: Iterable[str] = (), others: bool = T
          blobs: bool = True, remember: bool = False) -> CacheReport:
     """Every root; ``blobs=False`` (for listing) may leave out which blobs each revision
     uses; ``remember`` (for listing) keeps each root's snapshot listings in a
-    :class:`~llmdoctor.linkindex.LinkIndex` between runs."""
+    :class:`~llmdoctor.cache.index.LinkIndex` between runs."""
     started = time.perf_counter()
     roots = []
     for loc in hub_roots(environ, extra):

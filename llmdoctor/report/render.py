@@ -14,10 +14,10 @@ import re
 from dataclasses import replace
 from typing import Mapping
 
-from .model import Finding, Status
-from .printable import clip, json_text as safe_json, printable
-from .redact import redact
-from .report import Report, counts, to_json
+from llmdoctor.model import Finding, Status
+from llmdoctor.report.printable import clip, json_text as safe_json, printable
+from llmdoctor.report.redact import redact
+from llmdoctor.report.envelope import Report, counts, to_json
 
 SYMBOLS = {
     Status.OK: ("✓", "+", "green"),

@@ -10,10 +10,10 @@ import time
 from io import StringIO
 from typing import Iterable
 
-from .hfcache import CacheReport, Repo
-from .printable import fit, printable
-from .prune import PrunePlan
-from .units import ago, parse_duration, parse_size, size
+from llmdoctor.cache.scan import CacheReport, Repo
+from llmdoctor.report.printable import fit, printable
+from llmdoctor.cache.prune import PrunePlan
+from llmdoctor.units import ago, parse_duration, parse_size, size
 
 SORTS = {
     "size": (lambda r: r.on_disk, True),

@@ -9,10 +9,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .fixing import Fix, FixContext, FixError, apply, show
-from .journal import Entry, Journal, JournalError
-from .paths import config_dir
-from .target import Target
+from llmdoctor.fix.model import Fix, FixContext, FixError, apply, show
+from llmdoctor.fix.journal import Entry, Journal, JournalError
+from llmdoctor.paths import config_dir
+from llmdoctor.target import Target
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def journal(environ: Mapping[str, str] | None = None) -> Journal:
 def registered(warn: Callable[[str], None] | None = None) -> dict[str, Fix]:
     """Every fix the registry loads (built-in and plugins), by id; a plugin that fails to load is
     said through ``warn``."""
-    from .registry import load_fixes
+    from llmdoctor.plugins import load_fixes
 
     loaded = load_fixes()
     for problem in loaded.problems:
@@ -56,9 +56,9 @@ def undo(entry_id: str | None, force: bool, io: Io) -> int:
 
 def context(fx: Fix, options: Mapping[str, Any], target: Target, environ: Mapping[str, str]) -> FixContext:
     """The facts ``fx`` plans from: the built-in probes it needs and the probes it brings."""
-    from .facts import Facts
-    from .probes import ProbeContext, builtin_probes
-    from .runner import gather
+    from llmdoctor.facts import Facts
+    from llmdoctor.probes import ProbeContext, builtin_probes
+    from llmdoctor.check.runner import gather
 
     probes = [p for p in builtin_probes() if p.name in fx.needs] + list(fx.probes)
     facts = gather(probes, ProbeContext(target=target, environ=environ, options=dict(options))) if probes \

@@ -32,9 +32,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from .hfcache import RECENT_S, TRASH, Repo, Root, lock_held, scan_repo
-from .nofollow import Folder, NotFollowed, split
-from .paths import home as home_dir
+from llmdoctor.cache.scan import RECENT_S, TRASH, Repo, Root, lock_held, scan_repo
+from llmdoctor.cache.nofollow import Folder, NotFollowed, split
+from llmdoctor.paths import home as home_dir
 
 
 class PruneError(RuntimeError):

@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from . import __version__
-from .facts import Facts, ProbeResult, dump, load
-from .model import ExitCode, Finding, Status
+from llmdoctor import __version__
+from llmdoctor.facts import Facts, ProbeResult, dump, load
+from llmdoctor.model import ExitCode, Finding, Status
 
 SCHEMA_VERSION = 1
 

@@ -13,9 +13,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .facts import Facts
-from .journal import Journal, read_bytes
-from .target import Target
+from llmdoctor.facts import Facts
+from llmdoctor.fix.journal import Journal, read_bytes
+from llmdoctor.target import Target
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
     """Write every change through the journal, then run the commands (their output goes
     straight to the terminal: pip shows its own progress); returns the journal entry id.
     A failing command raises FixError; what was done so far stays journaled."""
-    from .subproc import run_attached
+    from llmdoctor.subproc import run_attached
 
     recording = journal.begin(plan.fix)
     recording.undo_commands(plan.undo_commands)
@@ -133,7 +133,7 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
     for argv in plan.commands:
         code = (run or run_attached)(argv)
         if code != 0:
-            from .platforms.exitcodes import exit_text
+            from llmdoctor.platforms.exitcodes import exit_text
 
             raise FixError(f"`{quote(argv)}` {exit_text(code)}; journal entry {recording.id} "
                            "holds what was done (`llmdoctor fix --undo` takes it back)")
