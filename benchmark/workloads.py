@@ -19,7 +19,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-QUANTS = {"nf4": "4-bit nf4 (bitsandbytes)", "int8": "8-bit LLM.int8 (bitsandbytes)", "16bit": "16-bit"}
 SEEDS = {"torch": 0, "token_set": 0, "train_batches": 1, "held_out": 2, "random_weights": 0, "prompt": 3}
 TOKEN_SET = 64  #: the synthetic data counts through this many token ids (fewer where the vocabulary is smaller)
 HELD_OUT = 4  #: held-out batches evaluated before and after training

@@ -528,6 +528,15 @@ def _fix_io():
     return Io(say=out(False), warn=out(True), confirm=ask)
 
 
+def _synopsis(p) -> str:
+    """A fix's Param as the usage line shows it: [URL], [--jobs N], [--force]."""
+    if p.argument:
+        return p.metavar if (p.metavar or "").startswith("[") else f"[{(p.metavar or p.key).upper()}]"
+    if p.kind == "flag":
+        return f"[--{p.name}]"
+    return f"[--{p.name} {p.metavar or {'int': 'N', 'path': 'FILE'}.get(p.kind, 'TEXT')}]"
+
+
 def _click_param(p):
     """A fix's declared Param (llmdoctor.fix.model.Param) as a click parameter."""
     kind = {"int": click.IntRange(p.minimum, p.maximum), "path": click.Path(dir_okay=False)}.get(p.kind, str)
@@ -561,6 +570,18 @@ class FixGroup(click.Group):
                              short_help=fx.description, epilog=FIX_EXIT_CODES,
                              params=[_click_param(p) for p in fx.params] + _common_fix_params(),
                              callback=lambda **kw: _run_fix(fx, kw))
+
+    def format_commands(self, ctx, formatter):
+        """Each fix with the options it declares (`fix NAME --help` says more about each)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            fx = self._registry(ctx)[name]
+            usage = " ".join(_synopsis(p) for p in fx.params)
+            rows.append((f"{name} {usage}".rstrip(), fx.description + (f" (from {fx.source})"
+                                                                      if fx.source != "builtin" else "")))
+        if rows:
+            with formatter.section("Fixes"):
+                formatter.write_dl(rows)
 
     def parse_args(self, ctx, args):
         known = set(self._registry(ctx))

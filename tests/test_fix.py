@@ -232,7 +232,8 @@ def test_a_plugin_fix_is_a_command_with_its_own_options(tmp_path):
                               text=True, timeout=120)
 
     listed = run("--help").stdout
-    assert "greet" in listed and "a demo plugin fix" in listed
+    assert "greet [--who TEXT] [--times N] [--into FILE]" in listed and "a demo plugin fix" in listed
+    assert "(from greetfix)" in listed
     helped = run("greet", "--help").stdout
     assert "--who TEXT" in helped and "--times INTEGER RANGE" in helped and "--into FILE" in helped
     assert "(from greetfix)" in helped
