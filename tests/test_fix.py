@@ -231,7 +231,7 @@ def test_a_plugin_fix_is_a_command_with_its_own_options(tmp_path):
         return subprocess.run([sys.executable, "-m", "llmdoctor", "fix", *args], env=env, capture_output=True,
                               text=True, timeout=120)
 
-    listed = run("--help").stdout
+    listed = " ".join(run("--help").stdout.split())  # as one line, whatever the terminal's width wrapped
     assert "greet [--who TEXT] [--times N] [--into FILE]" in listed and "a demo plugin fix" in listed
     assert "(from greetfix)" in listed
     helped = run("greet", "--help").stdout
