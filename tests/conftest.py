@@ -90,6 +90,38 @@ def build_demo_plugin_site(tmp_path: Path, name: str, code: str) -> Path:
     return site
 
 
+# --- servers and clients on 127.0.0.1 for the network tests -----------------------------------
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """Network probes on, every endpoint one of the test's own (LLMDOCTOR_NET_TARGETS empty:
+    no mirror, xet, pip or PyTorch host beyond 127.0.0.1), HOME a fresh directory."""
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE", raising=False)
+    monkeypatch.setenv("LLMDOCTOR_NET_TARGETS", "")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def ca():
+    """A TLS-intercepting proxy's CA, made by trustme."""
+    import trustme
+
+    return trustme.CA(organization_name="Example Corp TLS Inspection")
+
+
+@pytest.fixture
+def hub_venv(venv):
+    """A real venv whose Python sees this test environment's huggingface_hub."""
+    py = venv()
+    outer_site_packages(py)
+    return py
+
+
 @pytest.fixture
 def venv(tmp_path):
     """Factory: a fresh real venv (no pip) under tmp_path."""

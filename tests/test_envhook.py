@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import trustme
 from click.testing import CliRunner
 
 from conftest import make_venv, outer_site_packages, site_packages
@@ -34,23 +33,6 @@ def run(py, code, env=None, user=None):
     if user:
         argv = [shutil.which("runuser") or "runuser", "-u", user, "--", *argv]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def online(monkeypatch, tmp_path):
-    monkeypatch.delenv("LLMDOCTOR_OFFLINE", raising=False)
-    monkeypatch.setenv("LLMDOCTOR_NET_TARGETS", "")
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA(organization_name="Example Corp TLS Inspection")
 
 
 def test_a_hook_value_with_an_emoji_never_breaks_python_start_up(venv):

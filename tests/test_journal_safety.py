@@ -19,7 +19,6 @@ from fakehub import FakeHub
 from llmdoctor.cli import cli
 from llmdoctor.fix.model import FileChange, Plan, apply
 from llmdoctor.fix.journal import Journal, JournalError
-from test_network import ca, hub_venv, online  # noqa: F401 - fixtures
 
 TOKEN_LINE = b"export HF_TOKEN=hf_" + b"q" * 34 + b"\n"
 
@@ -37,7 +36,7 @@ def journal_files(config) -> list:
     return [root, *root.rglob("*")]
 
 
-def test_fix_ssl_backs_up_a_private_bashrc_privately(online, ca, hub_venv, monkeypatch, tmp_path):  # noqa: F811
+def test_fix_ssl_backs_up_a_private_bashrc_privately(online, ca, hub_venv, monkeypatch, tmp_path):
     bashrc = online / ".bashrc"
     bashrc.write_bytes(b"alias ll='ls -l'\n" + TOKEN_LINE + b"export CURL_CA_BUNDLE=''\n")
     os.chmod(bashrc, 0o600)

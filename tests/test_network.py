@@ -12,41 +12,13 @@ import socket
 import subprocess
 import time
 
-import pytest
-import trustme
 from click.testing import CliRunner
 
-from conftest import outer_site_packages, site_packages
+from conftest import site_packages
 from fakehub import FakeHub
 from llmdoctor.cli import cli
 
 REPO = "openai-community/gpt2"
-
-
-@pytest.fixture
-def online(monkeypatch, tmp_path):
-    """Network probes on, every endpoint one of ours, HOME a fresh directory."""
-    monkeypatch.delenv("LLMDOCTOR_OFFLINE", raising=False)
-    monkeypatch.setenv("LLMDOCTOR_NET_TARGETS", "")
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA(organization_name="Example Corp TLS Inspection")
-
-
-@pytest.fixture
-def hub_venv(venv):
-    """A real venv whose Python sees this test environment's huggingface_hub."""
-    py = venv()
-    outer_site_packages(py)
-    return py
 
 
 def check(*args) -> dict:

@@ -223,11 +223,6 @@ def test_replay_judges_dates_as_of_the_report_not_today(monkeypatch):
 # --- 4, 5, 12: TLS verdicts against a fake hub, with the real huggingface_hub 0.36 -----
 
 @pytest.fixture(scope="module")
-def ca():
-    return trustme.CA(organization_name="Example Corp TLS Inspection")
-
-
-@pytest.fixture(scope="module")
 def hub036(tmp_path_factory):
     """A venv with huggingface_hub 0.36.0, requests 2.27.1 and urllib3 1.25.11 installed from the
     wheels in tests/fixtures (no network), the rest from this test environment."""
@@ -239,18 +234,6 @@ def hub036(tmp_path_factory):
                    timeout=300)
     outer_site_packages(py)  # filelock, fsspec, tqdm, ...: after the venv's own, which win
     return py
-
-
-@pytest.fixture
-def online(monkeypatch, tmp_path):
-    monkeypatch.delenv("LLMDOCTOR_OFFLINE", raising=False)
-    monkeypatch.setenv("LLMDOCTOR_NET_TARGETS", "")
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
 
 
 def check(*args) -> dict:
