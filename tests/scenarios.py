@@ -15,6 +15,7 @@ from llmdoctor.net import Cert, EndpointResult, Phase
 from llmdoctor.probes.network import HubCall, NetConfigFacts, NetworkFacts
 from llmdoctor.probes.python_env import ImportFacts
 from llmdoctor.versions import parse_version
+from llmdoctor.report.shells import fix_text
 
 #: (driver, the CUDA NVML reports) pairs seen on real machines
 DRIVERS = (
@@ -211,7 +212,7 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
     flash = {r["version"] for r in table("llmdoctor.compat", "flash_attn")["wheels"]["releases"]}
     bad = []
     for x in findings:
-        text = x.fix or ""
+        text = fix_text(x) or ""
         for pos, match in ((mm.start(), mm) for mm in TORCH_PIN.finditer(text)):
             version, variant = match.groups()
             b = compat.find(version, variant)
@@ -243,7 +244,7 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
 
 
 def fails_without_fix(findings) -> list[str]:
-    return [f"{f.id}: {f.title}" for f in findings if f.status is Status.FAIL and not (f.fix or "").strip()]
+    return [f"{f.id}: {f.title}" for f in findings if f.status is Status.FAIL and not (fix_text(f) or "").strip()]
 
 
 def crashes(findings) -> list[str]:
