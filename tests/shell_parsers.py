@@ -76,7 +76,7 @@ def posix_steps(line: str, env: dict) -> list[tuple]:
         if w is None or w == ("op", "&&"):
             if not cur:
                 raise Unparsed(f"empty statement in {line!r}")
-            steps.append(_posix_statement(cur))
+            steps.extend(_posix_statement(cur))
             cur = []
         elif isinstance(w, tuple):
             raise Unparsed(f"shell operator {w[1]!r} in {line!r}")
@@ -85,21 +85,20 @@ def posix_steps(line: str, env: dict) -> list[tuple]:
     return steps
 
 
-def _posix_statement(words: list[str]) -> tuple:
+def _posix_statement(words: list[str]) -> list[tuple]:
     if words[0] == "export":
-        if len(words) != 2 or "=" not in words[1]:
-            raise Unparsed(f"export of one variable expected: {words}")
-        name, _, value = words[1].partition("=")
-        return ("set", name, value)
+        if len(words) < 2 or not all(re.match(r"[A-Za-z_][A-Za-z0-9_]*=", w) for w in words[1:]):
+            raise Unparsed(f"export NAME=value ... expected: {words}")
+        return [("set", *w.partition("=")[::2]) for w in words[1:]]
     if words[0] == "unset":
-        if len(words) != 2:
-            raise Unparsed(f"unset of one variable expected: {words}")
-        return ("unset", words[1])
+        if len(words) < 2:
+            raise Unparsed(f"unset NAME ... expected: {words}")
+        return [("unset", w) for w in words[1:]]
     env = {}
     while words and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", words[0]):
         k, _, v = words.pop(0).partition("=")
         env[k] = v
-    return ("run", words, env)
+    return [("run", words, env)]
 
 
 def _posix_words(line: str, env: dict) -> list:
@@ -177,6 +176,9 @@ def _posix_words(line: str, env: dict) -> list:
 # --- PowerShell -------------------------------------------------------------------
 
 PS_SINGLE = "'\u2018\u2019\u201a\u201b"
+PS_KEYWORDS = set("begin break catch class clean continue data define do dynamicparam else elseif end enum exit filter "
+                  "finally for foreach from function hidden if in inlinescript parallel param process return sequence "
+                  "static switch throw trap try until using var while workflow".split())
 PS_DOUBLE = '"\u201c\u201d\u201e'
 #: characters a bare (unquoted) argument may hold: anything else means something to PowerShell
 PS_BARE_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./\\:-")
@@ -260,6 +262,11 @@ def _ps_tokens(line: str, env: dict) -> list:
                 raise Unparsed(f"bare word {word!r} holds {sorted(bad)!r}, which PowerShell reads as syntax")
             if word.startswith("-") and ("." in word or ":" in word):
                 raise Unparsed(f"bare {word!r}: PowerShell splits a parameter-like word at '.' or ':'")
+            if word[:1].isdigit() and not re.fullmatch(r"0|[1-9][0-9]{0,8}", word):
+                raise Unparsed(f"bare {word!r}: PowerShell reads a word starting with a digit as a number "
+                               "(30d is decimal 30, 1kb is 1024)")
+            if word[:1] in ".-" and not re.fullmatch(r"--?[A-Za-z][A-Za-z0-9-]*", word):
+                raise Unparsed(f"bare {word!r}: a word starting with {word[0]!r} means something to PowerShell")
             out.append(("word", word, False))
             i = j
     return out
@@ -302,6 +309,8 @@ def _ps_statement(tokens: list, line: str) -> tuple:
         raise Unparsed(f"a command of words expected in {line!r}")
     if words[0][2] and not call:
         raise Unparsed(f"a quoted program without the call operator & is a string, not a command: {line!r}")
+    if not words[0][2] and words[0][1].lower() in PS_KEYWORDS:
+        raise Unparsed(f"{words[0][1]!r} where a command stands is a PowerShell keyword: {line!r}")
     return ("run", [w[1] for w in words], {})
 
 
@@ -344,15 +353,24 @@ def _cmd_statements(line: str) -> list[str]:
         elif not quoted and c == "&":
             if line[i:i + 2] != "&&":
                 raise Unparsed(f"an unquoted & in {line!r}: cmd would start another command there")
-            parts.append("".join(cur).strip(" "))
+            parts.append(_trim("".join(cur)))
             cur, i = [], i + 2
             continue
         elif not quoted and c in "<>|":
             raise Unparsed(f"an unquoted {c!r} in {line!r}: cmd would redirect or pipe there")
         cur.append(c)
         i += 1
-    parts.append("".join(cur).strip(" "))
+    parts.append(_trim("".join(cur)))
     return parts
+
+
+def _trim(statement: str) -> str:
+    """A statement between && separators without the one space on each side of them (an
+    escaped trailing space, ^ , belongs to the statement)."""
+    statement = statement[1:] if statement.startswith(" ") else statement
+    if statement.endswith(" ") and not statement.endswith("^ "):
+        statement = statement[:-1]
+    return statement
 
 
 def _uncaret(text: str) -> str:

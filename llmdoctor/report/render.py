@@ -155,6 +155,9 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
         probes = ", ".join(f"{_shown(k, environ, 100)} {v * 1000:.0f} ms" for k, v in timing["per_probe_s"].items()
                            if isinstance(v, (int, float)))
         console.print(Text(f"Probes: {probes}", style="dim"))
+    if verbose and any(f.command is not None for f in report.findings):
+        console.print(Text(f"Fix commands are written for {choose(shell, report.facts)} (--shell picks another).",
+                           style="dim"))
     tail = footer(findings)
     total = timing.get("total_s")
     if isinstance(total, (int, float)):
@@ -207,7 +210,8 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None, shell: st
         return _shown(v, environ, limit)
 
     out = ["## llmdoctor report", "",
-           f"- llmdoctor {report.tool_version}, {report.created}",
+           f"- llmdoctor {report.tool_version}, {report.created}; fix commands written for "
+           f"{value(choose(shell, report.facts), 20)}",
            f"- target: {code(value(target.get('executable') or target.get('python')))} "
            f"(Python {value(target.get('python_version') or '?', 50)}, {value(target.get('kind'), 50)})",
            f"- summary: {footer(findings)} " + ", ".join(f"{k}: {v}" for k, v in counts(findings).items() if v),

@@ -93,9 +93,14 @@ def _sh_steps(steps) -> list[str]:
 PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 PS_DOUBLE_QUOTES = '"\u201c\u201d\u201e'
 #: a word PowerShell passes on as it is, unquoted: letters, digits and path punctuation,
-#: not starting with a character that means something at the start of a word
-_PS_BARE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./\\:-]*\Z")
+#: starting with a letter (a word starting with a digit is read as a number: 30d is the
+#: decimal 30, 1kb is 1024, 007 is 7), or a small whole number
+_PS_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_./\\:-]*\Z|(0|[1-9][0-9]{0,8})\Z")
 _PS_FLAG = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*\Z")  # -m, --index-url (no '.' or ':': PowerShell splits those)
+#: words PowerShell reads as a keyword where a command name stands
+PS_KEYWORDS = frozenset("begin break catch class clean continue data define do dynamicparam else elseif end enum "
+                        "exit filter finally for foreach from function hidden if in inlinescript parallel param "
+                        "process return sequence static switch throw trap try until using var while workflow".split())
 
 
 def ps_quote(word: str) -> str:
@@ -103,7 +108,7 @@ def ps_quote(word: str) -> str:
     single quotes (no expansion at all inside), each single quote doubled."""
     if word and (_PS_BARE.match(word) or _PS_FLAG.match(word)) and word != "--":
         return word
-    return "'" + "".join(c * 2 if c in PS_SINGLE_QUOTES else c for c in word) + "'"
+    return ps_quote_always(word)
 
 
 def _ps_var(name: str) -> str:
@@ -130,7 +135,7 @@ def ps_quote_always(word: str) -> str:
 
 def _ps_run(step: Run) -> str:
     env = "".join(f"{_ps_var(k)} = {ps_quote_always(v)}; " for k, v in step.env)
-    program = ps_quote(step.argv[0])
+    program = ps_quote(step.argv[0]) if step.argv[0].lower() not in PS_KEYWORDS else ps_quote_always(step.argv[0])
     call = ("& " if program != step.argv[0] else "") + program
     return env + " ".join([call] + [ps_quote(a) if isinstance(a, str) else _ps_value(a) for a in step.argv[1:]])
 
@@ -173,7 +178,8 @@ def _cmd_set(name: str, value: tuple) -> str:
     # a quote, %, ! or ^ in the value: no quotes at all, every special character escaped, and
     # the value ends where the next `&&` starts, with no space that would become part of it
     escaped = "".join(_caret(p) if isinstance(p, str) else f"%{p.name}%" for p in value)
-    return f"set {_caret(name)}={escaped}"
+    stripped = escaped.rstrip(" ")  # a trailing space escaped too: nothing may trim it off
+    return f"set {_caret(name)}={stripped}" + "^ " * (len(escaped) - len(stripped))
 
 
 def _cmd_word(word) -> str:
