@@ -113,8 +113,8 @@ def location_check(facts, c):
 def _move_fix(facts, old: str, home: str, hub: str):
     """HF_HOME set to ``home`` (and kept), with what is cached at ``old`` moved to ``hub``."""
     if windows(facts):  # setx keeps it for every new window (in cmd and PowerShell alike)
-        return (setvar("HF_HOME", home), "   (", run("setx", "HF_HOME", home), " keeps it for new windows; first "
-                f"move what is cached from {old} to {hub})")
+        return (setvar("HF_HOME", home) + run("setx", "HF_HOME", home),
+                f"   (setx keeps it for new windows; first move what is cached from {old} to {hub})")
     return (setvar("HF_HOME", home), "   (in your shell profile; move what is cached: ", run("mv", old, hub), ")")
 
 

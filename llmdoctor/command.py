@@ -194,7 +194,7 @@ def template(parts, fields: dict) -> FixLine:
     for part in parts:
         if isinstance(part, str):
             flush()
-            out.append(part.format(**_words(fields)))
+            out.append(part.format_map(_words(fields)))
         elif "run" in part:
             argv: list[str] = []
             for word in part["run"]:
@@ -202,11 +202,11 @@ def template(parts, fields: dict) -> FixLine:
                 if key is not None and isinstance(fields.get(key), tuple):
                     argv.extend(fields[key])
                 else:
-                    argv.append(word.format(**_words(fields)))
-            env = tuple((k, str(v).format(**_words(fields))) for k, v in (part.get("env") or {}).items())
+                    argv.append(word.format_map(_words(fields)))
+            env = tuple((k, str(v).format_map(_words(fields))) for k, v in (part.get("env") or {}).items())
             steps.append(Run(tuple(argv), env))
         elif "set" in part:
-            steps.extend(SetVar(k, (str(v).format(**_words(fields)),)) for k, v in part["set"].items())
+            steps.extend(SetVar(k, (str(v).format_map(_words(fields)),)) for k, v in part["set"].items())
         elif "unset" in part:
             steps.extend(UnsetVar(n) for n in part["unset"])
         else:
@@ -215,9 +215,14 @@ def template(parts, fields: dict) -> FixLine:
     return FixLine(tuple(out))
 
 
+class _Fields(dict):
+    def __missing__(self, key):  # a brace the data means literally stays as it is
+        return "{" + key + "}"
+
+
 def _words(fields: dict) -> dict:
     """Fields for str.format inside a word: a tuple field as its words joined (as words go)."""
-    return {k: " ".join(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+    return _Fields({k: " ".join(v) if isinstance(v, tuple) else v for k, v in fields.items()})
 
 
 def _step_json(step: Step) -> dict:

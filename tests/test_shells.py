@@ -370,3 +370,31 @@ def test_fix_takes_shell_and_the_check_help_names_it():
     assert "--shell [sh|bash|zsh|powershell|pwsh|cmd]" in result.output
     result = CliRunner().invoke(cli, ["fix", "max-jobs", "--help"])
     assert "--shell" in result.output
+
+
+def test_every_fix_template_in_the_data_files_is_words_and_commands():
+    """checks/data and compat/data hold fixes as data too: each becomes a fix line that every
+    shell reads back."""
+    from llmdoctor.command import template
+    from scenarios import unreadable_commands
+
+    fields = {"pip": ("/env/bin/python", "-m", "pip"), "dist": "numpy", "jobs": "4", "version": "2.8.3",
+              "tmp": "/home/u/tmp"}
+    found = []
+    for path in [*Path(__file__).parent.parent.joinpath("checks", "data").glob("*.json"),
+                 *Path(__file__).parent.parent.joinpath("llmdoctor", "compat", "data").glob("*.json")]:
+        def walk(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key in ("fix", "also_run", "build_cmd") and value is not None:
+                        found.append((path.name, template(value, fields)))
+                    else:
+                        walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+        walk(json.loads(path.read_text()))
+    assert len(found) >= 15
+    fake = [Finding(id=name, category="x", status=Status.FAIL, title="t", command=fix) for name, fix in found
+            if fix.commands]
+    assert len(fake) >= 10 and unreadable_commands(fake) == []
