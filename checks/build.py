@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from packaging.version import Version
 
+from llmdoctor.command import run, setvar, unset
 from llmdoctor.data import row, rows, table
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 from llmdoctor.versions import parse_version
 
+from llmdoctor.checks.host import cuda_home, system_install
 from llmdoctor.checks.requirements import installed_version
 from llmdoctor.checks.nvidia import no_gpu
 from llmdoctor.checks.python import import_findings, pip_cmd
@@ -55,7 +57,7 @@ def compile_ram_check(facts, c):
     raw = t.build_env.get("MAX_JOBS")
     if raw is not None and not (raw.strip().isdigit() and int(raw) > 0):
         yield c.finding(Status.WARN, f"MAX_JOBS={raw!r} is not a positive number: builds ignore or reject it",
-                        id="build.max-jobs-invalid", fix="llmdoctor fix --max-jobs",
+                        id="build.max-jobs-invalid", fix=run("llmdoctor", "fix", "--max-jobs"),
                         docs=cm.kind("flash-attn")["source"])
         return
     kinds = kinds_here(facts)
@@ -73,7 +75,7 @@ def compile_ram_check(facts, c):
             yield c.finding(Status.WARN, f"{p.label}: a build would run {n}, {each}, but {gib(avail)} of free RAM "
                             f"holds about {p.ram_jobs}: the build gets killed ('Killed signal terminated program "
                             "cc1plus', return code -9)", id="build.compile-ram",
-                            detail=p.row["why"], fix="llmdoctor fix --max-jobs", docs=p.row["source"],
+                            detail=p.row["why"], fix=run("llmdoctor", "fix", "--max-jobs"), docs=p.row["source"],
                             claims={f"compile-fits:{p.kind}": "no"})
 
 
@@ -99,7 +101,8 @@ def deepspeed_check(facts, c):
     elif nvcc is None or nvcc.version is None:
         yield c.finding(Status.WARN, f"deepspeed {have} JIT-compiles its ops (cpu_adam, fused_adam) with nvcc, and "
                         "none is found: 'MissingCUDAException: CUDA_HOME does not exist'", id="build.deepspeed-no-nvcc",
-                        fix="install the CUDA toolkit matching torch and export CUDA_HOME=/usr/local/cuda-<version>",
+                        fix=(f"install the CUDA {t.cuda or '<version>'} toolkit (torch's CUDA), then: ",
+                             setvar("CUDA_HOME", cuda_home(facts, t.cuda or "<version>"))),
                         docs=DS_DOCS)
     elif (nv := parse_version(nvcc.release)) and (tc := parse_version(t.cuda)) and nv.major != tc.major:
         yield c.finding(Status.FAIL, f"deepspeed {have}: nvcc {nvcc.release} and torch's CUDA {t.cuda} differ in "
@@ -120,18 +123,25 @@ def deepspeed_check(facts, c):
         missing = "libaio" if tk.libaio is None else "libaio.h"
         yield c.finding(Status.INFO, f"deepspeed {have}: {missing} is missing, so the async_io op (ZeRO-Infinity "
                         "offload to NVMe) cannot build; CPU offload is not affected", id="build.deepspeed-libaio",
-                        fix="sudo apt install libaio-dev   (conda: conda install -c conda-forge libaio)",
+                        fix=_libaio_fix(facts),
                         docs=DS_DOCS)
     yield from _offload_ram(facts, c, have)
 
 
-def _torch_fix(facts) -> str:
+def _libaio_fix(facts):
+    """The distribution's libaio development package, or conda's."""
+    conda = run("conda", "install", "-c", "conda-forge", "libaio")
+    system = system_install(facts, apt=("libaio-dev",), dnf=("libaio-devel",))
+    return (system, "   (conda: ", conda, ")") if system else ("in a conda env: ", conda)
+
+
+def _torch_fix(facts):
     """The compatibility model's torch for this machine, as a command (the driver first where needed)."""
     from llmdoctor.checks.pytorch import prescribe, prescription_fix
 
     g = facts.value("gpu")
     if g is None:  # not probed for this check: fix --torch probes the GPU itself
-        return "llmdoctor fix --torch"
+        return run("llmdoctor", "fix", "--torch")
     p = prescribe(facts)
     return prescription_fix(facts, p) or f"no torch build on record runs here: {p.why}"
 
@@ -192,7 +202,7 @@ def _bnb_native_lib(facts, c, have):
     via = f"BNB_CUDA_VERSION={forced}" if forced else f"torch's CUDA {t.cuda}"
     own = "".join((t.cuda or "").split(".")[:2])
     if forced and any(n.startswith(spec["cuda_pattern"].format(cuda=own)) for n in libs):
-        fix = "unset BNB_CUDA_VERSION   (the wheel has a library for torch's own CUDA)"
+        fix = (unset("BNB_CUDA_VERSION"), "   (the wheel has a library for torch's own CUDA)")
     else:
         # --no-deps: the upgrade must not move torch (python.dependencies prescribes torch, driver-aware)
         fix = pip_cmd(facts, "install", "--upgrade", "--no-deps", "bitsandbytes")

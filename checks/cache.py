@@ -4,12 +4,14 @@ while a bigger one is mounted, split caches, and caches on network filesystems."
 from __future__ import annotations
 
 import posixpath
-import shlex
 
+from llmdoctor.command import Ref, run, setvar, unset
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
 from llmdoctor.platforms.paths import flavor_of
 from llmdoctor.units import size
+
+from llmdoctor.checks.host import home_of, windows
 
 DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
 
@@ -40,7 +42,7 @@ def contents_check(facts, c):
             yield c.finding(Status.FAIL, f"The Hugging Face cache {r.path} ({r.source}) cannot be used: {r.error}",
                             id="cache.unreadable", detail="Every download and every from_pretrained() that reads "
                             "this cache fails until it is a folder this user can read and write.",
-                            fix=_unusable_fix(r), docs=DOCS)
+                            fix=_unusable_fix(facts, r), docs=DOCS)
     roots = _live(facts)
     if not roots:
         if not any(r.exists and r.error for r in facts.value("cache").roots):
@@ -55,24 +57,28 @@ def contents_check(facts, c):
         if r.broken_repos:
             yield c.finding(Status.WARN, f"{r.broken_repos} repo(s) in {r.path} have missing blobs or dangling refs: "
                             "huggingface_hub's scan drops them", id="cache.broken",
-                            fix=f"llmdoctor cache ls --dir {shlex.quote(r.path)}   (the broken files are listed)",
+                            fix=(run("llmdoctor", "cache", "ls", "--dir", r.path), "   (the broken files are listed)"),
                             docs=DOCS)
         if sum(n for n, _, _ in loose) >= floor:
             flags = " ".join(flag for _, flag, _ in loose)
             yield c.finding(Status.INFO, summary + "; " + ", ".join(f"{size(n)} {what}" for n, _, what in loose),
-                            id="cache.reclaimable", fix=f"llmdoctor cache prune {flags}   (a dry run; add --yes)",
+                            id="cache.reclaimable",
+                            fix=(run("llmdoctor", "cache", "prune", *flags.split()), "   (a dry run; add --yes)"),
                             docs=DOCS)
         else:
             yield c.finding(Status.OK, summary)
 
 
-def _unusable_fix(r) -> str:
+def _unusable_fix(facts, r):
     """For a root that is a file: point the variable elsewhere; else make the folder the user's."""
     var = "HF_HOME" if r.source in ("HF_HOME", "default") else r.source.split()[0]
     if r.error_kind == "not-a-folder":
-        return f"unset {var}   (or export {var}=<a folder>)" if r.source != "default" else \
-            "export HF_HOME=<a folder of yours>   (a file stands where the cache folder belongs)"
-    return f'sudo chown -R "$(id -un)" {shlex.quote(r.path)}   (or export {var}=<a folder of yours>)'
+        return (unset(var), "   (or: ", setvar(var, "<a folder>"), ")") if r.source != "default" else \
+            (setvar("HF_HOME", "<a folder of yours>"), "   (a file stands where the cache folder belongs)")
+    if windows(facts):
+        return (f"give your user Full control of {r.path} (its Properties > Security), or: ",
+                setvar(var, "<a folder of yours>"))
+    return (run("sudo", "chown", "-R", Ref("USER"), r.path), "   (or: ", setvar(var, "<a folder of yours>"), ")")
 
 
 @check("cache.location", category="cache", needs=["cache"])
@@ -98,11 +104,18 @@ def location_check(facts, c):
         yield c.finding(Status.WARN, f"The Hugging Face cache is on {r.mount.mountpoint} ({size(r.mount.free)} free) "
                         f"while {best.mountpoint} has {size(best.free)} free", id="cache.small-disk",
                         detail=spec["why"],
-                        fix=f"export HF_HOME={shlex.quote(target)}   (in your shell profile; move what is cached: "
-                            f"mv {shlex.quote(r.path)} {shlex.quote(pathmod.join(target, 'hub'))})", docs=spec["source"])
+                        fix=_move_fix(facts, r.path, target, pathmod.join(target, "hub")), docs=spec["source"])
     else:
         yield c.finding(Status.OK, f"The cache's filesystem ({r.mount.mountpoint}) has the most free space "
                         "of the mounted ones, or close to it")
+
+
+def _move_fix(facts, old: str, home: str, hub: str):
+    """HF_HOME set to ``home`` (and kept), with what is cached at ``old`` moved to ``hub``."""
+    if windows(facts):  # setx keeps it for every new window (in cmd and PowerShell alike)
+        return (setvar("HF_HOME", home) + run("setx", "HF_HOME", home),
+                f"   (setx keeps it for new windows; first move what is cached from {old} to {hub})")
+    return (setvar("HF_HOME", home), "   (in your shell profile; move what is cached: ", run("mv", old, hub), ")")
 
 
 @check("cache.split", category="cache", needs=["cache"])
@@ -115,15 +128,16 @@ def split_check(facts, c):
         spec = _limit("transformers_cache")
         yield c.finding(Status.WARN, f"TRANSFORMERS_CACHE={cache.transformers_cache} splits the cache: only "
                         "transformers downloads there", id="cache.transformers-cache", detail=spec["why"],
-                        fix=f"unset TRANSFORMERS_CACHE; export HF_HOME={shlex.quote(cache.transformers_cache)}"
-                            "   (if that folder is where models should live)", docs=spec["source"])
+                        fix=(unset("TRANSFORMERS_CACHE") + setvar("HF_HOME", cache.transformers_cache),
+                             "   (if that folder is where models should live)"), docs=spec["source"])
     if cache.shared_blobs:
         hits += 1
         where = ", ".join(r.path for r in cache.roots if r.exists)
         yield c.finding(Status.WARN, f"{cache.shared_blobs} file(s), {size(cache.shared_bytes)}, are downloaded into "
                         f"more than one cache root ({where})", id="cache.duplicates",
-                        fix="keep one HF_HOME, then remove the other root's copies: llmdoctor cache prune --dir <other "
-                            "root> --repo <repo> --keep 0", docs=DOCS)
+                        fix=("keep one HF_HOME, then remove the other root's copies: ",
+                             run("llmdoctor", "cache", "prune", "--dir", "<other root>", "--repo", "<repo>", "--keep",
+                                 "0")), docs=DOCS)
     if not hits:
         yield c.finding(Status.OK, "One cache: no TRANSFORMERS_CACHE, no file downloaded twice")
 
@@ -142,14 +156,15 @@ def network_fs_check(facts, c):
             yield c.finding(Status.WARN, f"{r.path} is on the Windows drive {r.mount.mountpoint}, which WSL 2 serves "
                             f"over {r.mount.fstype}: every file operation crosses into Windows, and locks are "
                             "unreliable", id="cache.network-fs", detail=wsl["why"],
-                            fix="export HF_HOME=~/.cache/huggingface   (on WSL's own ext4 disk; move what is cached "
-                                "there first)", docs=wsl["source"])
+                            fix=(setvar("HF_HOME", *((home_of(facts) + "/.cache/huggingface",) if home_of(facts)
+                                                     else (Ref("HOME"), "/.cache/huggingface"))),
+                                 "   (on WSL's own ext4 disk; move what is cached there first)"), docs=wsl["source"])
             continue
         kind = "a network drive" if r.mount.remote and r.mount.fstype.lower() not in network_fs() else r.mount.fstype
         yield c.finding(Status.WARN, f"{r.path} is on {kind} ({r.mount.mountpoint}): locks are unreliable "
                         "and every file operation is a network round trip", id="cache.network-fs",
-                        detail=spec["why"], fix="export HF_HOME=<a folder on a local disk>   (keep datasets on the "
-                                               "network share if they must be shared)", docs=spec["source"])
+                        detail=spec["why"], fix=(setvar("HF_HOME", "<a folder on a local disk>"), "   (keep datasets "
+                                                 "on the network share if they must be shared)"), docs=spec["source"])
 
 
 def _wsl_drive(mount) -> bool:
@@ -180,6 +195,7 @@ def symlinks_check(facts, c):
                         "as copies, not links" + (f"; {size(r.duplicate_bytes)} of them are the same file stored again "
                                                   "in another revision" if r.duplicate_bytes else ""),
                         id="cache.no-symlinks", detail=spec["why"] + dev,
-                        fix=f"{where}; then delete and download the repos again to store each file once: "
-                            f"llmdoctor cache prune --dir {shlex.quote(r.path)} --repo <repo> --keep 0 --yes",
+                        fix=(f"{where}; then delete and download the repos again to store each file once: ",
+                             run("llmdoctor", "cache", "prune", "--dir", r.path, "--repo", "<repo>", "--keep", "0",
+                                 "--yes")),
                         docs=spec["source"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from llmdoctor.command import run, setvar, setvars, template, unset
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
@@ -254,7 +255,7 @@ def p2p_check(facts, c):
                     f"{'is' if len(missing) == 1 else 'are'} not set", id="distributed.p2p-consumer-gpu",
                     detail=f"{row['why']}. `accelerate launch` sets {exports} for exactly this case "
                            f"({row['history']}); torchrun, srun and mpirun do not. Reports: {row['report']}",
-                    fix=f"export {exports}   (or install NVIDIA driver {row['driver_below']} or newer)",
+                    fix=(setvars(row["sets"]), f"   (or install NVIDIA driver {row['driver_below']} or newer)"),
                     docs=row["source"])
             else:
                 yield c.finding(Status.OK, f"{', '.join(names)} with driver {topo.driver_version}: {exports} set, "
@@ -287,7 +288,7 @@ def p2p_check(facts, c):
         yield c.finding(Status.WARN, f"NCCL_P2P_DISABLE={p2p_disable} (from {node.nccl_origin('NCCL_P2P_DISABLE')}) "
                         f"turns off the {'NVLink' if nv else 'PCIe'} peer-to-peer that works between "
                         f"{len(working)} of {len(pairs)} GPU pairs here: all-reduce goes through host memory",
-                        id="distributed.p2p-disabled", fix="unset NCCL_P2P_DISABLE", docs=NCCL_ENV_DOCS)
+                        id="distributed.p2p-disabled", fix=unset("NCCL_P2P_DISABLE"), docs=NCCL_ENV_DOCS)
     if working and not broken and not unknown and not hangs:
         nv = sum(1 for p in working if p.nvlinks)
         how = "over NVLink" if nv == len(working) else ("over PCIe" if not nv else f"{nv} over NVLink")
@@ -324,7 +325,7 @@ def nccl_env_check(facts, c):
         if path is None:
             yield c.finding(Status.WARN, f"NCCL_P2P_LEVEL={level!r} (from {origin}) is not a level NCCL knows: "
                             f"use one of {', '.join(P2P_LEVELS)}", id="distributed.nccl-p2p-level",
-                            fix="unset NCCL_P2P_LEVEL", docs=NCCL_ENV_DOCS)
+                            fix=unset("NCCL_P2P_LEVEL"), docs=NCCL_ENV_DOCS)
         else:
             pairs = topo.visible_pairs()
             order = {p: i for i, p in enumerate(P2P_LEVELS)}
@@ -336,7 +337,8 @@ def nccl_env_check(facts, c):
                 yield c.finding(Status.INFO, f"NCCL_P2P_LEVEL={level}{note} keeps NCCL from using P2P between "
                                 f"{len(cut)} of {len(pairs)} GPU pairs, which it would otherwise consider",
                                 id="distributed.nccl-p2p-level", detail=matrix(topo),
-                                fix="unset NCCL_P2P_LEVEL   (unless it works around a known problem)", docs=NCCL_ENV_DOCS)
+                                fix=(unset("NCCL_P2P_LEVEL"), "   (unless it works around a known problem)"),
+                                docs=NCCL_ENV_DOCS)
             else:
                 yield c.finding(Status.OK if not legacy else Status.INFO,
                                 f"NCCL_P2P_LEVEL={level}{note} allows P2P on every path between these GPUs",
@@ -347,7 +349,7 @@ def nccl_env_check(facts, c):
         if debug.strip().upper() not in NCCL_DEBUG_VALUES:
             yield c.finding(Status.WARN, f"NCCL_DEBUG={debug!r} is not a level NCCL knows: it logs nothing, even "
                             "warnings", id="distributed.nccl-debug",
-                            fix="export NCCL_DEBUG=WARN   (INFO to see which transports and interfaces it picks)",
+                            fix=(setvar("NCCL_DEBUG", "WARN"), "   (INFO to see which transports and interfaces it picks)"),
                             docs=NCCL_DEBUG_SRC)
         elif debug.strip().upper() in ("INFO", "TRACE"):
             yield c.finding(Status.INFO, f"NCCL_DEBUG={debug}: NCCL logs every communicator's set-up (useful to "
@@ -407,7 +409,7 @@ def network_check(facts, c):
         have = ", ".join(f"{n.name} ({n.operstate or '?'}{', ' + n.addresses[0] if n.addresses else ''})"
                          for n in topo.nics) or "none found"
         good = [n.name for n in topo.nics if _usable(n) and n.kind != "loopback"]
-        fix = f"export {var}={'=' if nccl else ''}{good[0]}" if good else None
+        fix = setvar(var, f"{'=' if nccl else ''}{good[0]}") if good else None
         if not chosen:
             effect = 'NCCL fails with "unhandled system error"' if nccl else "gloo cannot connect"
             yield c.finding(Status.FAIL, f"{var}={value!r} matches no network interface on this node: {effect}",
@@ -436,7 +438,7 @@ def network_check(facts, c):
         exclude = hca.strip().startswith("^")
         if not exclude and not any(any(n.startswith(w) for n in names) for w in wanted):
             yield c.finding(Status.FAIL, f"NCCL_IB_HCA={hca!r} names no RDMA device here ({', '.join(names)}): NCCL "
-                            "falls back to TCP sockets", id="distributed.ib-hca", fix=f"export NCCL_IB_HCA={names[0]}",
+                            "falls back to TCP sockets", id="distributed.ib-hca", fix=setvar("NCCL_IB_HCA", names[0]),
                             docs=NCCL_ENV_DOCS)
     if truthy(ib_disable) and active:
         kinds = sorted({"RoCE" if (p.link_layer or "").lower() == "ethernet" else "InfiniBand" for p in active})
@@ -444,12 +446,12 @@ def network_check(facts, c):
         yield c.finding(Status.WARN, f"NCCL_IB_DISABLE={ib_disable} while {len(active)} {'/'.join(kinds)} port"
                         f"{'s are' if len(active) != 1 else ' is'} active"
                         f"{f' ({best:g} Gb/s)' if best else ''}: NCCL sends everything over TCP sockets instead",
-                        id="distributed.ib-disabled", fix="unset NCCL_IB_DISABLE", docs=NCCL_ENV_DOCS)
+                        id="distributed.ib-disabled", fix=unset("NCCL_IB_DISABLE"), docs=NCCL_ENV_DOCS)
     elif ports and not active:
         down = ", ".join(f"{p.device}:{p.port} {p.state or '?'}/{p.phys_state or '?'}" for p in ports[:6])
         yield c.finding(Status.WARN, f"{len(ports)} InfiniBand/RoCE port{'s' * (len(ports) != 1)} but none ACTIVE "
                         f"({down}): NCCL falls back to TCP sockets", id="distributed.ib-down",
-                        fix="ibstat   (check the cable, the subnet manager (opensm) and the port's link)",
+                        fix=(run("ibstat"), "   (check the cable, the subnet manager (opensm) and the port's link)"),
                         docs=NCCL_TROUBLE_DOCS)
     elif active:
         desc = ", ".join(f"{p.device}:{p.port} {'RoCE' if (p.link_layer or '').lower() == 'ethernet' else 'IB'}"
@@ -481,6 +483,11 @@ def classify(text: str) -> dict | None:
     return None
 
 
+def _known_fix(row: dict):
+    """A nccl_errors.json row's fix (words and commands), or None."""
+    return template(row["fix"], {}) if row.get("fix") else None
+
+
 def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: str):
     """Findings for one all-reduce result (local across GPUs, or across nodes)."""
     what = f"all-reduce {where} over {ar.backend}"
@@ -489,16 +496,16 @@ def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: st
     if ar.timed_out:
         hint, fix, docs = "", None, NCCL_TROUBLE_DOCS
         if known:
-            hint, fix, docs = f": {known['title']}", known["fix"], known["source"]
+            hint, fix, docs = f": {known['title']}", _known_fix(known), known["source"]
         elif topo is not None and ar.backend == "nccl":
             rule = consumer_rule(topo)
             if rule:
                 hint = f": the known hang of PCIe P2P between {rule[1][0].name} cards"
-                fix, docs = "export NCCL_P2P_DISABLE=1", rule[0]["report"]
+                fix, docs = setvar("NCCL_P2P_DISABLE", "1"), rule[0]["report"]
             else:
                 hint = ": typically broken PCIe peer-to-peer (ACS or the IOMMU on the path between the GPUs)"
-                fix, docs = "NCCL_P2P_DISABLE=1 llmdoctor check --distributed   (if that passes, fix ACS/IOMMU)", \
-                    "https://github.com/NVIDIA/nccl/issues/631"
+                fix, docs = (run("llmdoctor", "check", "--distributed", env={"NCCL_P2P_DISABLE": "1"}),
+                             "   (if that passes, fix ACS/IOMMU)"), "https://github.com/NVIDIA/nccl/issues/631"
         hung = [m for m, e in ar.rank_errors.items() if "still running" in e or "did not finish" in e]
         yield c.finding(Status.FAIL, f"The {what} did not finish within {ar.timeout_s or '?'} s"
                         + (f" on {', '.join(hung)}" if hung else "") + hint,
@@ -510,7 +517,7 @@ def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: st
         if known:
             title = f"The {what} failed: {known['title']}"
         yield c.finding(Status.FAIL, title, id=f"{id_prefix}-error", detail=log[-2000:],
-                        fix=known["fix"] if known else "export NCCL_DEBUG=INFO and run again",
+                        fix=_known_fix(known) if known else (setvar("NCCL_DEBUG", "INFO"), " and run again"),
                         docs=known["source"] if known else NCCL_TROUBLE_DOCS)
         return
     if ar.correct is False:
@@ -518,7 +525,7 @@ def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: st
                         "corrupted between these ranks", id=f"{id_prefix}-wrong",
                         detail="Every rank contributed rank+1; every element must equal n(n+1)/2. Wrong sums "
                                "between GPUs are the broken-P2P symptom of nccl-tests#117.",
-                        fix="export NCCL_P2P_DISABLE=1   (and report it to the system's vendor)",
+                        fix=(setvar("NCCL_P2P_DISABLE", "1"), "   (and report it to the system's vendor)"),
                         docs="https://github.com/NVIDIA/nccl-tests/issues/117")
         return
     bw, lat = ar.bandwidth, ar.latency
@@ -538,7 +545,8 @@ def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: st
             peak_note = f"; {share:.0%} of the {gbps(peak)} the slowest link allows ({link})"
             if share < SLOW_SHARE:
                 status = Status.WARN
-                fix = "NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,GRAPH llmdoctor check --distributed   (see the paths NCCL picks)"
+                fix = (run("llmdoctor", "check", "--distributed",
+                           env={"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,GRAPH"}), "   (see the paths NCCL picks)")
     detail = (f"members: {', '.join(ar.members)}; busbw = size/time x 2(n-1)/n (nccl-tests); "
               f"results correct: {ar.correct}")
     if status is Status.WARN:
@@ -580,11 +588,12 @@ def ranks_check(facts, c):
         elif r.state == "hung":
             title = (f"Rank {r.rank} on {host} joined but had not reported after {cl.timeout_s:g} s: it hangs"
                      + (f" ({r.detail})" if r.detail else ""))
-            fix = f"py-spy dump --pid {r.pid}   (on {host}, to see where it waits)" if r.pid else None
+            fix = (run("py-spy", "dump", "--pid", str(r.pid)), f"   (on {host}, to see where it waits)") if r.pid \
+                else None
         else:
             title = f"Rank {r.rank} on {host} stopped after joining: it crashed or was killed" + (
                 f" ({r.detail})" if r.detail else "")
-            fix = f"LLMDOCTOR_DEBUG=1 llmdoctor check   (on {host}, to see the error)"
+            fix = (run("llmdoctor", "check", env={"LLMDOCTOR_DEBUG": "1"}), f"   (on {host}, to see the error)")
         yield c.finding(Status.FAIL, title, id=f"distributed.rank-{r.state}", fix=fix, docs=RUN_DOCS,
                         detail=f"launcher {cl.launcher}, world size {cl.world_size}, rank 0 on {cl.rank0_host}")
     extra = [r for r in cl.ranks if r.state == "joined-only"]
@@ -594,7 +603,8 @@ def ranks_check(facts, c):
         yield c.finding(Status.INFO, f"{len(cl.ranks)} ranks on {nhosts} host{'s' * (nhosts != 1)}: only local "
                         f"rank 0 of each node probes it ({len(extra)} other rank{'s' * (len(extra) != 1)} on "
                         f"{', '.join(hosts)} only joined)", id="distributed.ranks-per-node",
-                        fix="torchrun --nproc-per-node 1 ...   (one rank per node is enough for llmdoctor)",
+                        fix=(run("torchrun", "--nproc-per-node", "1", "..."),
+                             "   (one rank per node is enough for llmdoctor)"),
                         docs=RUN_DOCS)
     if not bad:
         names = ", ".join(f"{n.label}" for n in cl.nodes)
@@ -628,13 +638,19 @@ def _per_node(values: dict, missing: str = "none") -> str:
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 
 
-def torch_install(python: str, version: str) -> str:
+def torch_install(python: str, version: str):
     """The pip command that installs exactly this torch build ('2.5.1+cu121' from PyTorch's cu121 index)."""
     base, _, local = version.partition("+")
-    cmd = f"{python} -m pip install 'torch=={base}'"
-    if local:
-        cmd += f" --index-url https://download.pytorch.org/whl/{local}"
-    return cmd
+    return run(python, "-m", "pip", "install", f"torch=={base}",
+               *(("--index-url", f"https://download.pytorch.org/whl/{local}") if local else ()))
+
+
+def _on_nodes(items) -> tuple:
+    """("on node-b: ", command, "; on node-c: ", command): one command per node, in words' order."""
+    out: list = []
+    for label, command, *rest in items:
+        out += ["; " if out else "", f"on {label}: ", command, *rest]
+    return tuple(out)
 
 
 def _minor(version: str | None) -> str | None:
@@ -662,7 +678,7 @@ def drift_check(facts, c):
         found = True
         ref = _reference(torch)
         odd = [(n, torch[n.label]) for n in nodes if torch[n.label] != ref]
-        fixes = "; ".join(f"on {n.label}: {torch_install(n.python, ref)}" for n, _ in odd if ref and n.python)
+        fixes = _on_nodes((n.label, torch_install(n.python, ref)) for n, _ in odd if ref and n.python)
         yield c.finding(Status.WARN, f"torch differs between nodes: {_per_node(torch, 'not installed')}",
                         id="distributed.drift-torch",
                         detail="torch.distributed does not check that ranks run the same version; it works on a "
@@ -704,14 +720,14 @@ def drift_check(facts, c):
                     continue
                 ref = _reference(values)
                 if ref is not None and values[n.label] != ref:
-                    pins.append(f"'{name}=={ref}'")
+                    pins.append(f"{name}=={ref}")
             if pins and n.python:
-                fixes.append(f"on {n.label}: {n.python} -m pip install {' '.join(pins[:12])}"
-                             + (" ..." if len(pins) > 12 else ""))
+                fixes.append((n.label, run(n.python, "-m", "pip", "install", *pins[:12]),
+                              f" (and {len(pins) - 12} more, in the detail)" if len(pins) > 12 else ""))
         detail = "\n".join(f"{name}: {_per_node(v, 'missing')}" for name, v in diffs)
         yield c.finding(Status.WARN, f"{len(diffs)} Python package{'s differ' if len(diffs) != 1 else ' differs'} "
                         f"between nodes: {shown}{more}", id="distributed.drift-packages", detail=detail,
-                        fix="; ".join(fixes) or None, docs=PIP_PIN_DOCS)
+                        fix=_on_nodes(fixes) or None, docs=PIP_PIN_DOCS)
     if not found:
         yield c.finding(Status.OK, f"Same driver, CUDA, torch, NCCL, Python and packages on all {len(nodes)} nodes")
 
@@ -752,7 +768,7 @@ def env_drift_check(facts, c):
                         f"differ{'s' if one else ''} between nodes: {title}{more}", id="distributed.env-drift" if status is Status.WARN
                         else "distributed.env-drift-other",
                         detail="\n".join(f"{name}: {_per_node(v, 'unset')}" for name, v in items),
-                        fix="export the same values on every node (in the job script, before the launcher)",
+                        fix="set the same values on every node (in the job script, before the launcher)",
                         docs=NCCL_ENV_DOCS if status is Status.WARN else None)
     if not comm and not other:
         yield c.finding(Status.OK, f"The NCCL, torch.distributed, CUDA and Hugging Face variables are the same on "

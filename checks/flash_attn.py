@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from packaging.version import Version
 
+from llmdoctor.command import line, setvar, template
 from llmdoctor.data import row, table
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
+from llmdoctor.checks.host import cuda_home
 from llmdoctor.checks.nvidia import no_gpu
-from llmdoctor.checks.python import pip_cmd
+from llmdoctor.checks.python import pip_argv, pip_cmd
 from llmdoctor.checks.pytorch import prescription_claims, prescription_detail
 from llmdoctor.checks.requirements import installed_version
 from llmdoctor.checks.sizing import jobs_for
@@ -72,19 +74,20 @@ def stack_prescription(facts):
                      min_cuda=fa2["min_cuda"])
 
 
-def stack_fix(facts, p) -> str:
+def stack_fix(facts, p):
     """The prescription's steps, then the flash-attn wheel that fits the prescribed torch."""
     from llmdoctor.checks.pytorch import prescription_fix
 
-    text = prescription_fix(facts, p)
-    if text is None:
+    fix = prescription_fix(facts, p)
+    if fix is None:
         return f"no torch build on record both runs here and can build flash-attn: {p.why}; use {SDPA}"
     target = facts.value("target")
     if target is not None:
         name, rel = wheel_for(target, p.build.version, str(p.build.cuda), None)
         if rel is not None:
-            text += ", then: " + pip_cmd(facts, "install", f"flash-attn=={rel['version']}", "--no-build-isolation")
-    return text
+            fix = line(fix, ", then: ", pip_cmd(facts, "install", f"flash-attn=={rel['version']}",
+                                                "--no-build-isolation"))
+    return fix
 
 
 def _tag(target) -> tuple[str | None, str | None]:
@@ -134,8 +137,9 @@ def wheel_for(target, torch_version: str | None, cuda: str | None, abi: bool | N
     return name, None
 
 
-def source_build_blockers(facts) -> list[tuple[str, str]]:
-    """(what stops a flash-attn source build, its fix), in the order a build meets them."""
+def source_build_blockers(facts) -> list[tuple[str, str, object]]:
+    """(what stops a flash-attn source build, what to do in words, its fix), in the order a
+    build meets them."""
     from llmdoctor.units import gib
 
     from llmdoctor.checks.toolkit import effective_nvcc, max_gcc
@@ -146,32 +150,36 @@ def source_build_blockers(facts) -> list[tuple[str, str]]:
     out = []
     if target.platform != "linux":
         out.append((f"flash-attn publishes no {target.platform} wheels and its source build is only tested on Linux",
-                    "use WSL2 or Linux, or attn_implementation=\"sdpa\""))
+                    "use WSL2 or Linux", "use WSL2 or Linux, or attn_implementation=\"sdpa\""))
     nvcc = effective_nvcc(tk) if tk else None
     nv, tc = (parse_version(nvcc.release) if nvcc and nvcc.version else None), parse_version(t.cuda)
     if nv is None:
-        out.append(("no nvcc (CUDA toolkit) for the build", f"install the CUDA {t.cuda} toolkit and export "
-                    f"CUDA_HOME=/usr/local/cuda-{t.cuda}"))
+        words = f"install the CUDA {t.cuda} toolkit"
+        out.append(("no nvcc (CUDA toolkit) for the build", words,
+                    (words + ", then: ", setvar("CUDA_HOME", cuda_home(facts, t.cuda)))))
     elif tc and nv.major != tc.major:
-        out.append((f"nvcc {nvcc.release} is not CUDA {tc.major}.x like torch's CUDA {t.cuda}",
-                    f"point CUDA_HOME at a CUDA {tc.major}.x toolkit"))
+        words = f"point CUDA_HOME at a CUDA {tc.major}.x toolkit"
+        out.append((f"nvcc {nvcc.release} is not CUDA {tc.major}.x like torch's CUDA {t.cuda}", words, words))
     elif nv < Version(fa2["min_cuda"]):
-        out.append((f"nvcc {nvcc.release} is older than the CUDA {fa2['min_cuda']} flash-attn needs",
-                    f"install CUDA {fa2['min_cuda']} or newer"))
+        words = f"install CUDA {fa2['min_cuda']} or newer"
+        out.append((f"nvcc {nvcc.release} is older than the CUDA {fa2['min_cuda']} flash-attn needs", words, words))
     if tk and (tk.ninja is None or tk.ninja.version is None):
-        out.append(("ninja is missing: the build runs serially for hours", "pip install ninja"))
+        out.append(("ninja is missing: the build runs serially for hours", "install ninja",
+                    pip_cmd(facts, "install", "ninja")))
     if nv is not None and tk.gcc and tk.gcc.version and (limit := max_gcc(nvcc.version)):
         gv = parse_version(tk.gcc.version)
         if gv and gv.major > limit["max_gcc"]:
             out.append((f"{tk.gcc.name} {tk.gcc.version} is newer than nvcc {nvcc.release} accepts",
-                        f"export NVCC_CCBIN=/usr/bin/gcc-{limit['max_gcc']}"))
+                        f"build with gcc-{limit['max_gcc']} (NVCC_CCBIN)",
+                        setvar("NVCC_CCBIN", f"/usr/bin/gcc-{limit['max_gcc']}")))
     if not target.has_python_h:
-        out.append(("Python headers (Python.h) are missing", "install the python3-dev package for "
-                    f"Python {target.python_version}"))
+        words = f"install the development headers of Python {target.python_version} (python.headers says how)"
+        out.append(("Python headers (Python.h) are missing", words, words))
     tmp = next((d for d in s.disks if d.role == "tmp"), None) if s else None
     if tmp and tmp.free_bytes is not None and tmp.free_bytes < build["min_free_disk_bytes"]:
         out.append((f"only {gib(tmp.free_bytes)} free in {tmp.path} (the build needs about "
-                    f"{gib(build['min_free_disk_bytes'])})", "export TMPDIR=<a directory on a larger disk>"))
+                    f"{gib(build['min_free_disk_bytes'])})", "point TMPDIR at a folder on a larger disk",
+                    setvar("TMPDIR", "<a folder on a larger disk>")))
     return out
 
 
@@ -230,14 +238,15 @@ def flash_attn_install_check(facts, c):
     why = (f"No prebuilt flash-attn wheel matches torch {t.version}, CUDA {t.cuda}, "
            f"{_tag(target)[0] or target.implementation} on {target.platform} (it looks for {name})")
     if blockers:
-        detail = why + ". A source build would stop at:\n" + "\n".join(f"- {b} (fix: {f})" for b, f in blockers)
+        detail = why + ". A source build would stop at:\n" + "\n".join(f"- {b} (fix: {w})" for b, w, _ in blockers)
         yield c.finding(Status.WARN, f"`pip install flash-attn` would compile from source and fail: "
                         f"{blockers[0][0]}" + (f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""),
-                        id="build.flash-attn-source-build-blocked", detail=detail, fix=blockers[0][1], docs=docs)
+                        id="build.flash-attn-source-build-blocked", detail=detail, fix=blockers[0][2], docs=docs)
     else:
         build = table("llmdoctor.compat", "flash_attn")["source_build"]
         yield c.finding(Status.INFO, f"`pip install flash-attn` compiles from source here (no prebuilt wheel); "
                         f"nvcc, ninja, compiler, headers and disk are ready: run it with MAX_JOBS={jobs or 1}",
                         id="build.flash-attn-source-build", detail=why + ".",
-                        fix=build["build_cmd"].format(jobs=jobs or 1, pip=pip_cmd(facts), version=latest),
+                        fix=template(build["build_cmd"], {"jobs": str(jobs or 1), "pip": pip_argv(facts),
+                                                          "version": latest}),
                         docs=build["source"])

@@ -3,8 +3,7 @@ Python does not see what was installed here."""
 
 from __future__ import annotations
 
-import shlex
-
+from llmdoctor.command import run
 from llmdoctor.model import Status, check
 from llmdoctor.platforms.paths import flavor, is_under, same_path
 
@@ -36,22 +35,22 @@ def jupyter_kernel_check(facts, c):
         return
     pathmod = flavor(t.platform)
     name = pathmod.basename(pathmod.normpath(t.prefix)) or "llm"
-    register = (f"{shlex.quote(t.executable)} -m ipykernel install --user --name {shlex.quote(name)} "
-                f"--display-name {shlex.quote('Python (' + name + ')')}")
+    register = run(t.executable, "-m", "ipykernel", "install", "--user", "--name", name, "--display-name",
+                   f"Python ({name})")
     problems = 0
     for k in specs:
         if k.error:
             problems += 1
             yield c.finding(Status.WARN, f"Jupyter kernel '{k.name}' has an unreadable kernel.json", id="python.kernel-broken",
-                            detail=f"{k.path}: {k.error}", fix=f"jupyter kernelspec remove {shlex.quote(k.name)}",
+                            detail=f"{k.path}: {k.error}", fix=run("jupyter", "kernelspec", "remove", k.name),
                             docs=DOCS)
         elif k.argv0_exists is False:
             problems += 1
             yield c.finding(Status.WARN, f"Jupyter kernel '{k.name}' starts {k.argv0}, which no longer exists: "
                             "notebooks using it fail to start", id="python.kernel-missing-python",
                             detail=f"kernel spec: {k.path}",
-                            fix=f"jupyter kernelspec remove {shlex.quote(k.name)}" + (f"   (then: {register})"
-                                                                                     if has_ipykernel else ""),
+                            fix=(run("jupyter", "kernelspec", "remove", k.name),
+                                 *(("   (then: ", register, ")") if has_ipykernel else ())),
                             docs=DOCS)
         elif k.name == "python3" and flavor(t.platform).isabs(k.argv0 or "") and not runs_target(k, t) \
                 and has_ipykernel:

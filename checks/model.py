@@ -7,15 +7,14 @@ command or code for this machine. Data and sources: checks/data/model.json.
 
 from __future__ import annotations
 
-import os
-import shlex
-
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from llmdoctor.command import Command, run, template, unset
 from llmdoctor.data import table
 from llmdoctor.model import Status, check
+from llmdoctor.platforms.paths import flavor
 from llmdoctor.units import gib, size
 from llmdoctor.versions import parse_version
 
@@ -176,11 +175,18 @@ def _hf_cli(facts) -> str:
     row = rule("download-cli")
     name = "hf" if hub is None or hub >= Version(row["hf_from"]) else "huggingface-cli"
     if t is not None and t.kind in ("venv", "conda", "explicit") and t.executable:
-        return os.path.join(os.path.dirname(t.executable), name)
+        pathmod = flavor(t.platform)  # C:\...\Scripts\hf for a Windows report replayed anywhere
+        return pathmod.join(pathmod.dirname(t.executable), name)
     return name
 
 
-def resume_command(facts, info, files) -> str | None:
+def _login(facts) -> Command:
+    """The target's own `hf auth login` (`huggingface-cli login` before huggingface_hub 0.34)."""
+    cli = _hf_cli(facts)
+    return run(cli, "auth", "login") if cli.replace("\\", "/").rsplit("/", 1)[-1] == "hf" else run(cli, "login")
+
+
+def resume_command(facts, info, files) -> Command | None:
     """The hf download that fetches exactly these files into the place they are read from."""
     repo = info.repo_id
     if repo is None:
@@ -200,7 +206,7 @@ def resume_command(facts, info, files) -> str | None:
     if info.source in ("local", "dir", "cache") and any(f.damage or (f.name in listed and listed[f.name] != f.size)
                                                         for f in info.files if f.name in files and f.size is not None):
         parts.append("--force-download")
-    return " ".join(shlex.quote(str(p)) for p in parts)
+    return run(*(str(p) for p in parts))
 
 
 # --- where --------------------------------------------------------------------------
@@ -227,7 +233,8 @@ def location_check(facts, c):
                 why = hub.error if hub else "no answer in time"
                 yield c.finding(Status.WARN, f"{name}: not in any cache, and the hub did not answer ({why})",
                                 id="model.not-found", detail="Looked in: " + ", ".join(info.searched),
-                                fix="llmdoctor check --only 'net*'   (why the hub does not answer)", docs=src["source"])
+                                fix=(run("llmdoctor", "check", "--only", "net*"), "   (why the hub does not answer)"),
+                                docs=src["source"])
             elif hub.status == 200:
                 need, _ = needed_files(info)
                 total = download_bytes(info, sorted(need))
@@ -256,8 +263,9 @@ def location_check(facts, c):
                 title = f"{name}: not in any cache, and --offline: the hub was not asked"
             yield c.finding(Status.FAIL, title, id="model.not-found",
                             detail="Looked in: " + (", ".join(info.searched) or "nowhere"),
-                            fix=None if info.error else "llmdoctor check --model " + shlex.quote(name) +
-                            "   (online), or --dir FOLDER for a cache_dir= folder", docs=src["source"])
+                            fix=None if info.error else (run("llmdoctor", "check", "--model", name),
+                                                         "   (online), or --dir FOLDER for a cache_dir= folder"),
+                            docs=src["source"])
 
 
 # --- files ----------------------------------------------------------------------------
@@ -297,13 +305,12 @@ def files_check(facts, c):
                             fix_note, docs=rule("partial")["source"])
         stale = [p for p in info.partials if p.finished]
         if stale:
-            where = f" --dir {shlex.quote(info.root)}" if info.source == "dir" or info.root_label not in \
-                EFFECTIVE_ROOTS else ""
+            where = ("--dir", info.root) if info.source == "dir" or info.root_label not in EFFECTIVE_ROOTS else ()
             yield c.finding(Status.INFO, f"{name}: {len(stale)} leftover .incomplete file(s) of downloads that "
                             f"finished since ({size(sum(p.size for p in stale))})", id="model.partial",
                             detail="\n".join(p.path for p in stale[:5]),
-                            fix=f"llmdoctor cache prune --incomplete --repo {shlex.quote(info.repo_id or name)}{where} "
-                                "--yes", docs=rule("partial")["source"])
+                            fix=run("llmdoctor", "cache", "prune", "--incomplete", "--repo", info.repo_id or name, *where,
+                                    "--yes"), docs=rule("partial")["source"])
         if not tokenizer_ok(info):
             yield c.finding(Status.FAIL, f"{name}: no tokenizer files (tokenizer.json, tokenizer.model, vocab.json + "
                             "merges.txt, vocab.txt, *.tiktoken)", id="model.tokenizer-files",
@@ -370,14 +377,20 @@ def pin_conflicts(facts, pin: str) -> list[str]:
     return out
 
 
-def code_fix(facts, name: str, saved: Version | None, fetch_from: str | None) -> tuple[str | None, str]:
-    """Pin the transformers the code was saved with (naming what that pin would break), or
-    fetch the repo's current code."""
+def fetch_code(facts, repo: str | None) -> Command | None:
+    """The download of a repo's current .py files (its code may have been updated since)."""
+    return run(_hf_cli(facts), "download", repo, "--include", "*.py") if repo else None
+
+
+def code_fix(facts, name: str, saved: Version | None, fetch_from: Command | None):
+    """(the fix, a note for the detail): pin the transformers the code was saved with (the note
+    names what that pin would break), or fetch the repo's current code."""
     if saved is None:
-        return None, ""
+        return fetch_from, ""
     conflicts = pin_conflicts(facts, str(saved))
     fix = pip_cmd(facts, "install", f"transformers=={saved}")
-    note = f"Or, if the repo's code has been updated since: {fetch_from}" if fetch_from else ""
+    note = ("Or, if the repo's code has been updated since, download its current .py files again (hf download "
+            "--include '*.py')" if fetch_from else "")
     if conflicts:
         note = f"Pinning breaks: {'; '.join(conflicts)} (use a separate environment for this model). " + note
     return fix, note.strip()
@@ -423,7 +436,7 @@ def code_check(facts, c):
         code = info.code
         if remote:
             verdict = code_verdict(code, saved, tf, m.request.task)
-            fetch = f"{_hf_cli(facts)} download {info.repo_id} --include '*.py'" if info.repo_id else None
+            fetch = fetch_code(facts, info.repo_id)
             if code is None:
                 yield c.finding(Status.WARN, f"{name}: runs its own code (trust_remote_code), which could not be read",
                                 id="model.remote-code", detail="No .py files in the folder or in transformers' "
@@ -497,13 +510,13 @@ def access_check(facts, c):
         var = tok.source if tok.source in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") else "HF_TOKEN"
         yield c.finding(Status.WARN, f"{var} is set and differs from the token stored by `hf auth login` in "
                         f"{tok.token_file}: {var} wins, the stored one is not used", id="model.token-conflict",
-                        detail=token_r["why"], fix=f"unset {var}   (or store the same token: hf auth login)",
+                        detail=token_r["why"], fix=(unset(var), "   (or store the same token: ", _login(facts), ")"),
                         docs=token_r["source"])
     if tok and tok.whoami_status == 401:
         r = rule("whoami")
         yield c.finding(Status.FAIL, f"The Hugging Face token ({tok.source}) is not valid: the hub answers 401 to "
                         "whoami", id="model.token-invalid", detail=r["why"],
-                        fix=("unset HF_TOKEN, then: " if tok.source == "HF_TOKEN" else "") + "hf auth login",
+                        fix=unset("HF_TOKEN") + _login(facts) if tok.source == "HF_TOKEN" else _login(facts),
                         docs=r["source"])
     need = [i for i in models if _needs_download(i)]
     if m.hf_transfer_env and need:
@@ -513,11 +526,12 @@ def access_check(facts, c):
         if have is None and hub is not None and hub < Version(r["before"]):
             yield c.finding(Status.FAIL, f"HF_HUB_ENABLE_HF_TRANSFER is set, but hf_transfer is not installed: "
                             f"huggingface_hub {hub} refuses to download", id="model.hf-transfer", detail=r["why"],
-                            fix=pip_cmd(facts, "install", "hf_transfer") + "   (or: unset HF_HUB_ENABLE_HF_TRANSFER)",
+                            fix=(pip_cmd(facts, "install", "hf_transfer"), "   (or: ", unset("HF_HUB_ENABLE_HF_TRANSFER"),
+                                 ")"),
                             docs=r["source"])
         elif hub is not None and hub >= Version(r["before"]):
             yield c.finding(Status.INFO, f"HF_HUB_ENABLE_HF_TRANSFER is set; huggingface_hub {hub} ignores it",
-                            id="model.hf-transfer", detail=r["why"], fix="unset HF_HUB_ENABLE_HF_TRANSFER",
+                            id="model.hf-transfer", detail=r["why"], fix=unset("HF_HUB_ENABLE_HF_TRANSFER"),
                             docs=r["source"])
     for info in models:
         name = label(info)
@@ -544,7 +558,8 @@ def access_check(facts, c):
                 else ""
             yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token and there is none{extra}",
                             id="model.gated-no-token", detail=gated_r["why"],
-                            fix=f"accept the conditions at {page}, then: hf auth login", docs=gated_r["source"])
+                            fix=(f"accept the conditions at {page}, then: ", _login(facts)),
+                            docs=gated_r["source"])
         elif status == 401 and tok and tok.whoami_status == 401:
             continue  # the invalid token is the finding
         elif status in (401, 403, 404):
@@ -647,8 +662,8 @@ def fit_check(facts, c):
 
         def quant_fix(r):
             if r.quant and not bnb:
-                return "; first: " + pip_cmd(facts, "install", "bitsandbytes", "accelerate")
-            return ""
+                return ("; first: ", pip_cmd(facts, "install", "bitsandbytes", "accelerate"))
+            return ()
 
         if not gpus:
             if key.startswith("infer"):
@@ -678,7 +693,7 @@ def fit_check(facts, c):
                     seq_note = f" at {found.seq} tokens" if found.seq != req.seq else ""
                     yield c.finding(Status.FAIL, f"{title}. {found.label}{seq_note} needs {gib(found.bytes)}: "
                                     "fits", id="model.gpu-fit", detail=detail,
-                                    fix=recipe_code(found) + quant_fix(found), docs=fit_r["source"])
+                                    fix=(recipe_code(found), *quant_fix(found)), docs=fit_r["source"])
                 elif key.startswith("infer") and len(gpus) > 1 and asked.bytes <= total_free:
                     yield c.finding(Status.WARN, f"{title}; spread over the {len(gpus)} GPUs it fits",
                                     id="model.gpu-fit", detail=detail,
@@ -714,7 +729,7 @@ def fit_check(facts, c):
                 if total > info.dest_free_bytes:
                     yield c.finding(Status.FAIL, f"{name}: the download needs {size(total)}; {info.dest} has "
                                     f"{size(info.dest_free_bytes)} free", id="model.disk",
-                                    fix="llmdoctor cache prune   (or --dir / HF_HOME on a larger disk)",
+                                    fix=(run("llmdoctor", "cache", "prune"), "   (or --dir / HF_HOME on a larger disk)"),
                                     docs=rule("resolve")["source"])
                 else:
                     yield c.finding(Status.OK, f"{name}: the download ({size(total)}) fits the "
@@ -750,7 +765,7 @@ def project_check(facts, c):
     for hit in p.hits:
         r = project_rule(hit.rule)
         status = Status.parse(r["status"])
-        fix = r.get("fix")
+        fix = template(r["fix"], {}) if r.get("fix") else None
         fields = {"detail": hit.detail, "model": hit.model or "a model", "installed": tf, "missing": "", "why": ""}
         if hit.rule == "bnb-quantization":
             missing = [n for n, v in (("bitsandbytes", have_bnb), ("accelerate", have_acc)) if v is None]

@@ -5,14 +5,16 @@ captive portals, clock skew, proxies, and insecure leftovers of old workarounds.
 from __future__ import annotations
 
 import datetime as dt
-import shlex
 
 from packaging.specifiers import SpecifierSet
 
+from llmdoctor.command import line, run, setvar, unset
 from llmdoctor.compat import tls
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 
+from llmdoctor.checks.host import macos, windows
+from llmdoctor.checks.python import pip_argv
 from llmdoctor.checks.requirements import installed_versions
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -62,14 +64,15 @@ def trust_fingerprint(r) -> str | None:
     return r.chain[-1].sha256 if r.chain and r.chain[-1].self_signed else None
 
 
-def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | None, str]:
-    """(status, title, detail, fix, docs) for an endpoint result that is not ok."""
+def describe_failure(r, facts, role_name: str) -> tuple:
+    """(status, title, detail, fix, docs) for an endpoint result that is not ok (the fix: words,
+    a command, or words and commands)."""
     where = f"{role_name} {r.url}"
     via = f" through proxy {r.proxy}" if r.proxy else ""
     phase = r.failed_phase
     if r.tls_error == "untrusted":
         fp = trust_fingerprint(r)
-        fix = f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl --ca-file <your CA.pem>"
+        fix = run("llmdoctor", "fix", "--ssl", *(("--trust-fingerprint", fp) if fp else ("--ca-file", "<your CA.pem>")))
         return (Status.FAIL, f"TLS to {where}{via} is intercepted: the certificate comes from {_issuer(r)}, which "
                 f"this machine's trust store does not hold (SSLError: CERTIFICATE_VERIFY_FAILED)",
                 _chain_detail(r) + "\nIf you recognise this CA as your company's proxy, trust it (never switch "
@@ -85,8 +88,8 @@ def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | 
         what = "has expired" if r.tls_error == "expired" else "is not valid yet"
         span = f" (valid {leaf.not_before} .. {leaf.not_after})" if leaf else ""
         return (Status.FAIL, f"The certificate of {where} {what}{span}", _chain_detail(r) + clock,
-                "sudo timedatectl set-ntp true   (if the clock is wrong; else the server's certificate must be renewed)",
-                docs("ssl"))
+                (*_fix_parts(_clock_fix(facts)), "   (if the clock is wrong; else the server's certificate must be "
+                 "renewed)"), docs("ssl"))
     if r.tls_error == "hostname":
         names = r.chain[0].subject if r.chain else "another name"
         return (Status.FAIL, f"The certificate presented for {r.host} belongs to {names}: a captive portal or a "
@@ -98,11 +101,11 @@ def describe_failure(r, facts, role_name: str) -> tuple[Status, str, str, str | 
                 "a bundle cannot fix this", docs("strict"))
     if r.tls_error == "protocol":
         return (Status.FAIL, f"TLS to {where}{via} fails with a protocol error: an https:// proxy URL for a plain "
-                "HTTP proxy?", r.tls_detail or "", "export HTTPS_PROXY=http://<proxy-host>:<port>", docs("proxy"))
+                "HTTP proxy?", r.tls_detail or "", setvar("HTTPS_PROXY", "http://<proxy-host>:<port>"), docs("proxy"))
     if phase and phase.name == "url":
         var = "HF_ENDPOINT" if r.role == "hub" else "LLMDOCTOR_NET_TARGETS"
         return (Status.FAIL, f"{where} is {phase.error}: nothing can be downloaded from it", "",
-                f"export {var}=<a URL such as https://huggingface.co>   (or unset it)", docs("endpoint"))
+                (setvar(var, "<a URL such as https://huggingface.co>"), "   (or: ", unset(var), ")"), docs("endpoint"))
     if phase and phase.name == "dns":
         return (Status.FAIL, f"{where}: {phase.error}", "", "check this machine's DNS (`resolvectl status`, "
                 "/etc/resolv.conf) or set HTTPS_PROXY to your network's proxy: no command here can repair a name "
@@ -147,7 +150,7 @@ def hub_check(facts, c):
     status, title, detail, fix, link = describe_failure(r, facts, name)
     mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
     if mirror is not None and r.tls_error in (None, "other") and r.hub_headers is not False:
-        fix = f"llmdoctor fix --mirror {mirror.url}"  # the hub cannot be reached, a mirror can
+        fix = run("llmdoctor", "fix", "--mirror", mirror.url)  # the hub cannot be reached, a mirror can
     yield c.finding(status, title, id=f"network.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
                     detail=detail, fix=fix, docs=link)
 
@@ -164,7 +167,7 @@ def mirror_check(facts, c):
         if m.ok and not hub.ok:
             yield c.finding(Status.WARN, f"The hub does not answer but the mirror {m.url} does ({_timing(m)}): "
                             "downloads can go through it", id="network.mirror-available",
-                            fix=f"llmdoctor fix --mirror {m.url}", docs=docs("mirror"))
+                            fix=run("llmdoctor", "fix", "--mirror", m.url), docs=docs("mirror"))
         elif m.ok:
             yield c.finding(Status.INFO, f"Mirror {m.url} answers too ({_timing(m)})", id="network.mirror-ok")
         else:
@@ -186,10 +189,10 @@ def endpoints_check(facts, c):
                 continue
             status, title, detail, fix, link = describe_failure(r, facts, label)
             if role == "xet" and r.tls_error in (None, "other"):
-                fix = "export HF_HUB_DISABLE_XET=1   (downloads then use plain HTTP from the hub or mirror)"
+                fix = (setvar("HF_HUB_DISABLE_XET", "1"), "   (downloads then use plain HTTP from the hub or mirror)")
                 link = docs("xet")
             if role == "pip" and r.tls_error == "untrusted":
-                fix = (fix or "") + "   (sets PIP_CERT too)"
+                fix = line(*_fix_parts(fix), "   (sets PIP_CERT too)")
             yield c.finding(Status.WARN, title, id=f"network.{role}-unreachable", detail=detail, fix=fix, docs=link)
 
 
@@ -233,7 +236,7 @@ def hub_client_check(facts, c):
     who = f"huggingface_hub {call.version} ({call.client or '?'})"
     (hub,) = _result(facts, "hub")
     fp = trust_fingerprint(hub)
-    ssl_fix = f"llmdoctor fix --ssl --trust-fingerprint {fp}" if fp else "llmdoctor fix --ssl"
+    ssl_fix = run("llmdoctor", "fix", "--ssl", *(("--trust-fingerprint", fp) if fp else ()))
     v = verification(facts, call)
     key = _stack_key(call, target)
     if call.ok:
@@ -245,7 +248,7 @@ def hub_client_check(facts, c):
                             detail="Any machine between you and the hub can read and change what is downloaded. "
                                    + ("The hub's TLS is intercepted here (see network.hub): with verification on, "
                                       "this call fails." if hub.tls_error == "untrusted" else ""),
-                            fix=ssl_fix + "   (trusts the right CA and removes the verification-off setting)",
+                            fix=(ssl_fix, "   (trusts the right CA and removes the verification-off setting)"),
                             docs=docs("curl_ca_bundle"), claims={key: "off"})
         elif v.on is None:
             yield c.finding(Status.INFO, f"{who} in the target reaches {call.endpoint}; whether it verified the "
@@ -267,7 +270,7 @@ def hub_client_check(facts, c):
                             "identifiers); a bundle cannot fix this", docs=docs("strict"))
     elif kind == "offline":
         yield c.finding(Status.WARN, f"{who} refuses every request: HF_HUB_OFFLINE is on", id="network.hub-offline",
-                        detail=text, fix="unset HF_HUB_OFFLINE TRANSFORMERS_OFFLINE", docs=docs("offline"))
+                        detail=text, fix=unset("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"), docs=docs("offline"))
     elif kind == "tls":
         extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
                  "one of them." if hub.ok else "")
@@ -278,7 +281,7 @@ def hub_client_check(facts, c):
         mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
         yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {call.endpoint}: DNS fails{late}",
                         id="network.hub-client-dns", detail=text,
-                        fix=(f"llmdoctor fix --mirror {mirror.url}" if mirror else
+                        fix=(run("llmdoctor", "fix", "--mirror", mirror.url) if mirror else
                              "check DNS (`resolvectl status`, /etc/resolv.conf) or set HTTPS_PROXY to your network's "
                              "proxy; no command here can repair a name server"), docs=docs("ssl"))
     elif kind == "not-hub":
@@ -296,6 +299,19 @@ def hub_client_check(facts, c):
                             "(DNS, TCP, TLS, HTTP) and names the failing one", docs=docs("ssl"))
 
 
+def _fix_parts(fix) -> tuple:
+    return fix if isinstance(fix, tuple) else (fix,)
+
+
+def _clock_fix(facts):
+    """Set the clock from the network, as this OS does it."""
+    if windows(facts):
+        return run("w32tm", "/resync"), "   (in a terminal run as administrator; or Settings > Time > Sync now)"
+    if macos(facts):
+        return run("sudo", "sntp", "-sS", "time.apple.com")
+    return run("sudo", "timedatectl", "set-ntp", "true")
+
+
 @check("network.clock", category="network", needs=["network"], network=True)
 def clock_check(facts, c):
     """This machine's clock against the Date servers send (a wrong clock breaks TLS)."""
@@ -306,7 +322,7 @@ def clock_check(facts, c):
             if abs(skew) > limit:
                 yield c.finding(Status.WARN, f"This machine's clock is {abs(skew) / 60:.0f} min "
                                 f"{'ahead of' if skew > 0 else 'behind'} {r.host}'s: certificates look expired or "
-                                "not yet valid", id="network.clock-skew", fix="sudo timedatectl set-ntp true",
+                                "not yet valid", id="network.clock-skew", fix=_clock_fix(facts),
                                 docs=docs("ssl"))
             else:
                 yield c.finding(Status.OK, f"Clock agrees with {r.host} within {abs(skew):.0f} s")
@@ -338,19 +354,19 @@ def insecure_check(facts, c):
             yield c.finding(Status.FAIL, f"{name} is set to an empty string, and requests {requests[1]} (< 2.28) "
                             "takes that as 'verify nothing': TLS verification is off for requests",
                             id="network.empty-ca-bundle", detail=detail,
-                            fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
+                            fix=(run("llmdoctor", "fix", "--ssl"), "   (removes it and trusts the right CA instead)"),
                             docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "off"})
         elif requests is not None and ver.on and ver.variable == "REQUESTS_CA_BUNDLE":
             yield c.finding(Status.INFO, f"{name} is set to an empty string but does nothing here: requests reads "
                             f"REQUESTS_CA_BUNDLE first, and it names a bundle ({env['REQUESTS_CA_BUNDLE']}): "
                             "verification is on", id="network.empty-ca-bundle", detail=detail,
-                            fix=f"unset {name}   (a leftover of the old 'verification off' trick)",
+                            fix=(unset(name), "   (a leftover of the old 'verification off' trick)"),
                             docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "on"})
         else:
             why = (f"requests {requests[1]} >= 2.28 ignores it" if requests else "requests is not installed")
             yield c.finding(Status.WARN, f"{name} is set to an empty string: the old 'verification off' trick "
                             f"({why}; it only hides the real problem)", id="network.empty-ca-bundle", detail=detail,
-                            fix="llmdoctor fix --ssl   (removes it and trusts the right CA instead)",
+                            fix=(run("llmdoctor", "fix", "--ssl"), "   (removes it and trusts the right CA instead)"),
                             docs=docs("curl_ca_bundle"))
     for name in target.net_missing_files:
         value = env.get(name, "")
@@ -358,33 +374,35 @@ def insecure_check(facts, c):
             hits += 1
             yield c.finding(Status.FAIL, f"{name}={value} names a file that does not exist: every TLS connection "
                             "of the stacks that read it fails", id="network.ca-var-missing-file",
-                            fix=f"unset {name}   (or: llmdoctor fix --ssl)", docs=docs("ssl"))
+                            fix=(unset(name), "   (or: ", run("llmdoctor", "fix", "--ssl"), ")"), docs=docs("ssl"))
     for s in cfg.pip:
         if s.trusted_host:
             hits += 1
             yield c.finding(Status.WARN, f"pip trusts {s.trusted_host} without certificate checks ({s.path})",
                             id="network.pip-trusted-host", detail="--trusted-host accepts any certificate for that "
                             "host, as insecure as switching verification off.",
-                            fix=("pip config unset global.trusted-host   (then: llmdoctor fix --ssl)"
-                                 if s.path != "environment" else "unset PIP_TRUSTED_HOST"),
+                            fix=((run(*pip_argv(facts), "config", "unset", "global.trusted-host"), "   (then: ",
+                                  run("llmdoctor", "fix", "--ssl"), ")") if s.path != "environment"
+                                 else unset("PIP_TRUSTED_HOST")),
                             docs=docs("pip_trusted_host"))
     for s in cfg.conda:
         if (s.ssl_verify or "").lower() in ("false", "no", "0"):
             hits += 1
             yield c.finding(Status.WARN, f"conda's ssl_verify is false in {s.path}", id="network.conda-ssl-verify",
-                            fix="conda config --set ssl_verify truststore", docs=docs("conda_ssl_verify"))
+                            fix=run("conda", "config", "--set", "ssl_verify", "truststore"), docs=docs("conda_ssl_verify"))
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if env.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
             hits += 1
             yield c.finding(Status.WARN, f"{name}={env[name]}: no download is even attempted (left on by accident?)",
-                            id="network.offline-mode", fix=f"unset {name}", docs=docs("offline"))
+                            id="network.offline-mode", fix=unset(name), docs=docs("offline"))
     stack = hub_client(target)
     set_vars = [v for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if env.get(v, "").strip() and not _empty(env, v)]
     if stack and set_vars and not set(set_vars) & set(stack["ca_vars"]):
         hits += 1
         yield c.finding(Status.INFO, f"{' and '.join(set_vars)} is set, but huggingface_hub {stack['version']} "
                         f"({stack['client']}) reads {' / '.join(stack['ca_vars'])}: that setting does not reach "
-                        "hub downloads", id="network.ca-var-ignored", fix="llmdoctor fix --ssl", docs=stack["source"])
+                        "hub downloads", id="network.ca-var-ignored", fix=run("llmdoctor", "fix", "--ssl"),
+                        docs=stack["source"])
     if not hits:
         yield c.finding(Status.OK, "No insecure TLS leftovers (empty CA variables, trusted-host, ssl_verify off)")
 
@@ -402,8 +420,7 @@ def proxy_check(facts, c):
             yield c.finding(Status.WARN, f"{name}={value}: an https:// proxy URL means TLS to the proxy itself; most "
                             "corporate proxies speak plain HTTP there ('WRONG_VERSION_NUMBER')",
                             id="network.proxy-https-url",
-                            fix=f"export {name}="
-                                + shlex.quote("http://" + value[len("https://"):].replace("***@", "<user>:<password>@")),
+                            fix=setvar(name, "http://" + value[len("https://"):].replace("***@", "<user>:<password>@")),
                             docs=docs("proxy"))
     plain = ", ".join(f"{k}={v}" for k, v in found.items())
     yield c.finding(Status.INFO, f"Proxy in use: {plain}", id="network.proxy")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from llmdoctor.command import run, setvar, unset
 from llmdoctor.data import row, rows
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib, size
+
+from llmdoctor.checks.host import windows
 
 CVD_DOCS = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#env-vars"
 NVML_DOCS = "https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksEventReasons.html"
@@ -16,14 +19,14 @@ def no_gpu(g) -> bool:
 
 
 def with_gpus(fn):
-    """Run ``fn(gpu_facts, c)`` where there are NVIDIA GPUs; elsewhere one SKIP finding
+    """Run ``fn(gpu_facts, c, facts)`` where there are NVIDIA GPUs; elsewhere one SKIP finding
     (gpu.presence says once why)."""
     def run(facts, c):
         g = facts.value("gpu")
         if no_gpu(g):
             yield c.finding(Status.SKIP, "No NVIDIA GPU")
             return
-        yield from fn(g, c)
+        yield from fn(g, c, facts)
 
     run.__doc__ = fn.__doc__
     return run
@@ -88,7 +91,7 @@ def _no_gpu_finding(g, system, c):
         return c.finding(Status.FAIL, f"NVIDIA kernel module {g.proc_driver_version} is loaded but NVML fails: "
                          "driver/library version mismatch (the driver was upgraded without a reboot)",
                          id="gpu.driver-mismatch", detail=g.reason or "",
-                         fix="sudo reboot   (or unload and reload the nvidia kernel modules)",
+                         fix=(run("sudo", "reboot"), "   (or unload and reload the nvidia kernel modules)"),
                          docs="https://docs.nvidia.com/deploy/driver-persistence/index.html")
     if system is not None and system.os == "Darwin":  # said once here; system.macos says what runs instead
         from llmdoctor.checks.platforms import macos_no_cuda_title, spec
@@ -103,7 +106,8 @@ def _no_gpu_finding(g, system, c):
     if system is not None and system.container:
         return c.finding(Status.INFO, f"No NVIDIA GPU visible inside this {system.container} container: was it "
                          "started with the GPU passed through?", id="gpu.none-container", detail=g.reason or "",
-                         fix="docker run --gpus all ...   (needs the NVIDIA Container Toolkit on the host)",
+                         fix=(run("docker", "run", "--gpus", "all", "..."),
+                              "   (needs the NVIDIA Container Toolkit on the host)"),
                          docs=CONTAINER_DOCS)
     return c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=g.reason or "")
 
@@ -125,7 +129,7 @@ def presence_check(facts, c):
 
 @check("gpu.visible-devices", needs=["gpu"])
 @with_gpus
-def visible_devices_check(g, c):
+def visible_devices_check(g, c, facts):
     """CUDA_VISIBLE_DEVICES: empty or naming GPUs that do not exist."""
     if g.visible_problem == "empty":
         title = "CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU"
@@ -136,15 +140,23 @@ def visible_devices_check(g, c):
     else:
         title = g.visible_error  # a report from before visible_problem
     if title:
-        yield c.finding(Status.FAIL, title, fix="export CUDA_VISIBLE_DEVICES=0   (or unset it)", docs=CVD_DOCS)
+        yield c.finding(Status.FAIL, title, fix=(setvar("CUDA_VISIBLE_DEVICES", "0"), "   (or: ",
+                                                 unset("CUDA_VISIBLE_DEVICES"), ")"), docs=CVD_DOCS)
     elif g.cuda_visible_devices is not None:
         yield c.finding(Status.OK, f"CUDA_VISIBLE_DEVICES={g.cuda_visible_devices} selects GPU "
                         + ", ".join(str(x.index) for x in g.visible_gpus))
 
 
+def _kill(facts, pids):
+    """Ends these processes: taskkill on Windows (cmd and PowerShell alike), kill elsewhere."""
+    if windows(facts):
+        return run("taskkill", *(w for pid in pids for w in ("/PID", str(pid))))
+    return run("kill", *(str(pid) for pid in pids))
+
+
 @check("gpu.memory", needs=["gpu"])
 @with_gpus
-def memory_check(g, c):
+def memory_check(g, c, facts):
     """GPU memory class (what the bench's memory model says fits) and memory held by other processes."""
     for gpu in g.visible_gpus:
         if gpu.memory_total_bytes is None:
@@ -160,12 +172,12 @@ def memory_check(g, c):
             who = ", ".join(f"PID {p.pid} {p.name or '?'} ({size(p.used_memory_bytes)})" for p in others)
             yield c.finding(Status.WARN, f"GPU {gpu.index}: {size(held)} of {size(gpu.memory_total_bytes)} is "
                             f"already used by other processes: {who}", id="gpu.memory-in-use",
-                            fix="kill " + " ".join(str(p.pid) for p in others) + "   (after checking what they are)")
+                            fix=(_kill(facts, [p.pid for p in others]), "   (after checking what they are)"))
 
 
 @check("gpu.bf16", needs=["gpu"])
 @with_gpus
-def bf16_check(g, c):
+def bf16_check(g, c, facts):
     """bf16 by compute capability >= 8.0, never by torch.cuda.is_bf16_supported() alone."""
     feature = row("llmdoctor.checks", "gpu_features", "feature", "bf16")
     need = _cc(feature["min_cc"])
@@ -185,7 +197,7 @@ def bf16_check(g, c):
 
 @check("gpu.health", needs=["gpu"])
 @with_gpus
-def health_check(g, c):
+def health_check(g, c, facts):
     """ECC errors, thermal/power throttling, PCIe link below its maximum, MIG, persistence mode."""
     for gpu in g.visible_gpus:
         n = f"GPU {gpu.index}"
@@ -194,7 +206,8 @@ def health_check(g, c):
             problems += 1
             yield c.finding(Status.WARN, f"{n}: uncorrected ECC errors (volatile {gpu.ecc_uncorrected_volatile}, "
                             f"aggregate {gpu.ecc_uncorrected_aggregate}): results and jobs may fail",
-                            id="gpu.ecc-errors", fix=f"nvidia-smi -i {gpu.index} -q -d ECC,PAGE_RETIREMENT",
+                            id="gpu.ecc-errors", fix=run("nvidia-smi", "-i", str(gpu.index), "-q", "-d",
+                                                         "ECC,PAGE_RETIREMENT"),
                             docs="https://docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt/index.html")
         active = [r for r in (gpu.throttle_reasons or ()) if r in
                   ("hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown",
@@ -204,7 +217,8 @@ def health_check(g, c):
             problems += 1
             yield c.finding(Status.WARN, f"{n}: clocks held back by {', '.join(active)} "
                             f"({gpu.temperature_c} °C, {gpu.power_draw_w} of {gpu.power_limit_w} W)",
-                            id="gpu.throttling", fix=f"nvidia-smi -i {gpu.index} -q -d PERFORMANCE,TEMPERATURE,POWER",
+                            id="gpu.throttling", fix=run("nvidia-smi", "-i", str(gpu.index), "-q", "-d",
+                                                         "PERFORMANCE,TEMPERATURE,POWER"),
                             docs=NVML_DOCS)
         if (gpu.pcie_width and gpu.pcie_width_max and gpu.pcie_width < gpu.pcie_width_max and not idle):
             problems += 1
@@ -217,7 +231,8 @@ def health_check(g, c):
                             id="gpu.mig-on", docs="https://docs.nvidia.com/datacenter/tesla/mig-user-guide/")
         if gpu.persistence_mode is False:
             yield c.finding(Status.INFO, f"{n}: persistence mode off: each new CUDA process pays the driver "
-                            "start-up", id="gpu.persistence-off", fix=f"sudo nvidia-smi -i {gpu.index} -pm 1",
+                            "start-up", id="gpu.persistence-off",
+                            fix=None if windows(facts) else run("sudo", "nvidia-smi", "-i", str(gpu.index), "-pm", "1"),
                             docs="https://docs.nvidia.com/deploy/driver-persistence/index.html")
         if not problems:
             yield c.finding(Status.OK, f"{n}: no ECC errors, throttling or degraded PCIe link"

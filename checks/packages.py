@@ -31,7 +31,7 @@ def _who(needs) -> str:
     return "; ".join(sorted(set(parts)))
 
 
-def install_fix(facts, name: str, spec: str) -> str:
+def install_fix(facts, name: str, spec: str):
     """``pip install 'name<spec>'``; for torch the build the compatibility model picks (a bare
     `pip install torch>=2.4` takes PyPI's default CUDA build, whatever the driver runs)."""
     if canonicalize_name(name) == "torch":

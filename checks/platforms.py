@@ -8,6 +8,7 @@ import re
 
 from packaging.version import Version
 
+from llmdoctor.command import Ref, run, setvar
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib
@@ -49,7 +50,7 @@ def wsl_check(facts, c):
         problems += 1
         d = spec("wsl_linux_driver")
         what = ", ".join(w.linux_driver_packages) or ", ".join(w.linux_driver_files)
-        fix = ("sudo apt-get remove --purge " + " ".join(w.linux_driver_packages) if w.linux_driver_packages else
+        fix = (run("sudo", "apt-get", "remove", "--purge", *w.linux_driver_packages) if w.linux_driver_packages else
                "remove the Linux NVIDIA driver that put " + ", ".join(w.linux_driver_files) + " there")
         yield c.finding(Status.FAIL, f"A Linux NVIDIA driver is installed inside WSL ({what}): it hides the Windows "
                         "driver's libcuda that WSL provides, and CUDA fails", id="system.wsl-linux-driver",
@@ -59,8 +60,9 @@ def wsl_check(facts, c):
         problems += 1
         d = spec("wsl_no_lib")
         yield c.finding(Status.WARN, f"{WSL_LIB} does not exist: this WSL 2 has no GPU support", id="system.wsl-no-gpu",
-                        detail=d["why"], fix="wsl --update   (in Windows PowerShell; then update the Windows NVIDIA "
-                                             "driver and run `wsl --shutdown`)", docs=d["source"])
+                        detail=d["why"], fix=("in Windows PowerShell: ", run("wsl", "--update", shell="powershell"),
+                                              "; then update the Windows NVIDIA driver and run ",
+                                              run("wsl", "--shutdown", shell="powershell")), docs=d["source"])
         return
     names = {f.path.rsplit("/", 1)[-1]: f for f in w.lib_files}
     if "nvidia-smi" in names and not w.on_path:
@@ -69,10 +71,10 @@ def wsl_check(facts, c):
         where = "under sudo (its secure_path)" if w.sudo else "as a systemd service" if w.service else "here"
         yield c.finding(Status.WARN, f"{WSL_LIB} is not on PATH {where}: nvidia-smi is 'command not found' and "
                         "tools that look for it see no GPU", id="system.wsl-path", detail=d["why"],
-                        fix=(f'sudo env "PATH=$PATH:{WSL_LIB}" <command>' if w.sudo else
+                        fix=(run("sudo", "env", ("PATH=", Ref("PATH"), ":" + WSL_LIB), "<command>") if w.sudo else
                              f"Environment=PATH=/usr/local/bin:/usr/bin:/bin:{WSL_LIB}   (in the unit's [Service])"
-                             if w.service else f'export PATH="$PATH:{WSL_LIB}"   (in the job\'s environment: a '
-                                               "crontab line PATH=..., or the service's Environment=)"),
+                             if w.service else (setvar("PATH", Ref("PATH"), ":" + WSL_LIB), "   (in the job's "
+                                                "environment: a crontab line PATH=..., or the service's Environment=)")),
                         docs=d["source"])
     cached = [x for x in w.ld_cache_libcuda if x.startswith(WSL_LIB + "/")]
     if not cached and not w.ld_cache_error and "libcuda.so.1" in names:
@@ -81,8 +83,8 @@ def wsl_check(facts, c):
         yield c.finding(Status.WARN, f"The dynamic linker's cache does not list {WSL_LIB}/libcuda.so.1"
                         + ("" if w.ld_conf else " (no /etc/ld.so.conf.d file names that folder)")
                         + ": programs that load libcuda by name do not find the driver", id="system.wsl-ld-cache",
-                        detail=d["why"], fix=(f"echo {WSL_LIB} | sudo tee /etc/ld.so.conf.d/ld.wsl.conf && sudo ldconfig"
-                                              if not w.ld_conf else "sudo ldconfig"), docs=d["source"])
+                        detail=d["why"], fix=(run("sudo", "sh", "-c", f"echo {WSL_LIB} > /etc/ld.so.conf.d/ld.wsl.conf")
+                                              if not w.ld_conf else None, run("sudo", "ldconfig")), docs=d["source"])
     t = facts.value("target")
     installed = installed_versions(t) if t is not None else {}
     triton = _version(installed, "triton") or _version(installed, "pytorch-triton")
@@ -90,7 +92,7 @@ def wsl_check(facts, c):
         d = spec("wsl_triton")
         lib_dirs = {x.rsplit("/", 1)[0] for x in w.ld_cache_libcuda if x.rsplit("/", 1)[-1] == "libcuda.so.1"}
         unlinked = sorted(x for x in lib_dirs if x != WSL_LIB)
-        fix = (f"export TRITON_LIBCUDA_PATH={WSL_LIB} LIBRARY_PATH={WSL_LIB}${{LIBRARY_PATH:+:$LIBRARY_PATH}}")
+        fix = setvar("TRITON_LIBCUDA_PATH", WSL_LIB) + setvar("LIBRARY_PATH", WSL_LIB + ":", Ref("LIBRARY_PATH"))
         if triton < Version(d["first_good"]):
             problems += 1
             yield c.finding(Status.WARN, f"triton {triton} looks for libcuda.so with `whereis`, which never finds "
@@ -130,7 +132,7 @@ def wsl_memory_check(facts, c):
                    "parameters")  # raising the cap would leave Windows itself too little
         else:
             fix = (f"set memory={need}GB under [wsl2] in %UserProfile%\\.wslconfig (Windows keeps the rest), then "
-                   "run `wsl --shutdown` in Windows PowerShell")
+                   "in Windows PowerShell: ", run("wsl", "--shutdown", shell="powershell"))
         yield c.finding(Status.WARN, title + ": loading a 7B model ends with 'Killed' (the OOM killer) whatever "
                         "Windows has free", id="system.wsl-memory-cap", detail=d["why"], fix=fix, docs=d["source"])
     else:
@@ -199,8 +201,8 @@ def windows_check(facts, c):
     if not has_triton and ("unsloth" in installed or cuda_torch):
         minor = f"{torch_version.major}.{torch_version.minor}" if torch_version else None
         below = triton["below"].get(minor) if minor else None
-        fix = pip_cmd(facts, "install", "-U", f"triton-windows<{below}" if below else "triton-windows") + ("" if below else f"   (the release that pairs with torch {minor}: "
-                                                                  f"{triton['source']})")
+        fix = (pip_cmd(facts, "install", "-U", f"triton-windows<{below}" if below else "triton-windows"),
+               "" if below else f"   (the release that pairs with torch {minor}: {triton['source']})")
         if "unsloth" in installed:
             problems += 1
             yield c.finding(Status.FAIL, "unsloth is installed but triton is not: on Windows unsloth does not import "
@@ -275,7 +277,7 @@ def macos_check(facts, c):
     else:
         yield c.finding(Status.WARN, f"torch {torch_facts.version} was built without MPS: everything runs on the CPU",
                         id="system.macos-mps", detail=mps["why"],
-                        fix=pip_cmd(facts, "install", "-U", "torch") + "   (the arm64 macOS wheels have MPS)",
+                        fix=(pip_cmd(facts, "install", "-U", "torch"), "   (the arm64 macOS wheels have MPS)"),
                         docs=mps["source"])
 
 

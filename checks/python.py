@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import shlex
 
+from llmdoctor.command import Command, run, template
 from llmdoctor.data import rows
 from llmdoctor.model import Status, check
+
+from llmdoctor.checks.host import macos, system_install, windows
 
 #: import name -> distribution name, where they differ
 IMPORT_DIST = {"yaml": "PyYAML"}
@@ -27,11 +29,16 @@ def _eol(version: str) -> tuple[datetime.date | None, str | None]:
     return None, None
 
 
-def pip_cmd(facts, *args: str) -> str:
-    """The target interpreter's pip with ``args``, every word shell-quoted."""
+def pip_argv(facts) -> tuple[str, ...]:
+    """The target interpreter's pip: (its python, -m, pip)."""
     t = facts.value("target")
-    exe = t.executable if t else "python"
-    return " ".join(shlex.quote(a) for a in (exe, "-m", "pip", *args))
+    return (t.executable if t and t.executable else "python", "-m", "pip")
+
+
+def pip_cmd(facts, *args: str) -> Command:
+    """The target interpreter's pip with ``args``, as a command (quoted for the user's shell
+    only when printed)."""
+    return run(*pip_argv(facts), *args)
 
 
 @check("python.target", needs=["target"])
@@ -44,7 +51,8 @@ def target_check(facts, c):
     title = f"Inspecting {t.executable} ({t.implementation} {t.python_version}, {env}; chosen from {kind})"
     if t.note:
         yield c.finding(Status.WARN, f"{t.note}; inspected {t.executable} instead",
-                        detail=title, fix="llmdoctor check --python /path/to/env/bin/python", docs=VENV_DOCS)
+                        detail=title, fix=run("llmdoctor", "check", "--python", r"C:\path\to\env\Scripts\python.exe"
+                                              if windows(facts) else "/path/to/env/bin/python"), docs=VENV_DOCS)
     else:
         yield c.finding(Status.INFO, title)
 
@@ -86,7 +94,14 @@ def headers_check(facts, c):
         yield c.finding(Status.OK, f"Python headers present ({t.include_dir})")
         return
     v = ".".join(str(x) for x in t.version_info[:2])
-    fix = f"conda install -p {shlex.quote(t.prefix)} python={v}" if t.conda else f"sudo apt install python{v}-dev"
+    if t.conda:
+        fix = run("conda", "install", "-p", t.prefix, f"python={v}")
+    elif windows(facts) or macos(facts):  # python.org's installers and Homebrew's Python ship Python.h
+        fix = (f"reinstall Python {v} from python.org" + (" or Homebrew" if macos(facts) else "")
+               + ", whose installer includes the headers, and recreate the environment with it")
+    else:
+        fix = system_install(facts, apt=(f"python{v}-dev",), dnf=(f"python{v}-devel",)) or \
+            f"install your distribution's python{v} development package (python{v}-dev, python{v}-devel)"
     yield c.finding(Status.INFO, "Python headers (Python.h) missing: building flash-attn, DeepSpeed ops or "
                     "bitsandbytes from source will fail", detail=f"looked in {t.include_dir or 'unknown'}",
                     fix=fix, docs="https://github.com/deepspeedai/DeepSpeed/issues/3223")
@@ -138,13 +153,13 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
                             f"{' and '.join(built)}, not for Python {here} (a site-packages copied from another "
                             "Python, or installed with another interpreter's pip)", id=f"{id_prefix}-other-python",
                             detail="Built for another Python:\n" + "\n".join(r.foreign_abi) + "\n\n" + (r.message or ""),
-                            fix=pip_cmd(facts, "install", "--force-reinstall", "--no-deps",
-                                        f"{dist}=={version}" if version else dist)
-                            + "   (reinstalls the wheel built for this Python)",
+                            fix=(pip_cmd(facts, "install", "--force-reinstall", "--no-deps",
+                                         f"{dist}=={version}" if version else dist),
+                                 "   (reinstalls the wheel built for this Python)"),
                             docs="https://docs.python.org/3/extending/building.html")
             continue
         known = classify(r.message)
-        fix = (known["fix"].format(pip=pip_cmd(facts), dist=dist) if known
+        fix = (template(known["fix"], {"pip": pip_argv(facts), "dist": dist}) if known
                else pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist))
         if r.status == "error":
             subject = (f"{r.module}'s native library {r.library.rsplit('/', 1)[-1]} does not load"

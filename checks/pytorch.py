@@ -4,6 +4,7 @@ live GPU test, and GPU architectures missing from the build."""
 from __future__ import annotations
 
 from llmdoctor import compat
+from llmdoctor.command import Command, FixLine, line, run
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
@@ -20,16 +21,16 @@ def machine(facts) -> compat.Machine:
     return compat.machine_of(facts.value("gpu"), facts.value("target"))
 
 
-def torch_command(facts, build: compat.TorchBuild) -> str:
+def torch_command(facts, build: compat.TorchBuild) -> Command:
     return pip_cmd(facts, "install", "--force-reinstall", f"torch=={build.version}", "--index-url", build.index_url)
 
 
-def prescription_fix(facts, p: compat.Prescription) -> str | None:
-    """The steps of a prescription as one line: the blocker first, then the pip command."""
+def prescription_fix(facts, p: compat.Prescription) -> FixLine | None:
+    """The steps of a prescription as one line: the blocker first (in words), then the pip command."""
     if p.build is None:
         return None
-    parts = [s.text for s in p.steps if s.kind != "torch"] + [torch_command(facts, p.build)]
-    return ", then: ".join(parts)
+    words = [s.text for s in p.steps if s.kind != "torch"]
+    return line(*(w + ", then: " for w in words), torch_command(facts, p.build))
 
 
 def prescription_detail(p: compat.Prescription) -> str:
@@ -67,12 +68,12 @@ def prescribe(facts, **kw) -> compat.Prescription:
     return compat.prescribe(machine(facts), **kw)
 
 
-def torch_fix_for(facts) -> str:
+def torch_fix_for(facts):
     """The command that installs a torch meeting every installed requirement on it and running
     here (``llmdoctor fix --torch`` where the GPU was not probed: it probes it)."""
     g = facts.value("gpu")
     if g is None:
-        return "llmdoctor fix --torch"
+        return run("llmdoctor", "fix", "--torch")
     p = prescribe(facts)
     return prescription_fix(facts, p) or f"no torch build on record meets the requirements and runs here: {p.why}"
 
@@ -234,8 +235,8 @@ def live_check(facts, c):
         yield c.finding(Status.FAIL, f"GPU {d.index} ({d.name}): "
                         + (d.error or f"matmul differs from the CPU by {d.matmul_max_abs_diff}"),
                         id="torch.live-device", detail=d.error or "",
-                        fix=f"nvidia-smi -q -i {d.index}   (look for ECC errors and XID events; the GPU or its "
-                            "driver is faulty, not the Python environment)")
+                        fix=(run("nvidia-smi", "-q", "-i", str(d.index)), "   (look for ECC errors and XID events; "
+                             "the GPU or its driver is faulty, not the Python environment)"))
     if not bad:
         yield c.finding(Status.OK, f"torch.cuda sees {live.device_count} GPU{'s' * (live.device_count != 1)}; "
                         "a matmul on each matches the CPU", claims={"torch-cuda-works": "yes"})

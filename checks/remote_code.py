@@ -7,7 +7,7 @@ from __future__ import annotations
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
-from llmdoctor.checks.model import code_fix, code_verdict, rule
+from llmdoctor.checks.model import code_fix, code_verdict, fetch_code, rule
 from llmdoctor.checks.requirements import installed_versions
 
 
@@ -42,7 +42,7 @@ def remote_code_check(facts, c):
         if not verdict:
             fine.append(f"{repo.repo_id} (saved with {saved or '?'})")
             continue
-        fix, note = code_fix(facts, repo.repo_id, saved, f"hf download {repo.repo_id} --include '*.py'")
+        fix, note = code_fix(facts, repo.repo_id, saved, fetch_code(facts, repo.repo_id))
         yield c.finding(max(v[0] for v in verdict), f"{repo.repo_id} runs its own code (trust_remote_code) that does "
                         f"not fit transformers {installed}" + (f" (saved with {saved})" if saved else "") + ": "
                         + verdict[0][1], id="cache.remote-code-version",

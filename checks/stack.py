@@ -6,6 +6,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from llmdoctor.command import template
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
 
@@ -40,7 +41,7 @@ def known_bad_check(facts, c):
         fix = pip_cmd(facts, "install", f"{name}{row['fix_spec']}")
         why = row["why"]
         if row.get("also_run") and _condition(row.get("also_run_if"), facts.value("target")):
-            fix += f"   (then: {row['also_run']})"
+            fix = (fix, "   (then: ", template(row["also_run"], {}), ")")
         elif row.get("also_run_if"):
             why += " " + row.get("why_without_proxy", "")
         yield c.finding(Status.parse(row["status"]), row["title"].format(version=version), id=row["id"],
@@ -62,8 +63,8 @@ def known_bad_check(facts, c):
                                 "installed: importing it fails ('A module that was compiled using NumPy 1.x cannot "
                                 "be run in NumPy 2')", id="python.numpy2-abi",
                                 detail=abi["about"] + f" {found[0]} supports NumPy 2 from {row['min']}.",
-                                fix=pip_cmd(facts, "install", "numpy<2") + "   (or: " +
-                                pip_cmd(facts, "install", f"{found[0]}>={row['min']}") + ")", docs=abi["source"])
+                                fix=(pip_cmd(facts, "install", "numpy<2"), "   (or: ",
+                                     pip_cmd(facts, "install", f"{found[0]}>={row['min']}"), ")"), docs=abi["source"])
     if not hits:
         yield c.finding(Status.OK, "No known-bad versions or workaround pins installed")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmdoctor.command import run, setvar, template
 from llmdoctor.data import row
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib, size
@@ -21,7 +22,8 @@ def platform_check(facts, c):
     if s.wsl == 1:
         yield c.finding(Status.FAIL, f"{where} under WSL 1: WSL 1 cannot use the GPU",
                         detail="CUDA on Windows Subsystem for Linux needs WSL 2.",
-                        fix="wsl --set-version <distro> 2   (in Windows PowerShell)", docs=WSL_GPU_DOCS)
+                        fix=("in Windows PowerShell: ", run("wsl", "--set-version", _distro(facts), "2", shell="powershell")),
+                        docs=WSL_GPU_DOCS)
         return
     extras = []
     if s.wsl == 2:
@@ -31,6 +33,13 @@ def platform_check(facts, c):
     tail = f" ({', '.join(extras)})" if extras else ""
     yield c.finding(Status.INFO, f"{where}{tail}, kernel {s.kernel or 'unknown'}",
                     docs=WSL_GPU_DOCS if s.wsl else None)
+
+
+def _distro(facts) -> str:
+    """This WSL distribution's name (WSL_DISTRO_NAME, as the platform probe recorded it)."""
+    p = facts.value("platform")
+    shell = getattr(p, "shell", None)
+    return (getattr(shell, "variables", None) or {}).get("WSL_DISTRO_NAME") or "<distro>"
 
 
 @check("system.memory", needs=["system"])
@@ -85,7 +94,7 @@ def shm_check(facts, c):
         return
     need = limit("shm_min_bytes")
     if s.shm_total_bytes < need["value"]:
-        fix = need["fix"] if s.container else "sudo mount -o remount,size=8G /dev/shm"
+        fix = template(need["fix"], {}) if s.container else run("sudo", "mount", "-o", "remount,size=8G", "/dev/shm")
         where = f" inside this {s.container} container" if s.container else ""
         yield c.finding(Status.WARN, f"/dev/shm is only {size(s.shm_total_bytes)}{where}: DataLoader workers "
                         "die with 'Bus error' and NCCL cannot allocate", detail=need["why"], fix=fix,
@@ -115,17 +124,26 @@ def disk_check(facts, c):
                             detail=disk.error or "")
             continue
         where = f"{gib(disk.free_bytes)} free of {gib(disk.total_bytes)} for {roles} ({disk.existing})"
-        fix = warn["fix"]
+        fix = _tmp_fix(s, warn["fix"]) if tmp_only else template(warn["fix"], {})
         if tmp_only and not any(d.role != "tmp" and (d.free_bytes or 0) >= warn["value"] for d in s.disks):
-            fix = f"export TMPDIR=<a folder on a disk with {gib(warn['value'])} free or more>"
+            fix = setvar("TMPDIR", f"<a folder on a disk with {gib(warn['value'])} free or more>")
         if disk.free_bytes < fail["value"]:
             yield c.finding(Status.FAIL, f"Disk almost full: {where}", id=fid, detail=fail["why"],
-                            fix=fix if tmp_only else fail["fix"], docs=fail["source"])
+                            fix=fix if tmp_only else template(fail["fix"], {}), docs=fail["source"])
         elif disk.free_bytes < warn["value"]:
             yield c.finding(Status.WARN, f"Low disk: {where}", id=fid, detail=warn["why"],
                             fix=fix, docs=warn["source"])
         else:
             yield c.finding(Status.OK, where[0].upper() + where[1:], id=fid)
+
+
+def _tmp_fix(s, fix):
+    """A tmp folder in the home directory, made and named in TMPDIR (pip and nvcc read it on
+    every OS: Python's tempfile tries TMPDIR first)."""
+    home = next((d.path for d in s.disks if d.role == "home" and d.path), None)
+    if s.os == "Windows" or home is None:
+        return "make a folder on a disk with room, then: ", setvar("TMPDIR", "<that folder>")
+    return template(fix, {"tmp": home.rstrip("/") + "/tmp"})
 
 
 @check("system.cpu", needs=["system"])

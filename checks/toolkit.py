@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 from packaging.version import Version
 
+from llmdoctor.command import Ref, setvar, setvars
 from llmdoctor.data import rows, table
 from llmdoctor.platforms.paths import flavor_of
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
+
+from llmdoctor.checks.host import system_install, windows
 
 CPP_EXT_DOCS = "https://pytorch.org/docs/stable/cpp_extension.html"
 INSTALL_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/"
@@ -74,10 +77,10 @@ def nvcc_check(facts, c):
         on_path = next((n for n in tk.nvccs if n.real_path == tk.on_path), None)
         yield c.finding(Status.WARN, f"CUDA_HOME={tk.cuda_home} (nvcc {nvcc.release}) but PATH finds "
                         f"nvcc {on_path.release if on_path else '?'} at {tk.on_path}: builds mix two toolkits",
-                        id="cuda.home-mismatch", fix='export PATH="$CUDA_HOME/bin:$PATH"', docs=CPP_EXT_DOCS)
+                        id="cuda.home-mismatch", fix=_path_first(facts), docs=CPP_EXT_DOCS)
     if torch_cuda and parse_version(nvcc.release) and parse_version(nvcc.release).major != torch_cuda.major:
         match = [n for n in tk.nvccs if parse_version(n.release) and parse_version(n.release).major == torch_cuda.major]
-        fix = (f"export CUDA_HOME={toolkit_root(match[0].real_path)} PATH=\"$CUDA_HOME/bin:$PATH\""
+        fix = (setvar("CUDA_HOME", toolkit_root(match[0].real_path)) + _path_first(facts)
                if match else f"install the CUDA {torch_cuda.major}.x toolkit ({INSTALL_DOCS}) and point CUDA_HOME at it")
         yield c.finding(Status.WARN, f"{where} but torch {t.version} is built with CUDA {t.cuda}: CUDA extension "
                         "builds (flash-attn, DeepSpeed ops) will fail", id="cuda.nvcc-torch-mismatch",
@@ -86,6 +89,13 @@ def nvcc_check(facts, c):
     else:
         yield c.finding(Status.OK, where + (f", same major as torch's CUDA {t.cuda}" if torch_cuda else ""))
     yield from _nvcc_vs_gpus(facts, c, nvcc)
+
+
+def _path_first(facts):
+    """CUDA_HOME's bin folder first on PATH (Windows separates with ; and \\)."""
+    if windows(facts):
+        return setvar("PATH", Ref("CUDA_HOME"), "\\bin;", Ref("PATH"))
+    return setvar("PATH", Ref("CUDA_HOME"), "/bin:", Ref("PATH"))
 
 
 def _nvcc_vs_gpus(facts, c, nvcc):
@@ -131,7 +141,9 @@ def host_compiler_check(facts, c):
     if gcc is None or gcc.version is None:
         yield c.finding(Status.WARN, f"No working host compiler ({gcc.name if gcc else 'gcc'}: "
                         f"{gcc.error if gcc else 'not found'}): nvcc cannot build anything",
-                        id="cuda.host-compiler-missing", fix="sudo apt install build-essential", docs=INSTALL_DOCS)
+                        id="cuda.host-compiler-missing",
+                        fix=system_install(facts, apt=("build-essential",), dnf=("gcc", "gcc-c++", "make"))
+                        or "install gcc and g++ with your distribution's package manager", docs=INSTALL_DOCS)
         return
     row = max_gcc(nvcc.version)
     major = parse_version(gcc.version).major if parse_version(gcc.version) else None
@@ -141,12 +153,18 @@ def host_compiler_check(facts, c):
         n = row["max_gcc"]
         yield c.finding(Status.WARN, f"{gcc.name} {gcc.version} is newer than nvcc {nvcc.release} accepts "
                         f"(GCC {n} at most): builds stop with 'unsupported GNU version!'",
-                        id="cuda.gcc-too-new", fix=f"sudo apt install gcc-{n} g++-{n} && export "
-                                                   f"NVCC_CCBIN=/usr/bin/gcc-{n} CC=gcc-{n} CXX=g++-{n}",
+                        id="cuda.gcc-too-new", fix=_older_gcc(facts, n),
                         docs=row["source"])
     else:
         yield c.finding(Status.OK, f"{gcc.name} {gcc.version} is within nvcc {nvcc.release}'s range "
                         f"(GCC {row['max_gcc']} at most)", docs=row["source"])
+
+
+def _older_gcc(facts, n: int):
+    """GCC ``n`` installed next to the newer one, and nvcc and the build pointed at it."""
+    use = setvars({"NVCC_CCBIN": f"/usr/bin/gcc-{n}", "CC": f"gcc-{n}", "CXX": f"g++-{n}"})
+    install = system_install(facts, apt=(f"gcc-{n}", f"g++-{n}"))
+    return install + use if install else (f"install GCC {n} next to this one, then: ", use)
 
 
 def msc_ver(cl_version: str | None) -> int | None:

@@ -182,6 +182,24 @@ only_option = click.option("--only", multiple=True, metavar="IDS",
                                 "comma-separated or repeated.")
 skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS",
                            help="Skip these categories, check ids or globs.")
+SHELL_CHOICES = ("sh", "bash", "zsh", "powershell", "pwsh", "cmd")
+SHELL_HELP = ("Write fix commands for this shell. Default: the shell the report's facts name (for --replay, the "
+              "sender's), else the one llmdoctor runs in (env: LLMDOCTOR_SHELL).")
+shell_option = click.option("--shell", "shell", type=click.Choice(SHELL_CHOICES, case_sensitive=False),
+                            envvar="LLMDOCTOR_SHELL", help=SHELL_HELP)
+
+
+def _local_shell() -> str | None:
+    from llmdoctor.probes.platform import detect_shell
+
+    return detect_shell(os.environ)
+
+
+def _shell_for(override, facts) -> str:
+    """--shell, else the shell the facts name, else this machine's."""
+    from llmdoctor.report.shells import choose
+
+    return choose(override, facts, _local_shell)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -199,9 +217,10 @@ skip_option = click.option("--skip", "skip", multiple=True, metavar="IDS",
                    "each probes its node, rank 0 prints one cluster report. Needs torch.")
 @click.option("--rank-timeout", type=click.FloatRange(5), default=120.0, show_default=True, metavar="S",
               help="With --distributed: how long rank 0 waits for every rank to join and report.")
+@shell_option
 @model_options
 def check(python, offline, only, skip, as_json, replay_file, list_checks, strict, verbose, distributed, rank_timeout,
-          models, model_dirs, task, dtype, quant, seq, project):
+          shell, models, model_dirs, task, dtype, quant, seq, project):
     """Probe this machine and the target Python environment, and judge what it finds."""
     from llmdoctor.report.render import json_text, terminal
     from llmdoctor.report.envelope import exit_code
@@ -217,16 +236,17 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
 
         code = cluster_check(distributed, replay_file, _load_replay, python, offline, only, skip, as_json, verbose,
                              strict, rank_timeout, width=_width(), color=_color(), unicode=_unicode(),
-                             wrap=sys.stdout.isatty())
+                             wrap=sys.stdout.isatty(), shell=lambda facts: _shell_for(shell, facts))
         if code is not None:
             sys.exit(code)
     report = _build_report(python, offline, only, skip, replay_file,
                            _model_request(models, model_dirs, task, dtype, quant, seq, project))
+    shell = _shell_for(shell, report.facts)
     if as_json:
-        echo_json(json_text(report))
+        echo_json(json_text(report, shell=shell))
     else:
         click.echo(terminal(report, verbose=verbose, width=_width(), color=_color(), unicode=_unicode(),
-                            wrap=sys.stdout.isatty()), nl=False)
+                            wrap=sys.stdout.isatty(), shell=shell), nl=False)
     sys.exit(int(exit_code(report.findings, strict)))
 
 
@@ -237,14 +257,16 @@ def check(python, offline, only, skip, as_json, replay_file, list_checks, strict
 @skip_option
 @click.option("--replay", "replay_file", metavar="FILE", help="Render a saved --json report instead of probing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+@shell_option
 @model_options
-def report(python, offline, only, skip, replay_file, output, models, model_dirs, task, dtype, quant, seq, project):
+def report(python, offline, only, skip, replay_file, output, shell, models, model_dirs, task, dtype, quant, seq,
+           project):
     """Print a Markdown report to paste into a GitHub issue (secrets removed)."""
     from llmdoctor.report.render import markdown
 
     rep = _build_report(python, offline, _split(only), _split(skip), replay_file,
                         _model_request(models, model_dirs, task, dtype, quant, seq, project))
-    text = markdown(rep)
+    text = markdown(rep, shell=_shell_for(shell, rep.facts))
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -513,7 +535,10 @@ def _common_fix_params() -> list:
     """What every fix sub-command takes besides its own Params."""
     return [click.Option(["--yes", "-y", "yes"], is_flag=True, help="Do not ask for confirmation."),
             click.Option(["--dry-run", "dry_run"], is_flag=True, help="Show the plan and stop."),
-            click.Option(["--python", "python"], metavar="PATH", help=PYTHON_HELP)]
+            click.Option(["--python", "python"], metavar="PATH", help=PYTHON_HELP),
+            click.Option(["--shell", "shell"], type=click.Choice(SHELL_CHOICES, case_sensitive=False),
+                         envvar="LLMDOCTOR_SHELL",
+                         help="Write the commands it shows for this shell (default: the one llmdoctor runs in).")]
 
 
 def _fix_io():
@@ -595,7 +620,8 @@ def _run_fix(fx, kw):
     parent = click.get_current_context().parent.params
     python = kw.pop("python", None) or parent.get("python")
     yes, dry_run = kw.pop("yes") or parent.get("yes"), kw.pop("dry_run") or parent.get("dry_run")
-    sys.exit(run(fx, kw, _target(python), _fix_io(), yes=yes, dry_run=dry_run))
+    shell = (kw.pop("shell", None) or "").lower() or _local_shell() or "sh"
+    sys.exit(run(fx, kw, _target(python), _fix_io(), yes=yes, dry_run=dry_run, shell=shell))
 
 
 @cli.group(cls=FixGroup, help=FIX_HELP, epilog=FIX_EXIT_CODES, invoke_without_command=True,

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from llmdoctor.command import FixLine, as_fix
+
 if TYPE_CHECKING:  # pragma: no cover
     from llmdoctor.facts import Facts
 
@@ -54,7 +56,9 @@ class Finding:
     status: Status
     title: str  #: one line
     detail: str = ""
-    fix: str | None = None  #: the exact command to run, or None
+    #: the fix in words: advice that is not a command, or the fix string of a report written
+    #: before fixes were structured (shown as it is); None where ``command`` says it
+    fix: str | None = None
     docs: str | None = None  #: URL the diagnosis / fix comes from
     check: str | None = None  #: id of the check that produced it
     duration_s: float | None = None
@@ -62,8 +66,17 @@ class Finding:
     #: ("torch-build-runs:2.5.1+cu121", "no"): no two findings of a report may answer one
     #: question differently (the cross-check harness in tests/test_crosscheck.py asserts it)
     claims: tuple[tuple[str, str], ...] = ()
+    #: the fix as commands and words (llmdoctor/command.py), written for the user's shell only
+    #: when printed (llmdoctor/report/shells.py)
+    command: FixLine | None = None
+
+    @property
+    def has_fix(self) -> bool:
+        return bool(self.command is not None or (self.fix or "").strip())
 
     def to_dict(self) -> dict:
+        """The JSON form; ``fix`` holds the words (the envelope replaces it with the command
+        as written for the shell in effect) and ``command`` the structure."""
         out = {
             "id": self.id,
             "category": self.category,
@@ -77,22 +90,32 @@ class Finding:
         }
         if self.claims:
             out["claims"] = dict(self.claims)
+        if self.command is not None:
+            out["command"] = self.command.to_json()
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Finding":
+        command = None
+        if data.get("command") is not None:
+            try:
+                command = FixLine.from_json(data["command"])
+            except (ValueError, TypeError, KeyError, AttributeError):
+                command = None  # a damaged structure: the rendered fix string is shown as it is
+        fix = data.get("fix")
         return cls(
             id=str(data["id"]),
             category=str(data.get("category") or data["id"].split(".")[0]),
             status=Status.parse(data["status"]),
             title=str(data.get("title", "")),
             detail=str(data.get("detail") or ""),
-            fix=data.get("fix"),
+            fix=None if command is not None else (None if fix is None else str(fix)),
             docs=data.get("docs"),
             check=data.get("check"),
             duration_s=data.get("duration_s"),
             claims=tuple((str(k), str(v)) for k, v in (data.get("claims") or {}).items())
             if isinstance(data.get("claims"), dict) else (),
+            command=command,
         )
 
 
@@ -113,12 +136,15 @@ class Check:
     category_title: str | None = None  #: how reports head its category ("GPU and driver"); else the name
 
     def finding(self, status: Status, title: str, *, id: str | None = None, detail: str = "",
-                fix: str | None = None, docs: str | None = None, claims=()) -> Finding:
+                fix=None, docs: str | None = None, claims=()) -> Finding:
         """Build a finding attributed to this check (``id`` defaults to the check's).
+        ``fix``: words, a :class:`~llmdoctor.command.Command`, or a sequence of words and
+        commands (``(run(...), "   (or: ", run(...), ")")``); never a shell-quoted string.
         ``claims``: a mapping or pairs of (question, answer) the finding decides."""
         pairs = tuple(claims.items()) if isinstance(claims, dict) else tuple(claims)
+        words, command = as_fix(fix)
         return Finding(id=id or self.id, category=self.category, status=status, title=title,
-                       detail=detail, fix=fix, docs=docs, check=self.id, claims=pairs)
+                       detail=detail, fix=words, docs=docs, check=self.id, claims=pairs, command=command)
 
 
 def check(id: str, *, category: str | None = None, needs: Iterable[str] = (), network: bool = False,

@@ -26,7 +26,8 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMDOCTOR_OFFLINE", "1")
     for name in ("HF_ENDPOINT", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
                  "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                 "HF_HUB_OFFLINE", "PIP_INDEX_URL", "PIP_CONFIG_FILE", "PIP_CERT", "HF_HUB_DISABLE_XET"):
+                 "HF_HUB_OFFLINE", "PIP_INDEX_URL", "PIP_CONFIG_FILE", "PIP_CERT", "HF_HUB_DISABLE_XET",
+                 "LLMDOCTOR_SHELL"):
         monkeypatch.delenv(name, raising=False)
 
 

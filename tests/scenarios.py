@@ -15,6 +15,7 @@ from llmdoctor.net import Cert, EndpointResult, Phase
 from llmdoctor.probes.network import HubCall, NetConfigFacts, NetworkFacts
 from llmdoctor.probes.python_env import ImportFacts
 from llmdoctor.versions import parse_version
+from llmdoctor.report.shells import fix_text
 
 #: (driver, the CUDA NVML reports) pairs seen on real machines
 DRIVERS = (
@@ -211,7 +212,7 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
     flash = {r["version"] for r in table("llmdoctor.compat", "flash_attn")["wheels"]["releases"]}
     bad = []
     for x in findings:
-        text = x.fix or ""
+        text = fix_text(x) or ""
         for pos, match in ((mm.start(), mm) for mm in TORCH_PIN.finditer(text)):
             version, variant = match.groups()
             b = compat.find(version, variant)
@@ -242,8 +243,36 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
     return bad
 
 
+SHELL_ENV = {"PATH": "/usr/bin:/bin", "CUDA_HOME": "/usr/local/cuda", "HOME": "/home/u", "USER": "u",
+             "LIBRARY_PATH": ""}
+
+
+def unreadable_commands(findings) -> list[str]:
+    """Fix commands that do not read back, in POSIX sh, PowerShell and cmd alike, as the argv
+    and variables they hold (tests/shell_parsers.py: each shell's quoting rules)."""
+    from llmdoctor.report.shells import render
+    from shell_parsers import Unparsed, cmd_steps, expected_steps, flatten_env, posix_steps, ps_steps
+
+    bad = []
+    for x in findings:
+        for command in (x.command.commands if x.command is not None else ()):
+            for shell, parse in (("sh", posix_steps), ("powershell", ps_steps), ("cmd", cmd_steps)):
+                if command.shell and shell != command.shell:
+                    continue
+                want = expected_steps(command, SHELL_ENV)
+                text = render(command, shell)
+                try:
+                    got = parse(text, SHELL_ENV)
+                except (Unparsed, ValueError, IndexError) as exc:
+                    bad.append(f"{x.id}: {shell} cannot run {text!r}: {exc}")
+                    continue
+                if got != (want if shell == "sh" else flatten_env(want)):
+                    bad.append(f"{x.id}: {shell} reads {text!r} as {got}, not {want}")
+    return bad
+
+
 def fails_without_fix(findings) -> list[str]:
-    return [f"{f.id}: {f.title}" for f in findings if f.status is Status.FAIL and not (f.fix or "").strip()]
+    return [f"{f.id}: {f.title}" for f in findings if f.status is Status.FAIL and not (fix_text(f) or "").strip()]
 
 
 def crashes(findings) -> list[str]:
@@ -261,4 +290,4 @@ def violations(s: Scenario) -> list[str]:
     f = facts_of(s)
     got = report(f)
     return (contradictions(got) + unrunnable_installs(got, f) + fails_without_fix(got) + crashes(got)
-            + tls_ok_while_off(got, s))
+            + tls_ok_while_off(got, s) + unreadable_commands(got))

@@ -10,6 +10,7 @@ from llmdoctor.model import Status
 from llmdoctor.probes.python_env import ImportResult, KernelSpec
 from llmdoctor.probes.remote_code import RemoteCodeFacts, RemoteCodeRepo
 from llmdoctor.probes.system import Disk
+from llmdoctor.report.shells import fix_text
 
 A100 = gpus(gpu(name="NVIDIA A100-SXM4-80GB", cc_major=8, cc_minor=0))
 NVCC_128 = ("12.8.93", "/usr/local/cuda-12.8/bin/nvcc", "PATH")
@@ -44,7 +45,7 @@ def test_torch_27_wheels_use_the_cxx11_abi_and_a_live_torch_says_so_too():
 
 def test_torch_23_has_a_wheel_only_in_an_older_release():
     (f,) = install_findings(torch_facts(version="2.3.1+cu121", cuda="12.1"))
-    assert f.id == "build.flash-attn-older-wheel" and f.fix.endswith("install flash-attn==2.7.4.post1 --no-build-isolation")
+    assert f.id == "build.flash-attn-older-wheel" and fix_text(f).endswith("install flash-attn==2.7.4.post1 --no-build-isolation")
 
 
 def test_python_314_has_no_wheel_and_compiles_with_a_ram_sized_max_jobs():
@@ -53,13 +54,13 @@ def test_python_314_has_no_wheel_and_compiles_with_a_ram_sized_max_jobs():
                             sys_=system(cpu_usable=32, ram_available_bytes=128 * GiB))
     assert f.id == "build.flash-attn-source-build" and "cp314" in f.detail
     # one nvcc job = 4 threads at up to 5 GiB (flash-attn PR #2079): 128 GiB holds 6 of them
-    assert f.fix.startswith("MAX_JOBS=6 ") and f.fix.endswith("-m pip install flash-attn==2.8.3 --no-build-isolation")
+    assert fix_text(f).startswith("MAX_JOBS=6 ") and fix_text(f).endswith("-m pip install flash-attn==2.8.3 --no-build-isolation")
 
 
 def test_cuda_13_torch_without_a_toolkit_cannot_compile():
     (f,) = install_findings(torch_facts(version="2.9.0+cu130", cuda="13.0"), tk=toolkit())
     assert f.id == "build.flash-attn-source-build-blocked" and "no nvcc" in f.title
-    assert f.fix == "install the CUDA 13.0 toolkit and export CUDA_HOME=/usr/local/cuda-13.0"
+    assert fix_text(f) == "install the CUDA 13.0 toolkit, then: export CUDA_HOME=/usr/local/cuda-13.0"
 
 
 def test_cu130_torch_with_a_cuda_12_nvcc_no_ninja_and_a_small_tmp():
@@ -67,14 +68,14 @@ def test_cu130_torch_with_a_cuda_12_nvcc_no_ninja_and_a_small_tmp():
     (f,) = install_findings(torch_facts(version="2.9.0+cu130", cuda="13.0"), tk=toolkit(NVCC_128, ninja=None),
                             sys_=small_tmp)
     assert f.id == "build.flash-attn-source-build-blocked" and "(+2 more)" in f.title
-    assert "nvcc 12.8 is not CUDA 13.x" in f.title and f.fix == "point CUDA_HOME at a CUDA 13.x toolkit"
+    assert "nvcc 12.8 is not CUDA 13.x" in f.title and fix_text(f) == "point CUDA_HOME at a CUDA 13.x toolkit"
     assert "ninja is missing" in f.detail and "3.0 GiB free in /tmp" in f.detail
 
 
 def test_cpu_torch_cannot_get_flash_attn_at_all():
     cpu = torch_facts(version="2.13.0+cpu", cuda=None, build="cpu", has_libtorch_cuda=False)
     (f,) = install_findings(cpu, g=gpus(source="none", reason="no driver"))
-    assert f.id == "build.flash-attn-needs-cuda-torch" and 'attn_implementation="sdpa"' in f.fix
+    assert f.id == "build.flash-attn-needs-cuda-torch" and 'attn_implementation="sdpa"' in fix_text(f)
 
 
 def test_t4_is_left_to_the_gpu_check():
@@ -97,14 +98,14 @@ def test_flash_attn_built_for_another_torch_is_an_undefined_symbol():
                                 ImportResult("bitsandbytes", "absent"))))
     f = fs["build.extension-import-undefined-symbol"]
     assert f.status is Status.FAIL and "another torch version" in f.title
-    assert f.fix.endswith("install --force-reinstall --no-deps --no-cache-dir --no-build-isolation flash-attn")
+    assert fix_text(f).endswith("install --force-reinstall --no-deps --no-cache-dir --no-build-isolation flash-attn")
 
 
 def test_bitsandbytes_cuda_setup_failed():
     msg = "RuntimeError: CUDA Setup failed despite GPU being available. Please run the following command ..."
     fs = by_id(findings_of(build.extension_imports_check,
                            _ext(ImportResult("bitsandbytes", "error", error_type="RuntimeError", message=msg))))
-    assert "install --upgrade bitsandbytes" in fs["build.extension-import-bnb-cuda-setup"].fix
+    assert "install --upgrade bitsandbytes" in fix_text(fs["build.extension-import-bnb-cuda-setup"])
 
 
 def test_numpy_2_breaks_an_extension_built_for_numpy_1():
@@ -112,7 +113,7 @@ def test_numpy_2_breaks_an_extension_built_for_numpy_1():
            "ImportError: numpy.core.multiarray failed to import")
     (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=imports(
         ImportResult("sentencepiece", "error", error_type="ImportError", message=msg))))
-    assert f.id == "python.import-numpy-abi" and '"numpy<2"' in f.fix
+    assert f.id == "python.import-numpy-abi" and " 'numpy<2'" in fix_text(f)
 
 
 # --- bitsandbytes' native library for torch's CUDA ---
@@ -124,14 +125,14 @@ def test_bitsandbytes_wheel_without_a_library_for_torchs_cuda():
     fs = by_id(findings_of(build.bitsandbytes_check, facts(gpu=A100, target=t,
                                                            torch=torch_facts(version="2.5.1+cu124", cuda="12.4"))))
     f = fs["build.bitsandbytes-no-cuda-lib"]
-    assert "libbitsandbytes_cuda124" in f.title and f.fix.endswith("install --upgrade --no-deps bitsandbytes")
+    assert "libbitsandbytes_cuda124" in f.title and fix_text(f).endswith("install --upgrade --no-deps bitsandbytes")
 
 
 def test_a_stale_bnb_cuda_version_override():
     t = target(distributions=(dist("bitsandbytes", "0.48.1"),), build_env={"BNB_CUDA_VERSION": "117"},
                native_libs={"bitsandbytes": ("libbitsandbytes_cuda121.so", "libbitsandbytes_cuda124.so")})
     fs = by_id(findings_of(build.bitsandbytes_check, facts(gpu=A100, target=t, torch=torch_facts(cuda="12.4"))))
-    assert fs["build.bitsandbytes-no-cuda-lib"].fix.startswith("unset BNB_CUDA_VERSION")
+    assert fix_text(fs["build.bitsandbytes-no-cuda-lib"]).startswith("unset BNB_CUDA_VERSION")
     ok = replace(t, build_env={})
     assert "build.bitsandbytes-no-cuda-lib" not in by_id(findings_of(
         build.bitsandbytes_check, facts(gpu=A100, target=ok, torch=torch_facts(cuda="12.4"))))
@@ -161,7 +162,7 @@ def test_deepspeed_with_libaio_and_a_big_host():
 
 def test_deepspeed_on_a_cpu_torch():
     fs = _ds(torch=torch_facts(version="2.13.0+cpu", build="cpu", cuda=None))
-    assert fs["build.deepspeed-cpu-torch"].fix == "llmdoctor fix --torch"
+    assert fix_text(fs["build.deepspeed-cpu-torch"]) == "llmdoctor fix --torch"
 
 
 # --- the Python stack ---
@@ -170,8 +171,8 @@ def test_numpy_2_next_to_torch_2_2():
     t = target(distributions=(dist("numpy", "2.1.3"), dist("torch", "2.2.2"), dist("pandas", "2.2.3")))
     fs = findings_of(stack.known_bad_check, facts(target=t))
     (f,) = [f for f in fs if f.id == "python.numpy2-abi"]
-    assert f.title.startswith("torch 2.2.2 was built against NumPy 1") and "'numpy<2'" in f.fix
-    assert "'torch>=2.3.0'" in f.fix
+    assert f.title.startswith("torch 2.2.2 was built against NumPy 1") and "'numpy<2'" in fix_text(f)
+    assert "'torch>=2.3.0'" in fix_text(f)
 
 
 def test_a_user_kernel_spec_shadowing_the_envs_python():
@@ -180,14 +181,14 @@ def test_a_user_kernel_spec_shadowing_the_envs_python():
                    True),))
     (f,) = findings_of(jupyter.jupyter_kernel_check, facts(target=t))
     assert f.id == "python.kernel-other-python"
-    assert f.fix == "/home/u/.venvs/llm/bin/python -m ipykernel install --user --name llm --display-name 'Python (llm)'"
+    assert fix_text(f) == "/home/u/.venvs/llm/bin/python -m ipykernel install --user --name llm --display-name 'Python (llm)'"
 
 
 def test_a_kernel_whose_env_was_deleted():
     t = target(kernelspecs=(KernelSpec("old-env", "/home/u/.local/share/jupyter/kernels/old-env/kernel.json",
                                        "python", "/home/u/.venvs/old/bin/python", False),))
     (f,) = findings_of(jupyter.jupyter_kernel_check, facts(target=t))
-    assert f.id == "python.kernel-missing-python" and f.fix == "jupyter kernelspec remove old-env"
+    assert f.id == "python.kernel-missing-python" and fix_text(f) == "jupyter kernelspec remove old-env"
 
 
 def test_the_envs_own_kernel_is_fine():
@@ -226,7 +227,7 @@ def test_chatglm_remote_code_saved_with_427_under_transformers_445():
     fs = findings_of(remote_code.remote_code_check, facts(target=t, **{"hub_remote-code": rc}))
     assert [(f.id, f.status) for f in fs] == [("cache.remote-code-version", Status.FAIL), ("cache.remote-code", Status.OK)]
     assert "THUDM/chatglm-6b" in fs[0].title and "'ChatGLMTokenizer' object has no attribute 'sp_tokenizer'" in \
-        fs[0].title and "install transformers==4.27.1" in fs[0].fix
+        fs[0].title and "install transformers==4.27.1" in fix_text(fs[0])
     assert "Qwen/Qwen-7B-Chat (saved with 4.32.0)" in fs[1].detail
 
 
@@ -237,11 +238,11 @@ def test_transformers_floor_on_torch_read_from_its_own_metadata():
     fs = findings_of(stack.implied_extras_check, facts(target=t))
     (f,) = [f for f in fs if f.id == "python.stack-floor"]
     assert f.title == "transformers 4.57.1 needs torch>=2.2 (its [torch] extra); torch 2.1.2 is installed"
-    assert f.fix == "llmdoctor fix --torch"  # the GPU was not probed: fix --torch probes it
+    assert fix_text(f) == "llmdoctor fix --torch"  # the GPU was not probed: fix --torch probes it
     fs = findings_of(stack.implied_extras_check, facts(target=t, gpu=gpus(gpu())))
     (f,) = [f for f in fs if f.id == "python.stack-floor"]
     # not a bare `pip install 'torch>=2.2'` (PyPI's default CUDA build): a published build the driver runs
-    assert f.fix.endswith("install --force-reinstall torch==2.2.2 --index-url https://download.pytorch.org/whl/cu121")
+    assert fix_text(f).endswith("install --force-reinstall torch==2.2.2 --index-url https://download.pytorch.org/whl/cu121")
     ok = target(distributions=(tf, dist("torch", "2.6.0"), dist("accelerate", "1.10.1")))
     assert [f.status for f in findings_of(stack.implied_extras_check, facts(target=ok))] == [Status.OK]
 

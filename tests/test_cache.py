@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from fakehub import FakeHub, Repo
 from llmdoctor.cli import cli
+from llmdoctor.report.shells import fix_text
 
 OLD = time.time() - 90 * 86400
 
@@ -342,7 +343,7 @@ def test_a_cache_on_a_small_disk_next_to_a_big_one():
     f = facts(cache=CacheFacts(roots=(CacheRootFacts("/home/u/.cache/huggingface/hub", "default", True, mount=root_mount),),
                                mounts=(root_mount, data)))
     (finding,) = findings_of(cache_checks.location_check, f)
-    assert finding.id == "cache.small-disk" and finding.fix.startswith("export HF_HOME=/data/huggingface")
+    assert finding.id == "cache.small-disk" and fix_text(finding).startswith("export HF_HOME=/data/huggingface")
     nfs = Mount("/shared", "nfs4", 10000 * GB, 5000 * GB)
     f = facts(cache=CacheFacts(roots=(CacheRootFacts("/shared/hf/hub", "HF_HOME", True, mount=nfs),), mounts=(nfs,)))
     (finding,) = findings_of(cache_checks.network_fs_check, f)

@@ -1,7 +1,8 @@
 from checks_under_test import packages, python  # noqa: F401  (see tests/checks_under_test.py)
-from factories import clock, dist, facts, findings_of, imports, target
+from factories import clock, dist, facts, findings_of, imports, system, target
 from llmdoctor.model import Status
 from llmdoctor.probes.python_env import ImportResult
+from llmdoctor.report.shells import fix_text
 
 
 def by_id(findings):
@@ -20,7 +21,7 @@ def test_transformers_with_too_new_tokenizers_is_a_conflict_with_the_pip_fix():
     (f,) = findings_of(packages.dependencies_check, facts(target=t))
     assert f.id == "python.dependency-conflict" and f.status is Status.FAIL
     assert f.title == "tokenizers 0.21.0 is installed, but transformers 4.40.0 needs <0.20,>=0.19"
-    assert f.fix == "/home/u/.venvs/llm/bin/python -m pip install 'tokenizers<0.20,>=0.19'"
+    assert fix_text(f) == "/home/u/.venvs/llm/bin/python -m pip install 'tokenizers<0.20,>=0.19'"
 
 
 def test_missing_dependency_names_who_needs_it():
@@ -28,7 +29,7 @@ def test_missing_dependency_names_who_needs_it():
     (f,) = findings_of(packages.dependencies_check, facts(target=t))
     assert f.id == "python.dependency-missing"
     assert f.title == "accelerate is missing: peft 0.11.0 needs >=0.21.0"
-    assert f.fix.endswith("-m pip install 'accelerate>=0.21.0'")
+    assert fix_text(f).endswith("-m pip install 'accelerate>=0.21.0'")
 
 
 def test_markers_are_evaluated_for_the_target_python_not_ours():
@@ -101,8 +102,11 @@ def test_unknown_python_minor_is_info():
 
 
 def test_missing_headers_suggest_dev_package():
-    (f,) = findings_of(python.headers_check, facts(target=target(has_python_h=False)))
-    assert f.status is Status.INFO and f.fix == "sudo apt install python3.11-dev"
+    (f,) = findings_of(python.headers_check, facts(target=target(has_python_h=False), system=system()))
+    assert f.status is Status.INFO and fix_text(f) == "sudo apt install python3.11-dev"
+    fedora = system(os_release="Fedora Linux 40 (Workstation Edition)", os_like=("fedora",))
+    (f,) = findings_of(python.headers_check, facts(target=target(has_python_h=False), system=fedora))
+    assert fix_text(f) == "sudo dnf install python3.11-devel"
 
 
 def test_virtual_env_without_python_warns():
@@ -117,7 +121,7 @@ def test_import_crash_is_a_failure_naming_the_module():
     (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
     assert f.id == "python.import-crash" and f.status is Status.FAIL
     assert "kills the interpreter" in f.title and "SIGSEGV" in f.title
-    assert f.fix.endswith("-m pip install --force-reinstall --no-deps numpy")
+    assert fix_text(f).endswith("-m pip install --force-reinstall --no-deps numpy")
 
 
 def test_import_error_shows_the_last_line():
@@ -125,7 +129,7 @@ def test_import_error_shows_the_last_line():
                              message="ImportError: libyaml-0.so.2: cannot open shared object file"))
     (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
     assert f.id == "python.import-failed" and "libyaml" in f.title
-    assert f.fix.endswith("--no-deps PyYAML")
+    assert fix_text(f).endswith("--no-deps PyYAML")
 
 
 def test_clean_imports_are_ok():
@@ -141,14 +145,14 @@ def test_the_curl_ca_bundle_workaround_pins_are_named():
     got = {f.id: f for f in findings_of(stack.known_bad_check, facts(target=t))}
     req, url = got["python.requests-insecure-pin"], got["python.urllib3-proxy-pin"]
     assert req.status is Status.WARN and "CVE-2024-47081" in req.title
-    assert req.fix.startswith("/home/u/.venvs/llm/bin/python -m pip install 'requests>=2.32.4'")
-    assert "llmdoctor fix --ssl" in req.fix
+    assert fix_text(req).startswith("/home/u/.venvs/llm/bin/python -m pip install 'requests>=2.32.4'")
+    assert "llmdoctor fix --ssl" in fix_text(req)
     # no proxy variable here: the pin came with the SSL recipe, and no proxy step is prescribed
-    assert url.fix == "/home/u/.venvs/llm/bin/python -m pip install 'urllib3>=1.26.18'" and "HTTPS_PROXY" not in url.fix
+    assert fix_text(url) == "/home/u/.venvs/llm/bin/python -m pip install 'urllib3>=1.26.18'" and "HTTPS_PROXY" not in fix_text(url)
     assert "works around nothing on this machine" in url.detail
     proxied = target(distributions=t.distributions, net_env={"HTTPS_PROXY": "https://proxy.corp:3128"})
     url = {f.id: f for f in findings_of(stack.known_bad_check, facts(target=proxied))}["python.urllib3-proxy-pin"]
-    assert url.fix.endswith("(then: export HTTPS_PROXY=http://<proxy-host>:<port>)")
+    assert fix_text(url).endswith("(then: export HTTPS_PROXY='http://<proxy-host>:<port>')")
     assert req.docs == "https://github.com/psf/requests/blob/main/HISTORY.md"
 
 
@@ -166,6 +170,6 @@ def test_jupyter_and_tqdm_without_ipywidgets():
     t = target(distributions=(dist("ipykernel", "6.29.5"), dist("tqdm", "4.66.4"), dist("transformers", "4.44.0")))
     (f,) = findings_of(stack.known_bad_check, facts(target=t))
     assert f.id == "python.ipywidgets-missing" and "IProgress not found" in f.title
-    assert f.fix.endswith("-m pip install ipywidgets") and f.docs == "https://github.com/tqdm/tqdm/issues/1072"
+    assert fix_text(f).endswith("-m pip install ipywidgets") and f.docs == "https://github.com/tqdm/tqdm/issues/1072"
     t2 = target(distributions=t.distributions + (dist("ipywidgets", "8.1.3"),))
     assert findings_of(stack.known_bad_check, facts(target=t2))[0].status is Status.OK

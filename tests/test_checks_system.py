@@ -2,6 +2,7 @@ from checks_under_test import system as sc
 from factories import GiB, facts, findings_of, system
 from llmdoctor.model import Status
 from llmdoctor.probes.system import Disk, detect_container, detect_wsl
+from llmdoctor.report.shells import fix_text
 
 
 def one(check, **kw):
@@ -11,7 +12,7 @@ def one(check, **kw):
 
 def test_wsl1_cannot_use_the_gpu():
     f = one(sc.platform_check, wsl=1)
-    assert f.status is Status.FAIL and "WSL 1" in f.title and f.fix.startswith("wsl --set-version")
+    assert f.status is Status.FAIL and "WSL 1" in f.title and fix_text(f).startswith("in Windows PowerShell: wsl --set-version")
 
 
 def test_wsl2_and_container_are_named():
@@ -22,13 +23,13 @@ def test_wsl2_and_container_are_named():
 def test_docker_default_shm_warns_with_shm_size_fix():
     f = one(sc.shm_check, container="docker", shm_total_bytes=64 * 1024**2)
     assert f.status is Status.WARN and "64.0 MiB" in f.title
-    assert f.fix.startswith("docker run --shm-size=1g")
+    assert fix_text(f).startswith("docker run --shm-size=1g")
     assert f.docs == "https://github.com/pytorch/pytorch/issues/5040"
 
 
 def test_small_shm_on_a_host_suggests_remount():
     f = one(sc.shm_check, shm_total_bytes=256 * 1024**2)
-    assert f.fix == "sudo mount -o remount,size=8G /dev/shm"
+    assert fix_text(f) == "sudo mount -o remount,size=8G /dev/shm"
 
 
 def test_disk_nearly_full_fails_and_names_cache_prune():
@@ -36,7 +37,7 @@ def test_disk_nearly_full_fails_and_names_cache_prune():
              Disk("hf-cache", "/data/hf/hub", "/data/hf", 2000 * GiB, 1500 * GiB, "xfs", "/data"))
     got = {f.id: f for f in findings_of(sc.disk_check, facts(system=system(disks=disks)))}
     assert got["system.disk-home"].status is Status.FAIL
-    assert got["system.disk-home"].fix.startswith("llmdoctor cache prune")
+    assert fix_text(got["system.disk-home"]).startswith("llmdoctor cache prune")
     assert got["system.disk-hf-cache"].status is Status.OK
 
 

@@ -12,6 +12,7 @@ from llmdoctor.model import Finding, Status
 from llmdoctor.probes.allreduce import AllReduceFacts, AllReducePoint
 
 from llmdoctor.checks import distributed as D
+from llmdoctor.report.shells import fix_text
 
 
 # --- launchers ---------------------------------------------------------------------
@@ -133,12 +134,12 @@ def test_drift_in_nccl_torch_driver_and_packages_with_fixes_for_the_odd_node_out
     assert "2.21.5 on node-a, node-b, 2.20.5 on node-c" in got["distributed.drift-nccl"].title
     torch = got["distributed.drift-torch"]
     assert torch.status is Status.WARN
-    assert torch.fix == ("on node-c: /envs/node-c/bin/python -m pip install 'torch==2.5.1' "
+    assert fix_text(torch) == ("on node-c: /envs/node-c/bin/python -m pip install torch==2.5.1 "
                          "--index-url https://download.pytorch.org/whl/cu121")
     pk = got["distributed.drift-packages"]
     assert pk.title.startswith("3 Python packages differ between nodes: flash-attn missing on node-a, node-b, "
                                "2.6.3 on node-c")
-    assert pk.fix == "on node-c: /envs/node-c/bin/python -m pip install 'transformers==4.45.0'"
+    assert fix_text(pk) == "on node-c: /envs/node-c/bin/python -m pip install transformers==4.45.0"
     assert got["distributed.drift-driver"].status is Status.INFO
 
 
@@ -164,7 +165,7 @@ def test_crashed_hung_and_missing_ranks_are_failures_naming_their_host():
     assert all(x.status is Status.FAIL for x in got) and len(got) == 3
     assert titles[0].startswith("Rank 1 on node-b stopped after joining: it crashed or was killed")
     assert titles[1].startswith("Rank 2 on node-c joined but had not reported after 120 s: it hangs")
-    assert got[1].fix == "py-spy dump --pid 4242   (on node-c, to see where it waits)"
+    assert fix_text(got[1]) == "py-spy dump --pid 4242   (on node-c, to see where it waits)"
     assert titles[2].startswith("Rank 3 (host unknown) never joined within 120 s")
 
 

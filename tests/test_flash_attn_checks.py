@@ -3,6 +3,7 @@
 from checks_under_test import flash_attn as fa
 from factories import dist, facts, findings_of, gpu, gpus, target, torch_facts
 from llmdoctor.model import Status
+from llmdoctor.report.shells import fix_text
 
 T4 = gpu(name="Tesla T4", memory_total_bytes=15360 * 1024**2, cc_major=7, cc_minor=5)
 H100 = gpu(name="NVIDIA H100 80GB HBM3", cc_major=9, cc_minor=0)
@@ -15,7 +16,7 @@ def run(g, t=None, dists=()):
 def test_t4_cannot_use_flash_attention_2_and_is_told_sdpa():
     (f,) = run(gpus(T4))
     assert f.id == "build.flash-attn-unsupported-gpu" and f.status is Status.INFO
-    assert "use PyTorch SDPA" in f.title and 'attn_implementation="sdpa"' in f.fix
+    assert "use PyTorch SDPA" in f.title and 'attn_implementation="sdpa"' in fix_text(f)
 
 
 def test_flash_attn_installed_on_a_t4_is_a_warning():
@@ -27,7 +28,7 @@ def test_old_torch_and_cuda_11_on_an_ampere_card():
     (f,) = run(gpus(gpu(cc_major=8, cc_minor=6)), t=torch_facts(version="2.1.2+cu118", cuda="11.8"))
     assert f.id == "build.flash-attn-old-stack" and "torch 2.1.2+cu118 and CUDA 11.8" in f.title
     # the nearest torch with a CUDA 12 build this driver (550) runs, then the flash-attn wheel made for it
-    assert f.fix == ("/home/u/.venvs/llm/bin/python -m pip install --force-reinstall torch==2.2.2 --index-url "
+    assert fix_text(f) == ("/home/u/.venvs/llm/bin/python -m pip install --force-reinstall torch==2.2.2 --index-url "
                      "https://download.pytorch.org/whl/cu121, then: /home/u/.venvs/llm/bin/python -m pip install "
                      "flash-attn==2.7.4.post1 --no-build-isolation")
 

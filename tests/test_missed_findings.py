@@ -12,6 +12,7 @@ from checks_under_test import python as python_checks, system as system_checks
 from conftest import drop_privileges_argv, other_user
 from factories import GiB, facts, findings_of, system, target
 from llmdoctor.probes.system import Disk
+from llmdoctor.report.shells import fix_text
 
 
 def check_json(*args, env=None, unprivileged=False) -> dict:
@@ -57,7 +58,7 @@ def test_a_full_temporary_directory_is_named():
     (home, tmp_finding) = findings_of(system_checks.disk_check, facts(system=system(disks=disks)))
     assert home.status.label == "ok"
     assert tmp_finding.status.label == "fail" and "temporary directory" in tmp_finding.title
-    assert "TMPDIR" in tmp_finding.fix and tmp_finding.docs.startswith("https://")
+    assert "TMPDIR" in fix_text(tmp_finding) and tmp_finding.docs.startswith("https://")
 
 
 def test_a_low_temporary_directory_with_no_better_disk_says_so():
@@ -65,10 +66,10 @@ def test_a_low_temporary_directory_with_no_better_disk_says_so():
              Disk("tmp", "/tmp", "/tmp", 4 * GiB, 3 * GiB, "tmpfs", "/tmp"))
     findings = findings_of(system_checks.disk_check, facts(system=system(disks=disks)))
     tmp = next(f for f in findings if f.id == "system.disk-tmp")
-    assert tmp.status.label == "warn" and "~/tmp" not in tmp.fix  # the home disk has no room either
+    assert tmp.status.label == "warn" and "~/tmp" not in fix_text(tmp)  # the home disk has no room either
 
 
 def test_python_36_is_named_as_long_past_its_end_of_life():
     old = target(python_version="3.6.15", version_info=(3, 6, 15))
     (f,) = findings_of(python_checks.version_check, facts(target=old))
-    assert f.status.is_problem and "2021-12-23" in f.title and f.fix
+    assert f.status.is_problem and "2021-12-23" in f.title and fix_text(f)

@@ -26,6 +26,7 @@ from fakehub import FakeHub, Repo
 from llmdoctor.benchmark.presets import arch_from_config
 from llmdoctor.cli import cli
 from llmdoctor.model import Status
+from llmdoctor.report.shells import fix_text
 
 ROOT = Path(__file__).resolve().parent.parent
 REMOTE = ROOT / "tests" / "fixtures" / "remote_code"
@@ -288,7 +289,8 @@ def test_a_gated_repo_with_each_kind_of_token(gated_hub, monkeypatch, tmp_path, 
     fid, status, title = expect
     assert [(f["status"], f["title"]) for f in got[fid]] == [(status, title)]
     if fid == "model.gated-no-token":
-        assert got[fid][0]["fix"] == f"accept the conditions at {gated_hub.url}/org/gated, then: hf auth login"
+        hf = os.path.join(os.path.dirname(sys.executable), "hf")  # the target's own hf, as printed for sh
+        assert got[fid][0]["fix"] == f"accept the conditions at {gated_hub.url}/org/gated, then: {hf} auth login"
     if token:  # the token itself appears nowhere in the report
         result = CliRunner().invoke(cli, ["check", "--json", "--python", sys.executable, "--only", "model.*", "--model",
                                           "org/gated", "-v"], env=env)
@@ -326,7 +328,7 @@ def test_hf_transfer_variable_without_the_package_on_a_hub_client_that_still_rea
     old = target(distributions=(dist("huggingface_hub", "0.26.2"), dist("transformers", "4.46.3")))
     (f,) = [f for f in findings_of(model.access_check, facts(model=m, target=old)) if f.id == "model.hf-transfer"]
     assert f.status is Status.FAIL and "huggingface_hub 0.26.2 refuses to download" in f.title
-    assert f.fix.startswith("/home/u/.venvs/llm/bin/python -m pip install hf_transfer")
+    assert fix_text(f).startswith("/home/u/.venvs/llm/bin/python -m pip install hf_transfer")
     new = target(distributions=(dist("huggingface_hub", "1.1.0"),))
     (f,) = [f for f in findings_of(model.access_check, facts(model=m, target=new)) if f.id == "model.hf-transfer"]
     assert f.status is Status.INFO and "ignores it" in f.title
@@ -497,7 +499,7 @@ def test_a_config_saved_by_a_newer_transformers_than_installed():
     fs = findings_of(model.code_check, facts(model=m, target=target(distributions=(dist("transformers", "4.40.2"),))))
     (f,) = [f for f in fs if f.id == "model.transformers-version"]
     assert f.status is Status.WARN and f.title == "org/m: saved with transformers 4.45.0, newer than the installed 4.40.2"
-    assert f.fix == "/home/u/.venvs/llm/bin/python -m pip install -U 'transformers>=4.45.0'"
+    assert fix_text(f) == "/home/u/.venvs/llm/bin/python -m pip install -U 'transformers>=4.45.0'"
 
 
 def test_a_model_type_the_installed_transformers_does_not_know(tf_venv, tmp_path):
@@ -556,7 +558,7 @@ def test_lora_of_qwen_7b_on_the_h100_capped_to_a_t4_names_qlora():
     assert f.status is Status.FAIL
     assert "LoRA on a bf16 base (rank 16) at 1024 tokens needs about" in f.title
     assert f.title.endswith("has too little. QLoRA (nf4 base, rank 16) needs 12.2 GiB: fits")  # the bench's model
-    assert "load_in_4bit=True" in f.fix and f.fix.endswith("-m pip install bitsandbytes accelerate")
+    assert "load_in_4bit=True" in fix_text(f) and fix_text(f).endswith("-m pip install bitsandbytes accelerate")
 
 
 def test_7b_in_fp16_on_a_24gb_card_fits_lora_at_1k_but_not_at_8k_where_qlora_at_4k_does():
@@ -569,7 +571,7 @@ def test_7b_in_fp16_on_a_24gb_card_fits_lora_at_1k_but_not_at_8k_where_qlora_at_
     assert f.title == ("org/m: LoRA on a fp16 base (rank 16) at 8192 tokens needs about 33.5 GiB; GPU 0 (NVIDIA GeForce "
                        "RTX 4090, 23.6 GiB free) has too little. QLoRA (nf4 base, rank 16) at 4096 tokens needs "
                        "19.8 GiB: fits")
-    assert f.fix.endswith("LoRA at max_length=4096")  # bitsandbytes is installed: no install step
+    assert fix_text(f).endswith("LoRA at max_length=4096")  # bitsandbytes is installed: no install step
 
 
 def test_no_torch_dtype_on_transformers_4_loads_fp32_and_needs_twice_the_ram():
@@ -578,7 +580,7 @@ def test_no_torch_dtype_on_transformers_4_loads_fp32_and_needs_twice_the_ram():
     assert ram.status is Status.FAIL
     assert ram.title == ("org/m: loads in fp32 (transformers 4.46.3 loads in fp32 without torch_dtype): 22.6 GiB of "
                          "RAM, 16.0 GiB available; in bf16 it takes 11.3 GiB")
-    assert ram.fix == "from_pretrained(..., torch_dtype=torch.bfloat16)"
+    assert fix_text(ram) == "from_pretrained(..., torch_dtype=torch.bfloat16)"
     assert "model.host-ram" not in fit_findings(YI_6B, gpus(), ram=16 * GiB, tf="5.1.0")  # dtype='auto' there
 
 

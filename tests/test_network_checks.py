@@ -12,6 +12,7 @@ from llmdoctor.net import EndpointResult, Phase
 from llmdoctor.probes import ProbeContext
 from llmdoctor.probes.network import CondaSetting, HubCall, NetConfigFacts, NetworkFacts, PipSetting, read_pip_config
 from llmdoctor.target import resolve_target
+from llmdoctor.report.shells import fix_text
 
 OK_PHASES = (Phase("dns", True, 0.01), Phase("tcp", True, 0.02), Phase("tls", True, 0.05), Phase("http", True, 0.1))
 HUB_OK = EndpointResult("hub", "https://huggingface.co", "huggingface.co", 443, OK_PHASES, status=200,
@@ -34,7 +35,7 @@ def test_empty_curl_ca_bundle_still_switches_verification_off_under_requests_2_2
     fs = insecure(target(net_env={"CURL_CA_BUNDLE": ""}, distributions=(dist("requests", "2.27.1"),)))
     f = fs["network.empty-ca-bundle"]
     assert f.status is Status.FAIL and "requests 2.27.1 (< 2.28) takes that as 'verify nothing'" in f.title
-    assert f.fix.startswith("llmdoctor fix --ssl")
+    assert fix_text(f).startswith("llmdoctor fix --ssl")
 
 
 def test_empty_curl_ca_bundle_under_a_current_requests_is_a_warning():
@@ -46,13 +47,14 @@ def test_pip_trusted_host_and_conda_ssl_verify_false():
     cfg = NetConfigFacts(pip=(PipSetting("/home/u/.config/pip/pip.conf", trusted_host="pypi.org files.pythonhosted.org"),),
                          conda=(CondaSetting("/home/u/.condarc", "false"),))
     fs = insecure(target(), cfg)
-    assert fs["network.pip-trusted-host"].fix.startswith("pip config unset global.trusted-host")
-    assert fs["network.conda-ssl-verify"].fix == "conda config --set ssl_verify truststore"
+    assert fix_text(fs["network.pip-trusted-host"]).startswith(
+        "/home/u/.venvs/llm/bin/python -m pip config unset global.trusted-host")
+    assert fix_text(fs["network.conda-ssl-verify"]) == "conda config --set ssl_verify truststore"
 
 
 def test_hf_hub_offline_left_on():
     fs = insecure(target(net_env={"HF_HUB_OFFLINE": "1"}))
-    assert fs["network.offline-mode"].fix == "unset HF_HUB_OFFLINE"
+    assert fix_text(fs["network.offline-mode"]) == "unset HF_HUB_OFFLINE"
 
 
 def test_a_ca_variable_naming_a_missing_file():
@@ -74,7 +76,7 @@ def test_a_clean_environment_has_no_leftovers():
 def test_an_https_proxy_url_for_a_plain_proxy():
     fs = findings_of(network.proxy_check, facts(target=target(net_env={"HTTPS_PROXY": "https://***@proxy.corp:8080"})))
     f = next(f for f in fs if f.id == "network.proxy-https-url")
-    assert f.fix == "export HTTPS_PROXY='http://<user>:<password>@proxy.corp:8080'"
+    assert fix_text(f) == "export HTTPS_PROXY='http://<user>:<password>@proxy.corp:8080'"
 
 
 def test_clock_skew_from_a_servers_date():
@@ -90,7 +92,7 @@ def test_xet_storage_blocked_while_the_hub_answers():
                          (Phase("dns", True, 0.01), Phase("tcp", False, 4.0, "cannot connect to "
                                                           "cas-server.xethub.hf.co:443: timed out")))
     fs = {f.id: f for f in findings_of(network.endpoints_check, facts(network=net_facts(HUB_OK, xet)))}
-    assert fs["network.xet-unreachable"].fix.startswith("export HF_HUB_DISABLE_XET=1")
+    assert fix_text(fs["network.xet-unreachable"]).startswith("export HF_HUB_DISABLE_XET=1")
 
 
 def test_the_hub_verifies_but_the_envs_stack_does_not_so_fix_ssl_uses_truststore(tmp_path):
@@ -131,4 +133,4 @@ def test_python_313_strict_x509_rejects_a_proxy_ca():
                            "Constraints of CA cert not marked critical (_ssl.c:1032)",))
     t = target(distributions=(dist("huggingface-hub", "1.1.0"),))
     (f,) = findings_of(network.hub_client_check, facts(target=t, network=net_facts(HUB_OK, call=call)))
-    assert f.id == "network.hub-client-strict" and "a bundle cannot fix this" in f.fix
+    assert f.id == "network.hub-client-strict" and "a bundle cannot fix this" in fix_text(f)

@@ -5,6 +5,7 @@ from factories import GiB, facts, findings_of, gpu, gpus
 from llmdoctor.units import gib
 from llmdoctor.model import Status
 from llmdoctor.probes.nvidia import GpuProcess
+from llmdoctor.report.shells import fix_text
 
 T4 = dict(name="Tesla T4", memory_total_bytes=15360 * 1024**2, cc_major=7, cc_minor=5, power_limit_w=70.0)
 
@@ -34,7 +35,7 @@ def test_t4_is_the_16_gb_class_and_should_use_fp16():
     (cls,) = run(nv.memory_check, g)
     assert cls.id == "gpu.memory-class" and "16 GB class (T4)" in cls.title
     (bf,) = run(nv.bf16_check, g)
-    assert bf.id == "gpu.bf16-unsupported" and "fp16" in bf.title and bf.fix.startswith("TrainingArguments(fp16=True")
+    assert bf.id == "gpu.bf16-unsupported" and "fp16" in bf.title and fix_text(bf).startswith("TrainingArguments(fp16=True")
 
 
 def test_a_t4_and_the_bench_agree_that_yi_6b_16bit_lora_fits():
@@ -66,7 +67,7 @@ def test_4090_with_20_gb_taken_by_another_process():
     got = by_id(run(nv.memory_check, gpus(gpu(processes=(other,)))))
     assert "24 GB class" in got["gpu.memory-class"][0].title
     (warn,) = got["gpu.memory-in-use"]
-    assert warn.status is Status.WARN and "PID 4242 python3" in warn.title and warn.fix.startswith("kill 4242")
+    assert warn.status is Status.WARN and "PID 4242 python3" in warn.title and fix_text(warn).startswith("kill 4242")
 
 
 def test_a100_with_uncorrected_ecc_errors():
@@ -95,14 +96,14 @@ def test_idle_gpu_with_low_pcie_gen_is_not_a_problem():
 def test_mig_on_and_persistence_off_are_info():
     got = by_id(run(nv.health_check, gpus(gpu(mig_mode=True, persistence_mode=False))))
     assert got["gpu.mig-on"][0].status is Status.INFO
-    assert got["gpu.persistence-off"][0].fix == "sudo nvidia-smi -i 0 -pm 1"
+    assert fix_text(got["gpu.persistence-off"][0]) == "sudo nvidia-smi -i 0 -pm 1"
 
 
 def test_empty_and_wrong_cuda_visible_devices_fail():
     empty = gpus(gpu(visible=False), cuda_visible_devices="", visible_problem="empty")
     (f,) = run(nv.visible_devices_check, empty)
     assert f.status is Status.FAIL and f.title == "CUDA_VISIBLE_DEVICES is set but empty: it hides every GPU"
-    assert f.fix.startswith("export CUDA_VISIBLE_DEVICES=0")
+    assert fix_text(f).startswith("export CUDA_VISIBLE_DEVICES=0")
     seven = gpus(gpu(visible=False), cuda_visible_devices="7", visible_problem="no-match", visible_unmatched="7")
     (f,) = run(nv.visible_devices_check, seven)
     assert f.status is Status.FAIL and f.title == "CUDA_VISIBLE_DEVICES='7': '7' matches no GPU (there are 1)"
@@ -130,7 +131,7 @@ def test_no_gpu_inside_a_container_points_at_gpu_passthrough():
 
     none = gpus(source="none", reason="no NVIDIA GPU found (NVML: NVMLError_LibraryNotFound)")
     (f,) = findings_of(nv.presence_check, facts(gpu=none, system=system(container="docker")))
-    assert f.id == "gpu.none-container" and f.fix.startswith("docker run --gpus all")
+    assert f.id == "gpu.none-container" and fix_text(f).startswith("docker run --gpus all")
 
 
 def test_no_gpu_in_wsl2_points_at_the_windows_driver():
@@ -145,4 +146,4 @@ def test_driver_library_mismatch_after_an_upgrade():
     g = gpus(source="proc", proc_driver_version="550.54.15", driver_version="550.54.15",
              nvml_error="NVMLError_LibRmVersionMismatch: RM has detected an NVML/RM version mismatch.")
     (f,) = run(nv.presence_check, g)
-    assert f.id == "gpu.driver-mismatch" and f.status is Status.FAIL and f.fix.startswith("sudo reboot")
+    assert f.id == "gpu.driver-mismatch" and f.status is Status.FAIL and fix_text(f).startswith("sudo reboot")

@@ -384,7 +384,7 @@ def test_windows_report_names_each_windows_failure_with_its_remedy():
     assert "bitsandbytes>=0.43.0" in found["system.windows-bitsandbytes"]["fix"]
     # the PyPI default torch is CPU-only on Windows: the same release's newest CUDA build that exists (2.4.0 was
     # published for cu118, cu121 and cu124; there is no cu126 build of it) and runs on this 12.6 driver
-    assert "torch==2.4.0 --index-url https://download.pytorch.org/whl/cu124" in found["torch.cpu-only"]["fix"]
+    assert "'torch==2.4.0' --index-url https://download.pytorch.org/whl/cu124" in found["torch.cpu-only"]["fix"]
     msvc = found["cuda.msvc-unsupported"]
     assert "_MSC_VER 1940" in msvc["title"] and "nvcc 12.1" in msvc["title"]
     copies = found["cache.no-symlinks"]

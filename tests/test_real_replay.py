@@ -7,6 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from llmdoctor.cli import cli
+from llmdoctor.report.shells import fix_text
 
 H100 = Path(__file__).parent / "fixtures" / "real" / "h100"
 
@@ -57,7 +58,7 @@ def test_the_h100_with_a_cpu_only_torch_would_be_told_the_cu130_build():
     report = replay_report(data, only=["torch.cpu-only"])
     (f,) = report.findings
     assert f.status.label == "fail"
-    assert f.fix == ("/opt/torch/.venv/bin/python3 -m pip install --force-reinstall torch==2.11.0 "
+    assert fix_text(f) == ("/opt/torch/.venv/bin/python3 -m pip install --force-reinstall torch==2.11.0 "
                      "--index-url https://download.pytorch.org/whl/cu130")
 
 

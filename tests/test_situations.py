@@ -26,6 +26,7 @@ from llmdoctor.cli import cli
 from llmdoctor.model import Status
 from llmdoctor.probes.network import HubCall
 from llmdoctor.probes.python_env import ImportResult
+from llmdoctor.report.shells import fix_text
 
 PY = "/home/u/.venvs/llm/bin/python"
 RTX3070, RTX3090 = sc.GPUS[4], sc.GPUS[5]
@@ -51,10 +52,10 @@ def test_1_cpu_torch_on_an_rtx_3070_with_driver_535_gets_published_builds_by_one
     """torch 2.13.0+cpu was told cu121 (which ends with torch 2.5); 2.9.0+cpu was told to upgrade
     the driver while torch.driver accepted CUDA 12.8 on the same driver."""
     got = judged(driver=("535.129.03", "12.2"), gpu=RTX3070, torch="2.13.0+cpu")
-    assert got["torch.cpu-only"].fix == f"{PY} -m pip install --force-reinstall torch==2.13.0 --index-url " \
+    assert fix_text(got["torch.cpu-only"]) == f"{PY} -m pip install --force-reinstall torch==2.13.0 --index-url " \
                                         "https://download.pytorch.org/whl/cu126"
     got = judged(driver=("535.129.03", "12.2"), gpu=RTX3070, torch="2.9.0+cpu")
-    assert got["torch.cpu-only"].fix.endswith("torch==2.9.0 --index-url https://download.pytorch.org/whl/cu128")
+    assert fix_text(got["torch.cpu-only"]).endswith("torch==2.9.0 --index-url https://download.pytorch.org/whl/cu128")
     assert ("torch-build-runs:2.9.0+cu128", "yes") in got["torch.cpu-only"].claims
     got = judged(driver=("535.129.03", "12.2"), gpu=RTX3070, torch="2.9.0+cu128")
     assert got["torch.driver"].status is Status.OK and "minor-version compatibility" in got["torch.driver"].detail
@@ -65,7 +66,7 @@ def test_2_flash_attn_on_driver_460_names_the_driver_as_the_blocker_first():
     `fix --torch` and "install CUDA 12.0", both impossible before a driver >= 525.60.13."""
     got = judged(driver=("460.91.03", "11.2"), gpu=RTX3090, torch="2.0.1+cu117", nvcc="11.2.152")
     for fid in ("build.flash-attn-old-stack",):
-        fix = got[fid].fix
+        fix = fix_text(got[fid])
         assert fix.startswith("upgrade the NVIDIA driver to 525.60.13 or newer, then: "), fix
         assert "torch==2.2.2 --index-url https://download.pytorch.org/whl/cu121, then: " in fix
         assert fix.endswith("-m pip install flash-attn==2.7.4.post1 --no-build-isolation")
@@ -74,8 +75,8 @@ def test_2_flash_attn_on_driver_460_names_the_driver_as_the_blocker_first():
                if f.check == "build.flash-attn-install"]
     (f,) = install
     assert f.id == "build.flash-attn-old-stack" and "first upgrade the NVIDIA driver to 525.60.13" in f.title
-    assert f.fix.startswith("upgrade the NVIDIA driver to 525.60.13 or newer")
-    assert "install CUDA 12.0" not in f.fix
+    assert fix_text(f).startswith("upgrade the NVIDIA driver to 525.60.13 or newer")
+    assert "install CUDA 12.0" not in fix_text(f)
 
 
 def test_3_bitsandbytes_requiring_a_newer_torch_on_driver_470_gets_a_torch_that_driver_runs():
@@ -85,7 +86,7 @@ def test_3_bitsandbytes_requiring_a_newer_torch_on_driver_470_gets_a_torch_that_
                  packages=(("bitsandbytes", "0.50.2"),), requires={"bitsandbytes": ("torch<3,>=2.4",)})
     f = got["python.dependency-conflict"]
     assert "bitsandbytes 0.50.2 needs <3,>=2.4" in f.title
-    assert f.fix == f"{PY} -m pip install --force-reinstall torch==2.4.1 --index-url https://download.pytorch.org/whl/cu118"
+    assert fix_text(f) == f"{PY} -m pip install --force-reinstall torch==2.4.1 --index-url https://download.pytorch.org/whl/cu118"
 
 
 # --- 7: compile RAM per build kind ---------------------------------------------------
@@ -104,7 +105,7 @@ def test_7_a_deepspeed_build_is_judged_by_its_own_ram_per_job_and_offload_ram_is
     ds = by_id(findings_of(build.deepspeed_check, f_))
     offload = ds["build.deepspeed-offload-ram"]
     assert offload.status is Status.WARN and "ZeRO-2 CPU offload of a 6B model" in offload.title
-    assert "fewer compile jobs do not help there" in offload.detail and "max-jobs" not in (offload.fix or "")
+    assert "fewer compile jobs do not help there" in offload.detail and "max-jobs" not in (fix_text(offload) or "")
 
 
 # --- 8, 13: wording that must match what happens ----------------------------------------
@@ -114,7 +115,7 @@ def test_8_the_urllib3_pin_without_a_proxy_gets_no_proxy_step():
 
     t = target(distributions=(dist("requests", "2.27.1"), dist("urllib3", "1.25.11")))
     f = by_id(findings_of(stack.known_bad_check, facts(target=t)))["python.urllib3-proxy-pin"]
-    assert "HTTPS_PROXY" not in f.fix and "'verification off' recipe" in f.title
+    assert "HTTPS_PROXY" not in fix_text(f) and "'verification off' recipe" in f.title
 
 
 def test_13_ipywidgets_missing_is_a_text_bar_and_a_warning_not_a_failure():

@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 from checks_under_test import toolkit as tk
-from factories import facts, findings_of, target, toolkit, torch_facts
+from factories import facts, findings_of, system, target, toolkit, torch_facts
 from llmdoctor.model import Status
 from llmdoctor.probes import ProbeContext
 from llmdoctor.probes.toolkit import parse_cudnn_header, parse_gcc, parse_nvcc, probe_toolkit
 from llmdoctor.target import resolve_target
+from llmdoctor.report.shells import fix_text
 
 NVCC_118 = """nvcc: NVIDIA (R) Cuda compiler driver
 Copyright (c) 2005-2022 NVIDIA Corporation
@@ -55,14 +56,15 @@ def test_nvcc_118_with_torch_cu121_breaks_extension_builds():
     t = toolkit(("11.8.89", "/usr/local/cuda-11.8/bin/nvcc", "PATH"))
     (f,) = findings_of(tk.nvcc_check, facts(cuda=t, torch=torch_facts(), target=target()))
     assert f.id == "cuda.nvcc-torch-mismatch" and f.status is Status.WARN
-    assert f.fix.startswith("install the CUDA 12.x toolkit")
+    assert fix_text(f).startswith("install the CUDA 12.x toolkit")
 
 
 def test_a_matching_toolkit_elsewhere_is_named_in_the_fix():
     t = toolkit(("11.8.89", "/usr/local/cuda-11.8/bin/nvcc", "PATH"),
                 ("12.1.105", "/usr/local/cuda-12.1/bin/nvcc", "/usr/local/cuda*"))
     (f,) = findings_of(tk.nvcc_check, facts(cuda=t, torch=torch_facts(), target=target()))
-    assert f.fix == 'export CUDA_HOME=/usr/local/cuda-12.1 PATH="$CUDA_HOME/bin:$PATH"'
+    # two statements: `export A=x B="$A/bin"` would expand $A before A is set
+    assert fix_text(f) == 'export CUDA_HOME=/usr/local/cuda-12.1 && export PATH="$CUDA_HOME/bin:$PATH"'
 
 
 def test_cuda_home_elsewhere_than_the_nvcc_on_path():
@@ -72,14 +74,14 @@ def test_cuda_home_elsewhere_than_the_nvcc_on_path():
                 cuda_home_nvcc="/opt/cuda-12.1/bin/nvcc")
     got = {f.id: f for f in findings_of(tk.nvcc_check, facts(cuda=t, torch=torch_facts(), target=target()))}
     assert got["cuda.home-mismatch"].status is Status.WARN
-    assert got["cuda.home-mismatch"].fix == 'export PATH="$CUDA_HOME/bin:$PATH"'
+    assert fix_text(got["cuda.home-mismatch"]) == 'export PATH="$CUDA_HOME/bin:$PATH"'
 
 
 def test_gcc_13_with_nvcc_12_1_is_too_new():
     t = toolkit(("12.1.105", "/usr/local/cuda-12.1/bin/nvcc", "PATH"), gcc="13.2.0")
-    (f,) = findings_of(tk.host_compiler_check, facts(cuda=t))
+    (f,) = findings_of(tk.host_compiler_check, facts(cuda=t, system=system()))
     assert f.id == "cuda.gcc-too-new" and "GCC 12 at most" in f.title
-    assert f.fix.startswith("sudo apt install gcc-12 g++-12")
+    assert fix_text(f).startswith("sudo apt install gcc-12 g++-12")
     assert f.docs == "https://gist.github.com/ax3l/9489132"
 
 
@@ -104,4 +106,4 @@ def test_nvcc_13_cannot_build_for_a_pascal_gpu_and_says_which_toolkit_can():
                torch=torch_facts(version="2.9.1+cu130", cuda="13.0"))
     got = {f.id: f for f in findings_of(tk_checks.nvcc_check, f_)}
     f = got["cuda.nvcc-gpu-too-old"]
-    assert "CUDA 12.9 is the last toolkit that targets it" in f.title and "CUDA 12.9 toolkit" in f.fix
+    assert "CUDA 12.9 is the last toolkit that targets it" in f.title and "CUDA 12.9 toolkit" in fix_text(f)

@@ -24,6 +24,7 @@ from llmdoctor.probes.node import NodeFacts, parse_nccl_conf, read_nccl_conf, re
 from llmdoctor.probes.topology import IbPort, Nic, TopologyFacts, facts_from_raw, raw_nvml, read_ib, read_nics
 
 from llmdoctor.checks import distributed as D
+from llmdoctor.report.shells import fix_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "multigpu"
 ETH = Nic("eth0", "up", 25000, "ether", False, ("10.0.0.5",))
@@ -58,7 +59,7 @@ def test_two_rtx_4090_on_a_driver_before_550_40_07_without_nccl_variables_fail_w
     f = got["distributed.p2p-consumer-gpu"]
     assert f.status is Status.FAIL
     assert "RTX 4090 with driver 535.104.05 (< 550.40.07)" in f.title
-    assert f.fix.startswith("export NCCL_P2P_DISABLE=1 NCCL_IB_DISABLE=1")
+    assert fix_text(f).startswith("export NCCL_P2P_DISABLE=1 NCCL_IB_DISABLE=1")
     assert "accelerate" in f.docs and "accelerate launch" in f.detail
     assert "distributed.p2p" not in got  # NVML's "P2P OK" is exactly what hangs here: not said as good news
 
@@ -112,7 +113,7 @@ def test_nccl_p2p_disable_on_an_nvlink_machine_warns_that_it_turns_nvlink_off():
     got = by_id(run(D.p2p_check, facts(recorded("h100x8_nvswitch"), node(NCCL_P2P_DISABLE="1"))))
     f = got["distributed.p2p-disabled"]
     assert f.status is Status.WARN and "turns off the NVLink peer-to-peer" in f.title
-    assert f.fix == "unset NCCL_P2P_DISABLE" and "the environment" in f.title
+    assert fix_text(f) == "unset NCCL_P2P_DISABLE" and "the environment" in f.title
 
 
 def test_two_sockets_of_rtx_4090_count_pairs_per_path():
@@ -170,7 +171,7 @@ def test_socket_ifname_naming_no_interface_fails_with_the_interfaces_there():
     got = by_id(run(D.network_check, facts(recorded("h100x8_nvswitch"), node(NCCL_SOCKET_IFNAME="ens1f0"))))
     f = got["distributed.socket-ifname"]
     assert f.status is Status.FAIL and "matches no network interface" in f.title
-    assert f.fix == "export NCCL_SOCKET_IFNAME==eth0" and "eth0 (up, 10.0.0.5)" in f.detail
+    assert fix_text(f) == "export NCCL_SOCKET_IFNAME==eth0" and "eth0 (up, 10.0.0.5)" in f.detail
 
 
 def test_socket_ifname_selecting_only_loopback_warns_and_a_down_interface_fails():
@@ -204,7 +205,7 @@ def test_ib_ports_all_down_warn_and_a_wrong_hca_fails():
     down = replace(HDR, state="DOWN", phys_state="Polling")
     got = by_id(run(D.network_check, facts(recorded("h100x8_nvswitch", ib=(down,)), node(NCCL_IB_HCA="mlx4"))))
     assert got["distributed.ib-down"].status is Status.WARN and "mlx5_0:1 DOWN/Polling" in got["distributed.ib-down"].title
-    assert got["distributed.ib-hca"].status is Status.FAIL and got["distributed.ib-hca"].fix == "export NCCL_IB_HCA=mlx5_0"
+    assert got["distributed.ib-hca"].status is Status.FAIL and fix_text(got["distributed.ib-hca"]) == "export NCCL_IB_HCA=mlx5_0"
     ok = by_id(run(D.network_check, facts(recorded("h100x8_nvswitch", ib=(HDR,)), node(NCCL_IB_HCA="mlx5"))))
     assert ok["distributed.ib"].status is Status.OK and "mlx5_0:1 IB 200 Gb/s" in ok["distributed.ib"].title
 
@@ -244,14 +245,14 @@ def test_a_hanging_allreduce_on_rtx_4090s_with_an_old_driver_names_the_p2p_hang(
     (f,) = run(D.allreduce_check, facts(recorded("rtx4090x2_driver535"), ar=hung))
     assert f.status is Status.FAIL and f.id == "distributed.allreduce-hang"
     assert "did not finish within 88.0 s on cuda:0, cuda:1: the known hang of PCIe P2P" in f.title
-    assert f.fix == "export NCCL_P2P_DISABLE=1"
+    assert fix_text(f) == "export NCCL_P2P_DISABLE=1"
 
 
 def test_an_allreduce_failing_on_dev_shm_says_so():
     shm = local(points=(), correct=None, error="DistBackendError: NCCL error: unhandled system error",
                 log_tail="NCCL WARN Error while creating shared memory segment /dev/shm/nccl-X (size 9637888)")
     (f,) = run(D.allreduce_check, facts(recorded("rtx5090x2_gns"), ar=shm))
-    assert f.status is Status.FAIL and "/dev/shm is too small" in f.title and "--shm-size" in f.fix
+    assert f.status is Status.FAIL and "/dev/shm is too small" in f.title and "--shm-size" in fix_text(f)
 
 
 def test_wrong_sums_are_a_failure():

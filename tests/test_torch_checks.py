@@ -4,6 +4,7 @@ from checks_under_test import pytorch as pt
 from factories import facts, findings_of, gpu, gpus, live_torch, target, torch_facts
 from llmdoctor.model import Status
 from llmdoctor.probes.pytorch import TorchDevice
+from llmdoctor.report.shells import fix_text
 
 PY = "/home/u/.venvs/llm/bin/python"
 T4 = gpu(name="Tesla T4", memory_total_bytes=15360 * 1024**2, cc_major=7, cc_minor=5)
@@ -19,7 +20,7 @@ def test_cpu_torch_on_a_t4_gets_the_newest_cuda_build_its_driver_runs():
                gpus(T4, driver_version="535.183.01", cuda_driver_version="12.2"))
     assert f.status is Status.FAIL and f.id == "torch.cpu-only"
     assert "torch.cuda.is_available() is False" in f.title
-    assert f.fix == f"{PY} -m pip install --force-reinstall torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
+    assert fix_text(f) == f"{PY} -m pip install --force-reinstall torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
     assert f.docs == "https://pytorch.org/get-started/previous-versions/#v251"
     assert "minor-version compatibility" in f.detail
 
@@ -27,14 +28,14 @@ def test_cpu_torch_on_a_t4_gets_the_newest_cuda_build_its_driver_runs():
 def test_cpu_torch_2_13_on_driver_580_gets_a_published_cuda_13_build():
     (f,) = run(pt.cpu_only_check, torch_facts(version="2.13.0+cpu", build="cpu", cuda=None),
                gpus(gpu(), driver_version="580.95.05", cuda_driver_version="13.0"))
-    assert f.fix.endswith("torch==2.13.0 --index-url https://download.pytorch.org/whl/cu132")
+    assert fix_text(f).endswith("torch==2.13.0 --index-url https://download.pytorch.org/whl/cu132")
 
 
 def test_driver_470_with_torch_cu121_gets_the_cu118_build_of_the_same_torch():
     """A CUDA 12.1 build needs >= 525.60.13, but 470 runs CUDA 11.x builds (>= 450.80.02)."""
     (f,) = run(pt.driver_check, torch_facts(), gpus(T4, driver_version="470.256.02", cuda_driver_version="11.4"))
     assert f.status is Status.FAIL and "needs driver >= 525.60.13" in f.title
-    assert f.fix.endswith("torch==2.5.1 --index-url https://download.pytorch.org/whl/cu118")
+    assert fix_text(f).endswith("torch==2.5.1 --index-url https://download.pytorch.org/whl/cu118")
     assert f.docs.startswith("https://docs.nvidia.com/deploy/cuda-compatibility/")
 
 
@@ -42,15 +43,15 @@ def test_driver_too_old_for_every_build_of_the_torch_names_the_driver_first():
     (f,) = run(pt.driver_check, torch_facts(version="2.9.0+cu128", cuda="12.8"),
                gpus(T4, driver_version="470.256.02", cuda_driver_version="11.4"))
     assert f.status is Status.FAIL
-    assert f.fix.startswith("upgrade the NVIDIA driver to 525.60.13 or newer, then: ")
-    assert f.fix.endswith("torch==2.9.0 --index-url https://download.pytorch.org/whl/cu128")
+    assert fix_text(f).startswith("upgrade the NVIDIA driver to 525.60.13 or newer, then: ")
+    assert fix_text(f).endswith("torch==2.9.0 --index-url https://download.pytorch.org/whl/cu128")
     assert "Without changing the driver: torch 2.7.1+cu118" in f.detail
 
 
 def test_driver_520_gets_the_cu118_build():
     (f,) = run(pt.driver_check, torch_facts(version="2.6.0+cu126", cuda="12.6"),
                gpus(T4, driver_version="520.61.05", cuda_driver_version="11.8"))
-    assert f.status is Status.FAIL and f.fix.endswith("torch==2.6.0 --index-url https://download.pytorch.org/whl/cu118")
+    assert f.status is Status.FAIL and fix_text(f).endswith("torch==2.6.0 --index-url https://download.pytorch.org/whl/cu118")
 
 
 def test_new_enough_driver_is_ok():
@@ -65,7 +66,7 @@ def test_rtx_5090_on_torch_2_4_cu121_has_no_kernel_image():
     assert f.id == "torch.arch-missing" and f.status is Status.FAIL
     assert "no kernel image is available" in f.title
     # no 2.4 build has sm_120: the nearest release that has (2.7, newest patch, cu128) and runs on this driver
-    assert f.fix.endswith("torch==2.7.1 --index-url https://download.pytorch.org/whl/cu128")
+    assert fix_text(f).endswith("torch==2.7.1 --index-url https://download.pytorch.org/whl/cu128")
 
 
 def test_p40_is_missing_from_a_cu128_build():
@@ -118,25 +119,25 @@ def test_a_newer_cuda_build_that_fits_the_driver_is_mentioned():
     got = run(pt.driver_check, torch_facts(version="2.9.1+cu126", cuda="12.6"),
               gpus(gpu(), driver_version="580.95.05", cuda_driver_version="13.0"))
     assert [f.id for f in got] == ["torch.driver", "torch.newer-build-fits"]
-    assert got[1].fix.endswith("torch==2.9.1 --index-url https://download.pytorch.org/whl/cu130")
+    assert fix_text(got[1]).endswith("torch==2.9.1 --index-url https://download.pytorch.org/whl/cu130")
 
 
 def test_rtx_5090_needs_a_cu128_or_newer_build_and_a_driver_for_it():
     rtx5090 = gpu(name="NVIDIA GeForce RTX 5090", cc_major=12, cc_minor=0)
     cpu = torch_facts(version="2.9.1+cpu", build="cpu", cuda=None)
     (f,) = run(pt.cpu_only_check, cpu, gpus(rtx5090, driver_version="570.86.10", cuda_driver_version="12.8"))
-    assert f.fix.endswith("--index-url https://download.pytorch.org/whl/cu128")  # cu126 has no sm_120
+    assert fix_text(f).endswith("--index-url https://download.pytorch.org/whl/cu128")  # cu126 has no sm_120
 
 
 def test_p40_is_offered_the_cu126_build_the_only_one_with_pascal_kernels():
     p40 = gpu(name="Tesla P40", cc_major=6, cc_minor=1)
     cpu = torch_facts(version="2.9.1+cpu", build="cpu", cuda=None)
     (f,) = run(pt.cpu_only_check, cpu, gpus(p40, driver_version="580.95.05", cuda_driver_version="13.0"))
-    assert f.fix.endswith("--index-url https://download.pytorch.org/whl/cu126")
+    assert fix_text(f).endswith("--index-url https://download.pytorch.org/whl/cu126")
 
 
 def test_a_rocm_torch_on_an_nvidia_machine_is_not_called_fine():
     (f,) = run(pt.cpu_only_check, torch_facts(version="2.5.1+rocm6.2", build="rocm", cuda=None, hip="6.2"),
                gpus(gpu(), driver_version="550.54.15", cuda_driver_version="12.4"))
     assert f.status is Status.FAIL and "a ROCm (AMD GPU) build on a machine with 1 NVIDIA GPU" in f.title
-    assert f.fix.endswith("torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124")
+    assert fix_text(f).endswith("torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124")

@@ -9,7 +9,7 @@ import sys
 import click
 
 
-def _echo_report(report, doc, as_json: bool, verbose: bool, width, color, unicode, wrap) -> None:
+def _echo_report(report, doc, as_json: bool, verbose: bool, width, color, unicode, wrap, shell=None) -> None:
     from llmdoctor.report.printable import json_text
     from llmdoctor.report.redact import redact
     from llmdoctor.report.render import terminal
@@ -19,14 +19,16 @@ def _echo_report(report, doc, as_json: bool, verbose: bool, width, color, unicod
 
         write_json(json_text(redact(json.dumps(doc, indent=2, ensure_ascii=False, default=str), dict(os.environ))))
     else:
-        click.echo(terminal(report, verbose=verbose, width=width, color=color, unicode=unicode, wrap=wrap), nl=False)
+        click.echo(terminal(report, verbose=verbose, width=width, color=color, unicode=unicode, wrap=wrap,
+                            shell=shell), nl=False)
     sys.stdout.flush()
 
 
 def check(distributed: bool, replay_file, load_replay, python, offline, only, skip, as_json, verbose, strict,
-          rank_timeout: float, *, width=None, color=False, unicode=True, wrap=True) -> int | None:
+          rank_timeout: float, *, width=None, color=False, unicode=True, wrap=True, shell=None) -> int | None:
     """Run the distributed check (or replay a cluster report); None when ``replay_file`` is an
-    ordinary report, which the plain path handles."""
+    ordinary report, which the plain path handles. ``shell(facts)``: the shell fix commands are
+    written for."""
     from llmdoctor.report.envelope import ReplayError, exit_code
     from llmdoctor.distributed.cluster import is_cluster_document, replay, to_document
 
@@ -38,7 +40,9 @@ def check(distributed: bool, replay_file, load_replay, python, offline, only, sk
             report, envelopes, states = replay(data, only=only, skip=skip)
         except ReplayError as exc:
             raise click.BadParameter(f"{replay_file}: {exc}", param_hint="--replay") from None
-        _echo_report(report, to_document(report, envelopes, states), as_json, verbose, width, color, unicode, wrap)
+        chosen = shell(report.facts) if shell else None
+        _echo_report(report, to_document(report, envelopes, states, chosen), as_json, verbose, width, color,
+                     unicode, wrap, chosen)
         return int(exit_code(report.findings, strict))
     if replay_file:
         raise click.UsageError("--distributed probes the nodes of a running job; --replay reads a saved report: "
@@ -52,8 +56,9 @@ def check(distributed: bool, replay_file, load_replay, python, offline, only, sk
         return 2
     code = out.code
     if out.report is not None:
-        _echo_report(out.report, to_document(out.report, out.envelopes, out.states), as_json, verbose, width, color,
-                     unicode, wrap)
+        chosen = shell(out.report.facts) if shell else None
+        _echo_report(out.report, to_document(out.report, out.envelopes, out.states, chosen), as_json, verbose,
+                     width, color, unicode, wrap, chosen)
         code = int(exit_code(out.report.findings, strict))
     if out.info.world_size > 1:
         # a process group whose peers died can hang in its destructor: leave without one

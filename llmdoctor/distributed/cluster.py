@@ -119,7 +119,7 @@ def _key(f: Finding) -> str:
 
 
 def _sig(items: Sequence[Finding]) -> tuple:
-    return tuple((f.id, f.status, f.title, f.fix) for f in items)
+    return tuple((f.id, f.status, f.title, f.fix, f.command) for f in items)
 
 
 def _tag(names: Sequence[str], all_names: Sequence[str]) -> str:
@@ -202,11 +202,13 @@ def build(cf: ClusterFacts, nodes: Sequence[tuple[RankState, Report | None]], *,
                   created=now_iso(), replayed_from=replayed_from, categories=titles)
 
 
-def to_document(report: Report, envelopes: Sequence[Mapping | None], ranks: Sequence[RankState]) -> dict:
-    """The merged JSON: the cluster envelope, then every node's own envelope."""
+def to_document(report: Report, envelopes: Sequence[Mapping | None], ranks: Sequence[RankState],
+                shell: str | None = None) -> dict:
+    """The merged JSON: the cluster envelope (fix commands written for ``shell``), then every
+    node's own envelope."""
     from llmdoctor.report.envelope import to_json
 
-    doc = to_json(report)
+    doc = to_json(report, shell)
     doc["kind"] = KIND
     by_rank = {r.rank: r for r in ranks}
     doc["nodes"] = [{"rank": r.rank, "host": r.host, "state": r.state,

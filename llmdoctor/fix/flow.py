@@ -67,7 +67,8 @@ def context(fx: Fix, options: Mapping[str, Any], target: Target, environ: Mappin
 
 
 def run(fx: Fix, options: Mapping[str, Any], target: Target, io: Io, *, yes: bool = False, dry_run: bool = False,
-        environ: Mapping[str, str] | None = None) -> int:
+        environ: Mapping[str, str] | None = None, shell: str | None = None) -> int:
+    """``shell``: the shell the plan's commands are shown for (they run without one)."""
     environ = dict(os.environ if environ is None else environ)
     ctx = context(fx, options, target, environ)
     try:
@@ -75,7 +76,7 @@ def run(fx: Fix, options: Mapping[str, Any], target: Target, io: Io, *, yes: boo
     except FixError as exc:
         io.warn(f"llmdoctor fix {fx.id}: {exc}\n")
         return 1
-    io.say(show(plan))
+    io.say(show(plan, shell))
     if plan.empty or dry_run:
         if dry_run and not plan.empty:
             io.say("\nDry run: nothing was changed.\n")
@@ -88,7 +89,7 @@ def run(fx: Fix, options: Mapping[str, Any], target: Target, io: Io, *, yes: boo
             io.say("Nothing was changed.\n")
             return 1
     try:
-        entry = apply(plan, journal(environ))
+        entry = apply(plan, journal(environ), shell=shell)
     except FixError as exc:
         io.warn(f"llmdoctor fix {fx.id}: {exc}\n")
         return 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -103,22 +102,24 @@ def diff(change: FileChange) -> str:
     return text or f"(no change to {change.path})"
 
 
-def show(plan: Plan) -> str:
+def show(plan: Plan, shell: str | None = None) -> str:
+    """The plan as the user reads it before confirming; the commands written for ``shell``
+    (POSIX sh by default), so that they can be run by hand as printed."""
     lines = [plan.title]
     if plan.nothing_to_do:
         lines.append(plan.nothing_to_do)
     for change in plan.changes:
         lines += ["", f"{change.why}:", diff(change).rstrip("\n")]
     if plan.commands:
-        lines += ["", "Will run:"] + [f"  {quote(argv)}" for argv in plan.commands]
+        lines += ["", "Will run:"] + [f"  {quote(argv, shell)}" for argv in plan.commands]
     if plan.undo_commands:
-        lines += ["", "`llmdoctor fix --undo` would run:"] + [f"  {quote(argv)}" for argv in plan.undo_commands]
+        lines += ["", "`llmdoctor fix --undo` would run:"] + [f"  {quote(argv, shell)}" for argv in plan.undo_commands]
     for note in plan.notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
-def apply(plan: Plan, journal: Journal, run=None) -> str:
+def apply(plan: Plan, journal: Journal, run=None, shell: str | None = None) -> str:
     """Write every change through the journal, then run the commands (their output goes
     straight to the terminal: pip shows its own progress); returns the journal entry id.
     A failing command raises FixError; what was done so far stays journaled."""
@@ -135,13 +136,16 @@ def apply(plan: Plan, journal: Journal, run=None) -> str:
         if code != 0:
             from llmdoctor.platforms.exitcodes import exit_text
 
-            raise FixError(f"`{quote(argv)}` {exit_text(code)}; journal entry {recording.id} "
+            raise FixError(f"`{quote(argv, shell)}` {exit_text(code)}; journal entry {recording.id} "
                            "holds what was done (`llmdoctor fix --undo` takes it back)")
     return recording.id
 
 
-def quote(argv) -> str:
-    return " ".join(shlex.quote(str(a)) for a in argv)
+def quote(argv, shell: str | None = None) -> str:
+    """One program's argv as a line that runs as printed in ``shell`` (POSIX sh by default)."""
+    from llmdoctor.report.shells import argv_line
+
+    return argv_line(argv, shell)
 
 
 def env_without(environ: Mapping[str, str], *names: str) -> dict:

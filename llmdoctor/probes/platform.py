@@ -1,6 +1,7 @@
 """Facts that only exist on one platform: WSL 2's GPU plumbing and memory cap, Windows'
 symlink privilege and runtime DLLs, macOS' CPU (Apple silicon, Rosetta), and which shell
-variables are visible (for fix commands written for the user's shell).
+started llmdoctor, with the variables and parent processes that tell (fix commands are
+written for that shell).
 
 Each section is read only on its platform and is None elsewhere; nothing is judged here
 (``checks/platforms.py`` does that). Values come from files, the registry and ``sysctl``;
@@ -81,6 +82,9 @@ class MacFacts:
 class ShellFacts:
     variables: dict[str, str] = field(default_factory=dict)  #: SHELL_VARIABLES that are set ("set" for long values)
     parents: tuple[str, ...] = ()  #: names of the processes above llmdoctor, nearest first
+    #: the shell llmdoctor was started from ("bash", "zsh", "powershell", "pwsh", "cmd"...): the
+    #: nearest shell above it (shellingham), else what the variables say (platforms/shell.py)
+    detected: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,26 @@ def probe_shell(environ) -> ShellFacts:
             proc = proc.parent()
     except Exception:  # noqa: BLE001 - a sandbox that hides processes
         pass
-    return ShellFacts(variables=variables, parents=tuple(parents))
+    return ShellFacts(variables=variables, parents=tuple(parents),
+                      detected=detect_shell(environ, parents, platform_mod.system()))
+
+
+def detect_shell(environ, parents=None, os_name: str | None = None) -> str | None:
+    """The shell this process was started from: shellingham's walk up the process tree
+    (the nearest known shell), else the parents' names, else the shell variables."""
+    from llmdoctor.platforms import shell as shells
+
+    try:
+        import shellingham
+
+        name = shells.normalize(shellingham.detect_shell()[0])
+        if name:
+            return name
+    except Exception:  # noqa: BLE001 - ShellDetectionFailure, a hidden /proc, no ps
+        pass
+    upper = {k.upper(): v for k, v in environ.items()}
+    variables = {n: upper[n.upper()] for n in SHELL_VARIABLES if n.upper() in upper}
+    return shells.from_parents(parents) or shells.from_variables(variables, os_name or platform_mod.system())
 
 
 def probe_platform(ctx: ProbeContext) -> PlatformFacts:

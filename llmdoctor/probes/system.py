@@ -34,6 +34,8 @@ class Disk:
 class SystemFacts:
     os: str  #: platform.system(): Linux, Windows, Darwin
     os_release: str | None = None  #: PRETTY_NAME from /etc/os-release, or platform.platform()
+    #: ID then ID_LIKE from /etc/os-release ("ubuntu", "debian"): which package manager fix commands name
+    os_like: tuple[str, ...] = ()
     kernel: str | None = None
     machine: str | None = None
     wsl: int | None = None  #: 1 or 2 when running under WSL, else None
@@ -146,11 +148,16 @@ def probe_system(ctx) -> SystemFacts:
     uname = platform.uname()
     osrelease = read_text("/proc/sys/kernel/osrelease") or uname.release
     os_release = None
+    ids: dict[str, list[str]] = {"ID": [], "ID_LIKE": []}
     text = read_text("/etc/os-release")
     if text:
         for line in text.splitlines():
-            if line.startswith("PRETTY_NAME="):
-                os_release = line.split("=", 1)[1].strip().strip('"')
+            key, _, value = line.partition("=")
+            if key == "PRETTY_NAME":
+                os_release = value.strip().strip('"')
+            elif key in ids:
+                ids[key] = value.strip().strip('"').lower().split()[:8]
+    os_like = ids["ID"] + ids["ID_LIKE"]
     os_release = os_release or platform.platform()
 
     try:
@@ -195,6 +202,7 @@ def probe_system(ctx) -> SystemFacts:
     return SystemFacts(
         os=uname.system,
         os_release=os_release,
+        os_like=tuple(os_like),
         kernel=osrelease.strip() if osrelease else None,
         machine=uname.machine or None,
         wsl=detect_wsl(osrelease, environ) if uname.system == "Linux" else None,

@@ -52,7 +52,18 @@ def counts(findings: Iterable[Finding]) -> dict[str, int]:
     return {s.label: c.get(s.label, 0) for s in Status}
 
 
-def to_json(report: Report) -> dict:
+def to_json(report: Report, shell: str | None = None) -> dict:
+    """The envelope; every fix command written for ``shell`` (default: the shell the report's
+    own facts name, else POSIX sh), its structure beside it under ``command``."""
+    from llmdoctor.report.shells import choose, render_line
+
+    shell = choose(shell, report.facts)
+    findings = []
+    for f in report.findings:
+        item = f.to_dict()
+        if f.command is not None:
+            item["fix"] = render_line(f.command, shell)
+        findings.append(item)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "llmdoctor", "version": report.tool_version},
@@ -60,7 +71,8 @@ def to_json(report: Report) -> dict:
         "offline": report.offline,
         "target": report.target,
         "summary": {"worst": report.worst.label, "counts": counts(report.findings)},
-        "findings": [f.to_dict() for f in report.findings],
+        "shell": shell,
+        "findings": findings,
         "facts": {
             name: {"value": dump(r.value), "reason": r.reason, "kind": r.kind,
                    "duration_s": round(r.duration_s, 4)}

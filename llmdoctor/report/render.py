@@ -18,6 +18,7 @@ from llmdoctor.model import Finding, Status
 from llmdoctor.report.printable import clip, json_text as safe_json, printable
 from llmdoctor.report.redact import redact
 from llmdoctor.report.envelope import Report, counts, to_json
+from llmdoctor.report.shells import choose, fix_text
 
 SYMBOLS = {
     Status.OK: ("✓", "+", "green"),
@@ -36,10 +37,13 @@ def _shown(text, environ: Mapping[str, str], limit: int, multiline: bool = False
     return printable(clip(redact(str(text), environ), limit), multiline=multiline)
 
 
-def _clean(report: Report, environ: Mapping[str, str]) -> list[Finding]:
+def _clean(report: Report, environ: Mapping[str, str], shell: str | None = None) -> list[Finding]:
+    """The findings as a human report shows them, each fix written for ``shell`` (then held
+    as its words: what is printed)."""
+    shell = choose(shell, report.facts)
     return [replace(f, title=_shown(f.title, environ, LIMITS["title"]),
                     detail=_shown(f.detail, environ, LIMITS["detail"], multiline=True),
-                    fix=_shown(f.fix, environ, LIMITS["fix"]) if f.fix else None,
+                    fix=_shown(fix_text(f, shell), environ, LIMITS["fix"]) if f.has_fix else None, command=None,
                     docs=_shown(f.docs, environ, LIMITS["docs"]) if f.docs else None,
                     id=_shown(f.id, environ, LIMITS["id"]), category=_shown(f.category, environ, LIMITS["category"]),
                     check=_shown(f.check, environ, LIMITS["check"]) if f.check else None)
@@ -98,8 +102,9 @@ def footer(findings: list[Finding]) -> str:
 
 def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str] | None = None,
              width: int | None = None, color: bool | None = None, unicode: bool | None = None,
-             wrap: bool = True) -> str:
-    """The human report as a string (ANSI colour only when ``color``)."""
+             wrap: bool = True, shell: str | None = None) -> str:
+    """The human report as a string (ANSI colour only when ``color``); fix commands written
+    for ``shell`` (default: the one the report's facts name, else POSIX sh)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -112,7 +117,7 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
                       color_system="standard" if color else None, highlight=False)
     if unicode is None:
         unicode = True
-    findings = _clean(report, environ)
+    findings = _clean(report, environ, shell)
     target = report.target or {}
     where = _shown(target.get("executable") or target.get("python") or "?", environ, 500)
     head = f"llmdoctor {report.tool_version} · {where}"
@@ -150,6 +155,9 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
         probes = ", ".join(f"{_shown(k, environ, 100)} {v * 1000:.0f} ms" for k, v in timing["per_probe_s"].items()
                            if isinstance(v, (int, float)))
         console.print(Text(f"Probes: {probes}", style="dim"))
+    if verbose and any(f.command is not None for f in report.findings):
+        console.print(Text(f"Fix commands are written for {choose(shell, report.facts)} (--shell picks another).",
+                           style="dim"))
     tail = footer(findings)
     total = timing.get("total_s")
     if isinstance(total, (int, float)):
@@ -160,9 +168,9 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
     return redact(text, environ)
 
 
-def json_text(report: Report, environ: Mapping[str, str] | None = None) -> str:
+def json_text(report: Report, environ: Mapping[str, str] | None = None, shell: str | None = None) -> str:
     environ = dict(os.environ if environ is None else environ)
-    return safe_json(redact(json.dumps(to_json(report), indent=2, ensure_ascii=False, default=str), environ))
+    return safe_json(redact(json.dumps(to_json(report, shell), indent=2, ensure_ascii=False, default=str), environ))
 
 
 MARKDOWN_FACTS_LIMIT = 40_000  # GitHub issue bodies stop at 65,536 characters
@@ -193,16 +201,17 @@ def _facts_for_humans(report: Report) -> dict:
     return out
 
 
-def markdown(report: Report, environ: Mapping[str, str] | None = None) -> str:
+def markdown(report: Report, environ: Mapping[str, str] | None = None, shell: str | None = None) -> str:
     """A report to paste into a GitHub issue: findings table, then facts folded away."""
     environ = dict(os.environ if environ is None else environ)
-    findings = _clean(report, environ)
+    findings = _clean(report, environ, shell)
     target = report.target or {}
     def value(v, limit: int = 500) -> str:
         return _shown(v, environ, limit)
 
     out = ["## llmdoctor report", "",
-           f"- llmdoctor {report.tool_version}, {report.created}",
+           f"- llmdoctor {report.tool_version}, {report.created}; fix commands written for "
+           f"{value(choose(shell, report.facts), 20)}",
            f"- target: {code(value(target.get('executable') or target.get('python')))} "
            f"(Python {value(target.get('python_version') or '?', 50)}, {value(target.get('kind'), 50)})",
            f"- summary: {footer(findings)} " + ", ".join(f"{k}: {v}" for k, v in counts(findings).items() if v),
