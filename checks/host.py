@@ -35,6 +35,12 @@ def macos(facts) -> bool:
     return os_name(facts) == "Darwin"
 
 
+def wsl2(facts) -> bool:
+    """Linux under WSL 2: the GPU driver is the Windows one, mapped in (never a Linux driver)."""
+    system, platform = facts.value("system"), facts.value("platform")
+    return getattr(system, "wsl", None) == 2 or getattr(platform, "wsl", None) is not None
+
+
 def package_manager(facts) -> str | None:
     """"apt" or "dnf" for a Linux whose distribution uses it; None elsewhere or when unknown."""
     if os_name(facts) != "Linux":

@@ -107,9 +107,8 @@ def describe_failure(r, facts, role_name: str) -> tuple:
         return (Status.FAIL, f"{where} is {phase.error}: nothing can be downloaded from it", "",
                 (setvar(var, "<a URL such as https://huggingface.co>"), "   (or: ", unset(var), ")"), docs("endpoint"))
     if phase and phase.name == "dns":
-        return (Status.FAIL, f"{where}: {phase.error}", "", "check this machine's DNS (`resolvectl status`, "
-                "/etc/resolv.conf) or set HTTPS_PROXY to your network's proxy: no command here can repair a name "
-                "server", docs("ssl"))
+        return (Status.FAIL, f"{where}: {phase.error}", "", f"check this machine's DNS ({_dns_tools(facts, r.host)}) "
+                "or set HTTPS_PROXY to your network's proxy: no command here can repair a name server", docs("ssl"))
     if phase and phase.name in ("tcp", "proxy"):
         return (Status.FAIL, f"{where}{via}: {phase.error}", "", "a firewall or proxy stands between this machine "
                 "and the host: set HTTPS_PROXY to your network's proxy, or ask its administrator to allow the host",
@@ -282,7 +281,7 @@ def hub_client_check(facts, c):
         yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {call.endpoint}: DNS fails{late}",
                         id="network.hub-client-dns", detail=text,
                         fix=(run("llmdoctor", "fix", "--mirror", mirror.url) if mirror else
-                             "check DNS (`resolvectl status`, /etc/resolv.conf) or set HTTPS_PROXY to your network's "
+                             f"check DNS ({_dns_tools(facts, call.endpoint)}) or set HTTPS_PROXY to your network's "
                              "proxy; no command here can repair a name server"), docs=docs("ssl"))
     elif kind == "not-hub":
         yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
@@ -301,6 +300,16 @@ def hub_client_check(facts, c):
 
 def _fix_parts(fix) -> tuple:
     return fix if isinstance(fix, tuple) else (fix,)
+
+
+def _dns_tools(facts, host: str | None) -> str:
+    """Where this OS shows the name servers it asks, and how to ask them by hand."""
+    host = (host or "huggingface.co").split("://")[-1].split("/")[0].rsplit(":", 1)[0] or "huggingface.co"
+    if windows(facts):
+        return f"`ipconfig /all`, `nslookup {host}`"
+    if macos(facts):
+        return f"`scutil --dns`, `dscacheutil -q host -a name {host}`"
+    return "`resolvectl status`, /etc/resolv.conf"
 
 
 def _clock_fix(facts):

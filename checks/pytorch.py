@@ -3,11 +3,14 @@ live GPU test, and GPU architectures missing from the build."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmdoctor import compat
 from llmdoctor.command import Command, FixLine, line, run
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
+from llmdoctor.checks.host import wsl2
 from llmdoctor.checks.nvidia import no_gpu
 from llmdoctor.checks.python import pip_cmd
 
@@ -18,7 +21,9 @@ MINOR_COMPAT = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-
 
 def machine(facts) -> compat.Machine:
     """This machine as the compatibility model sees it: driver, GPUs, Python, platform."""
-    return compat.machine_of(facts.value("gpu"), facts.value("target"))
+    m = compat.machine_of(facts.value("gpu"), facts.value("target"))
+    # WSL 2 runs the Windows driver (its version a Windows one), judged by NVIDIA's Windows column
+    return replace(m, driver=replace(m.driver, platform="wsl")) if wsl2(facts) else m
 
 
 def torch_command(facts, build: compat.TorchBuild) -> Command:

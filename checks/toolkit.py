@@ -13,11 +13,19 @@ from llmdoctor.platforms.paths import flavor_of
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
-from llmdoctor.checks.host import system_install, windows
+from llmdoctor.checks.host import system_install, windows, wsl2
 
 CPP_EXT_DOCS = "https://pytorch.org/docs/stable/cpp_extension.html"
 INSTALL_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/"
 WINDOWS_DOCS = "https://docs.nvidia.com/cuda/cuda-installation-guide-microsoft-windows/index.html"
+#: inside WSL 2 the toolkit comes from the WSL-Ubuntu repository (cuda-toolkit-12-x): the Linux guide's
+#: `cuda` package brings a Linux driver, which hides the Windows one WSL maps in
+WSL_DOCS = "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"
+
+
+def install_docs(facts) -> str:
+    """The CUDA toolkit installation guide for the OS the facts describe."""
+    return WINDOWS_DOCS if windows(facts) else WSL_DOCS if wsl2(facts) else INSTALL_DOCS
 
 
 def effective_nvcc(tk):
@@ -70,7 +78,7 @@ def nvcc_check(facts, c):
         need = f" {t.cuda}" if torch_cuda else ""
         yield c.finding(Status.INFO, "No CUDA toolkit (nvcc) found: prebuilt wheels work; building flash-attn, "
                         f"DeepSpeed ops or bitsandbytes from source needs the CUDA{need} toolkit",
-                        id="cuda.nvcc-missing", docs=INSTALL_DOCS)
+                        id="cuda.nvcc-missing", docs=install_docs(facts))
         return
     where = f"nvcc {nvcc.release} ({nvcc.path}, via {nvcc.found_via})"
     if tk.cuda_home and tk.on_path and tk.cuda_home_nvcc and tk.cuda_home_nvcc != tk.on_path:
@@ -81,7 +89,7 @@ def nvcc_check(facts, c):
     if torch_cuda and parse_version(nvcc.release) and parse_version(nvcc.release).major != torch_cuda.major:
         match = [n for n in tk.nvccs if parse_version(n.release) and parse_version(n.release).major == torch_cuda.major]
         fix = (setvar("CUDA_HOME", toolkit_root(match[0].real_path)) + _path_first(facts)
-               if match else f"install the CUDA {torch_cuda.major}.x toolkit ({INSTALL_DOCS}) and point CUDA_HOME at it")
+               if match else f"install the CUDA {torch_cuda.major}.x toolkit ({install_docs(facts)}) and point CUDA_HOME at it")
         yield c.finding(Status.WARN, f"{where} but torch {t.version} is built with CUDA {t.cuda}: CUDA extension "
                         "builds (flash-attn, DeepSpeed ops) will fail", id="cuda.nvcc-torch-mismatch",
                         detail="torch.utils.cpp_extension refuses a toolkit whose major version differs from "
@@ -117,13 +125,13 @@ def _nvcc_vs_gpus(facts, c, nvcc):
                             f"capability {gpu.compute_capability}): CUDA {high} is the last toolkit that targets it",
                             id="cuda.nvcc-gpu-too-old",
                             fix=f"install a CUDA {high} toolkit (or older, of torch's CUDA major) and point CUDA_HOME at it",
-                            docs=INSTALL_DOCS)
+                            docs=install_docs(facts))
         elif low is not None and (nv.major, nv.minor) < (low.major, low.minor):
             yield c.finding(Status.WARN, f"nvcc {nvcc.release} cannot build for GPU {gpu.index} {gpu.name} (compute "
                             f"capability {gpu.compute_capability}): it needs CUDA {low} or newer",
                             id="cuda.nvcc-gpu-too-new",
                             fix=f"install a CUDA {low} or newer toolkit (of torch's CUDA major) and point CUDA_HOME at it",
-                            docs=INSTALL_DOCS)
+                            docs=install_docs(facts))
 
 
 @check("cuda.host-compiler", needs=["cuda"])

@@ -519,3 +519,108 @@ def test_a_cache_without_symlinks_reports_the_bytes_stored_twice(tmp_path):
     (finding,) = json.loads(result.stdout)["findings"]
     assert finding["id"] == "cache.no-symlinks" and finding["status"] == "warn"
     assert "4 snapshot file(s)" in finding["title"] and "293.0 KiB of them are the same file" in finding["title"]
+
+
+# --- advice that names one OS's tools, replayed on the others -----------------------------------
+
+def replay_with(tmp_path, name: str, *more: str, offline: bool | None = None, edit=None, **values) -> dict:
+    """A recorded report with some facts replaced (dataclasses, dumped as a report holds them)
+    and ``edit(facts)`` applied to the rest, replayed through the CLI."""
+    from llmdoctor.facts import dump
+
+    doc = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    for key, value in values.items():
+        doc["facts"][key.replace("_", ".")] = {"value": dump(value), "reason": None, "kind": None, "duration_s": 0}
+    if edit is not None:
+        edit({k: v["value"] for k, v in doc["facts"].items()})
+    if offline is not None:
+        doc["offline"] = offline
+    path = tmp_path / f"{name}-edited.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    result = invoke("check", "--replay", str(path), "--json", *more)
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def _dns_failure(where: str):
+    """The hub's name does not resolve (network.hub-dns), or only the target's endpoint does not
+    (network.hub-client-dns: llmdoctor reaches the hub, the target's HF_ENDPOINT does not resolve)."""
+    from llmdoctor.net import EndpointResult, Phase
+    from llmdoctor.probes.network import HubCall, NetworkFacts
+
+    failed = (Phase("dns", False, 0.01, "cannot resolve huggingface.co: [Errno 11001] getaddrinfo failed"),)
+    ok = (Phase("dns", True, 0.01), Phase("tcp", True, 0.02), Phase("tls", True, 0.05), Phase("http", True, 0.1))
+    hub = EndpointResult("hub", "https://huggingface.co", "huggingface.co", 443, failed if where == "hub" else ok,
+                         status=None if where == "hub" else 200, hub_headers=None if where == "hub" else True)
+    call = HubCall(ok=False, version="0.36.0", client="requests", endpoint="https://hub.internal.example",
+                   errors=("ConnectionError: Failed to resolve 'hub.internal.example' ([Errno 11001] getaddrinfo "
+                           "failed)",))
+    return NetworkFacts(endpoint="https://huggingface.co", endpoint_from="default", repo="openai-community/gpt2",
+                        results=(hub,), hub_call=call)
+
+
+@pytest.mark.parametrize("name,tools,foreign", [
+    ("windows", ("ipconfig /all", "nslookup "), ("resolvectl", "/etc/resolv.conf", "scutil")),
+    ("macos_rosetta", ("scutil --dns",), ("resolvectl", "/etc/resolv.conf", "ipconfig")),
+    ("wsl", ("/etc/resolv.conf",), ("ipconfig", "scutil")),
+])
+def test_a_dns_failure_names_the_dns_tools_of_the_os_the_report_comes_from(tmp_path, name, tools, foreign):
+    for where, fid in (("hub", "network.hub-dns"), ("client", "network.hub-client-dns")):
+        found = by_id(replay_with(tmp_path, name, offline=False, network=_dns_failure(where)))
+        fix = found[fid]["fix"]
+        assert all(t in fix for t in tools) and not any(t in fix for t in foreign), (fid, fix)
+
+
+def _nvcc_facts(where: str, nvcc_version: str | None):
+    from llmdoctor.probes.toolkit import Nvcc, Tool, ToolkitFacts
+
+    if where == "windows":
+        path = f"C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA\\v{nvcc_version}\\bin\\nvcc.exe"
+        nvccs = (Nvcc(path, path, "CUDA_PATH", nvcc_version + ".0", msvc_window=(1910, 1950)),) if nvcc_version else ()
+        return ToolkitFacts(nvccs=nvccs, on_path=path if nvcc_version else None, host_os="nt",
+                            gcc=Tool("cl", "C:\\VS\\cl.exe", "19.40.33811"))
+    path = f"/usr/local/cuda-{nvcc_version}/bin/nvcc"
+    nvccs = (Nvcc(path, path, "PATH", nvcc_version + ".0"),) if nvcc_version else ()
+    return ToolkitFacts(nvccs=nvccs, on_path=path if nvcc_version else None, gcc=Tool("gcc", "/usr/bin/gcc", "11.4.0"))
+
+
+def _cuda_torch():
+    from factories import torch_facts
+
+    return torch_facts(version="2.6.0+cu126", build="cuda", cuda="12.6", live=None)
+
+
+@pytest.mark.parametrize("name,guide,not_guide", [
+    ("windows", "cuda-installation-guide-microsoft-windows", "cuda-installation-guide-linux"),
+    # inside WSL the Linux guide's `cuda` package installs a Linux driver, which breaks WSL's GPU access
+    ("wsl", "wsl-user-guide", "cuda-installation-guide-linux"),
+])
+def test_the_cuda_toolkit_advice_points_at_the_installer_for_the_os(tmp_path, name, guide, not_guide):
+    missing = by_id(replay_with(tmp_path, name, cuda=_nvcc_facts(name, None), torch=_cuda_torch()))
+    assert guide in missing["cuda.nvcc-missing"]["docs"]
+    other = by_id(replay_with(tmp_path, name, cuda=_nvcc_facts(name, "13.0"), torch=_cuda_torch()))
+    mismatch = other["cuda.nvcc-torch-mismatch"]
+    assert guide in mismatch["fix"] and not_guide not in mismatch["fix"]
+
+
+def test_a_wsl_driver_too_old_is_upgraded_on_windows_by_windows_driver_numbers(tmp_path):
+    """WSL runs the Windows driver: its version is a Windows one (522.06), judged by the Windows
+    column of NVIDIA's table, and it is upgraded on Windows, never by a Linux driver inside WSL."""
+    from llmdoctor.probes.nvidia import GpuFacts
+
+    from factories import gpu
+
+    from factories import dist
+
+    g = GpuFacts(source="nvml", gpus=(gpu(name="NVIDIA GeForce RTX 4090", cc_major=8, cc_minor=9),),
+                 driver_version="522.06", cuda_driver_version="11.8")
+
+    def needs_torch_2_8(facts):  # no CUDA 11 build of torch 2.8: the driver must move
+        facts["target"]["distributions"].append({"name": "mypkg", "version": "1.0", "requires": ["torch>=2.8"],
+                                                 "location": dist("x", "1").location})
+
+    found = by_id(replay_with(tmp_path, "wsl", gpu=g, torch=_cuda_torch(), edit=needs_torch_2_8))
+    driver = found["torch.driver"]
+    assert driver["status"] == "fail" and ">= 528.33" in driver["title"], driver["title"]
+    assert "on Windows" in driver["fix"] and "528.33" in driver["fix"] and "525.60.13" not in driver["fix"]
+    assert "apt" not in driver["fix"]

@@ -37,11 +37,15 @@ def family(cuda_major: int) -> dict | None:
     return next((r for r in table(PKG, "cuda_drivers")["families"] if r["cuda_major"] == cuda_major), None)
 
 
+#: driver platforms that run NVIDIA's Windows driver: Windows itself, and WSL 2, which maps that driver in
+WINDOWS_DRIVER = ("win32", "wsl")
+
+
 @lru_cache(maxsize=4096)
 def family_min_driver(cuda_major: int, platform: str = "linux") -> Version | None:
     """The oldest driver that runs CUDA ``cuda_major``.x cubins (minor-version compatibility)."""
     row = family(cuda_major)
-    value = row and row.get("windows" if platform == "win32" else "linux")
+    value = row and row.get("windows" if platform in WINDOWS_DRIVER else "linux")
     return parse_version(value) if value else None
 
 
@@ -71,7 +75,7 @@ class Driver:
 
     version: Version | None  #: "535.129.03" parsed
     cuda: Version | None  #: the newest CUDA it runs natively ("12.2")
-    platform: str = "linux"
+    platform: str = "linux"  #: "linux", "win32", or "wsl" (WSL 2: the Windows driver, seen from Linux)
     text: str | None = None  #: the version as the driver spells it (Version drops leading zeros)
 
     def __str__(self) -> str:
@@ -112,7 +116,7 @@ def min_driver(cuda: Version, ptx_jit: bool = False, platform: str = "linux") ->
                 return r["linux"], r["source"]
         return None, MINOR_COMPAT_DOCS
     row = family(cuda.major)
-    value = row and row.get("windows" if platform == "win32" else "linux")
+    value = row and row.get("windows" if platform in WINDOWS_DRIVER else "linux")
     return value or None, (row["source"] if row else MINOR_COMPAT_DOCS)
 
 

@@ -330,7 +330,7 @@ def _prescribe(m: Machine, current, spec, min_cuda, variants, cpu) -> Prescripti
     if not fixable:
         reasons = sorted({p.text for f in fits for p in f.problems if p.kind in ("arch", "platform")})
         return Prescription(None, why=_no_build_why(m, reasons))
-    chosen = _blocked(min(mine_fixable or fixable, key=lambda f: _cost(f, cur)))
+    chosen = _blocked(min(mine_fixable or fixable, key=lambda f: _cost(f, cur)), m)
     if good:  # the user's version needs a new driver; another version runs on this one
         alt = good[0]
         chosen = Prescription(chosen.build, chosen.steps, chosen.why,
@@ -340,18 +340,25 @@ def _prescribe(m: Machine, current, spec, min_cuda, variants, cpu) -> Prescripti
 
 
 def _cost(f: Fit, cur: Version | None):
-    d = next((Version(p.need) for p in f.problems if p.kind == "driver" and p.need), None)
-    return (len(f.kinds), "python" in f.kinds, d or Version("0"), _closeness(f.build, cur))
+    driver = [p for p in f.problems if p.kind == "driver"]
+    # a driver step of unknown size (no minimum on record for this platform, such as CUDA 13 on Windows)
+    # ranks after every known one
+    d = Version(driver[0].need) if driver and driver[0].need else Version("99999") if driver else Version("0")
+    return (len(f.kinds), "python" in f.kinds, d, _closeness(f.build, cur))
 
 
-def _blocked(best: Fit) -> Prescription:
+def _blocked(best: Fit, m: Machine | None = None) -> Prescription:
     steps = []
     for kind in ("driver", "python"):
         p = next((p for p in best.problems if p.kind == kind), None)
         if p is None:
             continue
         if kind == "driver":
-            text = (f"upgrade the NVIDIA driver to {p.need} or newer" if p.need else
+            wsl = m is not None and m.driver.platform == "wsl"
+            text = ((f"upgrade the NVIDIA driver on Windows to {p.need} or newer" if p.need else
+                     f"upgrade the NVIDIA driver on Windows to one that supports CUDA {best.build.cuda}")
+                    + " (WSL 2 runs the Windows driver: install none inside WSL)" if wsl else
+                    f"upgrade the NVIDIA driver to {p.need} or newer" if p.need else
                     f"upgrade the NVIDIA driver to one that supports CUDA {best.build.cuda}")
         else:
             text = f"use a Python {p.need} environment ({p.text})"
