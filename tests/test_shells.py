@@ -398,3 +398,22 @@ def test_every_fix_template_in_the_data_files_is_words_and_commands():
     fake = [Finding(id=name, category="x", status=Status.FAIL, title="t", command=fix) for name, fix in found
             if fix.commands]
     assert len(fake) >= 10 and unreadable_commands(fake) == []
+
+
+@pytest.mark.parametrize("other", ["fish", "nu", "tcsh"])
+def test_a_shell_llmdoctor_does_not_write_for_is_told_its_lines_are_posix(tmp_path, other):
+    """fish, nushell, tcsh users get POSIX lines (fish has no `unset`, nushell no `export`):
+    the report says so instead of claiming the lines are written for that shell."""
+    doc = json.loads((FIXTURES / "wsl.json").read_text(encoding="utf-8"))
+    doc["facts"]["platform"]["value"]["shell"]["detected"] = other
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    env = {"LLMDOCTOR_SHELL": None}
+    as_json = json.loads(CliRunner().invoke(cli, ["check", "--replay", str(path), "--json"], env=env).stdout)
+    assert as_json["shell"] == "sh"
+    assert any(f.get("fix", "") and "export " in f["fix"] for f in as_json["findings"])
+    verbose = CliRunner().invoke(cli, ["check", "--replay", str(path), "-v"], env=env).stdout
+    said = " ".join(verbose.split())
+    assert f"Fix commands are written for POSIX sh ({other} is not a shell llmdoctor writes for" in said, said[-400:]
+    markdown = CliRunner().invoke(cli, ["report", "--replay", str(path)], env=env).stdout
+    assert f"fix commands written for POSIX sh ({other} is not a shell llmdoctor writes for" in markdown

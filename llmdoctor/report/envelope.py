@@ -55,7 +55,7 @@ def counts(findings: Iterable[Finding]) -> dict[str, int]:
 def to_json(report: Report, shell: str | None = None) -> dict:
     """The envelope; every fix command written for ``shell`` (default: the shell the report's
     own facts name, else POSIX sh), its structure beside it under ``command``."""
-    from llmdoctor.report.shells import choose, render_line
+    from llmdoctor.report.shells import choose, render_line, written_for
 
     shell = choose(shell, report.facts)
     findings = []
@@ -71,7 +71,7 @@ def to_json(report: Report, shell: str | None = None) -> dict:
         "offline": report.offline,
         "target": report.target,
         "summary": {"worst": report.worst.label, "counts": counts(report.findings)},
-        "shell": shell,
+        "shell": written_for(shell),
         "findings": findings,
         "facts": {
             name: {"value": dump(r.value), "reason": r.reason, "kind": r.kind,

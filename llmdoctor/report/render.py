@@ -18,7 +18,7 @@ from llmdoctor.model import Finding, Status
 from llmdoctor.report.printable import clip, json_text as safe_json, printable
 from llmdoctor.report.redact import redact
 from llmdoctor.report.envelope import Report, counts, to_json
-from llmdoctor.report.shells import choose, fix_text
+from llmdoctor.report.shells import choose, described, fix_text
 
 SYMBOLS = {
     Status.OK: ("✓", "+", "green"),
@@ -156,7 +156,7 @@ def terminal(report: Report, *, verbose: bool = False, environ: Mapping[str, str
                            if isinstance(v, (int, float)))
         console.print(Text(f"Probes: {probes}", style="dim"))
     if verbose and any(f.command is not None for f in report.findings):
-        console.print(Text(f"Fix commands are written for {choose(shell, report.facts)} (--shell picks another).",
+        console.print(Text(f"Fix commands are written for {described(choose(shell, report.facts))} (--shell picks another).",
                            style="dim"))
     tail = footer(findings)
     total = timing.get("total_s")
@@ -211,7 +211,7 @@ def markdown(report: Report, environ: Mapping[str, str] | None = None, shell: st
 
     out = ["## llmdoctor report", "",
            f"- llmdoctor {report.tool_version}, {report.created}; fix commands written for "
-           f"{value(choose(shell, report.facts), 20)}",
+           f"{value(described(choose(shell, report.facts)), 120)}",
            f"- target: {code(value(target.get('executable') or target.get('python')))} "
            f"(Python {value(target.get('python_version') or '?', 50)}, {value(target.get('kind'), 50)})",
            f"- summary: {footer(findings)} " + ", ".join(f"{k}: {v}" for k, v in counts(findings).items() if v),

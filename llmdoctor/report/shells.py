@@ -37,6 +37,22 @@ def dialect(shell: str | None) -> str:
     return SHELLS.get((shell or "sh").lower().removesuffix(".exe"), "sh")
 
 
+def written_for(shell: str | None) -> str:
+    """The shell a line for ``shell`` is written for: itself where llmdoctor writes for it,
+    else sh (fish, tcsh, nu get POSIX lines)."""
+    name = (shell or "sh").lower().removesuffix(".exe")
+    return name if name in SHELLS else "sh"
+
+
+def described(shell: str | None) -> str:
+    """Which shell the lines are for, in words: ``pwsh``, or for a shell llmdoctor does not write
+    for, ``POSIX sh (fish is not a shell llmdoctor writes for: run the lines in sh or bash)``."""
+    name = written_for(shell)
+    if name == "sh" and shell and shell.lower().removesuffix(".exe") not in SHELLS:
+        return f"POSIX sh ({shell} is not a shell llmdoctor writes for: run the lines in sh or bash)"
+    return name
+
+
 # --- POSIX sh ----------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
