@@ -11,7 +11,7 @@ from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 from llmdoctor.versions import parse_version
 
-from llmdoctor.checks.host import cuda_home, system_install
+from llmdoctor.checks.host import cuda_home, macos, os_name, system_install
 from llmdoctor.checks.requirements import installed_version
 from llmdoctor.checks.nvidia import no_gpu
 from llmdoctor.checks.python import import_findings, pip_cmd
@@ -92,6 +92,11 @@ def deepspeed_check(facts, c):
     if not t.installed:
         yield c.finding(Status.FAIL, f"deepspeed {have} is installed without torch", id="build.deepspeed-no-torch",
                         fix=_torch_fix(facts), docs=DS_DOCS)
+    elif t.build != "cuda" and macos(facts):
+        yield c.finding(Status.INFO, f"deepspeed {have} on macOS: there is no CUDA here, so its CUDA ops (fused_adam, "
+                        "ZeRO on the GPU) cannot build; only its CPU ops do", id="build.deepspeed-cpu-torch",
+                        detail="DeepSpeed picks its accelerator from torch; no torch build for macOS has CUDA.",
+                        docs=DS_DOCS)
     elif t.build != "cuda":
         yield c.finding(Status.INFO, f"deepspeed {have} with torch {t.version} (a {t.build or 'CPU'} build) runs on "
                         "its CPU accelerator only: CUDA ops (fused_adam, ZeRO on the GPU) cannot build",
@@ -119,7 +124,11 @@ def deepspeed_check(facts, c):
                                 f"{gpu.index} {gpu.name} (compute capability {gpu.compute_capability} < "
                                 f"{op['min_cc']}); training ops (ZeRO, fused Adam) are not affected",
                                 id="build.deepspeed-gpu-arch", docs=op["source"])
-    if tk.libaio is None or tk.libaio_header is None:
+    if os_name(facts) not in ("Linux", ""):
+        yield c.finding(Status.INFO, f"deepspeed {have}: the async_io op (ZeRO-Infinity offload to NVMe) needs Linux's "
+                        f"libaio and does not build on {'macOS' if macos(facts) else os_name(facts)}; CPU offload is "
+                        "not affected", id="build.deepspeed-libaio", docs=DS_DOCS)
+    elif tk.libaio is None or tk.libaio_header is None:
         missing = "libaio" if tk.libaio is None else "libaio.h"
         yield c.finding(Status.INFO, f"deepspeed {have}: {missing} is missing, so the async_io op (ZeRO-Infinity "
                         "offload to NVMe) cannot build; CPU offload is not affected", id="build.deepspeed-libaio",

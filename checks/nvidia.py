@@ -101,7 +101,8 @@ def _no_gpu_finding(g, system, c):
     if system is not None and system.wsl == 2:
         return c.finding(Status.INFO, "No NVIDIA GPU visible in WSL 2: the GPU comes from the Windows NVIDIA "
                          "driver (do not install a Linux driver inside WSL)", id="gpu.none-wsl",
-                         detail=g.reason or "", fix="install or update the NVIDIA driver on Windows, then `wsl --shutdown`",
+                         detail=g.reason or "", fix=("install or update the NVIDIA driver on Windows, then in Windows "
+                                                     "PowerShell: ", run("wsl", "--shutdown", shell="powershell")),
                          docs=WSL_DOCS)
     if system is not None and system.container:
         return c.finding(Status.INFO, f"No NVIDIA GPU visible inside this {system.container} container: was it "

@@ -624,3 +624,28 @@ def test_a_wsl_driver_too_old_is_upgraded_on_windows_by_windows_driver_numbers(t
     assert driver["status"] == "fail" and ">= 528.33" in driver["title"], driver["title"]
     assert "on Windows" in driver["fix"] and "528.33" in driver["fix"] and "525.60.13" not in driver["fix"]
     assert "apt" not in driver["fix"]
+
+
+def test_wsl_without_a_gpu_shows_the_windows_step_as_a_powershell_command():
+    found = by_id(replay("wsl"))["gpu.none-wsl"]
+    assert found["fix"].endswith("in Windows PowerShell: wsl --shutdown")
+    (shutdown,) = [p for p in found["command"] if isinstance(p, dict)]
+    assert shutdown == {"steps": [{"run": ["wsl", "--shutdown"]}], "shell": "powershell"}
+
+
+@pytest.mark.parametrize("name", ["macos_rosetta", "windows"])
+def test_deepspeed_off_linux_prescribes_no_cuda_torch_reinstall_and_no_libaio(tmp_path, name):
+    """DeepSpeed's CUDA ops need an NVIDIA GPU and its async_io op Linux's libaio: on a Mac no torch
+    reinstall brings the CUDA ops, and neither apt's nor conda-forge's libaio exists off Linux."""
+    from factories import dist
+
+    def with_deepspeed(facts):
+        facts["target"]["distributions"].append({"name": "deepspeed", "version": "0.16.0", "requires": ["torch"],
+                                                 "location": dist("x", "1").location})
+
+    found = by_id(replay_with(tmp_path, name, edit=with_deepspeed))
+    if name == "macos_rosetta":
+        cpu = found["build.deepspeed-cpu-torch"]
+        assert not cpu.get("fix") and "macOS" in cpu["title"], cpu
+    libaio = found["build.deepspeed-libaio"]
+    assert not libaio.get("fix") and "Linux" in libaio["title"], libaio
