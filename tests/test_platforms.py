@@ -649,3 +649,25 @@ def test_deepspeed_off_linux_prescribes_no_cuda_torch_reinstall_and_no_libaio(tm
         assert not cpu.get("fix") and "macOS" in cpu["title"], cpu
     libaio = found["build.deepspeed-libaio"]
     assert not libaio.get("fix") and "Linux" in libaio["title"], libaio
+
+
+@pytest.mark.parametrize("codepage", ["cp437", "cp850", "cp1252"])
+def test_a_fix_line_shown_in_a_code_page_keeps_its_quoting(tmp_path, codepage):
+    """A character the code page lacks is shown as a fallback; in a fix line that fallback must
+    not be one the shell acts on: a path with typographic quotes (“ & calc & ”), a fullwidth
+    ampersand or ≥ must not come out as an unquoted & or > in cmd, or a stray ' in sh."""
+    from shell_parsers import cmd_steps, posix_steps, ps_steps
+
+    nasty = "C:\\Users\\x\u201c & calc & \u201d \uff06 \u2265 \u2019 \u00b0 \u00a0y\\envs\\glm"
+    doc = json.loads((FIXTURES / "windows.json").read_text(encoding="utf-8"))
+    path = tmp_path / "nasty.json"
+    path.write_text(json.dumps(doc).replace("C:\\\\Users\\\\Jane Doe\\\\envs\\\\glm",
+                                            json.dumps(nasty)[1:-1]), encoding="utf-8")
+    want = len(("x", "-m", "pip", "install", "-U", "triton-windows<3.2"))
+    for shell, parse in (("cmd", cmd_steps), ("powershell", ps_steps), ("sh", posix_steps)):
+        done = run_cli(["check", "--replay", str(path), "--shell", shell], codepage, os.environ, tmp_path)
+        lines = [x.strip()[5:] for x in done.stdout.decode(codepage).splitlines() if "triton-windows" in x
+                 and x.strip().startswith("fix: ")]
+        assert lines, done.stdout.decode(codepage, "replace")
+        (step,) = parse(lines[0], {})
+        assert step[0] == "run" and len(step[1]) == want and "calc" in step[1][0], (shell, lines[0], step)

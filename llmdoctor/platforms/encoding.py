@@ -7,8 +7,10 @@ says so. Printing "·", "—", "°C", "…" or "✓" there raised UnicodeEncodeE
 
 - Human output (:func:`adapt_streams`): stdout and stderr keep their encoding, and a
   character it cannot show is written as the nearest thing it can (``—`` as ``-``, ``…`` as
-  ``...``, ``✓`` as ``+``, box drawing as ``-``, ``|``, ``+``, an accented letter without its
-  accent); what has no such fallback becomes ``?``, as Windows itself does; a byte of an
+  ``...``, ``✓`` as ``+``, box drawing as ``-``, ``+``, an accented letter without its
+  accent); what has no such fallback becomes ``?``, as Windows itself does, and so does a
+  character whose nearest thing a shell would act on (``“`` ``’`` ``＆`` ``≥`` ``→``, a
+  no-break space): a fix line keeps the quoting it was written with; a byte of an
   undecodable file name (a lone surrogate) is shown as ``\\xNN``.
 - JSON (:func:`write_json`) is written to the byte stream as UTF-8, whatever the locale, so
   ``check --json > r.json`` then ``--replay r.json`` works under every code page.
@@ -27,13 +29,20 @@ HANDLER = "llmdoctor-degrade"
 #: the nearest ASCII for characters llmdoctor and rich print
 FALLBACK = {
     "…": "...", "—": "-", "–": "-", "‒": "-", "―": "-", "−": "-", "·": "-", "•": "*", "◦": "*",
-    "✓": "+", "✔": "+", "✗": "x", "✘": "x", "°": " deg", "µ": "u", "×": "x", "÷": "/", "±": "+/-",
+    "✓": "+", "✔": "+", "✗": "x", "✘": "x", "°": "deg", "µ": "u", "×": "x", "÷": "/", "±": "+/-",
     "→": "->", "←": "<-", "↔": "<->", "⇒": "=>", "≥": ">=", "≤": "<=", "≠": "!=", "≈": "~",
     "‘": "'", "’": "'", "‚": ",", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"',
     "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u200b": "",
     "█": "#", "▉": "#", "▊": "#", "▋": "#", "▌": "#", "▍": "#", "▎": "#", "▏": "#",
-    "░": ".", "▒": ":", "▓": "#", "╸": "-", "╺": "-", "━": "-", "─": "-", "═": "=", "│": "|", "┃": "|", "║": "|",
+    "░": ".", "▒": ":", "▓": "#", "╸": "-", "╺": "-", "━": "-", "─": "-", "═": "=",
 }
+
+
+#: what a fallback may never hold: characters a shell acts on (quotes, redirections, expansions,
+#: separators), and spaces, which split a word cmd leaves unquoted. A fix line's word that held
+#: “ & calc & ” or ＆ is quoted (or not) for what it holds; a fallback of " or & would change how
+#: the shell reads it, so such a character is shown as "?", as Windows itself does
+SHELL_ACTIVE = frozenset(" \t'\"`$\\!%^&|<>();")
 
 
 def _one(ch: str, encoding: str) -> str:
@@ -41,13 +50,13 @@ def _one(ch: str, encoding: str) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # a byte surrogateescape kept from an undecodable name
         return f"\\x{code - 0xDC00:02x}"
     if ch in FALLBACK:
-        return FALLBACK[ch]
+        return FALLBACK[ch] if not SHELL_ACTIVE.intersection(FALLBACK[ch]) else "?"
     if 0x2500 <= code <= 0x257F:  # box drawing: lines and corners
         return "+"
     if 0x2800 <= code <= 0x28FF:  # braille spinners
         return "*"
     base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-    if base and base != ch:
+    if base and base != ch and not SHELL_ACTIVE.intersection(base):
         try:
             base.encode(encoding)
             return base
