@@ -662,6 +662,42 @@ def test_project_scripts_and_notebooks_are_read_for_each_trap(tf_venv, tmp_path,
     assert parse["status"] == "info" and "broken.py: SyntaxError" in parse["detail"]
 
 
+OTHER_SPELLINGS = """\
+import os, requests, torch
+os.environ.setdefault("CURL_CA_BUNDLE", "")
+os.environ.update({"REQUESTS_CA_BUNDLE": ""})
+os.environ.update(CURL_CA_BUNDLE="")
+os.environ |= {"REQUESTS_CA_BUNDLE": " "}
+os.putenv("CURL_CA_BUNDLE", "")
+os.environ.setdefault("CURL_CA_BUNDLE", "/etc/ssl/corp.pem")
+session = requests.Session()
+session.verify = False
+model = torch.nn.Linear(2, 2).cuda()
+model.to('cuda:0')
+device = torch.device('cuda')
+"""
+
+
+def test_project_traps_written_in_other_spellings_are_found(tmp_path):
+    """The same traps as users write them besides the plain forms: setdefault, update with a
+    dict or keywords, |=, putenv, a Session's verify attribute, .cuda(), .to('cuda:0'),
+    torch.device('cuda'); a notebook that is not JSON and a file too large are named, not read."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "train.py").write_text(OTHER_SPELLINGS)
+    (project / "broken.ipynb").write_text("this is not JSON")
+    (project / "huge.py").write_text("x = 1\n" * 500_000)
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.project", "--project", str(project))
+    got = sorted((f["id"].rsplit(".", 1)[-1], f["title"].split(":")[1]) for f in found if f["id"] != "model.project")
+    assert got == sorted([("ca-bundle-empty", "2"), ("ca-bundle-empty", "3"), ("ca-bundle-empty", "4"),
+                          ("ca-bundle-empty", "5"), ("ca-bundle-empty", "6"), ("verify-false", "9"),
+                          ("hard-coded-cuda", "10"), ("hard-coded-cuda", "11"), ("hard-coded-cuda", "12")]), got
+    verify = next(f for f in found if f["id"] == "model.project.verify-false")
+    assert "(session.verify = False)" in verify["title"]
+    (unread,) = [f for f in found if f["id"] == "model.project"]
+    assert "broken.ipynb: JSONDecodeError" in unread["detail"] and "huge.py: larger than 2 MiB" in unread["detail"]
+
+
 # --- the report: JSON, Markdown, replay; hostile folders --------------------------------------------------
 
 def test_model_facts_replay_and_render_in_markdown(sharded_hub, tmp_path, monkeypatch):
