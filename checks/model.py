@@ -506,6 +506,9 @@ def access_check(facts, c):
     who = f"token from {tok.source}" if tok and tok.source else "no token"
     if tok and tok.user:
         who += f", user {tok.user}"
+    held = "the token file" if tok and tok.source == "token file" else (tok.source if tok else None)
+    if tok and tok.source and tok.implicit_disabled:
+        who = f"no token: HF_HUB_DISABLE_IMPLICIT_TOKEN keeps the one from {held} from being sent"
     if tok and tok.env_and_file_differ:
         var = tok.source if tok.source in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") else "HF_TOKEN"
         yield c.finding(Status.WARN, f"{var} is set and differs from the token stored by `hf auth login` in "
@@ -552,11 +555,14 @@ def access_check(facts, c):
                             f"{hub.file_error_code or ''}) with {who}; every file is already here".replace(" )", ")"),
                             docs=gated_r["source"])
             continue
-        if status == 401 and (tok is None or tok.source is None or
-                              (tok.implicit_disabled and tok.source == "token file")):
-            extra = " (HF_HUB_DISABLE_IMPLICIT_TOKEN stops the stored one being sent)" if tok and tok.implicit_disabled \
-                else ""
-            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token and there is none{extra}",
+        if status == 401 and tok is not None and tok.source and tok.implicit_disabled:
+            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token, and HF_HUB_DISABLE_IMPLICIT_TOKEN "
+                            f"keeps from_pretrained from sending the one from {held}", id="model.gated-no-token",
+                            detail=gated_r["why"] + "\n" + rule("implicit-token")["why"],
+                            fix=(unset("HF_HUB_DISABLE_IMPLICIT_TOKEN"), "   (or pass token=... to from_pretrained)"),
+                            docs=rule("implicit-token")["source"])
+        elif status == 401 and (tok is None or tok.source is None):
+            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token and there is none",
                             id="model.gated-no-token", detail=gated_r["why"],
                             fix=(f"accept the conditions at {page}, then: ", _login(facts)),
                             docs=gated_r["source"])

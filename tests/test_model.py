@@ -310,6 +310,34 @@ def test_hf_token_and_a_different_stored_token_conflict(gated_hub, monkeypatch, 
     assert got["model.gated-denied"][0]["status"] == "fail"  # bob's token is the one sent
 
 
+@pytest.mark.parametrize("stored", [False, True])
+def test_hf_hub_disable_implicit_token_keeps_any_token_from_being_sent(gated_hub, monkeypatch, tmp_path, stored):
+    """huggingface_hub sends no token that the call did not pass while HF_HUB_DISABLE_IMPLICIT_TOKEN
+    is set, HF_TOKEN's included: an allowed token is not enough, and the printed fix makes the
+    real download work."""
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE")
+    cache = tmp_path / "hf" / "hub"
+    env = {"HF_ENDPOINT": gated_hub.url, "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+           "HF_TOKEN": None if stored else "hf_alice", "HF_HUB_CACHE": str(cache)}
+    if stored:
+        (tmp_path / "hf").mkdir(exist_ok=True)
+        (tmp_path / "hf" / "token").write_text("hf_alice")
+    _, found = check("--python", sys.executable, "--only", "model.access", "--model", "org/gated", env=env)
+    (f,) = by_id(found)["model.gated-no-token"]
+    held = "the token file" if stored else "HF_TOKEN"
+    assert (f["status"], f["title"]) == ("fail", "org/gated: gated (manual): the hub wants a token, and "
+                                         f"HF_HUB_DISABLE_IMPLICIT_TOKEN keeps from_pretrained from sending the one "
+                                         f"from {held}")
+    assert f["fix"] == "unset HF_HUB_DISABLE_IMPLICIT_TOKEN   (or pass token=... to from_pretrained)"
+    real = {k: v for k, v in {**os.environ, **env, "HF_HUB_DISABLE_XET": "1"}.items() if v is not None}
+    fetch = [sys.executable, "-c", "from huggingface_hub import hf_hub_download as d; d('org/gated', 'config.json')"]
+    before = subprocess.run(fetch, env=real, capture_output=True, text=True, timeout=120)
+    assert before.returncode != 0 and "401" in before.stderr
+    real.pop("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+    after = subprocess.run(fetch, env=real, capture_output=True, text=True, timeout=120)
+    assert after.returncode == 0, after.stderr[-2000:]
+
+
 def test_a_private_repo_without_access_is_not_found(gated_hub, monkeypatch):
     monkeypatch.delenv("LLMDOCTOR_OFFLINE")
     env = {"HF_ENDPOINT": gated_hub.url, "NO_PROXY": "127.0.0.1,localhost", "HF_TOKEN": None}
