@@ -186,8 +186,9 @@ def _login(facts) -> Command:
     return run(cli, "auth", "login") if cli.replace("\\", "/").rsplit("/", 1)[-1] == "hf" else run(cli, "login")
 
 
-def resume_command(facts, info, files) -> Command | None:
-    """The hf download that fetches exactly these files into the place they are read from."""
+def resume_command(facts, info, files, force: bool = False) -> Command | None:
+    """The hf download that fetches exactly these files into the place they are read from
+    (``force``: again, over a copy that is there but unreadable)."""
     repo = info.repo_id
     if repo is None:
         guess = info.config.get("_name_or_path")
@@ -203,8 +204,9 @@ def resume_command(facts, info, files) -> Command | None:
     if info.source == "local":
         parts += ["--local-dir", info.path]
     listed, _ = listing(info)
-    if info.source in ("local", "dir", "cache") and any(f.damage or (f.name in listed and listed[f.name] != f.size)
-                                                        for f in info.files if f.name in files and f.size is not None):
+    if info.source in ("local", "dir", "cache") and (force or any(
+            f.damage or (f.name in listed and listed[f.name] != f.size)
+            for f in info.files if f.name in files and f.size is not None)):
         parts.append("--force-download")
     return run(*(str(p) for p in parts))
 
@@ -311,11 +313,21 @@ def files_check(facts, c):
                             detail="\n".join(p.path for p in stale[:5]),
                             fix=run("llmdoctor", "cache", "prune", "--incomplete", "--repo", info.repo_id or name, *where,
                                     "--yes"), docs=rule("partial")["source"])
+        unreadable = info.config_error not in (None, "missing")
+        if unreadable and info.config_error.startswith("larger than"):
+            yield c.finding(Status.INFO, f"{name}: config.json is {info.config_error}: not read, so its code, model "
+                            "type and fit are not judged", id="model.config", detail=f"folder: {info.path}")
+            unreadable = False
+        elif unreadable:
+            again = resume_command(facts, info, ["config.json"], force=True)
+            yield c.finding(Status.FAIL, f"{name}: config.json cannot be read ({info.config_error[:120]}): "
+                            "from_pretrained fails on it", id="model.config", detail=f"folder: {info.path}",
+                            fix=again or fix_note, docs=rule("resolve")["source"])
         if not tokenizer_ok(info):
             yield c.finding(Status.FAIL, f"{name}: no tokenizer files (tokenizer.json, tokenizer.model, vocab.json + "
                             "merges.txt, vocab.txt, *.tiktoken)", id="model.tokenizer-files",
                             detail=f"folder: {info.path}", fix=fix or fix_note, docs=rule("resolve")["source"])
-        if not bad and not open_partials and tokenizer_ok(info):
+        if not bad and not open_partials and not unreadable and tokenizer_ok(info):
             total = sum(f.size or 0 for f in info.files if f.name in need)
             checked = f"sizes checked against {source}" if source.startswith("the hub") else \
                 "headers checked (offline: no hub listing to compare sizes with)"

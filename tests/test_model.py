@@ -167,6 +167,45 @@ def test_a_cache_dir_folder_named_by_a_script_or_by_dir_is_searched_and_a_partia
     assert [f["status"] for f in by_id(found)["model.files"]] == ["ok"]
 
 
+@pytest.mark.parametrize("garbage", [b"\xff\xfe not json", b"[1, 2, 3]"])
+def test_a_config_json_that_is_garbage_in_the_cache_is_named_and_the_fix_downloads_it_again(
+        sharded_hub, tmp_path, monkeypatch, garbage):
+    hub, repo = sharded_hub
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    snap = download(hub, "org/tiny-sharded", HF_HUB_CACHE=str(cache))
+    (snap / "config.json").resolve().write_bytes(garbage)  # the blob the link points to
+
+    code, found = check("--python", sys.executable, "--offline", "--only", "model.files", "--model", "org/tiny-sharded")
+    (bad,) = by_id(found)["model.config"]
+    assert code == 1 and bad["status"] == "fail" and bad["title"].endswith("from_pretrained fails on it")
+    assert "all 6 files" not in json.dumps(found)
+    hf = os.path.join(os.path.dirname(sys.executable), "hf")
+    assert bad["fix"] == f"{hf} download org/tiny-sharded config.json --revision {repo.refs['main']} --force-download"
+    run_fix(bad["fix"], hub)
+    code, found = check("--python", sys.executable, "--offline", "--only", "model.files", "--model", "org/tiny-sharded")
+    assert code == 0 and [f["status"] for f in by_id(found)["model.files"]] == ["ok"]
+
+
+def test_a_config_json_too_large_to_read_or_with_impossible_numbers_is_said_not_judged(tmp_path):
+    big, odd = tmp_path / "big", tmp_path / "odd"
+    for folder in (big, odd):
+        folder.mkdir()
+        (folder / "tokenizer.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(safetensors(100))
+    (big / "config.json").write_text(json.dumps({**TINY, "id2label": {str(i): "x" * 64 for i in range(80_000)}}))
+    (odd / "config.json").write_text('{"model_type": "llama", "hidden_size": Infinity, "num_hidden_layers": '
+                                     '1000000000000000000000000000000, "num_attention_heads": 4, "vocab_size": 100}')
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.files,model.fit", "--model", str(big),
+                     "--model", str(odd))
+    got = by_id(found)
+    (said,) = got["model.config"]
+    assert said["status"] == "info" and said["title"] == (f"{big}: config.json is larger than 4 MiB: not read, so its "
+                                                          "code, model type and fit are not judged")
+    (skip,) = [f for f in found if f["check"] == "model.fit"]
+    assert skip["status"] == "skip" and skip["title"].startswith(f"{odd}: its config.json does not give the model's")
+
+
 def test_a_local_folder_with_a_cut_shard_and_a_missing_one(sharded_hub, tmp_path):
     """A folder copied from a colleague: one shard cut short (its safetensors header says how
     long it must be), the other never copied. Its config names the hub repo, so the fix is a
