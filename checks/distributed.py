@@ -639,9 +639,11 @@ TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 
 
 def torch_install(python: str, version: str):
-    """The pip command that installs exactly this torch build ('2.5.1+cu121' from PyTorch's cu121 index)."""
+    """The pip command that installs exactly this torch build ('2.5.1+cu121' from PyTorch's cu121 index).
+    --force-reinstall: `torch==2.5.1` is already satisfied by an installed 2.5.1+cu124 (PEP 440
+    ignores the local label), and pip would change nothing."""
     base, _, local = version.partition("+")
-    return run(python, "-m", "pip", "install", f"torch=={base}",
+    return run(python, "-m", "pip", "install", "--force-reinstall", f"torch=={base}",
                *(("--index-url", f"https://download.pytorch.org/whl/{local}") if local else ()))
 
 
