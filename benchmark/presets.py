@@ -183,12 +183,17 @@ def resolve_config(model: str, *, fetch: bool = False, environ=None) -> tuple[Ar
     return _read_config(path, model), f"hub ({model}, config.json only)"
 
 
+MAX_DIM = 1 << 30  #: no real model has a dimension, layer or vocabulary count this large
+
+
 def _int(cfg: dict, *keys) -> int | None:
+    """The first of ``keys`` that holds a positive, finite, plausible number (a garbage
+    config.json may hold Infinity, NaN or 10**30)."""
     for k in keys:
         v = cfg.get(k)
         if isinstance(v, bool):
             continue
-        if isinstance(v, (int, float)) and v > 0:
+        if isinstance(v, (int, float)) and 0 < v <= MAX_DIM:
             return int(v)
     return None
 

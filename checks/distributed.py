@@ -578,9 +578,21 @@ def ranks_check(facts, c):
     cl = facts.value("cluster")
     reported = [r for r in cl.ranks if r.state == "reported"]
     bad = [r for r in cl.ranks if r.state not in ("reported", "joined-only")]
+    stopped = cl.stopped_after_s
+    when = f"when the launcher stopped the job ({stopped:g} s after rank 0 started)" if stopped is not None else ""
     for r in bad:
         host = r.host or "host unknown"
-        if r.state == "never-joined":
+        if r.state == "never-joined" and stopped is not None:
+            title = (f"Rank {r.rank} ({host}) had not joined {when}: it exited or failed before joining (a "
+                     "launcher stops every rank once one exits), or the job was cancelled")
+            fix = (f"read the launcher's output for rank {r.rank}'s exit code and error "
+                   "(torchrun prints it under 'Root Cause')")
+        elif r.state == "hung" and stopped is not None:
+            title = f"Rank {r.rank} on {host} had joined but not reported {when}" + (
+                f" ({r.detail})" if r.detail else "")
+            fix = (f"read the launcher's output for the rank that exited first (torchrun: 'Root Cause'); on {host}: ",
+                   run("llmdoctor", "check"))
+        elif r.state == "never-joined":
             title = (f"Rank {r.rank} ({host}) never joined within {cl.timeout_s:g} s: it did not start, or cannot "
                      f"reach {cl.master}")
             fix = (f"check that the job started rank {r.rank}, and that {cl.master} is reachable from its node "
@@ -639,9 +651,11 @@ TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 
 
 def torch_install(python: str, version: str):
-    """The pip command that installs exactly this torch build ('2.5.1+cu121' from PyTorch's cu121 index)."""
+    """The pip command that installs exactly this torch build ('2.5.1+cu121' from PyTorch's cu121 index).
+    --force-reinstall: `torch==2.5.1` is already satisfied by an installed 2.5.1+cu124 (PEP 440
+    ignores the local label), and pip would change nothing."""
     base, _, local = version.partition("+")
-    return run(python, "-m", "pip", "install", f"torch=={base}",
+    return run(python, "-m", "pip", "install", "--force-reinstall", f"torch=={base}",
                *(("--index-url", f"https://download.pytorch.org/whl/{local}") if local else ()))
 
 

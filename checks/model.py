@@ -186,8 +186,9 @@ def _login(facts) -> Command:
     return run(cli, "auth", "login") if cli.replace("\\", "/").rsplit("/", 1)[-1] == "hf" else run(cli, "login")
 
 
-def resume_command(facts, info, files) -> Command | None:
-    """The hf download that fetches exactly these files into the place they are read from."""
+def resume_command(facts, info, files, force: bool = False) -> Command | None:
+    """The hf download that fetches exactly these files into the place they are read from
+    (``force``: again, over a copy that is there but unreadable)."""
     repo = info.repo_id
     if repo is None:
         guess = info.config.get("_name_or_path")
@@ -203,8 +204,9 @@ def resume_command(facts, info, files) -> Command | None:
     if info.source == "local":
         parts += ["--local-dir", info.path]
     listed, _ = listing(info)
-    if info.source in ("local", "dir", "cache") and any(f.damage or (f.name in listed and listed[f.name] != f.size)
-                                                        for f in info.files if f.name in files and f.size is not None):
+    if info.source in ("local", "dir", "cache") and (force or any(
+            f.damage or (f.name in listed and listed[f.name] != f.size)
+            for f in info.files if f.name in files and f.size is not None)):
         parts.append("--force-download")
     return run(*(str(p) for p in parts))
 
@@ -311,11 +313,21 @@ def files_check(facts, c):
                             detail="\n".join(p.path for p in stale[:5]),
                             fix=run("llmdoctor", "cache", "prune", "--incomplete", "--repo", info.repo_id or name, *where,
                                     "--yes"), docs=rule("partial")["source"])
+        unreadable = info.config_error not in (None, "missing")
+        if unreadable and info.config_error.startswith("larger than"):
+            yield c.finding(Status.INFO, f"{name}: config.json is {info.config_error}: not read, so its code, model "
+                            "type and fit are not judged", id="model.config", detail=f"folder: {info.path}")
+            unreadable = False
+        elif unreadable:
+            again = resume_command(facts, info, ["config.json"], force=True)
+            yield c.finding(Status.FAIL, f"{name}: config.json cannot be read ({info.config_error[:120]}): "
+                            "from_pretrained fails on it", id="model.config", detail=f"folder: {info.path}",
+                            fix=again or fix_note, docs=rule("resolve")["source"])
         if not tokenizer_ok(info):
             yield c.finding(Status.FAIL, f"{name}: no tokenizer files (tokenizer.json, tokenizer.model, vocab.json + "
                             "merges.txt, vocab.txt, *.tiktoken)", id="model.tokenizer-files",
                             detail=f"folder: {info.path}", fix=fix or fix_note, docs=rule("resolve")["source"])
-        if not bad and not open_partials and tokenizer_ok(info):
+        if not bad and not open_partials and not unreadable and tokenizer_ok(info):
             total = sum(f.size or 0 for f in info.files if f.name in need)
             checked = f"sizes checked against {source}" if source.startswith("the hub") else \
                 "headers checked (offline: no hub listing to compare sizes with)"
@@ -506,6 +518,9 @@ def access_check(facts, c):
     who = f"token from {tok.source}" if tok and tok.source else "no token"
     if tok and tok.user:
         who += f", user {tok.user}"
+    held = "the token file" if tok and tok.source == "token file" else (tok.source if tok else None)
+    if tok and tok.source and tok.implicit_disabled:
+        who = f"no token: HF_HUB_DISABLE_IMPLICIT_TOKEN keeps the one from {held} from being sent"
     if tok and tok.env_and_file_differ:
         var = tok.source if tok.source in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") else "HF_TOKEN"
         yield c.finding(Status.WARN, f"{var} is set and differs from the token stored by `hf auth login` in "
@@ -552,11 +567,14 @@ def access_check(facts, c):
                             f"{hub.file_error_code or ''}) with {who}; every file is already here".replace(" )", ")"),
                             docs=gated_r["source"])
             continue
-        if status == 401 and (tok is None or tok.source is None or
-                              (tok.implicit_disabled and tok.source == "token file")):
-            extra = " (HF_HUB_DISABLE_IMPLICIT_TOKEN stops the stored one being sent)" if tok and tok.implicit_disabled \
-                else ""
-            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token and there is none{extra}",
+        if status == 401 and tok is not None and tok.source and tok.implicit_disabled:
+            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token, and HF_HUB_DISABLE_IMPLICIT_TOKEN "
+                            f"keeps from_pretrained from sending the one from {held}", id="model.gated-no-token",
+                            detail=gated_r["why"] + "\n" + rule("implicit-token")["why"],
+                            fix=(unset("HF_HUB_DISABLE_IMPLICIT_TOKEN"), "   (or pass token=... to from_pretrained)"),
+                            docs=rule("implicit-token")["source"])
+        elif status == 401 and (tok is None or tok.source is None):
+            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub wants a token and there is none",
                             id="model.gated-no-token", detail=gated_r["why"],
                             fix=(f"accept the conditions at {page}, then: ", _login(facts)),
                             docs=gated_r["source"])

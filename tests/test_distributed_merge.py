@@ -134,13 +134,27 @@ def test_drift_in_nccl_torch_driver_and_packages_with_fixes_for_the_odd_node_out
     assert "2.21.5 on node-a, node-b, 2.20.5 on node-c" in got["distributed.drift-nccl"].title
     torch = got["distributed.drift-torch"]
     assert torch.status is Status.WARN
-    assert fix_text(torch) == ("on node-c: /envs/node-c/bin/python -m pip install torch==2.5.1 "
-                         "--index-url https://download.pytorch.org/whl/cu121")
+    assert fix_text(torch) == ("on node-c: /envs/node-c/bin/python -m pip install --force-reinstall torch==2.5.1 "
+                               "--index-url https://download.pytorch.org/whl/cu121")
     pk = got["distributed.drift-packages"]
     assert pk.title.startswith("3 Python packages differ between nodes: flash-attn missing on node-a, node-b, "
                                "2.6.3 on node-c")
     assert fix_text(pk) == "on node-c: /envs/node-c/bin/python -m pip install transformers==4.45.0"
     assert got["distributed.drift-driver"].status is Status.INFO
+
+
+def test_the_same_torch_version_built_for_another_cuda_is_replaced_not_left_as_satisfied():
+    """2.5.1+cu124 satisfies `torch==2.5.1` (PEP 440 ignores the local label): without
+    --force-reinstall pip would say "Requirement already satisfied" and change nothing."""
+    nodes = (summary(0, "node-a"), summary(1, "node-b"),
+             summary(2, "node-c", torch="2.5.1+cu124", torch_cuda="12.4",
+                     packages={"torch": "2.5.1+cu124", "transformers": "4.45.0"}))
+    got = {x.id: x for x in run(D.drift_check, cluster(nodes))}
+    assert "2.5.1+cu121 on node-a, node-b, 2.5.1+cu124 on node-c" in got["distributed.drift-torch"].title
+    assert fix_text(got["distributed.drift-torch"]) == (
+        "on node-c: /envs/node-c/bin/python -m pip install --force-reinstall torch==2.5.1 "
+        "--index-url https://download.pytorch.org/whl/cu121")
+    assert fix_text(got["distributed.drift-packages"]) is None  # the torch finding says how
 
 
 def test_a_variable_missing_on_one_node_and_a_secret_that_differs():

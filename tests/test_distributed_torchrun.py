@@ -200,6 +200,27 @@ def test_two_ranks_on_one_node_only_local_rank_0_probes_and_both_all_reduce(tmp_
     assert "All-reduce across 2 ranks on 1 node over gloo" in done.stdout
 
 
+def test_a_local_rank_that_exits_makes_torchrun_stop_the_job_and_rank_0_still_reports(tmp_path):
+    """Two ranks under one torchrun agent: when local rank 1 exits, torchrun sends SIGTERM to
+    rank 0 (and SIGKILL 30 s later). Rank 0 reports what it has within its grace, naming rank 1."""
+    early = tmp_path / "early-exit"
+    early.mkdir()
+    (early / "sitecustomize.py").write_text("import os, time\nif os.environ.get('RANK') == '1':\n"
+                                            "    time.sleep(2)\n    os._exit(3)\n")
+    env = {**base_env(tmp_path), "PYTHONPATH": str(early)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+                           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "llmdoctor", "check",
+                           "--distributed", "--only", "distributed.*", "--rank-timeout", "90"],
+                          capture_output=True, text=True, timeout=120, env=env, start_new_session=True)
+    assert time.monotonic() - started < 60  # the grace after SIGTERM, not the 90 s rank timeout
+    assert "Rank 1 (host unknown) had not joined when the launcher stopped the job (" in done.stdout, \
+        done.stdout + done.stderr[-3000:]
+    assert "it exited or failed before joining" in done.stdout
+    assert "No all-reduce across nodes: the launcher stopped the job first" in done.stdout
+    assert "exitcode  : 3" in done.stderr  # torchrun's own account: rank 1 exited with 3
+
+
 def test_a_cluster_report_that_is_damaged_replays_what_it_can(tmp_path):
     doc = {"schema_version": 1, "kind": "cluster", "facts": {"cluster": {"value": {
         "world_size": 2, "launcher": "srun", "master": "n1:29500", "timeout_s": 120, "rank0_host": "n1",

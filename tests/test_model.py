@@ -167,6 +167,45 @@ def test_a_cache_dir_folder_named_by_a_script_or_by_dir_is_searched_and_a_partia
     assert [f["status"] for f in by_id(found)["model.files"]] == ["ok"]
 
 
+@pytest.mark.parametrize("garbage", [b"\xff\xfe not json", b"[1, 2, 3]"])
+def test_a_config_json_that_is_garbage_in_the_cache_is_named_and_the_fix_downloads_it_again(
+        sharded_hub, tmp_path, monkeypatch, garbage):
+    hub, repo = sharded_hub
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    snap = download(hub, "org/tiny-sharded", HF_HUB_CACHE=str(cache))
+    (snap / "config.json").resolve().write_bytes(garbage)  # the blob the link points to
+
+    code, found = check("--python", sys.executable, "--offline", "--only", "model.files", "--model", "org/tiny-sharded")
+    (bad,) = by_id(found)["model.config"]
+    assert code == 1 and bad["status"] == "fail" and bad["title"].endswith("from_pretrained fails on it")
+    assert "all 6 files" not in json.dumps(found)
+    hf = os.path.join(os.path.dirname(sys.executable), "hf")
+    assert bad["fix"] == f"{hf} download org/tiny-sharded config.json --revision {repo.refs['main']} --force-download"
+    run_fix(bad["fix"], hub)
+    code, found = check("--python", sys.executable, "--offline", "--only", "model.files", "--model", "org/tiny-sharded")
+    assert code == 0 and [f["status"] for f in by_id(found)["model.files"]] == ["ok"]
+
+
+def test_a_config_json_too_large_to_read_or_with_impossible_numbers_is_said_not_judged(tmp_path):
+    big, odd = tmp_path / "big", tmp_path / "odd"
+    for folder in (big, odd):
+        folder.mkdir()
+        (folder / "tokenizer.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(safetensors(100))
+    (big / "config.json").write_text(json.dumps({**TINY, "id2label": {str(i): "x" * 64 for i in range(80_000)}}))
+    (odd / "config.json").write_text('{"model_type": "llama", "hidden_size": Infinity, "num_hidden_layers": '
+                                     '1000000000000000000000000000000, "num_attention_heads": 4, "vocab_size": 100}')
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.files,model.fit", "--model", str(big),
+                     "--model", str(odd))
+    got = by_id(found)
+    (said,) = got["model.config"]
+    assert said["status"] == "info" and said["title"] == (f"{big}: config.json is larger than 4 MiB: not read, so its "
+                                                          "code, model type and fit are not judged")
+    (skip,) = [f for f in found if f["check"] == "model.fit"]
+    assert skip["status"] == "skip" and skip["title"].startswith(f"{odd}: its config.json does not give the model's")
+
+
 def test_a_local_folder_with_a_cut_shard_and_a_missing_one(sharded_hub, tmp_path):
     """A folder copied from a colleague: one shard cut short (its safetensors header says how
     long it must be), the other never copied. Its config names the hub repo, so the fix is a
@@ -308,6 +347,34 @@ def test_hf_token_and_a_different_stored_token_conflict(gated_hub, monkeypatch, 
     assert conflict["title"] == (f"HF_TOKEN is set and differs from the token stored by `hf auth login` in "
                                  f"{tmp_path / 'hf' / 'token'}: HF_TOKEN wins, the stored one is not used")
     assert got["model.gated-denied"][0]["status"] == "fail"  # bob's token is the one sent
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_hf_hub_disable_implicit_token_keeps_any_token_from_being_sent(gated_hub, monkeypatch, tmp_path, stored):
+    """huggingface_hub sends no token that the call did not pass while HF_HUB_DISABLE_IMPLICIT_TOKEN
+    is set, HF_TOKEN's included: an allowed token is not enough, and the printed fix makes the
+    real download work."""
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE")
+    cache = tmp_path / "hf" / "hub"
+    env = {"HF_ENDPOINT": gated_hub.url, "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+           "HF_TOKEN": None if stored else "hf_alice", "HF_HUB_CACHE": str(cache)}
+    if stored:
+        (tmp_path / "hf").mkdir(exist_ok=True)
+        (tmp_path / "hf" / "token").write_text("hf_alice")
+    _, found = check("--python", sys.executable, "--only", "model.access", "--model", "org/gated", env=env)
+    (f,) = by_id(found)["model.gated-no-token"]
+    held = "the token file" if stored else "HF_TOKEN"
+    assert (f["status"], f["title"]) == ("fail", "org/gated: gated (manual): the hub wants a token, and "
+                                         f"HF_HUB_DISABLE_IMPLICIT_TOKEN keeps from_pretrained from sending the one "
+                                         f"from {held}")
+    assert f["fix"] == "unset HF_HUB_DISABLE_IMPLICIT_TOKEN   (or pass token=... to from_pretrained)"
+    real = {k: v for k, v in {**os.environ, **env, "HF_HUB_DISABLE_XET": "1"}.items() if v is not None}
+    fetch = [sys.executable, "-c", "from huggingface_hub import hf_hub_download as d; d('org/gated', 'config.json')"]
+    before = subprocess.run(fetch, env=real, capture_output=True, text=True, timeout=120)
+    assert before.returncode != 0 and "401" in before.stderr
+    real.pop("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+    after = subprocess.run(fetch, env=real, capture_output=True, text=True, timeout=120)
+    assert after.returncode == 0, after.stderr[-2000:]
 
 
 def test_a_private_repo_without_access_is_not_found(gated_hub, monkeypatch):
@@ -660,6 +727,42 @@ def test_project_scripts_and_notebooks_are_read_for_each_trap(tf_venv, tmp_path,
         assert f["docs"].startswith("https://")
     (parse,) = [f for f in found if f["id"] == "model.project"]
     assert parse["status"] == "info" and "broken.py: SyntaxError" in parse["detail"]
+
+
+OTHER_SPELLINGS = """\
+import os, requests, torch
+os.environ.setdefault("CURL_CA_BUNDLE", "")
+os.environ.update({"REQUESTS_CA_BUNDLE": ""})
+os.environ.update(CURL_CA_BUNDLE="")
+os.environ |= {"REQUESTS_CA_BUNDLE": " "}
+os.putenv("CURL_CA_BUNDLE", "")
+os.environ.setdefault("CURL_CA_BUNDLE", "/etc/ssl/corp.pem")
+session = requests.Session()
+session.verify = False
+model = torch.nn.Linear(2, 2).cuda()
+model.to('cuda:0')
+device = torch.device('cuda')
+"""
+
+
+def test_project_traps_written_in_other_spellings_are_found(tmp_path):
+    """The same traps as users write them besides the plain forms: setdefault, update with a
+    dict or keywords, |=, putenv, a Session's verify attribute, .cuda(), .to('cuda:0'),
+    torch.device('cuda'); a notebook that is not JSON and a file too large are named, not read."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "train.py").write_text(OTHER_SPELLINGS)
+    (project / "broken.ipynb").write_text("this is not JSON")
+    (project / "huge.py").write_text("x = 1\n" * 500_000)
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.project", "--project", str(project))
+    got = sorted((f["id"].rsplit(".", 1)[-1], f["title"].split(":")[1]) for f in found if f["id"] != "model.project")
+    assert got == sorted([("ca-bundle-empty", "2"), ("ca-bundle-empty", "3"), ("ca-bundle-empty", "4"),
+                          ("ca-bundle-empty", "5"), ("ca-bundle-empty", "6"), ("verify-false", "9"),
+                          ("hard-coded-cuda", "10"), ("hard-coded-cuda", "11"), ("hard-coded-cuda", "12")]), got
+    verify = next(f for f in found if f["id"] == "model.project.verify-false")
+    assert "(session.verify = False)" in verify["title"]
+    (unread,) = [f for f in found if f["id"] == "model.project"]
+    assert "broken.ipynb: JSONDecodeError" in unread["detail"] and "huge.py: larger than 2 MiB" in unread["detail"]
 
 
 # --- the report: JSON, Markdown, replay; hostile folders --------------------------------------------------

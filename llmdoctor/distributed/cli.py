@@ -47,8 +47,9 @@ def check(distributed: bool, replay_file, load_replay, python, offline, only, sk
     if replay_file:
         raise click.UsageError("--distributed probes the nodes of a running job; --replay reads a saved report: "
                                "use one of them")
-    from llmdoctor.distributed.run import Usage, run
+    from llmdoctor.distributed.run import Usage, catch_sigterm, run
 
+    catch_sigterm()
     try:
         out = run(python, offline, only, skip, timeout_s=rank_timeout)
     except Usage as exc:

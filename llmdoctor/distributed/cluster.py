@@ -67,6 +67,7 @@ class ClusterFacts:
     ranks: tuple[RankState, ...] = ()
     nodes: tuple[NodeSummary, ...] = ()
     allreduce: AllReduceFacts | None = None
+    stopped_after_s: float | None = None  #: the launcher stopped rank 0 (SIGTERM) this long after it started
 
 
 # --- node summaries ------------------------------------------------------------

@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -37,6 +38,9 @@ HEARTBEAT_S = 1.0
 HEARTBEAT_STALE_S = 10.0  #: a joined rank whose heartbeat has not moved for this long has stopped
 ALLREDUCE_TIMEOUT_S = 60.0
 POLL_S = 0.2
+#: after SIGTERM, how long rank 0 still collects before it reports: launchers send SIGKILL 30 s
+#: after SIGTERM (torchrun's PContext.close, Slurm's default KillWait)
+STOP_GRACE_S = 10.0
 NO_TORCH = ("llmdoctor check --distributed needs torch in the environment that runs it ({python}): "
             "{python} -m pip install torch")
 
@@ -273,11 +277,17 @@ def _wait_for(ctl: Control, parts, deadline: float):
 
 
 def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, environ, timeout_s: float,
-           sizes, iters: int) -> tuple[Report, list, list]:
+           sizes, iters: int, stop: threading.Event | None = None) -> tuple[Report, list, list]:
     """Rank 0: probe too, collect every rank's report within the deadline, run the
-    all-reduce across the ranks that reported, and build the cluster report."""
+    all-reduce across the ranks that reported, and build the cluster report.
+
+    ``stop`` is set when the launcher stops the job (SIGTERM: torchrun, srun and mpirun stop
+    every rank once one exits). Rank 0 then collects for STOP_GRACE_S more, skips the
+    all-reduce and reports what it has, naming the ranks that had not reported."""
     start = time.monotonic()
     deadline = start + timeout_s
+    stop = stop or threading.Event()
+    stopped_at = None
     join0 = {**process_info(torch), "local_rank": info.local_rank}
     ctl.put(join0, "join", 0)
     ctl.start_heartbeat()
@@ -289,6 +299,11 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
     watch[0].join, watch[0].joined_at = join0, 0.0
     while True:
         now = time.monotonic()
+        if stop.is_set() and stopped_at is None:
+            stopped_at = now - start
+            deadline = min(deadline, now + STOP_GRACE_S)
+        if stopped_at is not None and now > deadline and watch[0].state is None and t.is_alive():
+            watch[0].state, watch[0].detail = "hung", "its own probe had not finished when the launcher stopped the job"
         if not t.is_alive() and watch[0].state is None:
             watch[0].report = {"state": own.get("state"), "envelope": own.get("env")}
             watch[0].state = own.get("state") or "crashed"
@@ -298,25 +313,14 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
             w = watch[r]
             if w.state is not None:
                 continue
-            if w.join is None and ctl.has("join", r):
-                w.join, w.joined_at = ctl.take("join", r) or {}, now - start
-            if w.join is not None and ctl.has("report", r):
-                w.report = ctl.take("report", r) or {}
-                w.state = w.report.get("state") or "crashed"
-                env = w.report.get("envelope")
-                if w.state == "crashed" and isinstance(env, dict):
-                    w.detail = str(env.get("error") or "")[:300]
-                continue
-            if w.join is not None:
-                beats = ctl.beats(r)
-                if beats != w.beats:
-                    w.beats, w.moved_at = beats, now
-                elif w.moved_at is not None and now - w.moved_at > HEARTBEAT_STALE_S:
-                    w.state = "crashed"
-                    w.detail = (f"no heartbeat since {w.moved_at - start:.0f} s after rank 0 started, "
-                                f"{HEARTBEAT_STALE_S:g} s of silence")
+            try:
+                if _poll(ctl, w, r, now, start):
                     continue
-            if now > deadline:
+            except (RuntimeError, OSError):
+                if stopped_at is None:
+                    raise
+                deadline = now  # the launcher took the store down with the job: report what is known
+            if now >= deadline:
                 w.state = "hung" if w.join is not None else "never-joined"
         if all(w.state is not None for w in watch.values()):
             break
@@ -327,9 +331,10 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
     names = labels({r: (w.join or {}).get("host") for r, w in watch.items()})
     plan = {"participants": reported, "backend": backend, "sizes": list(sizes), "iters": iters, "warmup": 2,
             "timeout_s": ALLREDUCE_TIMEOUT_S}
-    if len(reported) < 2:
+    if len(reported) < 2 or stopped_at is not None:
         plan["participants"] = []
-    ctl.put(plan, "plan")
+    if stopped_at is None:
+        ctl.put(plan, "plan")
     if plan["participants"]:
         results = {0: _allreduce(ctl, plan, join0, torch)}
         ar_deadline = time.monotonic() + ALLREDUCE_TIMEOUT_S + 15
@@ -347,13 +352,40 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
                             rank_errors=errors, timeout_s=ALLREDUCE_TIMEOUT_S, torch_version=torch.__version__,
                             nccl_version=join0.get("nccl") if backend == "nccl" else None)
     else:
-        ar = AllReduceFacts(ran=False, scope="cluster", skipped="fewer than two nodes reported"
-                            if info.world_size > 1 else "one node: nothing to all-reduce between")
-    ctl.put({"done": True}, "done")
-    return _assemble(info, watch, names, ar, timeout_s, offline, only, skip, time.monotonic() - start)
+        why = "fewer than two nodes reported" if info.world_size > 1 else "one node: nothing to all-reduce between"
+        if stopped_at is not None:
+            why = "the launcher stopped the job first"
+        ar = AllReduceFacts(ran=False, scope="cluster", skipped=why)
+    if stopped_at is None:
+        ctl.put({"done": True}, "done")
+    return _assemble(info, watch, names, ar, timeout_s, offline, only, skip, time.monotonic() - start,
+                     stopped_after_s=None if stopped_at is None else round(stopped_at, 1))
 
 
-def _assemble(info, watch, names, ar, timeout_s, offline, only, skip, elapsed):
+def _poll(ctl: Control, w: Watch, r: int, now: float, start: float) -> bool:
+    """One look at rank r in the store; True once its state is settled."""
+    if w.join is None and ctl.has("join", r):
+        w.join, w.joined_at = ctl.take("join", r) or {}, now - start
+    if w.join is not None and ctl.has("report", r):
+        w.report = ctl.take("report", r) or {}
+        w.state = w.report.get("state") or "crashed"
+        env = w.report.get("envelope")
+        if w.state == "crashed" and isinstance(env, dict):
+            w.detail = str(env.get("error") or "")[:300]
+        return True
+    if w.join is not None:
+        beats = ctl.beats(r)
+        if beats != w.beats:
+            w.beats, w.moved_at = beats, now
+        elif w.moved_at is not None and now - w.moved_at > HEARTBEAT_STALE_S:
+            w.state = "crashed"
+            w.detail = (f"no heartbeat since {w.moved_at - start:.0f} s after rank 0 started, "
+                        f"{HEARTBEAT_STALE_S:g} s of silence")
+            return True
+    return False
+
+
+def _assemble(info, watch, names, ar, timeout_s, offline, only, skip, elapsed, stopped_after_s=None):
     states, nodes, envelopes = [], [], []
     for r in sorted(watch):
         w = watch[r]
@@ -374,7 +406,8 @@ def _assemble(info, watch, names, ar, timeout_s, offline, only, skip, elapsed):
         envelopes.append(env if isinstance(env, dict) else None)
     cf = ClusterFacts(world_size=info.world_size, launcher=info.launcher,
                       master=f"{info.master_addr or '-'}:{info.master_port}", timeout_s=timeout_s,
-                      rank0_host=names.get(0, "?"), ranks=tuple(states), allreduce=ar)
+                      rank0_host=names.get(0, "?"), ranks=tuple(states), allreduce=ar,
+                      stopped_after_s=stopped_after_s)
     report = build(cf, nodes, only=only, skip=skip, offline=offline, timing={"total_s": round(elapsed, 3)})
     return report, envelopes, states
 
@@ -395,6 +428,22 @@ def single(info: RankInfo, torch, target, offline, only, skip, environ, timeout_
 
 
 # --- entry point ----------------------------------------------------------------------------
+
+STOP = threading.Event()  #: set by SIGTERM once catch_sigterm() ran
+
+
+def catch_sigterm(environ: Mapping[str, str] | None = None) -> None:
+    """On rank 0 of a job, from now on SIGTERM sets STOP instead of ending the process, so that
+    it still prints the report when the launcher stops the job (torchrun, srun and mpirun stop
+    every rank once one exits). Called first thing by `check --distributed`, before torch is
+    imported. The other ranks keep the default: SIGTERM ends them."""
+    try:
+        info = rank_info(os.environ if environ is None else environ)
+    except LaunchError:
+        return
+    if info.rank == 0 and info.world_size > 1 and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
@@ -435,7 +484,7 @@ def run(python, offline: bool, only, skip, *, timeout_s: float, environ: Mapping
         if info.rank != 0:
             return Outcome(info, code=worker(info, ctl, torch, target, offline, only, skip, environ, timeout_s))
         report, envelopes, states = leader(info, ctl, torch, target, offline, only, skip, environ, timeout_s,
-                                           sizes or SIZES, iters)
+                                           sizes or SIZES, iters, STOP)
     except (RuntimeError, OSError) as exc:  # the store went away under us (its host died)
         raise Usage(f"rank {info.rank}: the job's store at {ctl.host}:{ctl.port} stopped answering: "
                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None

@@ -171,7 +171,8 @@ class TokenFacts:
     source: str | None = None  #: HF_TOKEN | HUGGING_FACE_HUB_TOKEN | token file; None: no token
     token_file: str | None = None  #: the stored token's file, when there is one
     env_and_file_differ: bool = False  #: HF_TOKEN set and a different token stored: HF_TOKEN wins
-    implicit_disabled: bool = False  #: HF_HUB_DISABLE_IMPLICIT_TOKEN: the stored token is not sent
+    implicit_disabled: bool = False  #: HF_HUB_DISABLE_IMPLICIT_TOKEN: from_pretrained sends no token, HF_TOKEN's
+    #: included (the hub is asked without one; whoami still checks the token)
     whoami_status: int | None = None
     user: str | None = None
     role: str | None = None  #: read | write | fineGrained
@@ -710,6 +711,9 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
                 specs.append((hit.model, "project"))
     infos = [locate(s, ctx, roots, origin) for s, origin in specs]
     token_f, token = token_facts(environ)
+    # from_pretrained passes token=None: with HF_HUB_DISABLE_IMPLICIT_TOKEN huggingface_hub then sends
+    # no token at all, HF_TOKEN's included (build_hf_headers); the hub is asked as it would be
+    sent = None if token_f.implicit_disabled else token
     started = time.monotonic()
     deadline = started + NET_BUDGET_S
     if base.online:
@@ -718,7 +722,7 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
         for i, info in enumerate(infos):
             if info.repo_id is None or info.origin != "--model" or time.monotonic() > deadline:
                 continue
-            hub, fetched = hub_info(endpoint, info.repo_id, environ, token, deadline)
+            hub, fetched = hub_info(endpoint, info.repo_id, environ, sent, deadline)
             info = replace(info, hub=hub)
             if info.source == "hub":
                 cfg = fetched.get("config.json")
@@ -746,7 +750,7 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
         sources, folder = code_sources(info, environ)
         remote = bool(info.config.get("auto_map")) or info.tokenizer_remote
         if not sources and remote and info.source == "hub" and base.online:
-            sources = _fetch_code(endpoint, info, environ, token, started + NET_BUDGET_S + 3)
+            sources = _fetch_code(endpoint, info, environ, sent, started + NET_BUDGET_S + 3)
             folder = "hub" if sources else None
         scans.append((info, modelcode.scan(sources) if sources and remote else None, folder))
     answer, target_error = (None, None)

@@ -69,6 +69,21 @@ def _kw(call: ast.Call, name: str):
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+def _empty_str(node) -> bool:
+    """A string literal that is empty or only blanks ("" and "  " alike)."""
+    text = _const_str(node)
+    return text is not None and not text.strip()
+
+
+def _env_dict_hits(node) -> list[str]:
+    """CA variables a dict literal ({"CURL_CA_BUNDLE": ""}) or dict(CURL_CA_BUNDLE="") empties."""
+    if isinstance(node, ast.Dict):
+        return [_const_str(k) for k, v in zip(node.keys, node.values) if _const_str(k) in CA_VARS and _empty_str(v)]
+    if isinstance(node, ast.Call) and _dotted(node.func) == "dict":
+        return [k.arg for k in node.keywords if k.arg in CA_VARS and _empty_str(k.value)]
+    return []
+
+
 def _cuda_literal(text: str | None) -> bool:
     return bool(text) and re.fullmatch(r"cuda(:\d+)?", text) is not None
 
@@ -108,10 +123,21 @@ class _Visitor(ast.NodeVisitor):
                 key = _const_str(t.slice)
                 if key in CA_VARS and value is not None and not value.strip():
                     self.hit("ca-bundle-empty", node, detail=key)
+        # session.verify = False: every request of that requests.Session skips verification
+        if isinstance(node.value, ast.Constant) and node.value.value is False and \
+                any(isinstance(t, ast.Attribute) and t.attr == "verify" for t in node.targets):
+            self.hit("verify-false", node, detail=f"{_dotted(node.targets[0])} = False")
         # ssl._create_default_https_context = ssl._create_unverified_context
         if any(_dotted(t).endswith("_create_default_https_context") for t in node.targets) and \
                 _dotted(node.value).endswith("_create_unverified_context"):
             self.hit("verify-false", node, detail="ssl._create_unverified_context")
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign):
+        # os.environ |= {"CURL_CA_BUNDLE": ""}
+        if isinstance(node.op, ast.BitOr) and _dotted(node.target).endswith("environ"):
+            for key in _env_dict_hits(node.value):
+                self.hit("ca-bundle-empty", node, detail=key)
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call):
@@ -119,17 +145,15 @@ class _Visitor(ast.NodeVisitor):
         last = name.rsplit(".", 1)[-1]
         # os.environ.setdefault / update / putenv with an empty CA bundle
         if last in ("setdefault", "putenv", "__setitem__") and len(node.args) >= 2 and \
-                _const_str(node.args[0]) in CA_VARS and (_const_str(node.args[1]) or "x").strip() == "":
+                _const_str(node.args[0]) in CA_VARS and _empty_str(node.args[1]):
             self.hit("ca-bundle-empty", node, detail=_const_str(node.args[0]) or "")
         if last == "update" and name.endswith("environ.update"):
             for k in node.keywords:
-                if k.arg in CA_VARS and (_const_str(k.value) or "x").strip() == "":
+                if k.arg in CA_VARS and _empty_str(k.value):
                     self.hit("ca-bundle-empty", node, detail=k.arg)
             for arg in node.args:
-                if isinstance(arg, ast.Dict):
-                    for k, v in zip(arg.keys, arg.values):
-                        if _const_str(k) in CA_VARS and (_const_str(v) or "x").strip() == "":
-                            self.hit("ca-bundle-empty", node, detail=_const_str(k) or "")
+                for key in _env_dict_hits(arg):
+                    self.hit("ca-bundle-empty", node, detail=key)
         verify = _kw(node, "verify")
         if isinstance(verify, ast.Constant) and verify.value is False:
             self.hit("verify-false", node, detail=name)
