@@ -232,14 +232,33 @@ def live_check(facts, c):
         return
     bad = [d for d in live.devices if d.error or not d.matmul_ok]
     for d in bad:
-        yield c.finding(Status.FAIL, f"GPU {d.index} ({d.name}): "
-                        + (d.error or f"matmul differs from the CPU by {d.matmul_max_abs_diff}"),
-                        id="torch.live-device", detail=d.error or "",
+        title = f"GPU {d.index} ({d.name}): " + (d.error or f"matmul differs from the CPU by {d.matmul_max_abs_diff}")
+        if no_kernels(d, live.arch_list):  # the wheel lacks this GPU's architecture: torch.arch says which
+            p = prescribe(facts)
+            yield c.finding(Status.FAIL, title, id="torch.live-device", detail=(d.error or "") + "\n"
+                            + prescription_detail(p), fix=prescription_fix(facts, p) or _no_fix(p), docs=NO_KERNEL_DOCS,
+                            claims=[(f"torch-has-kernels:{d.index}", "no"), *prescription_claims(p)])
+            continue
+        yield c.finding(Status.FAIL, title, id="torch.live-device", detail=d.error or "",
                         fix=(run("nvidia-smi", "-q", "-i", str(d.index)), "   (look for ECC errors and XID events; "
-                             "the GPU or its driver is faulty, not the Python environment)"))
+                             "the GPU or its driver is faulty, not the Python environment)"),
+                        claims={f"torch-has-kernels:{d.index}": "yes"})
     if not bad:
         yield c.finding(Status.OK, f"torch.cuda sees {live.device_count} GPU{'s' * (live.device_count != 1)}; "
                         "a matmul on each matches the CPU", claims={"torch-cuda-works": "yes"})
+
+
+def no_kernels(d, arch_list) -> bool:
+    """A device whose failure is torch's missing architecture, not the hardware: CUDA's own
+    words for it, or a capability the arch list does not cover."""
+    if d.error and "no kernel image" in d.error:
+        return True
+    return bool(d.capability and arch_list and _cc(d.capability) and not runs_on(d.capability, arch_list))
+
+
+def _cc(text: str) -> bool:
+    major, _, minor = text.partition(".")
+    return major.isdigit() and minor.isdigit()
 
 
 def runs_on(cc: str, arch_list) -> bool:
@@ -262,7 +281,7 @@ def arch_check(facts, c):
             continue
         if runs_on(gpu.compute_capability, live.arch_list):
             yield c.finding(Status.OK, f"GPU {gpu.index} (sm_{gpu.compute_capability.replace('.', '')}) is in "
-                            f"torch's arch list")
+                            f"torch's arch list", claims={f"torch-has-kernels:{gpu.index}": "yes"})
         else:
             p = prescribe(facts)
             yield c.finding(Status.FAIL, f"GPU {gpu.index} {gpu.name} (compute capability {gpu.compute_capability}) "
@@ -270,4 +289,5 @@ def arch_check(facts, c):
                             "'no kernel image is available for execution on the device'",
                             id="torch.arch-missing", docs=NO_KERNEL_DOCS, detail=prescription_detail(p),
                             fix=prescription_fix(facts, p) or _no_fix(p),
-                            claims=[("torch-cuda-works", "no"), *prescription_claims(p)])
+                            claims=[("torch-cuda-works", "no"), (f"torch-has-kernels:{gpu.index}", "no"),
+                                    *prescription_claims(p)])

@@ -86,13 +86,18 @@ def _torch(s: Scenario, m: compat.Machine):
         from factories import live_torch
         from llmdoctor.probes.pytorch import TorchDevice
 
+        # what torch itself does: a driver too old for its CUDA fails is_available(); a GPU whose
+        # architecture the wheel lacks is available, and its first kernel fails ("no kernel image")
         b = compat.running_build(s.torch, t.cuda)
-        works = b is not None and compat.fit(b, m, trust_python=True).ok
+        got = compat.fit(b, m, trust_python=True) if b is not None else None
+        driver_ok = got is not None and "driver" not in got.kinds
+        works = got is not None and got.ok
         name, cc, mem = s.gpu
         dev = TorchDevice(0, name, f"{cc[0]}.{cc[1]}", mem * GiB, works, 1e-5 if works else None,
                           None if works else "CUDA error: no kernel image is available for execution on the device")
-        t = replace(t, live=live_torch(arch_list=b.archs if b else (), devices=(dev,), cuda_available=works,
-                                       error=None if works else "RuntimeError: CUDA driver initialization failed"))
+        t = replace(t, live=live_torch(arch_list=b.archs if b else (), devices=(dev,) if driver_ok else (),
+                                       device_count=1 if driver_ok else 0, cuda_available=driver_ok,
+                                       error=None if driver_ok else "The NVIDIA driver on your system is too old"))
     return t
 
 

@@ -127,3 +127,30 @@ def test_the_harness_catches_a_prescribed_build_that_was_never_published(monkeyp
         fake, (compat.Step("torch", "", build=fake),)))
     got = sc.violations(sc.Scenario(driver=("535.129.03", "12.2"), gpu=sc.GPUS[4], torch="2.13.0+cpu"))
     assert any("torch 2.13.0+cu121 is not a published build" in v for v in got), got
+
+
+def test_an_rtx_5090_on_a_torch_built_before_cu128_is_not_called_a_faulty_gpu():
+    """torch 2.6.0+cu124 has no sm_120 kernels: the live test's matmul fails with 'no kernel
+    image'. That is the wheel, not the GPU: torch.live-device must not blame the hardware while
+    torch.arch prescribes another torch, and both must name the same runnable build."""
+    from llmdoctor.report.shells import fix_text
+
+    s = sc.Scenario(driver=("570.86.10", "12.8"), gpu=sc.GPUS[11], torch="2.6.0+cu124", nvcc=None, live=True)
+    assert sc.violations(s) == []
+    got = {f.id: f for f in sc.report(sc.facts_of(s))}
+    device = got["torch.live-device"]
+    assert "faulty" not in fix_text(device) and "nvidia-smi" not in fix_text(device)
+    assert fix_text(device) == fix_text(got["torch.arch-missing"])
+    assert "--index-url https://download.pytorch.org/whl/cu128" in fix_text(device)
+
+
+def test_a_pascal_gpu_on_torch_cu128_builds_that_dropped_it():
+    """torch 2.8.0+cu128 has kernels from sm_70 on: a Tesla P40 (6.1) gets 'no kernel image',
+    and the prescription keeps the driver and moves to a variant that still has sm_60."""
+    from llmdoctor.report.shells import fix_text
+
+    s = sc.Scenario(driver=("570.86.10", "12.8"), gpu=sc.GPUS[1], torch="2.8.0+cu128", nvcc=None, live=True)
+    assert sc.violations(s) == []
+    got = {f.id: f for f in sc.report(sc.facts_of(s))}
+    assert "nvidia-smi" not in fix_text(got["torch.live-device"])
+    assert "torch==2.8.0 --index-url https://download.pytorch.org/whl/cu126" in fix_text(got["torch.arch-missing"])
