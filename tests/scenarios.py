@@ -215,6 +215,9 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
     t = f.value("torch")
     current = compat.torchbuilds.base(t.version) if t is not None and t.installed else None
     flash = {r["version"] for r in table("llmdoctor.compat", "flash_attn")["wheels"]["releases"]}
+    fa2_cc = tuple(int(x) for x in next(r for r in table("llmdoctor.compat", "flash_attn")["rows"]
+                                        if r["name"] == "fa2")["min_cc"].split("."))
+    anything = compat.prescribe(m).build  #: a torch that runs here, whatever else is installed
     bad = []
     for x in findings:
         text = fix_text(x) or ""
@@ -245,7 +248,15 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
         for version in FLASH_PIN.findall(text):
             if version.rstrip(",") not in flash:
                 bad.append(f"{x.id}: flash-attn {version} has no release on record: {text}")
+        if "flash-attn" in text and "pip install" in text and m.ccs and all(cc < fa2_cc for cc in m.ccs):
+            bad.append(f"{x.id}: installs flash-attn where no GPU runs FlashAttention-2: {text}")
+        for where in (x.title, text, x.detail or ""):
+            if NO_BUILD_AT_ALL.search(where) and anything is not None:
+                bad.append(f"{x.id}: says no torch runs on this GPU, but torch {anything.label} does: {where}")
     return bad
+
+
+NO_BUILD_AT_ALL = re.compile(r"no PyTorch build on record runs on compute capability")
 
 
 SHELL_ENV = {"PATH": "/usr/bin:/bin", "CUDA_HOME": "/usr/local/cuda", "HOME": "/home/u", "USER": "u",
