@@ -41,7 +41,9 @@ REQUIRES = {"bitsandbytes": ("torch<3,>=2.4", "numpy>=1.17"),
             "deepspeed": ("torch",), "flash-attn": ("torch", "einops"), "xformers": ("torch==2.4.1", "numpy"),
             "vllm": ("torch==2.4.0", "xformers==0.0.27.post2; platform_system == 'Linux'")}
 ENVS = st.sampled_from([{}, {"CURL_CA_BUNDLE": ""}, {"CURL_CA_BUNDLE": "", "REQUESTS_CA_BUNDLE": "/etc/ssl/ca.pem"},
-                        {"REQUESTS_CA_BUNDLE": "/etc/ssl/ca.pem"}])
+                        {"REQUESTS_CA_BUNDLE": "/etc/ssl/ca.pem"}, {"REQUESTS_CA_BUNDLE": ""},
+                        {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""},
+                        {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/etc/ssl/ca.pem"}])
 CALLS = st.sampled_from([
     None,
     HubCall(ok=True, version="0.36.0", client="requests"),
