@@ -152,3 +152,18 @@ def test_the_rules_see_the_whole_package():
         assert any(under(m, room) for m in MODULES), room
     assert "llmdoctor.probes.base" in GRAPH["llmdoctor.probes.nvidia"] or \
         "llmdoctor.probes.base" in GRAPH["llmdoctor.probes.system"]
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's Layout section names each module (by its file's stem), so a reader finds
+    every room and what is in it."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("\n```\n", layout.index("```") + 3)]
+    words = set(re.findall(r"[A-Za-z_][\w]*", layout))
+    missing = sorted(str(p.relative_to(ROOT)) for p in [*MODULES.values(), ROOT / "llmdoctor/probes/target/"
+                                                          "llmdoctor_target_probe.py"]
+                     if p.stem != "__init__" and p.stem not in words)
+    assert missing == []
