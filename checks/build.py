@@ -146,13 +146,13 @@ def _libaio_fix(facts):
 
 def _torch_fix(facts):
     """The compatibility model's torch for this machine, as a command (the driver first where needed)."""
-    from llmdoctor.checks.pytorch import prescribe, prescription_fix
+    from llmdoctor.checks.pytorch import pinned_by, prescribe, prescription_fix
 
     g = facts.value("gpu")
     if g is None:  # not probed for this check: fix --torch probes the GPU itself
         return run("llmdoctor", "fix", "--torch")
     p = prescribe(facts)
-    return prescription_fix(facts, p) or f"no torch build on record runs here: {p.why}"
+    return prescription_fix(facts, p) or f"no torch build on record runs here: {p.why}" + pinned_by(facts)
 
 
 #: model sizes a user is likely to ask about, in parameters

@@ -198,6 +198,11 @@ def flash_attn_install_check(facts, c):
     if facts.value("system").os == "Darwin":  # no CUDA there: gpu.presence says so once
         yield c.finding(Status.SKIP, "No CUDA on macOS")
         return
+    fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")
+    gpus = [x for x in (g.visible_gpus if not no_gpu(g) else ()) if x.cc_major is not None]
+    if gpus and all(Version(x.compute_capability) < Version(fa2["min_cc"]) for x in gpus):
+        yield c.finding(Status.SKIP, "No GPU here runs FlashAttention-2 (see build.flash-attn)")
+        return
     if t.build != "cuda" or not parse_version(t.cuda):
         kind = "CPU-only" if t.build in (None, "cpu") else t.build
         yield c.finding(Status.INFO, f"flash-attn cannot be installed here: torch {t.version} is a "
@@ -206,11 +211,6 @@ def flash_attn_install_check(facts, c):
                         detail="Its setup.py reads torch.version.cuda to pick a wheel and to compile; with a CPU "
                                "torch both fail. Without an NVIDIA GPU use attn_implementation=\"sdpa\".",
                         fix=stack_fix(facts, stack_prescription(facts)) if not no_gpu(g) else SDPA, docs=docs)
-        return
-    fa2 = row("llmdoctor.compat", "flash_attn", "name", "fa2")
-    gpus = [x for x in (g.visible_gpus if not no_gpu(g) else ()) if x.cc_major is not None]
-    if gpus and all(Version(x.compute_capability) < Version(fa2["min_cc"]) for x in gpus):
-        yield c.finding(Status.SKIP, "No GPU here runs FlashAttention-2 (see build.flash-attn)")
         return
     tv, tc = parse_version(t.version), parse_version(t.cuda)
     if (tv and Version(tv.base_version) < Version(fa2["min_torch"])) or tc < Version(fa2["min_cuda"]):

@@ -233,6 +233,7 @@ def hub_client_check(facts, c):
     stack = hub_client(target)
     reads = f"; it reads {' / '.join(stack['ca_vars'])}, else {stack['default_trust']}" if stack else ""
     who = f"huggingface_hub {call.version} ({call.client or '?'})"
+    endpoint = call.endpoint or n.endpoint  # a call recorded without its endpoint asked the probed one
     (hub,) = _result(facts, "hub")
     fp = trust_fingerprint(hub)
     ssl_fix = run("llmdoctor", "fix", "--ssl", *(("--trust-fingerprint", fp) if fp else ()))
@@ -242,7 +243,7 @@ def hub_client_check(facts, c):
         if v.on is False:
             how = ("only because certificate verification is off" if hub.tls_error == "untrusted"
                    else "with certificate verification off")
-            yield c.finding(Status.FAIL, f"{who} in the target reaches {call.endpoint} {how}: {v.how}",
+            yield c.finding(Status.FAIL, f"{who} in the target reaches {endpoint} {how}: {v.how}",
                             id="network.hub-client-unverified",
                             detail="Any machine between you and the hub can read and change what is downloaded. "
                                    + ("The hub's TLS is intercepted here (see network.hub): with verification on, "
@@ -250,21 +251,21 @@ def hub_client_check(facts, c):
                             fix=(ssl_fix, "   (trusts the right CA and removes the verification-off setting)"),
                             docs=docs("curl_ca_bundle"), claims={key: "off"})
         elif v.on is None:
-            yield c.finding(Status.INFO, f"{who} in the target reaches {call.endpoint}; whether it verified the "
+            yield c.finding(Status.INFO, f"{who} in the target reaches {endpoint}; whether it verified the "
                             f"certificate is unknown ({v.how}){reads}", claims={})
         else:
-            yield c.finding(Status.OK, f"{who} in the target reaches {call.endpoint} with certificate verification "
+            yield c.finding(Status.OK, f"{who} in the target reaches {endpoint} with certificate verification "
                             f"on ({v.how}){reads}", claims={key: "on"})
         return
     text = "\n".join(call.errors)
-    if not hub.ok and hub.tls_error != "untrusted" and call.endpoint and call.endpoint.rstrip("/") == hub.url:
+    if not hub.ok and hub.tls_error != "untrusted" and endpoint and endpoint.rstrip("/") == hub.url:
         yield c.finding(Status.SKIP, f"{who} fails as network.hub says ({call.errors[0][:120] if call.errors else '?'})")
         return
     late = f" (abandoned after {call.seconds:.0f} s of retries)" if call.timed_out and call.seconds else ""
     kind = call.error_kind or tls.hub_error_kind(text)  # a report from before error_kind: read its errors
     if kind == "strict":
         yield c.finding(Status.FAIL, f"{who}: the target's Python (3.13+ strict X.509) rejects the CA that signs "
-                        f"{call.endpoint}, even where the CA is trusted", id="network.hub-client-strict", detail=text,
+                        f"{endpoint}, even where the CA is trusted", id="network.hub-client-strict", detail=text,
                         fix="ask IT for a CA certificate that meets RFC 5280 (critical Basic Constraints, key "
                             "identifiers); a bundle cannot fix this", docs=docs("strict"))
     elif kind == "offline":
@@ -273,25 +274,25 @@ def hub_client_check(facts, c):
     elif kind == "tls":
         extra = (" The same host verifies against the OS store and certifi together: this stack trusts only "
                  "one of them." if hub.ok else "")
-        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {call.endpoint}{reads}{late}",
+        yield c.finding(Status.FAIL, f"{who} fails TLS verification to {endpoint}{reads}{late}",
                         id="network.hub-client-tls", detail=text + extra, fix=ssl_fix, docs=docs("ssl"),
                         claims={key: "on"} if v.on else {})
     elif kind == "dns":
         mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
-        yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {call.endpoint}: DNS fails{late}",
+        yield c.finding(Status.FAIL, f"{who} cannot resolve the host of {endpoint}: DNS fails{late}",
                         id="network.hub-client-dns", detail=text,
                         fix=(run("llmdoctor", "fix", "--mirror", mirror.url) if mirror else
                              f"check DNS ({_dns_tools(facts, call.endpoint)}) or set HTTPS_PROXY to your network's "
                              "proxy; no command here can repair a name server"), docs=docs("ssl"))
     elif kind == "not-hub":
-        yield c.finding(Status.FAIL, f"{who}: {call.endpoint} does not answer like a hub (no X-Repo-Commit)",
+        yield c.finding(Status.FAIL, f"{who}: {endpoint} does not answer like a hub (no X-Repo-Commit)",
                         id="network.hub-client-not-hub", detail=text,
                         fix="open the endpoint in a browser: a captive portal or a proxy's page answers instead of "
                             "the hub; log in there, or point HF_ENDPOINT at the hub or a mirror",
                         docs=docs("captive"))
     else:
         last = call.errors[0] if call.errors else "unknown error"
-        yield c.finding(Status.FAIL, f"{who} cannot reach {call.endpoint}: {last[:200]}{late}",
+        yield c.finding(Status.FAIL, f"{who} cannot reach {endpoint}: {last[:200]}{late}",
                         id="network.hub-client-failed", detail=text + ("\nRetries logged:\n" + "\n".join(call.retries)
                                                                       if call.retries else ""),
                         fix="read the error above (detail); network.hub probes the same endpoint step by step "
@@ -369,6 +370,12 @@ def insecure_check(facts, c):
             yield c.finding(Status.INFO, f"{name} is set to an empty string but does nothing here: requests reads "
                             f"REQUESTS_CA_BUNDLE first, and it names a bundle ({env['REQUESTS_CA_BUNDLE']}): "
                             "verification is on", id="network.empty-ca-bundle", detail=detail,
+                            fix=(unset(name), "   (a leftover of the old 'verification off' trick)"),
+                            docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "on"})
+        elif requests is not None and ver.on and ver.variable != name and requests[1] < tls.REQUESTS_FIX:
+            yield c.finding(Status.INFO, f"{name} is set to an empty string but does nothing here: requests "
+                            f"{requests[1]} reads past an empty {name} to {ver.how}: verification is on",
+                            id="network.empty-ca-bundle", detail=detail,
                             fix=(unset(name), "   (a leftover of the old 'verification off' trick)"),
                             docs=docs("curl_ca_bundle"), claims={"tls-verification:requests": "on"})
         else:

@@ -80,7 +80,8 @@ def torch_fix_for(facts):
     if g is None:
         return run("llmdoctor", "fix", "--torch")
     p = prescribe(facts)
-    return prescription_fix(facts, p) or f"no torch build on record meets the requirements and runs here: {p.why}"
+    return (prescription_fix(facts, p)
+            or f"no torch build on record meets the requirements and runs here: {p.why}" + pinned_by(facts))
 
 
 def torch_requirements(facts):
@@ -152,7 +153,8 @@ def cpu_only_check(facts, c):
     yield c.finding(Status.FAIL, f"torch {t.version} is {kind} on a machine with {n} NVIDIA "
                     f"GPU{'s' * (n != 1)}: torch.cuda.is_available() is False",
                     detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
-                    fix=prescription_fix(facts, p), docs=p.build.source if p.build else PREVIOUS_VERSIONS,
+                    fix=prescription_fix(facts, p) or _no_fix(p, facts),
+                    docs=p.build.source if p.build else PREVIOUS_VERSIONS,
                     claims=[("torch-cuda-works", "no"), *prescription_claims(p)])
 
 
@@ -197,12 +199,23 @@ def driver_check(facts, c):
     yield c.finding(Status.FAIL, f"Driver {m.driver} is too old for torch {t.version} (CUDA {t.cuda} needs "
                     f"driver >= {need or '?'}" + (", PTX JIT for this GPU" if ptx else "") + ")",
                     detail=f"The driver is {driver_words(g)}. " + prescription_detail(p),
-                    fix=prescription_fix(facts, p) or _no_fix(p), docs=source,
+                    fix=prescription_fix(facts, p) or _no_fix(p, facts), docs=source,
                     claims=[(f"torch-build-runs:{label}", "no"), ("torch-cuda-works", "no"), *prescription_claims(p)])
 
 
-def _no_fix(p: compat.Prescription) -> str:
-    return f"no torch build fixes this here: {p.why}"
+def _no_fix(p: compat.Prescription, facts=None) -> str:
+    return f"no torch build fixes this here: {p.why}" + (pinned_by(facts) if facts is not None else "")
+
+
+def pinned_by(facts) -> str:
+    """Who holds the requirements on torch that a prescription had to meet, in words ('' when none)."""
+    from llmdoctor.checks.requirements import needs_on
+
+    needs = [n for n in needs_on(facts.value("target"), "torch") if str(n.req.specifier)]
+    if not needs:
+        return ""
+    return ("; the torch requirement comes from " + ", ".join(f"{n.requirer} (torch{n.req.specifier})" for n in needs)
+            + ": upgrade or remove it first")
 
 
 @check("torch.live", needs=["torch", "gpu"])
@@ -216,7 +229,7 @@ def live_check(facts, c):
         p = prescribe(facts)
         yield c.finding(Status.FAIL, f"`import torch` in the target failed: {t.live_error.splitlines()[0]}",
                         detail=t.live_error + "\n" + prescription_detail(p),
-                        fix=prescription_fix(facts, p) or _no_fix(p), claims={"torch-cuda-works": "no"})
+                        fix=prescription_fix(facts, p) or _no_fix(p, facts), claims={"torch-cuda-works": "no"})
         return
     live = t.live
     if live is None:
@@ -227,7 +240,7 @@ def live_check(facts, c):
         b, f = running(facts)
         if f is not None and "driver" in f.kinds:  # the model agrees: the driver is too old
             p = prescribe(facts)
-            fix = prescription_fix(facts, p) or _no_fix(p)
+            fix = prescription_fix(facts, p) or _no_fix(p, facts)
         else:
             fix = ("look at the exception above: it names the failing piece (driver library, "
                    "CUDA_VISIBLE_DEVICES, a container without --gpus); then run `nvidia-smi` in the same shell")
@@ -237,14 +250,34 @@ def live_check(facts, c):
         return
     bad = [d for d in live.devices if d.error or not d.matmul_ok]
     for d in bad:
-        yield c.finding(Status.FAIL, f"GPU {d.index} ({d.name}): "
-                        + (d.error or f"matmul differs from the CPU by {d.matmul_max_abs_diff}"),
-                        id="torch.live-device", detail=d.error or "",
+        title = f"GPU {d.index} ({d.name}): " + (d.error or f"matmul differs from the CPU by {d.matmul_max_abs_diff}")
+        if no_kernels(d, live.arch_list):  # the wheel lacks this GPU's architecture: torch.arch says which
+            p = prescribe(facts)
+            yield c.finding(Status.FAIL, title, id="torch.live-device",
+                            detail=(d.error or "") + "\n" + prescription_detail(p),
+                            fix=prescription_fix(facts, p) or _no_fix(p, facts), docs=NO_KERNEL_DOCS,
+                            claims=[(f"torch-has-kernels:{d.index}", "no"), *prescription_claims(p)])
+            continue
+        yield c.finding(Status.FAIL, title, id="torch.live-device", detail=d.error or "",
                         fix=(run("nvidia-smi", "-q", "-i", str(d.index)), "   (look for ECC errors and XID events; "
-                             "the GPU or its driver is faulty, not the Python environment)"))
+                             "the GPU or its driver is faulty, not the Python environment)"),
+                        claims={f"torch-has-kernels:{d.index}": "yes"})
     if not bad:
         yield c.finding(Status.OK, f"torch.cuda sees {live.device_count} GPU{'s' * (live.device_count != 1)}; "
                         "a matmul on each matches the CPU", claims={"torch-cuda-works": "yes"})
+
+
+def no_kernels(d, arch_list) -> bool:
+    """A device whose failure is torch's missing architecture, not the hardware: CUDA's own
+    words for it, or a capability the arch list does not cover."""
+    if d.error and "no kernel image" in d.error:
+        return True
+    return bool(d.capability and arch_list and _cc(d.capability) and not runs_on(d.capability, arch_list))
+
+
+def _cc(text: str) -> bool:
+    major, _, minor = text.partition(".")
+    return major.isdigit() and minor.isdigit()
 
 
 def runs_on(cc: str, arch_list) -> bool:
@@ -267,12 +300,13 @@ def arch_check(facts, c):
             continue
         if runs_on(gpu.compute_capability, live.arch_list):
             yield c.finding(Status.OK, f"GPU {gpu.index} (sm_{gpu.compute_capability.replace('.', '')}) is in "
-                            f"torch's arch list")
+                            f"torch's arch list", claims={f"torch-has-kernels:{gpu.index}": "yes"})
         else:
             p = prescribe(facts)
             yield c.finding(Status.FAIL, f"GPU {gpu.index} {gpu.name} (compute capability {gpu.compute_capability}) "
                             f"is not in torch {t.version}'s arch list {', '.join(live.arch_list)}: "
                             "'no kernel image is available for execution on the device'",
                             id="torch.arch-missing", docs=NO_KERNEL_DOCS, detail=prescription_detail(p),
-                            fix=prescription_fix(facts, p) or _no_fix(p),
-                            claims=[("torch-cuda-works", "no"), *prescription_claims(p)])
+                            fix=prescription_fix(facts, p) or _no_fix(p, facts),
+                            claims=[("torch-cuda-works", "no"), (f"torch-has-kernels:{gpu.index}", "no"),
+                                    *prescription_claims(p)])

@@ -86,13 +86,18 @@ def _torch(s: Scenario, m: compat.Machine):
         from factories import live_torch
         from llmdoctor.probes.pytorch import TorchDevice
 
+        # what torch itself does: a driver too old for its CUDA fails is_available(); a GPU whose
+        # architecture the wheel lacks is available, and its first kernel fails ("no kernel image")
         b = compat.running_build(s.torch, t.cuda)
-        works = b is not None and compat.fit(b, m, trust_python=True).ok
+        got = compat.fit(b, m, trust_python=True) if b is not None else None
+        driver_ok = got is not None and "driver" not in got.kinds
+        works = got is not None and got.ok
         name, cc, mem = s.gpu
         dev = TorchDevice(0, name, f"{cc[0]}.{cc[1]}", mem * GiB, works, 1e-5 if works else None,
                           None if works else "CUDA error: no kernel image is available for execution on the device")
-        t = replace(t, live=live_torch(arch_list=b.archs if b else (), devices=(dev,), cuda_available=works,
-                                       error=None if works else "RuntimeError: CUDA driver initialization failed"))
+        t = replace(t, live=live_torch(arch_list=b.archs if b else (), devices=(dev,) if driver_ok else (),
+                                       device_count=1 if driver_ok else 0, cuda_available=driver_ok,
+                                       error=None if driver_ok else "The NVIDIA driver on your system is too old"))
     return t
 
 
@@ -210,6 +215,9 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
     t = f.value("torch")
     current = compat.torchbuilds.base(t.version) if t is not None and t.installed else None
     flash = {r["version"] for r in table("llmdoctor.compat", "flash_attn")["wheels"]["releases"]}
+    fa2_cc = tuple(int(x) for x in next(r for r in table("llmdoctor.compat", "flash_attn")["rows"]
+                                        if r["name"] == "fa2")["min_cc"].split("."))
+    anything = compat.prescribe(m).build  #: a torch that runs here, whatever else is installed
     bad = []
     for x in findings:
         text = fix_text(x) or ""
@@ -240,7 +248,15 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
         for version in FLASH_PIN.findall(text):
             if version.rstrip(",") not in flash:
                 bad.append(f"{x.id}: flash-attn {version} has no release on record: {text}")
+        if "flash-attn" in text and "pip install" in text and m.ccs and all(cc < fa2_cc for cc in m.ccs):
+            bad.append(f"{x.id}: installs flash-attn where no GPU runs FlashAttention-2: {text}")
+        for where in (x.title, text, x.detail or ""):
+            if NO_BUILD_AT_ALL.search(where) and anything is not None:
+                bad.append(f"{x.id}: says no torch runs on this GPU, but torch {anything.label} does: {where}")
     return bad
+
+
+NO_BUILD_AT_ALL = re.compile(r"no PyTorch build on record runs on compute capability")
 
 
 SHELL_ENV = {"PATH": "/usr/bin:/bin", "CUDA_HOME": "/usr/local/cuda", "HOME": "/home/u", "USER": "u",

@@ -33,12 +33,17 @@ PACKAGE_SETS = st.sampled_from([
     (("transformers", "4.57.1"), ("accelerate", "1.10.1")),
     (("requests", "2.27.1"), ("urllib3", "1.25.11"), ("huggingface-hub", "0.36.0")),
     (("requests", "2.32.4"), ("huggingface-hub", "0.36.0")),
+    (("xformers", "0.0.28.post1"),),  # pins torch==2.4.1: no Blackwell kernels, no Python 3.13 wheel
+    (("vllm", "0.6.3"),),  # pins torch==2.4.0
 ])
 REQUIRES = {"bitsandbytes": ("torch<3,>=2.4", "numpy>=1.17"),
             "transformers": ('torch>=2.2; extra == "torch"', 'accelerate>=0.26.0; extra == "torch"'),
-            "deepspeed": ("torch",), "flash-attn": ("torch", "einops")}
+            "deepspeed": ("torch",), "flash-attn": ("torch", "einops"), "xformers": ("torch==2.4.1", "numpy"),
+            "vllm": ("torch==2.4.0", "xformers==0.0.27.post2; platform_system == 'Linux'")}
 ENVS = st.sampled_from([{}, {"CURL_CA_BUNDLE": ""}, {"CURL_CA_BUNDLE": "", "REQUESTS_CA_BUNDLE": "/etc/ssl/ca.pem"},
-                        {"REQUESTS_CA_BUNDLE": "/etc/ssl/ca.pem"}])
+                        {"REQUESTS_CA_BUNDLE": "/etc/ssl/ca.pem"}, {"REQUESTS_CA_BUNDLE": ""},
+                        {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""},
+                        {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/etc/ssl/ca.pem"}])
 CALLS = st.sampled_from([
     None,
     HubCall(ok=True, version="0.36.0", client="requests"),
@@ -127,3 +132,62 @@ def test_the_harness_catches_a_prescribed_build_that_was_never_published(monkeyp
         fake, (compat.Step("torch", "", build=fake),)))
     got = sc.violations(sc.Scenario(driver=("535.129.03", "12.2"), gpu=sc.GPUS[4], torch="2.13.0+cpu"))
     assert any("torch 2.13.0+cu121 is not a published build" in v for v in got), got
+
+
+def test_an_rtx_5090_on_a_torch_built_before_cu128_is_not_called_a_faulty_gpu():
+    """torch 2.6.0+cu124 has no sm_120 kernels: the live test's matmul fails with 'no kernel
+    image'. That is the wheel, not the GPU: torch.live-device must not blame the hardware while
+    torch.arch prescribes another torch, and both must name the same runnable build."""
+    from llmdoctor.report.shells import fix_text
+
+    s = sc.Scenario(driver=("570.86.10", "12.8"), gpu=sc.GPUS[11], torch="2.6.0+cu124", nvcc=None, live=True)
+    assert sc.violations(s) == []
+    got = {f.id: f for f in sc.report(sc.facts_of(s))}
+    device = got["torch.live-device"]
+    assert "faulty" not in fix_text(device) and "nvidia-smi" not in fix_text(device)
+    assert fix_text(device) == fix_text(got["torch.arch-missing"])
+    assert "--index-url https://download.pytorch.org/whl/cu128" in fix_text(device)
+
+
+def test_a_pascal_gpu_on_torch_cu128_builds_that_dropped_it():
+    """torch 2.8.0+cu128 has kernels from sm_70 on: a Tesla P40 (6.1) gets 'no kernel image',
+    and the prescription keeps the driver and moves to a variant that still has sm_60."""
+    from llmdoctor.report.shells import fix_text
+
+    s = sc.Scenario(driver=("570.86.10", "12.8"), gpu=sc.GPUS[1], torch="2.8.0+cu128", nvcc=None, live=True)
+    assert sc.violations(s) == []
+    got = {f.id: f for f in sc.report(sc.facts_of(s))}
+    assert "nvidia-smi" not in fix_text(got["torch.live-device"])
+    assert "torch==2.8.0 --index-url https://download.pytorch.org/whl/cu126" in fix_text(got["torch.arch-missing"])
+
+
+def test_a_cpu_torch_on_a_b200_pinned_by_xformers_to_a_torch_without_blackwell_kernels():
+    """xformers 0.0.28.post1 requires torch==2.4.1, and no 2.4.1 build has sm_100 kernels. The
+    cpu-only verdict must still say why no build fits (the pin, and who holds it) instead of a
+    FAIL with no fix, and no finding may say that no torch at all runs on a B200."""
+    from llmdoctor.report.shells import fix_text
+
+    s = sc.Scenario(driver=("570.86.10", "12.8"), gpu=sc.GPUS[10], torch="2.4.1+cpu", nvcc=None, python=(3, 10),
+                    packages=(("xformers", "0.0.28.post1"),), requires={"xformers": ("torch==2.4.1",)})
+    assert sc.violations(s) == []
+    got = {f.id: f for f in sc.report(sc.facts_of(s))}
+    fix = fix_text(got["torch.cpu-only"])
+    assert "torch==2.4.1" in fix and "xformers 0.0.28.post1" in fix, fix
+
+
+def test_a_kepler_with_a_cpu_torch_is_not_offered_flash_attn_nor_told_no_torch_runs_on_it():
+    """A Tesla K80 (3.7) on driver 470: torch 2.7.1+cu118 still has sm_37 kernels (the cpu-only
+    prescription), and FlashAttention-2 needs compute capability 8.0: the flash-attn checks say
+    only that (SDPA), without a torch for flash-attn or 'no PyTorch build runs on 3.7'."""
+    s = sc.Scenario(driver=("470.256.02", "11.4"), gpu=sc.GPUS[0], torch="2.7.1+cpu", nvcc=None)
+    assert sc.violations(s) == []
+    got = {f.id: f for f in sc.report(sc.facts_of(s))}
+    assert got["build.flash-attn-install"].status.name == "SKIP"
+    assert "build.flash-attn-needs-cuda-torch" not in got
+
+
+def test_a_t4_with_a_cpu_torch_is_not_told_to_install_flash_attn():
+    """FlashAttention-2 does not run on a T4 (7.5): build.flash-attn says use SDPA, and no other
+    finding's fix installs flash-attn (it would compile or download a wheel that cannot run)."""
+    s = sc.Scenario(driver=("535.129.03", "12.2"), gpu=sc.GPUS[3], torch="2.7.1+cpu", nvcc=None)
+    assert sc.violations(s) == []

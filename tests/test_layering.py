@@ -7,7 +7,8 @@ included, read with ast; nothing is imported to check them):
 * the renderer prints: it imports no probe and no check;
 * the bench measures: it imports no check (checks may read its pure memory model);
 * nothing imports the command line (only ``python -m llmdoctor`` starts it);
-* there is no import cycle anywhere in llmdoctor.
+* there is no import cycle anywhere in llmdoctor;
+* no module imports another module's private (``_name``) names.
 """
 
 from __future__ import annotations
@@ -96,6 +97,18 @@ def test_nothing_imports_the_command_line():
     assert [m for m in GRAPH if m != "llmdoctor.__main__" and "llmdoctor.cli" in GRAPH[m]] == []
 
 
+def test_no_module_imports_another_modules_private_names():
+    """A name that starts with one underscore is its module's own: another module that needs it
+    makes it public (or the two are one module)."""
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("llmdoctor"):
+                found += [f"{name} imports {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []
+
+
 def test_there_is_no_import_cycle():
     graph = {m: {d for d in deps if d in MODULES} for m, deps in GRAPH.items()}
     index: dict[str, int] = {}
@@ -139,3 +152,18 @@ def test_the_rules_see_the_whole_package():
         assert any(under(m, room) for m in MODULES), room
     assert "llmdoctor.probes.base" in GRAPH["llmdoctor.probes.nvidia"] or \
         "llmdoctor.probes.base" in GRAPH["llmdoctor.probes.system"]
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's Layout section names each module (by its file's stem), so a reader finds
+    every room and what is in it."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("\n```\n", layout.index("```") + 3)]
+    words = set(re.findall(r"[A-Za-z_][\w]*", layout))
+    missing = sorted(str(p.relative_to(ROOT)) for p in [*MODULES.values(), ROOT / "llmdoctor/probes/target/"
+                                                          "llmdoctor_target_probe.py"]
+                     if p.stem != "__init__" and p.stem not in words)
+    assert missing == []

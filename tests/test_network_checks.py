@@ -43,6 +43,18 @@ def test_empty_curl_ca_bundle_under_a_current_requests_is_a_warning():
     assert fs["network.empty-ca-bundle"].status is Status.WARN
 
 
+def test_an_empty_requests_ca_bundle_under_requests_2_27_is_not_said_to_be_ignored_by_2_28():
+    """requests reads REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE: an empty REQUESTS_CA_BUNDLE falls
+    through in every version (here to CURL_CA_BUNDLE's bundle, or certifi's). The finding must
+    not call 2.27.1 ">= 2.28", and it says verification is on, as network.hub-client does."""
+    for env, how in (({"REQUESTS_CA_BUNDLE": ""}, "certifi's bundle"),
+                     ({"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/etc/ssl/ca.pem"}, "CURL_CA_BUNDLE=/etc/ssl/ca.pem")):
+        fs = insecure(target(net_env=env, distributions=(dist("requests", "2.27.1"),)))
+        f = fs["network.empty-ca-bundle"]
+        assert ">= 2.28" not in f.title and "verification is on" in f.title and how in f.title, f.title
+        assert dict(f.claims) == {"tls-verification:requests": "on"}
+
+
 def test_pip_trusted_host_and_conda_ssl_verify_false():
     cfg = NetConfigFacts(pip=(PipSetting("/home/u/.config/pip/pip.conf", trusted_host="pypi.org files.pythonhosted.org"),),
                          conda=(CondaSetting("/home/u/.condarc", "false"),))
@@ -134,3 +146,13 @@ def test_python_313_strict_x509_rejects_a_proxy_ca():
     t = target(distributions=(dist("huggingface-hub", "1.1.0"),))
     (f,) = findings_of(network.hub_client_check, facts(target=t, network=net_facts(HUB_OK, call=call)))
     assert f.id == "network.hub-client-strict" and "a bundle cannot fix this" in fix_text(f)
+
+
+def test_a_replayed_hub_call_without_its_endpoint_names_the_probed_endpoint():
+    """Reports whose hub call lacks "endpoint" (older ones, or a call that died before saying
+    it) name the endpoint the network probe asked, never "None"."""
+    t = target(distributions=(dist("huggingface-hub", "0.36.0"), dist("requests", "2.32.4")))
+    for call in (HubCall(ok=True, version="0.36.0", client="requests"),
+                 HubCall(ok=False, version="0.36.0", client="requests", errors=("ConnectionError: reset",))):
+        (f,) = findings_of(network.hub_client_check, facts(target=t, network=net_facts(HUB_OK, call=call)))
+        assert "None" not in f.title and "https://huggingface.co" in f.title, f.title

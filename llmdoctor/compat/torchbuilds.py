@@ -329,7 +329,7 @@ def _prescribe(m: Machine, current, spec, min_cuda, variants, cpu) -> Prescripti
         return Prescription(best.build, (Step("torch", "", build=best.build),), unknown=best.unknown)
     if not fixable:
         reasons = sorted({p.text for f in fits for p in f.problems if p.kind in ("arch", "platform")})
-        return Prescription(None, why=_no_build_why(m, reasons))
+        return Prescription(None, why=_no_build_why(m, reasons, _constraints(spec, min_cuda, variants)))
     chosen = _blocked(min(mine_fixable or fixable, key=lambda f: _cost(f, cur)), m)
     if good:  # the user's version needs a new driver; another version runs on this one
         alt = good[0]
@@ -379,9 +379,12 @@ def _constraints(spec, min_cuda, variants) -> str:
     return " and ".join(parts) or "on record"
 
 
-def _no_build_why(m: Machine, reasons: list[str]) -> str:
+def _no_build_why(m: Machine, reasons: list[str], constraints: str = "on record") -> str:
+    """Why no candidate runs; under constraints (a requirement's pin, flash-attn's CUDA floor)
+    it says so, since another torch may well run here."""
     ccs = ", ".join(f"{a}.{b}" for a, b in m.ccs) or "?"
-    text = f"no PyTorch build on record runs on compute capability {ccs}"
+    which = "on record" if constraints == "on record" else f"on record that is {constraints}"
+    text = f"no PyTorch build {which} runs on compute capability {ccs}"
     if reasons:
         text += ": " + reasons[0]
     return text

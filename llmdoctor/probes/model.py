@@ -210,7 +210,7 @@ def _cache_repo(root: str, repo_id: str) -> str:
     return os.path.join(root, "models--" + repo_id.replace("/", "--"))
 
 
-def _snapshot(repo_dir: str) -> tuple[str | None, str | None]:
+def snapshot(repo_dir: str) -> tuple[str | None, str | None]:
     """(snapshot folder, commit): refs/main's, else the newest snapshot."""
     try:
         with open(os.path.join(repo_dir, "refs", "main"), encoding="utf-8") as fh:
@@ -326,7 +326,7 @@ def _cached_tree(repo_dir: str, commit: str | None) -> dict[str, int]:
     trees/<commit>.json: the hub's sizes, known offline."""
     if not commit:
         return {}
-    data, _ = _read_json(os.path.join(repo_dir, "trees", f"{commit}.json"))
+    data, _ = read_json(os.path.join(repo_dir, "trees", f"{commit}.json"))
     files = data.get("files") if isinstance(data, dict) and data.get("format_version") == 1 else None
     out = {}
     for name, meta in (files or {}).items():
@@ -337,7 +337,7 @@ def _cached_tree(repo_dir: str, commit: str | None) -> dict[str, int]:
     return out
 
 
-def _read_json(path: str) -> tuple[dict | None, str | None]:
+def read_json(path: str) -> tuple[dict | None, str | None]:
     try:
         if os.path.getsize(path) > MAX_JSON_BYTES:
             return None, "larger than 4 MiB"
@@ -522,7 +522,7 @@ def locate(spec: str, ctx: ProbeContext, roots: list[tuple[str, str, str]], orig
         searched.append(repo_dir)
         if not os.path.isdir(repo_dir):
             continue
-        snap, commit = _snapshot(repo_dir)
+        snap, commit = snapshot(repo_dir)
         info = ModelInfo(spec, origin, spec, kind, snap, root, label, commit, tuple(searched))
         if snap is None:  # only partial blobs so far
             return replace(info, partials=tuple(_partials(repo_dir, None)))
@@ -536,9 +536,9 @@ def _read_folder(info: ModelInfo, folder: str, repo_dir: str | None) -> ModelInf
     indexes = []
     for name in WEIGHT_INDEXES:
         if name in names:
-            indexes.append(_index(name, *_read_json(os.path.join(folder, name))))
-    cfg, cfg_error = _read_json(os.path.join(folder, "config.json"))
-    tok, _ = _read_json(os.path.join(folder, "tokenizer_config.json"))
+            indexes.append(_index(name, *read_json(os.path.join(folder, name))))
+    cfg, cfg_error = read_json(os.path.join(folder, "config.json"))
+    tok, _ = read_json(os.path.join(folder, "tokenizer_config.json"))
     tok = tok or {}
     return replace(info, files=tuple(files), indexes=tuple(indexes),
                    partials=tuple(_partials(repo_dir, folder if repo_dir is None else None)),

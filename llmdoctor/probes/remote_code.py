@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from llmdoctor.probes import modelcode
 from llmdoctor.probes.base import ProbeContext
-from llmdoctor.probes.model import (CodeFacts, ModelInfo, _read_json, _snapshot, ask_target, code_facts,
-                                    code_sources, target_request)
+from llmdoctor.probes.model import (CodeFacts, ModelInfo, ask_target, code_facts, code_sources, read_json, snapshot,
+                                    target_request)
 
 MAX_REPOS = 5000
 MAX_CONFIG_BYTES = 1 << 20
@@ -63,7 +63,7 @@ def probe_remote_code(ctx: ProbeContext) -> RemoteCodeFacts:
                 truncated = True
                 break
             scanned += 1
-            snap, commit = _snapshot(os.path.join(root, name))
+            snap, commit = snapshot(os.path.join(root, name))
             if snap is None:
                 continue
             path = os.path.join(snap, "config.json")
@@ -72,7 +72,7 @@ def probe_remote_code(ctx: ProbeContext) -> RemoteCodeFacts:
                     continue
             except OSError:
                 continue  # no config, or a broken link: the cache checks report those
-            config, _ = _read_json(path)
+            config, _ = read_json(path)
             if not config or not config.get("auto_map"):
                 continue
             repo_id = name[len("models--"):].replace("--", "/")
