@@ -232,7 +232,7 @@ def unrunnable_installs(findings, f: Facts) -> list[str]:
             d = DRIVER_STEP.search(before)
             if d:
                 dv = parse_version(d.group(1))
-                mach = replace(mach, driver=compat.Driver(dv, compat.native_cuda(dv), mach.driver.platform,
+                mach = replace(mach, driver=compat.Driver(dv, compat.native_cuda(dv, mach.driver.platform), mach.driver.platform,
                                                           d.group(1)))
             p = PYTHON_STEP.search(before)
             if p:

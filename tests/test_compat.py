@@ -5,6 +5,7 @@ architectures, every row with a source."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pytest
 from packaging.version import Version
@@ -88,6 +89,29 @@ def test_the_drivers_own_cuda_is_read_from_the_table_when_nvml_does_not_say():
     assert compat.native_cuda(Version("535.129.03")) == Version("12.2")
     assert compat.native_cuda(Version("580.95.05")) == Version("13.0")
     assert compat.native_cuda(Version("440.33")) is None
+
+
+def test_a_windows_driver_is_read_by_nvidias_windows_column_and_never_by_the_linux_one():
+    """Windows and WSL 2 run NVIDIA's Windows driver, numbered apart from the Linux one:
+    570.30 is past CUDA 12.8's Linux minimum (570.26) but short of its Windows one (570.65)."""
+    assert compat.native_cuda(Version("570.30"), "win32") == Version("12.6")
+    assert compat.native_cuda(Version("570.30")) == Version("12.8")
+    assert compat.native_cuda(Version("576.02"), "wsl") == Version("12.9")
+    # CUDA 13.0 has no Windows minimum on record (Table 3 reads N/A): an R580 driver cannot be told
+    assert compat.native_cuda(Version("580.88"), "win32") is None
+    assert compat.native_cuda(Version("460.89"), "win32") == Version("11.2")
+    # code JIT-compiled from PTX needs that CUDA's own driver: the Windows one on Windows
+    assert compat.min_driver(Version("12.8"), ptx_jit=True, platform="win32")[0] == "570.65"
+    assert compat.min_driver(Version("12.8"), ptx_jit=True)[0] == "570.26"
+    assert compat.min_driver(Version("13.0"), ptx_jit=True, platform="wsl")[0] is None
+    assert compat.runs_cuda(Version("12.8"), compat.driver_of(_Gpu("570.30"), "win32"), ptx_jit=True) is False
+    assert compat.runs_cuda(Version("12.8"), compat.driver_of(_Gpu("570.30"), "linux"), ptx_jit=True) is True
+
+
+@dataclass(frozen=True)
+class _Gpu:
+    driver_version: str
+    cuda_driver_version: str | None = None
 
 
 def test_kernels_run_on_a_gpu_from_the_same_major_or_ptx():

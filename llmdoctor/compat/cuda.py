@@ -41,30 +41,33 @@ def family(cuda_major: int) -> dict | None:
 WINDOWS_DRIVER = ("win32", "wsl")
 
 
+def _column(platform: str) -> str:
+    """The column of NVIDIA's tables that holds the drivers of ``platform``."""
+    return "windows" if platform in WINDOWS_DRIVER else "linux"
+
+
 @lru_cache(maxsize=4096)
 def family_min_driver(cuda_major: int, platform: str = "linux") -> Version | None:
     """The oldest driver that runs CUDA ``cuda_major``.x cubins (minor-version compatibility)."""
     row = family(cuda_major)
-    value = row and row.get("windows" if platform in WINDOWS_DRIVER else "linux")
+    value = row and row.get(_column(platform))
     return parse_version(value) if value else None
 
 
 @lru_cache(maxsize=4096)
-def native_min_driver(cuda: Version) -> Version | None:
-    """The oldest (Linux) driver whose own CUDA is ``cuda``'s major.minor or newer."""
-    for r in table(PKG, "cuda_drivers")["toolkits"]:
-        if mm(Version(r["cuda"])) == mm(cuda):
-            return Version(r["linux"])
-    return None
-
-
-@lru_cache(maxsize=4096)
-def native_cuda(driver: Version | None) -> Version | None:
-    """The newest CUDA a (Linux) driver runs natively, from the release-notes table."""
+def native_cuda(driver: Version | None, platform: str = "linux") -> Version | None:
+    """The newest CUDA a driver of ``platform`` runs natively, from the release-notes table.
+    None where that cannot be told: a Windows driver of a branch at least as new as a CUDA
+    release's (R580 for 13.0) for which NVIDIA names no Windows minimum."""
     if driver is None:
         return None
     for r in table(PKG, "cuda_drivers")["toolkits"]:  # newest first
-        if driver >= Version(r["linux"]):
+        value = r.get(_column(platform))
+        if value is None:  # no minimum on record for this platform
+            if driver.major >= Version(r["linux"]).major:
+                return None
+            continue
+        if driver >= Version(value):
             return Version(r["cuda"])
     return None
 
@@ -91,7 +94,7 @@ def driver_of(gpu_facts, platform: str = "linux") -> Driver:
         return Driver(None, None, platform)
     text = getattr(gpu_facts, "driver_version", None)
     version = parse_version(text)
-    cuda = parse_version(getattr(gpu_facts, "cuda_driver_version", None)) or native_cuda(version)
+    cuda = parse_version(getattr(gpu_facts, "cuda_driver_version", None)) or native_cuda(version, platform)
     return Driver(version, cuda, platform, text if version else None)
 
 
@@ -113,10 +116,10 @@ def min_driver(cuda: Version, ptx_jit: bool = False, platform: str = "linux") ->
     if ptx_jit:
         for r in table(PKG, "cuda_drivers")["toolkits"]:
             if mm(Version(r["cuda"])) == mm(cuda):
-                return r["linux"], r["source"]
+                return r.get(_column(platform)) or None, r["source"]
         return None, MINOR_COMPAT_DOCS
     row = family(cuda.major)
-    value = row and row.get("windows" if platform in WINDOWS_DRIVER else "linux")
+    value = row and row.get(_column(platform))
     return value or None, (row["source"] if row else MINOR_COMPAT_DOCS)
 
 
