@@ -9,6 +9,7 @@ from llmdoctor.compat import compile as cm
 from llmdoctor.fix.model import (FileChange, Fix, FixContext, FixError, Param, Plan, Verdict, env_without,
                                  writable_target)
 from llmdoctor.fix.journal import read_bytes
+from llmdoctor.checks.host import os_name
 from llmdoctor.checks.sizing import kinds_here
 from llmdoctor.checks.toolkit import effective_nvcc
 from llmdoctor.units import gib
@@ -62,8 +63,10 @@ def _deepspeed_vars(ctx: FixContext, target, notes: list) -> dict[str, str]:
     if target.build_env.get("DS_BUILD_OPS") != "1" or tk is None or effective_nvcc(tk) is None:
         return {}
     if (tk.libaio is None or tk.libaio_header is None) and "DS_BUILD_AIO" not in target.build_env:
-        notes.append("DS_BUILD_OPS=1 pre-builds every DeepSpeed op, and async_io cannot build without libaio "
-                     "(libaio-dev): DS_BUILD_AIO=0 leaves that one op out.")
+        needs = ("Linux's libaio, which this OS does not have" if os_name(ctx.facts) not in ("Linux", "")
+                 else "libaio (libaio-dev)")
+        notes.append(f"DS_BUILD_OPS=1 pre-builds every DeepSpeed op, and async_io cannot build without {needs}: "
+                     "DS_BUILD_AIO=0 leaves that one op out.")
         return {"DS_BUILD_AIO": "0"}
     return {}
 

@@ -122,6 +122,22 @@ def test_max_jobs_adds_ds_build_aio_0_only_where_ds_build_ops_would_fail(tmp_pat
     assert planned(toolkit(nvcc), {}) == {"MAX_JOBS": "1"}
 
 
+def test_max_jobs_on_windows_names_async_io_as_linux_only_not_a_package_to_install(tmp_path):
+    """DeepSpeed's async_io needs Linux's libaio: on Windows there is no libaio-dev to install,
+    so the note says the op cannot build there, and DS_BUILD_AIO=0 still leaves it out."""
+    from factories import toolkit
+
+    site = tmp_path / "site"
+    site.mkdir()
+    nvcc = ("12.8.93", "C:\\CUDA\\v12.8\\bin\\nvcc.exe", "CUDA_PATH")
+    f = facts(system=system(os="Windows", ram_available_bytes=31 * GiB, cpu_usable=4), cuda=toolkit(nvcc),
+              target=target(purelib=str(site), prefix=str(tmp_path), build_env={"DS_BUILD_OPS": "1"}))
+    plan = max_jobs.plan(FixContext(target=resolve_target(), environ={}, facts=f))
+    assert envhook.parse(plan.changes[0].content) == {"MAX_JOBS": "1", "DS_BUILD_AIO": "0"}
+    (note,) = [n for n in plan.notes if "async_io" in n]
+    assert "libaio-dev" not in note and "Linux's libaio" in note
+
+
 def test_max_jobs_for_deepspeed_alone_uses_its_own_ram_per_job(tmp_path):
     """A CPU torch with DeepSpeed: no flash-attn build can happen, so MAX_JOBS is sized by
     DeepSpeed's measured 2 GiB per cc1plus, not by flash-attn's 20 GiB per nvcc."""
