@@ -671,3 +671,11 @@ def test_a_fix_line_shown_in_a_code_page_keeps_its_quoting(tmp_path, codepage):
         assert lines, done.stdout.decode(codepage, "replace")
         (step,) = parse(lines[0], {})
         assert step[0] == "run" and len(step[1]) == want and "calc" in step[1][0], (shell, lines[0], step)
+
+
+def test_macos_torch_is_not_called_cpu_only_when_it_has_mps_built_in():
+    """PyPI's macOS torch has no CUDA but carries MPS: torch.build names it for what it is, and
+    system.macos-mps says whether this Python can use it (not under Rosetta)."""
+    found = by_id(replay("macos_rosetta"))
+    assert found["torch.build"]["title"] == "torch 2.2.2, macOS build (no CUDA; MPS for Apple GPUs built in)"
+    assert "Rosetta" in found["system.macos-mps"]["title"]
