@@ -134,8 +134,8 @@ def build_check(facts, c):
         yield c.finding(Status.SKIP, "torch is not installed in the target environment")
         return
     what = {"cuda": f"CUDA {t.cuda} build", "rocm": f"ROCm {t.hip} build", "cpu": "CPU-only build"}[t.build]
-    if t.build == "cpu" and t.live is not None and t.live.mps_built:  # macOS's wheel: no CUDA, the Apple GPU through MPS
-        what = "macOS build (no CUDA; MPS for Apple GPUs built in)"
+    if t.build == "cpu" and t.live is not None and t.live.mps_built:  # macOS wheel: no CUDA (said once, by gpu.none-macos), MPS
+        what = "macOS build with MPS (Apple GPUs) built in"
     yield c.finding(Status.INFO, f"torch {t.version}, {what}", detail=t.location or "")
 
 
