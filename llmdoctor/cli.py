@@ -4,6 +4,7 @@ inside commands so that ``llmdoctor --help`` stays instant."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -394,6 +395,16 @@ class _Batch(click.ParamType):
         return n
 
 
+class _Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which every range test lets through or past)."""
+
+    def convert(self, value, param, ctx):
+        got = super().convert(value, param, ctx)
+        if not math.isfinite(got):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return got
+
+
 @cli.command(epilog="Exit codes: 0 every judged class passes (or no GPU: nothing judged) and every fine-tune "
                     "learned, 1 a class fails or a fine-tune did not learn, 2 usage error, 4 inconclusive (the host "
                     "may have limited a measurement, or learning is not proven).")
@@ -413,7 +424,7 @@ class _Batch(click.ParamType):
 @click.option("--seq", type=click.IntRange(8), default=1024, show_default=True, help="Training sequence length.")
 @click.option("--steps", type=click.IntRange(3), default=10, show_default=True, help="Timed training steps.")
 @click.option("--rank", type=click.IntRange(1), default=16, show_default=True, help="LoRA rank.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
+@click.option("--lr", type=_Finite(0, min_open=True), default=2e-4, show_default=True,
               help="Learning rate of the LoRA run.")
 @click.option("--prompt", type=click.IntRange(1), default=256, show_default=True, help="Prompt tokens.")
 @click.option("--new", "new_tokens", type=click.IntRange(2), default=64, show_default=True, help="New tokens.")
@@ -422,7 +433,7 @@ class _Batch(click.ParamType):
                    "what the GPU can do; both: each, judged on the compiled one.")
 @click.option("--reps", type=click.IntRange(1), default=10, show_default=True, help="Timed generation runs, at least.")
 @click.option("--warmups", type=click.IntRange(0), default=10, show_default=True, help="Generation warm-up runs.")
-@click.option("--min-seconds", type=click.FloatRange(0), default=10.0, show_default=True,
+@click.option("--min-seconds", type=_Finite(0), default=10.0, show_default=True,
               help="Timed generation runs last at least this long.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--download", is_flag=True, help="Download the model's weights if they are not cached.")

@@ -182,6 +182,17 @@ def test_an_unknown_model_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "not a preset" in result.output
 
 
+@pytest.mark.parametrize("option", [["--lr", "nan"], ["--lr", "inf"], ["--min-seconds", "nan"],
+                                    ["--min-seconds", "inf"]])
+def test_a_learning_rate_or_duration_that_is_not_a_finite_number_is_a_usage_error(tmp_path, option):
+    """--lr nan trains nothing and --lr inf diverges at once; --min-seconds inf never ends a
+    measurement: each is refused before anything runs (gpt-99 would be refused later, by name)."""
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(cli, ["bench", "--model", "gpt-99", "--device",
+                                                                           "cpu", *option])
+    assert result.exit_code == 2 and option[0] in result.output and "finite" in result.output
+    assert "not a preset" not in result.output
+
+
 def test_the_table_fits_the_terminal_and_says_why_nothing_was_judged(tiny_result):
     report = json.loads(tiny_result[0].stdout)
     text = run.text(report, width=100)
