@@ -4,6 +4,7 @@ result as a table, JSON, or a plot; ``estimate_only`` predicts without running a
 from __future__ import annotations
 
 import json
+import math
 import os
 import textwrap
 from dataclasses import asdict, dataclass, field, fields
@@ -318,7 +319,18 @@ def judge(result: dict) -> dict:
     trains = [e["learning"] for p in out["profiles"].values() for e in p["workloads"] if e.get("learning")]
     out["learned"] = None if not trains or any(t.get("learned") is None for t in trains) else all(
         t["learned"] for t in trains)
-    return out
+    return _json_safe(out)
+
+
+def _json_safe(x):
+    """NaN and inf as null: ``--json`` stays JSON (RFC 8259 has no NaN) whatever a run measured."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 OLD_KEYS = ("estimate_bytes", "estimate_parts", "loss_fell", "judgement", "estimate_error", "efficiency")
@@ -414,7 +426,7 @@ def text(result: dict, width: int = 100) -> str:
                 word = j["verdict"].upper() if j["verdict"] != "pass" else "pass"
             learning = r.get("learning") or {}
             if learning.get("learned") is False:
-                word += "; did not learn"
+                word += "; diverged" if learning.get("diverged") else "; did not learn"  # diverged: did not learn
             elif learning.get("learned") is True:
                 word += ", learned"
             note = j.get("note") or ""

@@ -224,7 +224,8 @@ def judge(entry: dict, prof: dict, arch: Arch, settings: dict, peak: roofline.Pe
                                  "may limit it, not the GPU")
     learning = entry.get("learning")
     if learning and learning.get("learned") is False:
-        notes.append("the fine-tune did not learn")
+        notes.append("the fine-tune did not learn" + (" (it diverged: the loss is not finite)"
+                                                       if learning.get("diverged") else ""))
     if fits is False or (learning and learning.get("learned") is False) or slow_verdict == "fail":
         verdict = "fail"
     elif slow_verdict == "inconclusive":

@@ -5,6 +5,7 @@ numbers. No timing is asserted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -111,6 +112,25 @@ def test_a_learning_rate_of_1e_12_did_not_learn(frozen_and_compiled):
     report = json.loads(result.stdout)
     assert report["learned"] is False
     assert "did not learn" in run.text(report)
+
+
+def test_a_learning_rate_that_diverges_did_not_learn_and_the_json_stays_json(tiny_result):
+    """--lr 50 on the tiny model: the loss turns NaN within a few steps. The record says the
+    fine-tune diverged and did not learn, and --json holds null where the loss was NaN (a bare
+    NaN is not JSON: jq and JSON.parse refuse the whole document)."""
+    report, cache = json.loads(tiny_result[0].stdout), tiny_result[1]
+    w = weights.resolve("tiny", False, str(cache / "llmdoctor"), "cpu", "float32", say=print)
+    m = workloads.train(w.path, "16bit", "cpu", "float32", 1, 64, 3, 1, 16, 50.0, w.arch.vocab)
+    learning = m.learning
+    assert learning["learned"] is False and learning["diverged"] is True and "not finite" in learning["why"]
+    assert None in learning["held_out_after"] and None in m.losses
+    entry = next(e for e in report["profiles"]["t4"]["workloads"] if e["workload"] == "train-lora16")
+    entry["measured"] = dataclasses.asdict(m)
+    judged = run.judge(report)
+    json.dumps(judged, allow_nan=False)  # raises on NaN or inf anywhere
+    assert run.exit_code(judged) == run.EXIT_FAIL and judged["learned"] is False
+    line = next(x for x in run.text(judged, width=100).splitlines() if x.strip().startswith("train-lora16"))
+    assert line.endswith("measured; diverged")
 
 
 def test_the_compiled_decode_runs_on_the_cpu_or_says_why_not(frozen_and_compiled):
