@@ -467,6 +467,15 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
     except ImportError as exc:
         raise click.UsageError(f"llmdoctor bench needs the bench extra: pip install 'llmdoctor[bench]' ({exc})")
     s = bench_run.Settings(**settings)
+    if plot:  # written after a run of minutes: refuse what cannot be written before it
+        folder = os.path.dirname(os.path.abspath(plot))
+        if not os.path.isdir(folder) or os.path.isdir(plot):
+            raise click.BadParameter(f"{plot}: " + ("is a folder" if os.path.isdir(plot) else
+                                                    f"the folder {folder} does not exist"), param_hint="--plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'llmdoctor[plot]'") from None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -489,8 +498,8 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
     if plot:
         try:
             bench_run.plot(result, plot)
-        except ImportError:
-            raise click.UsageError("--plot needs matplotlib: pip install 'llmdoctor[plot]'") from None
+        except (ImportError, OSError, ValueError) as exc:  # the results are printed all the same
+            click.echo(f"llmdoctor bench: --plot {plot} not written: {exc}", err=True)
     if as_json:
         echo_json(json.dumps(result, indent=2), newline=False)
     else:

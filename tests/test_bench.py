@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
+import types
 
 import pytest
 from click.testing import CliRunner
@@ -211,6 +213,53 @@ def test_a_learning_rate_or_duration_that_is_not_a_finite_number_is_a_usage_erro
                                                                            "cpu", *option])
     assert result.exit_code == 2 and option[0] in result.output and "finite" in result.output
     assert "not a preset" not in result.output
+
+
+QUICK = ["--device", "cpu", "--profile", "t4", "--workload", "generate-16bit", "--decode", "eager", "--prompt", "4",
+         "--new", "2", "--reps", "1", "--warmups", "0", "--min-seconds", "0"]
+
+
+def test_a_weights_cache_that_cannot_be_written_is_a_clear_error_before_anything_is_built(tmp_path):
+    """LLMDOCTOR_CACHE_DIR under a file (or a read-only, or full, disk): said in one line, exit
+    2, before the random model is built; it was an 'internal error' after building it."""
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path), "LLMDOCTOR_CACHE_DIR": str(tmp_path / "a-file" / "x")}
+                       ).invoke(cli, ["bench", "--model", "tiny", *QUICK])
+    assert result.exit_code == 2, result.output[-2000:]
+    assert "cannot write the random weights" in result.output and "LLMDOCTOR_CACHE_DIR" in result.output
+    assert "Building" not in result.output and "internal error" not in result.output
+
+
+def test_a_plot_path_in_a_missing_folder_is_refused_before_the_run(tmp_path):
+    """--plot is written after a run of minutes: a path that cannot be written is refused first
+    (it was found only then, and the run's results were lost with it)."""
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(
+        cli, ["bench", "--model", "tiny", *QUICK, "--plot", str(tmp_path / "no-such-folder" / "bench.png")])
+    assert result.exit_code == 2 and "no-such-folder" in result.output and "--plot" in result.output
+    assert "generate-16bit" not in result.output  # nothing ran
+
+
+def test_plot_without_matplotlib_is_refused_before_the_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` does where it is not installed
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(
+        cli, ["bench", "--model", "tiny", *QUICK, "--plot", str(tmp_path / "bench.png")])
+    assert result.exit_code == 2 and "pip install 'llmdoctor[plot]'" in result.output
+    assert "generate-16bit" not in result.output  # refused before the run
+
+
+def test_a_plot_that_fails_to_write_after_the_run_still_prints_the_results(tmp_path, monkeypatch):
+    """The disk fills while the PNG is written (after a run of minutes): the results are printed
+    all the same, with the error, and the bench's own exit code."""
+    def disk_full(result, path):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(run, "plot", disk_full)
+    monkeypatch.setitem(sys.modules, "matplotlib", sys.modules.get("matplotlib") or types.ModuleType("matplotlib"))
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(
+        cli, ["bench", "--model", "tiny", *QUICK, "--json", "--plot", str(tmp_path / "bench.png")])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert json.loads(result.stdout)["profiles"]["t4"]["workloads"][0]["measured"]["ok"]
+    assert "--plot" in result.stderr and "No space left on device" in result.stderr
 
 
 def test_the_table_fits_the_terminal_and_says_why_nothing_was_judged(tiny_result):
