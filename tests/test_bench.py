@@ -323,6 +323,15 @@ def test_the_class_memory_is_its_smallest_member_in_nvidia_smi():
         15079 * 2**20 - estimate.model()["overhead_bytes"]["train-lora16"])
 
 
+def test_every_member_card_has_its_nvidia_smi_total_with_a_source():
+    """The class's memory is the smallest member's: a member without a total could be the smallest."""
+    for name in ("t4", "24gb"):
+        members = verdict.profile(name)["members"]
+        for m in members:
+            assert m["nvidia_smi_mib"] and m["nvidia_smi_source"].startswith("https://"), m
+        assert verdict.class_memory(verdict.profile(name))[0] == min(m["nvidia_smi_mib"] for m in members) * 2**20
+
+
 def test_a_workload_predicted_not_to_fit_fails_its_class_with_the_option_that_would():
     qwen7 = presets.preset("qwen2.5-7b")
     est = estimate.predict(qwen7, "train-lora16")
