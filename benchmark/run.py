@@ -266,6 +266,13 @@ def _judge_entry(entry: dict, prof: dict, arch: Arch, s: dict, peak, on_gpu: boo
     est = _predict(arch, wl, s, batch)
     entry["estimate"] = _est_dict(est)
     m = entry.get("measured")
+    if on_gpu and m is None and "compiled" not in entry:  # not run: today's prediction, not the record's
+        memory = verdict.class_memory(prof)[0]
+        entry.pop("predicted", None)
+        if est.bytes > memory:
+            alt, alt_bytes = estimate.alternative(arch, wl, memory, batch=batch, seq=s["seq"], rank=s["rank"],
+                                                  prompt=s["prompt"], new=s["new"])
+            entry["predicted"] = {"bytes": est.bytes, "alternative": alt, "alternative_bytes": alt_bytes}
     if m is not None:
         eff = roofline.efficiency(wl, m, arch, s["seq"], s["prompt"], s["new"], s["rank"], peak) or {}
         comp = entry.get("compiled") or {}

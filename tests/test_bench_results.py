@@ -200,3 +200,29 @@ def test_the_readmes_estimate_only_example_is_what_the_command_prints():
     readme = (ROOT / "README.md").read_text()
     got = run.estimate_text(run.estimate_only("qwen2.5-7b", run.Settings(), fetch=False), width=100)
     assert got.strip() in readme
+
+
+def test_a_workload_that_was_not_run_is_predicted_again_when_rejudged():
+    """A recorded run's "predicted not to fit" holds the memory model of its day, and older
+    records only say "skipped". Re-judged, the prediction is today's: still too big fails as
+    "predicted" (with today's bytes and option), and one that now fits is not a failure (it was
+    never measured: inconclusive). Before, a stale 20 GiB failed nf4, and "skipped" failed with
+    "failed under the class's memory: None"."""
+    result = recorded("H200-yi-6b.json")
+    t4 = result["profiles"]["t4"]["workloads"]
+    at = {e["workload"]: i for i, e in enumerate(t4)}
+    t4[at["generate-nf4"]] = {"workload": "generate-nf4", "batch": 1, "predicted": {
+        "bytes": 20 * GiB, "alternative": None, "alternative_bytes": None}}
+    t4[at["generate-16bit"]] = {"workload": "generate-16bit", "batch": 1, "skipped": "predicted not to fit"}
+    result["settings"]["seq"] = 8192  # today's model: 16-bit LoRA at 8192 tokens does not fit a T4
+    t4[at["train-lora16"]] = {"workload": "train-lora16", "batch": 1, "skipped": "predicted not to fit"}
+    got = {e["workload"]: e for e in run.rejudge(result)["profiles"]["t4"]["workloads"]}
+    memory = 15079 * 2**20
+    for wl in ("generate-nf4", "generate-16bit"):
+        j = got[wl]["judgement"]
+        assert got[wl]["estimate"]["bytes"] <= memory and "predicted" not in got[wl]
+        assert j["verdict"] == "inconclusive" and "not measured" in j["note"] and "None" not in j["note"]
+    lora16 = got["train-lora16"]
+    assert lora16["predicted"]["bytes"] == lora16["estimate"]["bytes"] > memory
+    assert lora16["judgement"]["verdict"] == "fail" and lora16["judgement"]["judged_on"] == "predicted"
+    assert lora16["predicted"]["alternative"] and lora16["predicted"]["alternative_bytes"] <= memory
