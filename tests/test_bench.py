@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +19,7 @@ from llmdoctor.benchmark import estimate, presets, run, verdict, weights, worklo
 from llmdoctor.cli import cli
 
 GiB = 1024**3
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--profile", "t4", "--seq", "64", "--prompt", "16", "--new", "8", "--reps", "2",
         "--warmups", "1", "--min-seconds", "0", "--json"]
 
@@ -93,6 +95,34 @@ def test_the_record_says_where_it_ran(tiny_result):
     assert env["cpu"]["logical_cpus"] >= 1 and env["python"]
     assert report["seeds"] == workloads.SEEDS and report["model"]["random_weights"] is True
     assert "gpu_before" not in env  # a CPU run reads no GPU clocks
+
+
+def test_an_installed_llmdoctor_inside_the_users_git_project_reports_no_commit_of_theirs(tmp_path):
+    """pip install llmdoctor into project/.venv, where project is the user's git repository: `git
+    rev-parse HEAD` run from site-packages finds *their* repository, and its commit was
+    recorded as llmdoctor's. Only a checkout that tracks llmdoctor's own file counts."""
+    import importlib.util
+    import subprocess
+
+    project = tmp_path / "project"
+    site = project / ".venv" / "lib" / "site-packages" / "llmdoctor" / "benchmark"
+    site.mkdir(parents=True)
+    (project / "train.py").write_text("print('the user project')\n")
+    git = ["git", "-C", str(project), "-c", "user.name=u", "-c", "user.email=u@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "theirs"], check=True)
+    theirs = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    copy = site / "record.py"
+    copy.write_text((ROOT / "benchmark" / "record.py").read_text())
+    spec = importlib.util.spec_from_file_location("installed_record", copy)
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    got = installed.commit()
+    assert got.get("commit") != theirs and got["commit"] is None and "not a checkout of llmdoctor" in got["why"]
+    from llmdoctor.benchmark import record
+
+    assert record.commit()["commit"]  # this checkout (the tests run from one) still names its commit
 
 
 def test_both_fine_tunes_learn_on_held_out_data(tiny_result):
