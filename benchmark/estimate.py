@@ -150,11 +150,16 @@ def alternative(arch: Arch, workload: str, memory: int, *, batch: int = 1, seq: 
         if e.bytes <= memory:
             return "train-qlora", e.bytes
     if workload.startswith("train"):
-        if batch > 1:
-            for b in range(batch - 1, 0, -1):
-                e = predict(arch, workload, **{**kw, "batch": b})
-                if e.bytes <= memory:
-                    return f"--batch {b}", e.bytes
+        if batch > 1:  # the footprint grows with the batch: bisect for the largest that fits
+            lo, hi = 0, batch  # batch lo fits (0: none yet), batch hi does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if predict(arch, workload, **{**kw, "batch": mid}).bytes <= memory:
+                    lo = mid
+                else:
+                    hi = mid
+            if lo:
+                return f"--batch {lo}", predict(arch, workload, **{**kw, "batch": lo}).bytes
         s = seq // 2
         while s >= 128:
             e = predict(arch, workload, **{**kw, "batch": 1, "seq": s})

@@ -36,6 +36,13 @@ def commit() -> dict:
         head = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if head.returncode != 0:
             return {"commit": None, "why": (head.stderr.strip() or "not a git checkout")[:200]}
+        # installed into a venv inside the user's own repository, git finds theirs: llmdoctor's
+        # checkout is one that tracks this very file
+        ours = subprocess.run(["git", "-C", here, "ls-files", "--error-unmatch", os.path.abspath(__file__)],
+                              capture_output=True, text=True, timeout=5)
+        if ours.returncode != 0:
+            return {"commit": None, "why": "installed, not a checkout of llmdoctor (the git repository around it "
+                                           "does not track it); set LLMDOCTOR_COMMIT to record one"}
         dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5)
         return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}

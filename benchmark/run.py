@@ -4,6 +4,7 @@ result as a table, JSON, or a plot; ``estimate_only`` predicts without running a
 from __future__ import annotations
 
 import json
+import math
 import os
 import textwrap
 from dataclasses import asdict, dataclass, field, fields
@@ -265,6 +266,13 @@ def _judge_entry(entry: dict, prof: dict, arch: Arch, s: dict, peak, on_gpu: boo
     est = _predict(arch, wl, s, batch)
     entry["estimate"] = _est_dict(est)
     m = entry.get("measured")
+    if on_gpu and m is None and "compiled" not in entry:  # not run: today's prediction, not the record's
+        memory = verdict.class_memory(prof)[0]
+        entry.pop("predicted", None)
+        if est.bytes > memory:
+            alt, alt_bytes = estimate.alternative(arch, wl, memory, batch=batch, seq=s["seq"], rank=s["rank"],
+                                                  prompt=s["prompt"], new=s["new"])
+            entry["predicted"] = {"bytes": est.bytes, "alternative": alt, "alternative_bytes": alt_bytes}
     if m is not None:
         eff = roofline.efficiency(wl, m, arch, s["seq"], s["prompt"], s["new"], s["rank"], peak) or {}
         comp = entry.get("compiled") or {}
@@ -318,7 +326,18 @@ def judge(result: dict) -> dict:
     trains = [e["learning"] for p in out["profiles"].values() for e in p["workloads"] if e.get("learning")]
     out["learned"] = None if not trains or any(t.get("learned") is None for t in trains) else all(
         t["learned"] for t in trains)
-    return out
+    return _json_safe(out)
+
+
+def _json_safe(x):
+    """NaN and inf as null: ``--json`` stays JSON (RFC 8259 has no NaN) whatever a run measured."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 OLD_KEYS = ("estimate_bytes", "estimate_parts", "loss_fell", "judgement", "estimate_error", "efficiency")
@@ -414,7 +433,7 @@ def text(result: dict, width: int = 100) -> str:
                 word = j["verdict"].upper() if j["verdict"] != "pass" else "pass"
             learning = r.get("learning") or {}
             if learning.get("learned") is False:
-                word += "; did not learn"
+                word += "; diverged" if learning.get("diverged") else "; did not learn"  # diverged: did not learn
             elif learning.get("learned") is True:
                 word += ", learned"
             note = j.get("note") or ""

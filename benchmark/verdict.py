@@ -178,6 +178,12 @@ def judge(entry: dict, prof: dict, arch: Arch, settings: dict, peak: roofline.Pe
                             if p.get("alternative") else "nothing smaller in the bench fits"))
     m = entry.get("measured") or {}
     comp = entry.get("compiled") or {}
+    if "measured" not in entry and "compiled" not in entry:  # never run, yet not predicted not to fit
+        est = (entry.get("estimate") or {}).get("bytes")
+        return Judgement(wl, prof["name"], "inconclusive", None, None, memory, None, floor_tps, None, None, fl,
+                         f"not measured (the record says: {entry.get('not_run') or 'not run'})" + (
+                             f"; this memory model predicts it fits ({est / 2**30:.2f} GiB): run it again"
+                             if est else ""))
     if not m.get("ok") and not comp.get("ok"):
         return Judgement(wl, prof["name"], "fail", False, None, memory, None, floor_tps, None, None, fl,
                          f"failed under the class's memory: {m.get('error') or comp.get('error')}")
@@ -224,7 +230,8 @@ def judge(entry: dict, prof: dict, arch: Arch, settings: dict, peak: roofline.Pe
                                  "may limit it, not the GPU")
     learning = entry.get("learning")
     if learning and learning.get("learned") is False:
-        notes.append("the fine-tune did not learn")
+        notes.append("the fine-tune did not learn" + (" (it diverged: the loss is not finite)"
+                                                       if learning.get("diverged") else ""))
     if fits is False or (learning and learning.get("learned") is False) or slow_verdict == "fail":
         verdict = "fail"
     elif slow_verdict == "inconclusive":

@@ -61,9 +61,21 @@ def resolve(model: str, download: bool, cache_dir: str, device: str, dtype: str,
                            "model in the Hugging Face cache; pass --download to fetch it")
     folder = os.path.join(cache_dir, "random-weights", f"{arch.name}-{dtype}")
     if not os.path.exists(os.path.join(folder, RANDOM_MARK)):
+        try:  # before building: a folder that cannot be made is said at once, not after the model is built
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise WeightsError(_unwritable(folder, exc)) from None
         say(f"Building {arch.name} with random weights on {device} (no real weights here; pass --download)...")
-        build_random(arch, folder, device, dtype)
+        try:
+            build_random(arch, folder, device, dtype)
+        except OSError as exc:  # a full or read-only disk while the checkpoint is written
+            raise WeightsError(_unwritable(folder, exc)) from None
     return Weights(folder, "random, normal(0, 0.02)", arch)
+
+
+def _unwritable(folder: str, exc: OSError) -> str:
+    return (f"cannot write the random weights under {folder}: {exc.strerror or exc}; set LLMDOCTOR_CACHE_DIR to "
+            "a writable folder with room for the checkpoint (or pass --download, or a local folder, for real weights)")
 
 
 def build_random(arch: presets.Arch, folder: str, device: str, dtype: str) -> None:

@@ -207,12 +207,22 @@ def learned(before: list[float], after: list[float]) -> dict:
     drop = statistics.fmean(before) - statistics.fmean(after)
     spread = statistics.stdev(before) if len(before) > 1 else 0.0
     threshold = max(LEARN_SPREADS * spread, LEARN_MIN_DROP)
-    ok = math.isfinite(drop) and drop > threshold
-    return {"held_out_before": [round(x, 5) for x in before], "held_out_after": [round(x, 5) for x in after],
-            "drop": round(drop, 5) if math.isfinite(drop) else None, "spread": round(spread, 5),
-            "threshold": round(threshold, 5), "learned": ok,
-            "rule": f"held-out loss drop > max({LEARN_SPREADS} x batch-to-batch spread, {LEARN_MIN_DROP} nats); "
-                    "every training step on a fresh batch, never one the model saw"}
+    ok = math.isfinite(drop) and math.isfinite(threshold) and drop > threshold
+    out = {"held_out_before": _finite(before), "held_out_after": _finite(after),
+           "drop": round(drop, 5) if math.isfinite(drop) else None,
+           "spread": round(spread, 5) if math.isfinite(spread) else None,
+           "threshold": round(threshold, 5) if math.isfinite(threshold) else None, "learned": ok,
+           "rule": f"held-out loss drop > max({LEARN_SPREADS} x batch-to-batch spread, {LEARN_MIN_DROP} nats); "
+                   "every training step on a fresh batch, never one the model saw"}
+    if not all(math.isfinite(x) for x in (*before, *after)):
+        out["diverged"] = True
+        out["why"] = "the held-out loss is not finite (NaN or inf, recorded as null): the fine-tune diverged"
+    return out
+
+
+def _finite(xs: list[float]) -> list[float | None]:
+    """Losses as JSON can hold them: rounded, and None for NaN or inf (bare NaN is not JSON)."""
+    return [round(x, 5) if math.isfinite(x) else None for x in xs]
 
 
 def train(path: str, quant: str, device: str, dtype: str, batch: int, seq: int, steps: int, warmup: int,
@@ -275,7 +285,8 @@ def _train(path, quant, device, dtype, batch, seq, steps, warmup, rank, lr, voca
     after = _held_out_losses(model, held_out, device)
     tps = [batch * seq / t for t in times]
     out = Measured(name, tokens_per_s=statistics.median(tps), spread=(_pct(tps, 0.1), _pct(tps, 0.9)),
-                   step_s=statistics.median(times), peak_allocated=alloc, peak_reserved=reserved, losses=losses,
+                   step_s=statistics.median(times), peak_allocated=alloc, peak_reserved=reserved,
+                   losses=[x if math.isfinite(x) else None for x in losses],
                    loaded_dtype=loaded, iterations=steps, warmup=warmup, learning=learned(before, after),
                    extra={"setup_s": round(setup_s, 3), "batch": batch, "seq": seq, "lr": lr,
                           "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)})

@@ -4,6 +4,7 @@ inside commands so that ``llmdoctor --help`` stays instant."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -394,6 +395,16 @@ class _Batch(click.ParamType):
         return n
 
 
+class _Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which every range test lets through or past)."""
+
+    def convert(self, value, param, ctx):
+        got = super().convert(value, param, ctx)
+        if not math.isfinite(got):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return got
+
+
 @cli.command(epilog="Exit codes: 0 every judged class passes (or no GPU: nothing judged) and every fine-tune "
                     "learned, 1 a class fails or a fine-tune did not learn, 2 usage error, 4 inconclusive (the host "
                     "may have limited a measurement, or learning is not proven).")
@@ -413,7 +424,7 @@ class _Batch(click.ParamType):
 @click.option("--seq", type=click.IntRange(8), default=1024, show_default=True, help="Training sequence length.")
 @click.option("--steps", type=click.IntRange(3), default=10, show_default=True, help="Timed training steps.")
 @click.option("--rank", type=click.IntRange(1), default=16, show_default=True, help="LoRA rank.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
+@click.option("--lr", type=_Finite(0, min_open=True), default=2e-4, show_default=True,
               help="Learning rate of the LoRA run.")
 @click.option("--prompt", type=click.IntRange(1), default=256, show_default=True, help="Prompt tokens.")
 @click.option("--new", "new_tokens", type=click.IntRange(2), default=64, show_default=True, help="New tokens.")
@@ -422,7 +433,7 @@ class _Batch(click.ParamType):
                    "what the GPU can do; both: each, judged on the compiled one.")
 @click.option("--reps", type=click.IntRange(1), default=10, show_default=True, help="Timed generation runs, at least.")
 @click.option("--warmups", type=click.IntRange(0), default=10, show_default=True, help="Generation warm-up runs.")
-@click.option("--min-seconds", type=click.FloatRange(0), default=10.0, show_default=True,
+@click.option("--min-seconds", type=_Finite(0), default=10.0, show_default=True,
               help="Timed generation runs last at least this long.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--download", is_flag=True, help="Download the model's weights if they are not cached.")
@@ -456,6 +467,15 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
     except ImportError as exc:
         raise click.UsageError(f"llmdoctor bench needs the bench extra: pip install 'llmdoctor[bench]' ({exc})")
     s = bench_run.Settings(**settings)
+    if plot:  # written after a run of minutes: refuse what cannot be written before it
+        folder = os.path.dirname(os.path.abspath(plot))
+        if not os.path.isdir(folder) or os.path.isdir(plot):
+            raise click.BadParameter(f"{plot}: " + ("is a folder" if os.path.isdir(plot) else
+                                                    f"the folder {folder} does not exist"), param_hint="--plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'llmdoctor[plot]'") from None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -478,8 +498,8 @@ def bench(model, profiles, workload_names, estimate_only, offline, batch, seq, s
     if plot:
         try:
             bench_run.plot(result, plot)
-        except ImportError:
-            raise click.UsageError("--plot needs matplotlib: pip install 'llmdoctor[plot]'") from None
+        except (ImportError, OSError, ValueError) as exc:  # the results are printed all the same
+            click.echo(f"llmdoctor bench: --plot {plot} not written: {exc}", err=True)
     if as_json:
         echo_json(json.dumps(result, indent=2), newline=False)
     else:

@@ -5,8 +5,12 @@ numbers. No timing is asserted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +19,7 @@ from llmdoctor.benchmark import estimate, presets, run, verdict, weights, worklo
 from llmdoctor.cli import cli
 
 GiB = 1024**3
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--profile", "t4", "--seq", "64", "--prompt", "16", "--new", "8", "--reps", "2",
         "--warmups", "1", "--min-seconds", "0", "--json"]
 
@@ -92,6 +97,34 @@ def test_the_record_says_where_it_ran(tiny_result):
     assert "gpu_before" not in env  # a CPU run reads no GPU clocks
 
 
+def test_an_installed_llmdoctor_inside_the_users_git_project_reports_no_commit_of_theirs(tmp_path):
+    """pip install llmdoctor into project/.venv, where project is the user's git repository: `git
+    rev-parse HEAD` run from site-packages finds *their* repository, and its commit was
+    recorded as llmdoctor's. Only a checkout that tracks llmdoctor's own file counts."""
+    import importlib.util
+    import subprocess
+
+    project = tmp_path / "project"
+    site = project / ".venv" / "lib" / "site-packages" / "llmdoctor" / "benchmark"
+    site.mkdir(parents=True)
+    (project / "train.py").write_text("print('the user project')\n")
+    git = ["git", "-C", str(project), "-c", "user.name=u", "-c", "user.email=u@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "theirs"], check=True)
+    theirs = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    copy = site / "record.py"
+    copy.write_text((ROOT / "benchmark" / "record.py").read_text())
+    spec = importlib.util.spec_from_file_location("installed_record", copy)
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    got = installed.commit()
+    assert got.get("commit") != theirs and got["commit"] is None and "not a checkout of llmdoctor" in got["why"]
+    from llmdoctor.benchmark import record
+
+    assert record.commit()["commit"]  # this checkout (the tests run from one) still names its commit
+
+
 def test_both_fine_tunes_learn_on_held_out_data(tiny_result):
     rows = rows_of(tiny_result[0])
     for name in ("train-qlora", "train-lora16"):
@@ -111,6 +144,25 @@ def test_a_learning_rate_of_1e_12_did_not_learn(frozen_and_compiled):
     report = json.loads(result.stdout)
     assert report["learned"] is False
     assert "did not learn" in run.text(report)
+
+
+def test_a_learning_rate_that_diverges_did_not_learn_and_the_json_stays_json(tiny_result):
+    """--lr 50 on the tiny model: the loss turns NaN within a few steps. The record says the
+    fine-tune diverged and did not learn, and --json holds null where the loss was NaN (a bare
+    NaN is not JSON: jq and JSON.parse refuse the whole document)."""
+    report, cache = json.loads(tiny_result[0].stdout), tiny_result[1]
+    w = weights.resolve("tiny", False, str(cache / "llmdoctor"), "cpu", "float32", say=print)
+    m = workloads.train(w.path, "16bit", "cpu", "float32", 1, 64, 3, 1, 16, 50.0, w.arch.vocab)
+    learning = m.learning
+    assert learning["learned"] is False and learning["diverged"] is True and "not finite" in learning["why"]
+    assert None in learning["held_out_after"] and None in m.losses
+    entry = next(e for e in report["profiles"]["t4"]["workloads"] if e["workload"] == "train-lora16")
+    entry["measured"] = dataclasses.asdict(m)
+    judged = run.judge(report)
+    json.dumps(judged, allow_nan=False)  # raises on NaN or inf anywhere
+    assert run.exit_code(judged) == run.EXIT_FAIL and judged["learned"] is False
+    line = next(x for x in run.text(judged, width=100).splitlines() if x.strip().startswith("train-lora16"))
+    assert line.endswith("measured; diverged")
 
 
 def test_the_compiled_decode_runs_on_the_cpu_or_says_why_not(frozen_and_compiled):
@@ -182,6 +234,64 @@ def test_an_unknown_model_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "not a preset" in result.output
 
 
+@pytest.mark.parametrize("option", [["--lr", "nan"], ["--lr", "inf"], ["--min-seconds", "nan"],
+                                    ["--min-seconds", "inf"]])
+def test_a_learning_rate_or_duration_that_is_not_a_finite_number_is_a_usage_error(tmp_path, option):
+    """--lr nan trains nothing and --lr inf diverges at once; --min-seconds inf never ends a
+    measurement: each is refused before anything runs (gpt-99 would be refused later, by name)."""
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(cli, ["bench", "--model", "gpt-99", "--device",
+                                                                           "cpu", *option])
+    assert result.exit_code == 2 and option[0] in result.output and "finite" in result.output
+    assert "not a preset" not in result.output
+
+
+QUICK = ["--device", "cpu", "--profile", "t4", "--workload", "generate-16bit", "--decode", "eager", "--prompt", "4",
+         "--new", "2", "--reps", "1", "--warmups", "0", "--min-seconds", "0"]
+
+
+def test_a_weights_cache_that_cannot_be_written_is_a_clear_error_before_anything_is_built(tmp_path):
+    """LLMDOCTOR_CACHE_DIR under a file (or a read-only, or full, disk): said in one line, exit
+    2, before the random model is built; it was an 'internal error' after building it."""
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path), "LLMDOCTOR_CACHE_DIR": str(tmp_path / "a-file" / "x")}
+                       ).invoke(cli, ["bench", "--model", "tiny", *QUICK])
+    assert result.exit_code == 2, result.output[-2000:]
+    assert "cannot write the random weights" in result.output and "LLMDOCTOR_CACHE_DIR" in result.output
+    assert "Building" not in result.output and "internal error" not in result.output
+
+
+def test_a_plot_path_in_a_missing_folder_is_refused_before_the_run(tmp_path):
+    """--plot is written after a run of minutes: a path that cannot be written is refused first
+    (it was found only then, and the run's results were lost with it)."""
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(
+        cli, ["bench", "--model", "tiny", *QUICK, "--plot", str(tmp_path / "no-such-folder" / "bench.png")])
+    assert result.exit_code == 2 and "no-such-folder" in result.output and "--plot" in result.output
+    assert "generate-16bit" not in result.output  # nothing ran
+
+
+def test_plot_without_matplotlib_is_refused_before_the_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` does where it is not installed
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(
+        cli, ["bench", "--model", "tiny", *QUICK, "--plot", str(tmp_path / "bench.png")])
+    assert result.exit_code == 2 and "pip install 'llmdoctor[plot]'" in result.output
+    assert "generate-16bit" not in result.output  # refused before the run
+
+
+def test_a_plot_that_fails_to_write_after_the_run_still_prints_the_results(tmp_path, monkeypatch):
+    """The disk fills while the PNG is written (after a run of minutes): the results are printed
+    all the same, with the error, and the bench's own exit code."""
+    def disk_full(result, path):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(run, "plot", disk_full)
+    monkeypatch.setitem(sys.modules, "matplotlib", sys.modules.get("matplotlib") or types.ModuleType("matplotlib"))
+    result = CliRunner(env={"XDG_CACHE_HOME": str(tmp_path)}).invoke(
+        cli, ["bench", "--model", "tiny", *QUICK, "--json", "--plot", str(tmp_path / "bench.png")])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert json.loads(result.stdout)["profiles"]["t4"]["workloads"][0]["measured"]["ok"]
+    assert "--plot" in result.stderr and "No space left on device" in result.stderr
+
+
 def test_the_table_fits_the_terminal_and_says_why_nothing_was_judged(tiny_result):
     report = json.loads(tiny_result[0].stdout)
     text = run.text(report, width=100)
@@ -241,6 +351,15 @@ def test_the_class_memory_is_its_smallest_member_in_nvidia_smi():
     assert verdict.class_memory(verdict.profile("24gb"))[0] == 23028 * 2**20  # an A10 / A10G, not 24 GiB
     assert verdict.torch_cap_bytes(verdict.profile("t4"), "train-lora16") == (
         15079 * 2**20 - estimate.model()["overhead_bytes"]["train-lora16"])
+
+
+def test_every_member_card_has_its_nvidia_smi_total_with_a_source():
+    """The class's memory is the smallest member's: a member without a total could be the smallest."""
+    for name in ("t4", "24gb"):
+        members = verdict.profile(name)["members"]
+        for m in members:
+            assert m["nvidia_smi_mib"] and m["nvidia_smi_source"].startswith("https://"), m
+        assert verdict.class_memory(verdict.profile(name))[0] == min(m["nvidia_smi_mib"] for m in members) * 2**20
 
 
 def test_a_workload_predicted_not_to_fit_fails_its_class_with_the_option_that_would():

@@ -163,3 +163,18 @@ def test_fill_picks_the_largest_batch_that_fits_nine_tenths_of_the_class():
     assert estimate.predict(yi, "train-qlora", batch=b + 1).bytes > 0.9 * memory
     report = run.estimate_only("yi-6b", run.Settings(batch="fill"))
     assert {r["workload"]: r["batch"] for r in report["profiles"]["24gb"]["workloads"]}["train-qlora"] == b
+
+
+def test_estimate_only_with_an_enormous_batch_answers_at_once():
+    """--batch 99999999999: the search for a batch that would fit once tried every smaller batch
+    (a hang); it bisects, and names the largest batch predicted to fit."""
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "bench", "--estimate-only", "--offline", "--model",
+                             "yi-6b", "--profile", "t4", "--batch", "99999999999", "--json"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {r["workload"]: r for r in json.loads(result.stdout)["profiles"]["t4"]["workloads"]}
+    memory = verdict.class_memory(verdict.profile("t4"))[0]
+    alt = rows["train-qlora"]["alternative"]
+    assert alt.startswith("--batch ") and rows["train-qlora"]["alternative_bytes"] <= memory
+    b = int(alt.split()[1])
+    assert estimate.predict(presets.preset("yi-6b"), "train-qlora", batch=b + 1).bytes > memory

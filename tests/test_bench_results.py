@@ -150,3 +150,79 @@ def test_the_readme_quotes_the_rejudged_numbers():
     assert table.split("\n\n")[1].strip() in readme  # the T4 class's block, verbatim
     assert f"{t4['train-lora16']['footprint'] / GiB:.2f} GiB" in readme
     assert presets.preset("yi-6b")
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())  # the README wraps its prose at 100 columns
+
+
+def test_the_readmes_figures_are_what_the_data_and_the_recorded_runs_give():
+    """Every number the README's bench section quotes, computed again from the data files and
+    the committed runs: a README that drifts from them fails here."""
+    from llmdoctor.benchmark import estimate, roofline
+
+    readme = _words((ROOT / "README.md").read_text())
+    yi_arch = presets.preset("yi-6b")
+    gb = {q: roofline.bytes_per_decoded_token(yi_arch, q, 0) / 1e9 for q in ("16bit", "int8", "nf4")}
+    fractions = {q: min(verdict.measured_fraction(m)[0] for m in verdict.profiles()["decode_measurements"]
+                        if m["quant"] == q) for q in ("16bit", "nf4", "int8")}
+    yi = {e["workload"]: e for e in recorded("H200-yi-6b.json")["profiles"]["t4"]["workloads"]}
+    qwen = {e["workload"]: e for e in recorded("H200-qwen2.5-1.5b.json")["profiles"]["t4"]["workloads"]}
+    setup = recorded("H200-yi-6b.json")["setup"]
+    eff = {w: yi[w]["efficiency"] for w in ("train-qlora", "train-lora16")}
+    qerr = [e["estimate_error"] for e in qwen.values()]
+    lora16 = yi["train-lora16"]
+    expected = [
+        f"{gb['16bit']:.2f} GB in 16 bits, {gb['int8']:.2f} GB int8, {gb['nf4']:.2f} GB nf4",
+        f"16-bit {fractions['16bit']:.1%}, nf4 {fractions['nf4']:.1%}, int8 {fractions['int8']:.1%} where a card",
+        f"(2392 tok/s, LLaMA2-7B, A100: {verdict.training_mfu()['fraction']:.1%})",
+        f"{lora16['estimate']['bytes'] / GiB:.1f} GiB predicted, {lora16['footprint'] / GiB:.1f} GiB measured",
+        f"predicted within {min(qerr):+.1%} to {max(qerr):+.1%}",
+        f"torch reserved {lora16['measured']['peak_reserved'] / GiB:.1f} GiB of the "
+        f"{verdict.torch_cap_bytes(verdict.profile('t4'), 'train-lora16') / GiB:.1f} GiB",
+        f"{yi['generate-16bit']['measured']['tokens_per_s']:.1f} tok/s in bf16 is "
+        f"{yi['generate-16bit']['efficiency']['decode']['fraction']:.0%} of the H200's bandwidth roofline (up to "
+        f"{yi['generate-16bit']['host_overhead']['ms_per_token']:.0f} ms of host time per token)",
+        f"Qwen2.5-1.5B decodes at {qwen['generate-16bit']['measured']['tokens_per_s']:.1f} tok/s",
+        f"{yi['train-qlora']['measured']['tokens_per_s']:,.0f} tok/s QLoRA and "
+        f"{yi['train-lora16']['measured']['tokens_per_s']:,.0f} tok/s 16-bit LoRA, "
+        f"{eff['train-qlora']['mfu']['fraction']:.1%} / {eff['train-lora16']['mfu']['fraction']:.1%} MFU and "
+        f"{eff['train-qlora']['hfu']['fraction']:.1%} / {eff['train-lora16']['hfu']['fraction']:.1%} HFU",
+        f"{setup['before_first_step_s']:.1f} s (building random Yi-6B on the GPU and writing its 12 GB checkpoint "
+        f"{setup['weights_s']:.1f} s, loading, quantizing and wrapping in LoRA {setup['first_train_load_s']:.1f} s)",
+        f"{estimate.predict(yi_arch, 'train-lora16', seq=1024).bytes / GiB:.1f} GiB predicted",
+    ]
+    missing = [x for x in expected if x not in readme]
+    assert not missing, missing
+
+
+def test_the_readmes_estimate_only_example_is_what_the_command_prints():
+    readme = (ROOT / "README.md").read_text()
+    got = run.estimate_text(run.estimate_only("qwen2.5-7b", run.Settings(), fetch=False), width=100)
+    assert got.strip() in readme
+
+
+def test_a_workload_that_was_not_run_is_predicted_again_when_rejudged():
+    """A recorded run's "predicted not to fit" holds the memory model of its day, and older
+    records only say "skipped". Re-judged, the prediction is today's: still too big fails as
+    "predicted" (with today's bytes and option), and one that now fits is not a failure (it was
+    never measured: inconclusive). Before, a stale 20 GiB failed nf4, and "skipped" failed with
+    "failed under the class's memory: None"."""
+    result = recorded("H200-yi-6b.json")
+    t4 = result["profiles"]["t4"]["workloads"]
+    at = {e["workload"]: i for i, e in enumerate(t4)}
+    t4[at["generate-nf4"]] = {"workload": "generate-nf4", "batch": 1, "predicted": {
+        "bytes": 20 * GiB, "alternative": None, "alternative_bytes": None}}
+    t4[at["generate-16bit"]] = {"workload": "generate-16bit", "batch": 1, "skipped": "predicted not to fit"}
+    result["settings"]["seq"] = 8192  # today's model: 16-bit LoRA at 8192 tokens does not fit a T4
+    t4[at["train-lora16"]] = {"workload": "train-lora16", "batch": 1, "skipped": "predicted not to fit"}
+    got = {e["workload"]: e for e in run.rejudge(result)["profiles"]["t4"]["workloads"]}
+    memory = 15079 * 2**20
+    for wl in ("generate-nf4", "generate-16bit"):
+        j = got[wl]["judgement"]
+        assert got[wl]["estimate"]["bytes"] <= memory and "predicted" not in got[wl]
+        assert j["verdict"] == "inconclusive" and "not measured" in j["note"] and "None" not in j["note"]
+    lora16 = got["train-lora16"]
+    assert lora16["predicted"]["bytes"] == lora16["estimate"]["bytes"] > memory
+    assert lora16["judgement"]["verdict"] == "fail" and lora16["judgement"]["judged_on"] == "predicted"
+    assert lora16["predicted"]["alternative"] and lora16["predicted"]["alternative_bytes"] <= memory
