@@ -275,3 +275,53 @@ def test_a_tampered_listing_index_is_ignored(tmp_path, monkeypatch, entry):
     mine = json.loads(listed.stdout)["roots"][0]["repos"]
     assert [(r["size"], r["nb_files"]) for r in mine] == [(r["size"], r["nb_files"])
                                                           for r in json.loads(fresh)["roots"][0]["repos"]]
+
+
+# --- files that are named pipes or devices, files too large, values out of range -------------
+
+def _special(path: Path, kind: str) -> None:
+    """``path`` made a named pipe (its open waits for a writer forever) or a link to /dev/zero
+    (its read never ends)."""
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+def test_a_model_folder_whose_files_are_pipes_or_devices_is_judged_quickly(tmp_path, kind):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "modeling_custom.py"):
+        _special(folder / name, kind)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--offline", "--only", "model", "--model",
+                             str(folder), "--json"], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 40  # the model probe waited out its 70 s; /dev/zero grew it to 22 GB
+    facts = json.loads(result.stdout)["facts"]
+    assert facts["model"]["kind"] is None, facts["model"]
+    (info,) = facts["model"]["value"]["models"]
+    assert "not a regular file" in info["config_error"]
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+def test_config_files_named_by_variables_that_are_pipes_or_devices(tmp_path, kind):
+    """PIP_CONFIG_FILE, NCCL_CONF_FILE and CONDARC name files llmdoctor reads: a pipe made its
+    probe wait out its time limit (the node's facts were lost), /dev/zero grew it by gigabytes."""
+    env = dict(os.environ)
+    for var in ("PIP_CONFIG_FILE", "NCCL_CONF_FILE", "CONDARC"):
+        _special(tmp_path / var, kind)
+        env[var] = str(tmp_path / var)
+    probe = textwrap.dedent("""
+        import resource, subprocess, sys
+        done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--offline", "--json"],
+                              capture_output=True, text=True)
+        sys.stdout.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + "\\n" + done.stdout)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, env=env)
+    peak_kib, doc = out.stdout.split("\n", 1)
+    assert int(peak_kib) < 400 * 1024, f"llmdoctor grew to {int(peak_kib) // 1024} MiB"
+    facts = json.loads(doc)["facts"]
+    assert {name: e["kind"] for name, e in facts.items() if e["kind"]} == {}
+    pip = facts["netconfig"]["value"]["pip"]
+    assert any(p["path"] == env["PIP_CONFIG_FILE"] and "not a regular file" in (p["cert"] or "") for p in pip)
