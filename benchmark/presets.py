@@ -7,10 +7,12 @@ Torch-free: ``llmdoctor check`` and ``bench --estimate-only`` import it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 
 from llmdoctor.data import row, rows, table
+from llmdoctor.paths import read_file
 
 PACKAGE = "llmdoctor.benchmark"
 MAX_CONFIG_BYTES = 4 * 2**20  #: a config.json larger than this is not a model config
@@ -137,12 +139,13 @@ def from_config(name: str, cfg: dict) -> Arch:
 
 def _read_config(path: str, name: str) -> Arch:
     try:
-        if os.path.getsize(path) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a model config")
-        with open(path, encoding="utf-8") as fh:
-            cfg = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        cfg = json.loads(read_file(path, MAX_CONFIG_BYTES).decode("utf-8"))  # no named pipe, no device
+    except OSError as exc:
+        raise ConfigError(f"{path} is not a readable config.json: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} is not a readable config.json: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a config.json") from None
     return from_config(name, cfg)
 
 
@@ -188,7 +191,7 @@ def _int(cfg: dict, *keys) -> int | None:
         v = cfg.get(k)
         if isinstance(v, bool):
             continue
-        if isinstance(v, (int, float)) and v > 0:
+        if isinstance(v, (int, float)) and v > 0 and math.isfinite(v):  # JSON may say 1e999 (inf) or NaN
             return int(v)
     return None
 

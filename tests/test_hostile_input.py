@@ -325,3 +325,70 @@ def test_config_files_named_by_variables_that_are_pipes_or_devices(tmp_path, kin
     assert {name: e["kind"] for name, e in facts.items() if e["kind"]} == {}
     pip = facts["netconfig"]["value"]["pip"]
     assert any(p["path"] == env["PIP_CONFIG_FILE"] and "not a regular file" in (p["cert"] or "") for p in pip)
+
+
+@pytest.mark.parametrize("config", [
+    '{"hidden_size": 1e999, "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}',
+    '{"hidden_size": 4096, "num_hidden_layers": -Infinity, "num_attention_heads": NaN, "vocab_size": 1e999}',
+    '{"text_config": ' + "[" * 100_000 + "]" * 100_000 + "}",
+], ids=["infinite", "nan", "nested"])
+def test_a_config_json_with_values_out_of_range_is_named_not_a_crash(tmp_path, config):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(config)
+    bench = invoke("bench", "--estimate-only", "--model", str(folder))
+    assert bench.exit_code == 2 and "config.json" in bench.output, bench.output  # a usage error, not exit 3
+    checked = invoke("check", "--offline", "--only", "model", "--model", str(folder), "-v")
+    assert checked.exit_code in (0, 1) and "crashed" not in checked.stdout, checked.stdout
+
+
+class _HostileHub:
+    """A hub on 127.0.0.1 whose answers are valid JSON of the wrong range or depth: a file
+    size of 1e999 (infinity to Python), a listing nested 100,000 deep."""
+
+    ANSWERS = {
+        "infinite": b'{"sha": "' + b"a" * 40 + b'", "siblings": [{"rfilename": "model.safetensors", "size": 1e999}]}',
+        "nested": b"[" * 100_000 + b"]" * 100_000,
+    }
+
+    def __init__(self, shape: str):
+        import http.server
+        import threading
+
+        body = self.ANSWERS[shape]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = body if "/api/models/" in self.path else b'{"model_type": "gpt2", "n_layer": 1e999}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("shape", ["infinite", "nested"])
+def test_a_hub_answer_out_of_range_or_nested_deep_loses_no_model(tmp_path, shape):
+    hub = _HostileHub(shape)
+    try:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "NO_PROXY": "127.0.0.1", "HF_HOME": str(tmp_path / "hf"),
+               "LLMDOCTOR_OFFLINE": "", "LLMDOCTOR_NET_TARGETS": ""}
+        result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--only", "model", "--model", "org/one",
+                                 "--model", "org/two", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        hub.close()
+    facts = json.loads(result.stdout)["facts"]
+    assert facts["model"]["kind"] is None, facts["model"]  # the probe raised: every model's facts were lost
+    models = facts["model"]["value"]["models"]
+    assert [m["spec"] for m in models] == ["org/one", "org/two"] and all(m["hub"]["status"] == 200 for m in models)

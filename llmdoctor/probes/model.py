@@ -13,6 +13,7 @@ huggingface_hub reads it and sent only to the hub endpoint; it is never stored i
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -434,7 +435,7 @@ def _get(endpoint: str, path: str, environ, token: str | None, deadline: float, 
 def _json(ans: net.HttpAnswer):
     try:
         return json.loads(ans.body.decode("utf-8")) if ans.status == 200 and not ans.truncated else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: an answer nested 100,000 deep
         return None
 
 
@@ -455,7 +456,8 @@ def hub_info(endpoint: str, repo_id: str, environ, token: str | None, deadline: 
             if isinstance(s, dict) and isinstance(s.get("rfilename"), str):
                 lfs = s.get("lfs") if isinstance(s.get("lfs"), dict) else {}
                 size = lfs.get("size", s.get("size"))
-                listing[s["rfilename"]] = int(size) if isinstance(size, (int, float)) else -1
+                listing[s["rfilename"]] = int(size) if isinstance(size, (int, float)) and math.isfinite(size) \
+                    and not isinstance(size, bool) else -1  # JSON may say 1e999: infinity
         gated = data.get("gated")
         info = replace(info, sha=data.get("sha") if isinstance(data.get("sha"), str) else None,
                        gated=gated if isinstance(gated, str) else None,
