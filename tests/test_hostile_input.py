@@ -392,3 +392,28 @@ def test_a_hub_answer_out_of_range_or_nested_deep_loses_no_model(tmp_path, shape
     assert facts["model"]["kind"] is None, facts["model"]  # the probe raised: every model's facts were lost
     models = facts["model"]["value"]["models"]
     assert [m["spec"] for m in models] == ["org/one", "org/two"] and all(m["hub"]["status"] == 200 for m in models)
+
+
+CLUSTER = {"world_size": 2, "launcher": "srun", "master": "n1:29500", "timeout_s": 120, "rank0_host": "n1",
+           "ranks": [{"rank": 0, "state": "reported", "host": "n1"}, {"rank": 1, "state": "never-joined"}]}
+
+
+@pytest.mark.parametrize("damage", [
+    {"facts": ["not", "an", "object"]},
+    {"facts": {"cluster": "not an object"}},
+    {"facts": {"cluster": {"value": {**CLUSTER, "ranks": []}}},
+     "nodes": [{"rank": 0, "host": {"a": 1}, "state": ["x"], "report": None}, {"rank": 1, "host": ["n2"]}]},
+    {"facts": {"cluster": {"value": {**CLUSTER, "ranks": []}}},
+     "nodes": [{"rank": True, "host": "n1"}, {"rank": 1, "host": "n2" + PAYLOAD, "state": 7}]},
+], ids=["facts-list", "cluster-text", "host-object", "rank-bool"])
+def test_a_cluster_report_with_wrong_types_replays_or_is_a_usage_error(tmp_path, damage):
+    """One bad node entry (a host that is an object, a state that is a list) must not stop the
+    replay of the others; a cluster document without usable cluster facts is exit 2."""
+    doc = {"schema_version": 1, "kind": "cluster", "facts": {"cluster": {"value": CLUSTER}},
+           "nodes": [{"rank": 0, "host": "n1", "state": "reported", "report": None}], **damage}
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps(doc))
+    for args in (["check"], ["check", "--json"], ["report"]):
+        result = invoke(*args, "--replay", str(path))
+        assert result.exit_code in (0, 1, 2), result.output  # it was 3: AttributeError, TypeError
+        assert_clean(result.output)
