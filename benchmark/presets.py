@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from llmdoctor.data import row, rows, table
+from llmdoctor.paths import read_file
 
 PACKAGE = "llmdoctor.benchmark"
 MAX_CONFIG_BYTES = 4 * 2**20  #: a config.json larger than this is not a model config
@@ -137,12 +138,13 @@ def from_config(name: str, cfg: dict) -> Arch:
 
 def _read_config(path: str, name: str) -> Arch:
     try:
-        if os.path.getsize(path) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a model config")
-        with open(path, encoding="utf-8") as fh:
-            cfg = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        cfg = json.loads(read_file(path, MAX_CONFIG_BYTES).decode("utf-8"))  # no named pipe, no device
+    except OSError as exc:
+        raise ConfigError(f"{path} is not a readable config.json: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} is not a readable config.json: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a config.json") from None
     return from_config(name, cfg)
 
 
@@ -193,7 +195,7 @@ def _int(cfg: dict, *keys) -> int | None:
         v = cfg.get(k)
         if isinstance(v, bool):
             continue
-        if isinstance(v, (int, float)) and 0 < v <= MAX_DIM:
+        if isinstance(v, (int, float)) and 0 < v <= MAX_DIM:  # not NaN, not 1e999 (inf), not absurd
             return int(v)
     return None
 

@@ -7,7 +7,9 @@ USERPROFILE on Windows (HOME, which Git Bash sets, is ignored there), HOME elsew
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Mapping
 
 from llmdoctor.platforms import paths as _platform
@@ -56,3 +58,56 @@ def config_dir(environ: Mapping[str, str]) -> str:
         return expand(environ["LLMDOCTOR_CONFIG_DIR"], environ)
     xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(home(environ), ".config")
     return os.path.join(expand(xdg, environ), "llmdoctor")
+
+
+#: open without waiting (a named pipe's open waits for a writer) and without taking a terminal
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+
+
+def read_file(path: str, limit: int, cut: bool = False, follow: bool = True) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    A file from outside (a config a variable names, a model folder's config.json, a ref in a
+    cache others can write) may be a named pipe, whose open waits forever for a writer, or a
+    device such as /dev/zero, whose read never ends: it is refused before it is opened
+    (OSError EINVAL, "not a regular file"), checked again once opened without waiting, and read
+    to at most ``limit`` bytes: a larger file is OSError EFBIG, or with ``cut`` its first
+    ``limit`` bytes. ``follow=False`` refuses a symbolic link as well."""
+    st = os.stat(path) if follow else os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, _not_regular(st.st_mode), path)
+    fd = os.open(path, _READ_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped for something else since the check
+            raise OSError(errno.EINVAL, _not_regular(st.st_mode), path)
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        if not cut:
+            raise OSError(errno.EFBIG, f"larger than {_size(limit)}: not read", path)
+        data = data[:limit]
+    return data
+
+
+def _not_regular(mode: int) -> str:
+    kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file")
+    return f"not a regular file ({kind}): not read"
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and not n % (1 << 20) else f"{n >> 10} KiB" if n >= 1024 else f"{n} bytes"
+
+
+def read_text_file(path: str, limit: int, cut: bool = False) -> str:
+    """:func:`read_file` as UTF-8 text (undecodable bytes replaced)."""
+    return read_file(path, limit, cut).decode("utf-8", errors="replace")

@@ -113,6 +113,37 @@ def test_replayed_reports(tmp_path_factory, changes):
         assert_clean(out)
 
 
+CLUSTER_BASE = {
+    "schema_version": 1, "kind": "cluster", "created": "2026-11-01T00:00:00+00:00", "tool": {"version": "0.1.0"},
+    "facts": {"cluster": {"value": {
+        "world_size": 2, "launcher": "torchrun", "master": "n1:29500", "timeout_s": 120, "rank0_host": "n1",
+        "ranks": [{"rank": 0, "state": "reported", "host": "n1"}, {"rank": 1, "state": "hung", "host": "n2"}],
+        "nodes": [{"rank": 0, "label": "n1", "host": "n1", "packages": {"torch": "2.4.0"}, "env": {"NCCL_DEBUG": "WARN"}},
+                  {"rank": 1, "label": "n2", "host": "n2", "packages": {"torch": "2.5.1"}, "env": {}}]}}},
+    "nodes": [{"rank": 0, "host": "n1", "state": "reported", "report": {"schema_version": 1, "facts": {}}},
+              {"rank": 1, "host": "n2", "state": "hung", "report": None}],
+}
+CLUSTER_PLACES = [p for p, _ in _paths(CLUSTER_BASE) if p]
+
+
+@FUZZ
+@given(changes=st.lists(st.tuples(st.sampled_from(CLUSTER_PLACES), json_values), min_size=1, max_size=6))
+def test_replayed_cluster_reports(tmp_path_factory, changes):
+    """A merged cluster report: one bad node entry (a host that is an object, a rank that is
+    text, a node report of any shape) must not stop the replay of the others."""
+    doc = copy.deepcopy(CLUSTER_BASE)
+    for path, value in changes:
+        try:
+            _set(doc, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue
+    path = tmp_path_factory.mktemp("replay") / "cluster.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    for args in (["check", "-v"], ["check", "--json"], ["report"]):
+        out = invoke(*args, "--replay", str(path)).stdout
+        assert_clean(out)
+
+
 @FUZZ
 @given(stdout=st.lists(st.one_of(text, json_values.map(lambda v: "@@llmdoctor@@ " + json.dumps(v))), max_size=4),
        stderr=text, code=st.sampled_from([0, 1, 2, 139]))

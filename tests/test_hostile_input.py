@@ -275,3 +275,145 @@ def test_a_tampered_listing_index_is_ignored(tmp_path, monkeypatch, entry):
     mine = json.loads(listed.stdout)["roots"][0]["repos"]
     assert [(r["size"], r["nb_files"]) for r in mine] == [(r["size"], r["nb_files"])
                                                           for r in json.loads(fresh)["roots"][0]["repos"]]
+
+
+# --- files that are named pipes or devices, files too large, values out of range -------------
+
+def _special(path: Path, kind: str) -> None:
+    """``path`` made a named pipe (its open waits for a writer forever) or a link to /dev/zero
+    (its read never ends)."""
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+def test_a_model_folder_whose_files_are_pipes_or_devices_is_judged_quickly(tmp_path, kind):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "modeling_custom.py"):
+        _special(folder / name, kind)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--offline", "--only", "model", "--model",
+                             str(folder), "--json"], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 40  # the model probe waited out its 70 s; /dev/zero grew it to 22 GB
+    facts = json.loads(result.stdout)["facts"]
+    assert facts["model"]["kind"] is None, facts["model"]
+    (info,) = facts["model"]["value"]["models"]
+    assert "not a regular file" in info["config_error"]
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+def test_config_files_named_by_variables_that_are_pipes_or_devices(tmp_path, kind):
+    """PIP_CONFIG_FILE, NCCL_CONF_FILE and CONDARC name files llmdoctor reads: a pipe made its
+    probe wait out its time limit (the node's facts were lost), /dev/zero grew it by gigabytes."""
+    env = dict(os.environ)
+    for var in ("PIP_CONFIG_FILE", "NCCL_CONF_FILE", "CONDARC"):
+        _special(tmp_path / var, kind)
+        env[var] = str(tmp_path / var)
+    probe = textwrap.dedent("""
+        import resource, subprocess, sys
+        done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--offline", "--json"],
+                              capture_output=True, text=True)
+        sys.stdout.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + "\\n" + done.stdout)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, env=env)
+    peak_kib, doc = out.stdout.split("\n", 1)
+    assert int(peak_kib) < 400 * 1024, f"llmdoctor grew to {int(peak_kib) // 1024} MiB"
+    facts = json.loads(doc)["facts"]
+    assert {name: e["kind"] for name, e in facts.items() if e["kind"]} == {}
+    pip = facts["netconfig"]["value"]["pip"]
+    assert any(p["path"] == env["PIP_CONFIG_FILE"] and "not a regular file" in (p["cert"] or "") for p in pip)
+
+
+@pytest.mark.parametrize("config", [
+    '{"hidden_size": 1e999, "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}',
+    '{"hidden_size": 4096, "num_hidden_layers": -Infinity, "num_attention_heads": NaN, "vocab_size": 1e999}',
+    '{"text_config": ' + "[" * 100_000 + "]" * 100_000 + "}",
+], ids=["infinite", "nan", "nested"])
+def test_a_config_json_with_values_out_of_range_is_named_not_a_crash(tmp_path, config):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(config)
+    bench = invoke("bench", "--estimate-only", "--model", str(folder))
+    assert bench.exit_code == 2 and "config.json" in bench.output, bench.output  # a usage error, not exit 3
+    checked = invoke("check", "--offline", "--only", "model", "--model", str(folder), "-v")
+    assert checked.exit_code in (0, 1) and "crashed" not in checked.stdout, checked.stdout
+
+
+class _HostileHub:
+    """A hub on 127.0.0.1 whose answers are valid JSON of the wrong range or depth: a file
+    size of 1e999 (infinity to Python), a listing nested 100,000 deep."""
+
+    ANSWERS = {
+        "infinite": b'{"sha": "' + b"a" * 40 + b'", "siblings": [{"rfilename": "model.safetensors", "size": 1e999}]}',
+        "nested": b"[" * 100_000 + b"]" * 100_000,
+    }
+
+    def __init__(self, shape: str):
+        import http.server
+        import threading
+
+        body = self.ANSWERS[shape]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = body if "/api/models/" in self.path else b'{"model_type": "gpt2", "n_layer": 1e999}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("shape", ["infinite", "nested"])
+def test_a_hub_answer_out_of_range_or_nested_deep_loses_no_model(tmp_path, shape):
+    hub = _HostileHub(shape)
+    try:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "NO_PROXY": "127.0.0.1", "HF_HOME": str(tmp_path / "hf"),
+               "LLMDOCTOR_OFFLINE": "", "LLMDOCTOR_NET_TARGETS": ""}
+        result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--only", "model", "--model", "org/one",
+                                 "--model", "org/two", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        hub.close()
+    facts = json.loads(result.stdout)["facts"]
+    assert facts["model"]["kind"] is None, facts["model"]  # the probe raised: every model's facts were lost
+    models = facts["model"]["value"]["models"]
+    assert [m["spec"] for m in models] == ["org/one", "org/two"] and all(m["hub"]["status"] == 200 for m in models)
+
+
+CLUSTER = {"world_size": 2, "launcher": "srun", "master": "n1:29500", "timeout_s": 120, "rank0_host": "n1",
+           "ranks": [{"rank": 0, "state": "reported", "host": "n1"}, {"rank": 1, "state": "never-joined"}]}
+
+
+@pytest.mark.parametrize("damage", [
+    {"facts": ["not", "an", "object"]},
+    {"facts": {"cluster": "not an object"}},
+    {"facts": {"cluster": {"value": {**CLUSTER, "ranks": []}}},
+     "nodes": [{"rank": 0, "host": {"a": 1}, "state": ["x"], "report": None}, {"rank": 1, "host": ["n2"]}]},
+    {"facts": {"cluster": {"value": {**CLUSTER, "ranks": []}}},
+     "nodes": [{"rank": True, "host": "n1"}, {"rank": 1, "host": "n2" + PAYLOAD, "state": 7}]},
+], ids=["facts-list", "cluster-text", "host-object", "rank-bool"])
+def test_a_cluster_report_with_wrong_types_replays_or_is_a_usage_error(tmp_path, damage):
+    """One bad node entry (a host that is an object, a state that is a list) must not stop the
+    replay of the others; a cluster document without usable cluster facts is exit 2."""
+    doc = {"schema_version": 1, "kind": "cluster", "facts": {"cluster": {"value": CLUSTER}},
+           "nodes": [{"rank": 0, "host": "n1", "state": "reported", "report": None}], **damage}
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps(doc))
+    for args in (["check"], ["check", "--json"], ["report"]):
+        result = invoke(*args, "--replay", str(path))
+        assert result.exit_code in (0, 1, 2), result.output  # it was 3: AttributeError, TypeError
+        assert_clean(result.output)

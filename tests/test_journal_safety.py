@@ -61,6 +61,30 @@ def bashrc_before(bashrc) -> bytes:
     return b"alias ll='ls -l'\n" + TOKEN_LINE + b"export CURL_CA_BUNDLE=''\n"
 
 
+def test_fix_edits_a_symlinked_bashrc_through_its_link_and_undo_keeps_the_link(online, ca, hub_venv, monkeypatch,
+                                                                                 tmp_path):
+    """A dotfile manager (stow, chezmoi, a dotfiles repo) makes ~/.bashrc a link: the fix must
+    edit the file the link names, not replace the link with a copy the repo no longer sees."""
+    dotfiles = online / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "bashrc"
+    real.write_bytes(bashrc_before(real))
+    os.chmod(real, 0o600)
+    bashrc = online / ".bashrc"
+    os.symlink("dotfiles/bashrc", bashrc)
+    ca_pem = tmp_path / "corp-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    with FakeHub(cert=ca.issue_cert("127.0.0.1", "localhost"), root=ca) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        applied = fix("--ssl", "--python", str(hub_venv), "--ca-file", str(ca_pem), "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert os.readlink(bashrc) == "dotfiles/bashrc"  # still the link (it became a plain file)
+    assert b"# disabled by llmdoctor fix --ssl" in real.read_bytes() and mode(real) == 0o600
+    undone = fix("--undo")
+    assert undone.exit_code == 0, undone.output
+    assert os.readlink(bashrc) == "dotfiles/bashrc" and real.read_bytes() == bashrc_before(real)
+
+
 def test_an_old_world_readable_journal_is_made_private(tmp_path):
     root = tmp_path / "cfg" / "journal"
     root.mkdir(parents=True, mode=0o755)

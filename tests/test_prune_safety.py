@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -264,3 +265,38 @@ def test_a_cache_without_symlinks_reports_what_it_freed(hub_cache):
     assert done.exit_code == 0, done.output
     line = next(l for l in done.output.splitlines() if l.startswith("Deleted"))
     assert "freed 0 B" not in line and "Deleted 1 item" in line
+
+
+# --- a named pipe where a file should be ------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["refs/main", "refs/pr/1"])
+def test_a_named_pipe_planted_as_a_ref_hangs_no_command(where, hub_cache):
+    """On a cache others can write, a named pipe in place of a ref makes every open of it wait
+    for a writer that never comes: `cache ls`, `cache prune` and `check` must not wait with
+    it. That repo is named and kept whole; the rest of the cache is pruned."""
+    cache, repos = hub_cache
+    planted = cache / "models--someone--planted"
+    shutil.copytree(cache / "models--org--model", planted, symlinks=True)
+    ref = planted / Path(where)
+    if ref.exists():
+        ref.unlink()
+    ref.parent.mkdir(exist_ok=True)
+    os.mkfifo(ref)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "llmdoctor", *args], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "HF_HUB_CACHE": str(cache)})
+
+    listed = run("cache", "ls", "--hub-only", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (repo,) = [r for r in json.loads(listed.stdout)["roots"][0]["repos"] if r["cache_id"] == "model/someone/planted"]
+    assert "not a regular file (a named pipe)" in repo["error"]
+    done = run("cache", "prune", "--detached", "--yes")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert "model/someone/planted" in done.stdout and "not a regular file" in done.stdout
+    assert len(list((planted / "snapshots").iterdir())) == 3  # kept whole
+    left = {p.name for p in (cache / "models--org--model" / "snapshots").iterdir()}
+    assert repos["org/model"].first not in left and len(left) == 2  # the other repo's detached revision went
+    checked = run("check", "--offline", "--only", "cache", "--json")
+    facts = json.loads(checked.stdout)["facts"]
+    assert all(entry.get("kind") != "timeout" for entry in facts.values()), facts

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ from typing import Callable, Iterable, Mapping
 from llmdoctor.cache.scan import RECENT_S, TRASH, Repo, Root, lock_held, scan_repo
 from llmdoctor.cache.nofollow import Folder, NotFollowed, split
 from llmdoctor.paths import home as home_dir
+
+
+#: how long huggingface_hub's own scan of a root may take before the prune goes on without it
+HF_SCAN_S = 60.0
 
 
 class PruneError(RuntimeError):
@@ -92,6 +97,9 @@ class PrunePlan:
     skipped: tuple[Skipped, ...] = ()
     #: per (root, repo path): the commits to delete, handed to delete_revisions
     revisions: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    #: roots holding a repo this scan could not read safely (a link, a named pipe, no access):
+    #: huggingface_hub's scan, which follows links and opens refs as they are, is not run there
+    unsafe_roots: frozenset[str] = frozenset()
 
     @property
     def freed(self) -> int:
@@ -133,6 +141,7 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
     candidates: list[tuple[float, Root, Repo, str]] = []  # for --max-size: (last access, root, repo, commit)
     total = 0
     chosen_by_repo: dict[str, set[str]] = {}
+    unsafe: set[str] = set()
     for root in roots:
         if not root.exists:
             continue
@@ -145,6 +154,7 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
             if not _matches(repo, policy.repo_globs):
                 continue
             if repo.error_kind in ("unreadable", "linked"):  # what it holds is not known: all of it stays
+                unsafe.add(root.path)
                 skipped.append(Skipped(repo.cache_id, f"{repo.error}; the whole repo is kept", repo.error_kind))
                 continue
             chosen: dict[str, str] = {}
@@ -213,7 +223,7 @@ def make_plan(roots: Iterable[Root], policy: Policy, environ: Mapping[str, str],
         whole = commits == {r.commit for r in repo.revisions}
         out.append(Item("repo" if whole else "revision", item.root, item.repo, size, item.why, item.commit,
                         item.refs))
-    return PrunePlan(tuple(out), tuple(skipped), revisions)
+    return PrunePlan(tuple(out), tuple(skipped), revisions, frozenset(unsafe))
 
 
 @dataclass(frozen=True)
@@ -233,21 +243,32 @@ class _Root:
     """One cache root during a prune: its folder, where deleted things are parked, and
     huggingface_hub's view of it (None when its scan cannot read the root)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, hf_scan: bool = True):
         self.path = os.path.abspath(path)  # as scanned: the user's own link to the root is followed, none below it
         self.real = os.path.realpath(path)  # as huggingface_hub's scan names it
         self.folder = Folder(self.path)
         self.trash = TRASH.split(os.sep)
-        self._hf = False
+        self._hf = False if hf_scan else None
 
     def hf_info(self):
+        """huggingface_hub's scan of the root, or None when it fails (an unreadable repo makes it
+        raise) or does not finish in HF_SCAN_S (a named pipe planted since this scan makes its
+        open of a ref wait forever): then the prune goes on without its strategy."""
         if self._hf is False:
-            try:
-                from huggingface_hub import scan_cache_dir
+            box: dict = {}
 
-                self._hf = scan_cache_dir(self.path)
-            except Exception:  # noqa: BLE001 - an unreadable repo makes its scan raise: plan without it
-                self._hf = None
+            def scan() -> None:
+                try:
+                    from huggingface_hub import scan_cache_dir
+
+                    box["info"] = scan_cache_dir(self.path)
+                except Exception:  # noqa: BLE001 - plan without it
+                    pass
+
+            worker = threading.Thread(target=scan, name="hf-scan", daemon=True)
+            worker.start()
+            worker.join(HF_SCAN_S)
+            self._hf = box.get("info")
         return self._hf
 
     def park(self, parts: list[str]) -> bool:
@@ -274,7 +295,8 @@ def execute(plan: PrunePlan, progress: Callable[[str, int], None] | None = None)
     step = progress or (lambda label, size: None)
     done = freed = 0
     errors: list[str] = []
-    roots = {r: _Root(r) for r in sorted({r for r, _ in plan.revisions} | {i.root for i in plan.items})}
+    roots = {r: _Root(r, hf_scan=r not in plan.unsafe_roots)
+             for r in sorted({r for r, _ in plan.revisions} | {i.root for i in plan.items})}
     usable = {}
     for path, root in roots.items():
         try:

@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Iterable, Mapping
 
 from llmdoctor.cache.index import LinkIndex
-from llmdoctor.paths import expand, hf_home, hf_hub_cache, xdg_cache
+from llmdoctor.paths import expand, hf_home, hf_hub_cache, read_file, xdg_cache
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", "CACHEDIR.TAG", ".locks"}
@@ -137,15 +137,17 @@ def lock_held(path: str) -> bool:
     if not os.path.lexists(path):
         return False
     try:
-        fd = os.open(path, os.O_RDWR | _NOFOLLOW)
+        fd = os.open(path, os.O_RDWR | _NOFOLLOW | _NONBLOCK)
     except OSError:
         try:  # flock needs no write access (Linux, macOS); byte-range locks on Windows do
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW) if os.name != "nt" else -1
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK) if os.name != "nt" else -1
         except OSError:
             return True
         if fd < 0:
             return True
     try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):  # a named pipe or a device: no lock filelock made
+            return True
         return not _try_lock(fd)
     finally:
         os.close(fd)
@@ -231,11 +233,8 @@ def _refs(repo_path: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, prefix + entry.name + "/"))
                     continue
-                fd = os.open(entry.path, os.O_RDONLY | _NOFOLLOW)
-                try:
-                    commit = os.read(fd, 4096).decode("utf-8", "replace").strip()
-                finally:
-                    os.close(fd)
+                # a named pipe here (a cache others can write) would make a plain open wait forever
+                commit = read_file(entry.path, 4096, cut=True, follow=False).decode("utf-8", "replace").strip()
             except OSError as exc:
                 problems.append(("unreadable", f"cannot read {entry.path}: {exc.strerror or exc}"))
                 continue
@@ -245,6 +244,7 @@ def _refs(repo_path: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
 
 _BLOBS_HEADS: dict[int, str] = {}
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 #: read a folder's links relative to an open descriptor (the kernel resolves one name, not the
 #: whole path, and no path string is built per file); elsewhere (Windows) by full path

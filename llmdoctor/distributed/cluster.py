@@ -225,7 +225,10 @@ def replay(data: dict, *, only=(), skip=()) -> tuple[Report, list, list]:
     """Judge a merged report again: every node's facts with today's checks, then fold."""
     from llmdoctor.report.envelope import ReplayError
 
-    entry = ((data.get("facts") or {}).get("cluster") or {})
+    facts = data.get("facts")
+    entry = facts.get("cluster") if isinstance(facts, dict) else None
+    if not isinstance(entry, dict):
+        raise ReplayError("the cluster report has no cluster facts (facts.cluster is not an object)")
     try:
         cf = load(ClusterFacts, entry.get("value"))
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
@@ -235,10 +238,11 @@ def replay(data: dict, *, only=(), skip=()) -> tuple[Report, list, list]:
     nodes, envelopes = [], []
     states = {r.rank: r for r in cf.ranks}
     for item in data.get("nodes") or ():
-        if not isinstance(item, dict) or not isinstance(item.get("rank"), int):
+        if not isinstance(item, dict) or type(item.get("rank")) is not int:
             continue
-        state = states.get(item["rank"]) or RankState(rank=item["rank"], state=str(item.get("state") or "?"),
-                                                       host=item.get("host"))
+        host, said = item.get("host"), item.get("state")  # what the typed cluster facts do not hold: checked here
+        state = states.get(item["rank"]) or RankState(rank=item["rank"], state=said if isinstance(said, str) else "?",
+                                                       host=host if isinstance(host, str) else None)
         env = item.get("report")
         rep = None
         if isinstance(env, dict):

@@ -240,8 +240,10 @@ class Recording:
         self._save()
 
     def write(self, path: str, data: bytes | None) -> None:
-        """Replace ``path`` with ``data`` (None removes it), after saving what was there."""
-        path = os.path.abspath(path)
+        """Replace ``path`` with ``data`` (None removes it), after saving what was there. A link
+        (a ~/.bashrc a dotfile manager links to its repo) is written through: the file it names
+        changes and the link stays, where a rename onto it would replace it with a copy."""
+        path = os.path.realpath(path)
         before = read_bytes(path)
         mode = os.stat(path).st_mode & 0o7777 if before is not None else None
         temp = None if data is None else os.path.join(os.path.dirname(path), f".{os.path.basename(path)}."

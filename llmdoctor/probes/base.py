@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from llmdoctor.paths import read_text_file
 from llmdoctor.target import Target
 
 
@@ -44,10 +45,15 @@ class Probe:
     crash_is_failure: bool = False
 
 
-def read_text(path: str) -> str | None:
-    """A small system file's text (/proc, /sys, /etc), or None when it cannot be read."""
+#: the most of a system file read_text reads (the largest, /var/lib/dpkg/status, passes for its own limit)
+TEXT_LIMIT = 1 << 20
+
+
+def read_text(path: str, limit: int = TEXT_LIMIT) -> str | None:
+    """A small system file's text (/proc, /sys, /etc, a config a variable names), or None when
+    it cannot be read: a named pipe or a device (/dev/zero) is not read, and at most ``limit``
+    bytes of a file are (``paths.read_file``)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
+        return read_text_file(path, limit, cut=True)
     except OSError:
         return None

@@ -13,9 +13,11 @@ huggingface_hub reads it and sent only to the hub endpoint; it is never stored i
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
+import stat
 import struct
 import time
 import zipfile
@@ -25,7 +27,7 @@ from urllib.parse import quote
 
 from llmdoctor.probes import modelcode
 from llmdoctor import net
-from llmdoctor.paths import hf_home
+from llmdoctor.paths import hf_home, read_file
 from llmdoctor.probes.projectscan import ProjectFacts, scan_project
 from llmdoctor.probes.base import ProbeContext
 from llmdoctor.probes.python_env import probe_lines, run_script
@@ -213,8 +215,7 @@ def _cache_repo(root: str, repo_id: str) -> str:
 def snapshot(repo_dir: str) -> tuple[str | None, str | None]:
     """(snapshot folder, commit): refs/main's, else the newest snapshot."""
     try:
-        with open(os.path.join(repo_dir, "refs", "main"), encoding="utf-8") as fh:
-            commit = fh.read(100).strip()
+        commit = read_file(os.path.join(repo_dir, "refs", "main"), 100, cut=True).decode("utf-8", "replace").strip()
         if commit and os.path.isdir(os.path.join(repo_dir, "snapshots", commit)):
             return os.path.join(repo_dir, "snapshots", commit), commit
     except OSError:
@@ -294,7 +295,8 @@ def _list_folder(folder: str) -> list[ModelFile]:
             except OSError:
                 out.append(ModelFile(rel, None, blob=blob, broken=True))
                 continue
-            damage = _damage(rel, full, st.st_size) if rel.endswith((".safetensors", ".bin")) else None
+            damage = _damage(rel, full, st.st_size) if rel.endswith((".safetensors", ".bin")) and \
+                stat.S_ISREG(st.st_mode) else None  # a named pipe's open would wait for a writer forever
             out.append(ModelFile(rel, st.st_size, blob=blob, damage=damage))
         if rel_dir.count(os.sep) >= 3:
             dirs[:] = []
@@ -339,12 +341,11 @@ def _cached_tree(repo_dir: str, commit: str | None) -> dict[str, int]:
 
 def read_json(path: str) -> tuple[dict | None, str | None]:
     try:
-        if os.path.getsize(path) > MAX_JSON_BYTES:
-            return None, "larger than 4 MiB"
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(read_file(path, MAX_JSON_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return None, "missing"
+    except OSError as exc:  # a named pipe, a device, larger than 4 MiB
+        return None, exc.strerror or f"{type(exc).__name__}: {exc}"
     except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     return (data, None) if isinstance(data, dict) else (None, "not a JSON object")
@@ -435,7 +436,7 @@ def _get(endpoint: str, path: str, environ, token: str | None, deadline: float, 
 def _json(ans: net.HttpAnswer):
     try:
         return json.loads(ans.body.decode("utf-8")) if ans.status == 200 and not ans.truncated else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: an answer nested 100,000 deep
         return None
 
 
@@ -456,7 +457,8 @@ def hub_info(endpoint: str, repo_id: str, environ, token: str | None, deadline: 
             if isinstance(s, dict) and isinstance(s.get("rfilename"), str):
                 lfs = s.get("lfs") if isinstance(s.get("lfs"), dict) else {}
                 size = lfs.get("size", s.get("size"))
-                listing[s["rfilename"]] = int(size) if isinstance(size, (int, float)) else -1
+                listing[s["rfilename"]] = int(size) if isinstance(size, (int, float)) and math.isfinite(size) \
+                    and not isinstance(size, bool) else -1  # JSON may say 1e999: infinity
         gated = data.get("gated")
         info = replace(info, sha=data.get("sha") if isinstance(data.get("sha"), str) else None,
                        gated=gated if isinstance(gated, str) else None,
@@ -568,9 +570,7 @@ def code_sources(info: ModelInfo, environ) -> tuple[dict[str, str], str | None]:
         for name in names[:MAX_CODE_FILES]:
             try:
                 full = os.path.join(folder, name)
-                if os.path.getsize(full) <= MAX_CODE_BYTES:
-                    with open(full, encoding="utf-8", errors="replace") as fh:
-                        out[name] = fh.read()
+                out[name] = read_file(full, MAX_CODE_BYTES).decode("utf-8", "replace")
             except OSError:
                 continue
         if out:

@@ -18,7 +18,7 @@ from typing import Mapping
 
 from llmdoctor import net
 from llmdoctor.compat.tls import hub_error_kind
-from llmdoctor.paths import home as home_dir
+from llmdoctor.paths import home as home_dir, read_file
 from llmdoctor.platforms.pipconfig import pip_config_files
 from llmdoctor.probes.base import ProbeContext
 from llmdoctor.probes.python_env import probe_lines, run_script
@@ -27,6 +27,7 @@ DEFAULT_HUB = "https://huggingface.co"
 MIRROR = "https://hf-mirror.com"
 XET_HOSTS = ("https://cas-server.xethub.hf.co", "https://transfer.xethub.hf.co")
 PIP_INDEX = "https://pypi.org/simple"
+PIP_CONFIG_LIMIT = 1 << 20  #: a pip.conf / pip.ini is a few lines
 PYTORCH_INDEX = "https://download.pytorch.org/whl/"
 PROBE_REPO = "openai-community/gpt2"  #: public, ungated, tiny config.json
 BUDGET_S = 9.0
@@ -166,11 +167,13 @@ def read_pip_config(ctx: ProbeContext) -> NetConfigFacts:
     pip = []
     for path in _pip_files(ctx.environ, ctx.target.prefix):
         parser = configparser.ConfigParser(interpolation=None, strict=False)
-        try:
-            if not parser.read(path, encoding="utf-8"):
-                continue
+        try:  # PIP_CONFIG_FILE may name a named pipe or /dev/zero: read_file reads neither
+            parser.read_string(read_file(path, PIP_CONFIG_LIMIT).decode("utf-8"), path)
+        except FileNotFoundError:
+            continue
         except (configparser.Error, OSError, UnicodeError) as exc:
-            pip.append(PipSetting(path, trusted_host=None, index_url=None, cert=f"unreadable: {exc}"))
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            pip.append(PipSetting(path, trusted_host=None, index_url=None, cert=f"unreadable: {why}"))
             continue
         values = {}
         for section in ("global", "install", "download"):
@@ -200,8 +203,7 @@ def _condarc(ctx: ProbeContext) -> list[CondaSetting]:
     out = []
     for path in files:
         try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read(1 << 20)
+            text = read_file(path, 1 << 20, cut=True).decode("utf-8", "replace")
         except OSError:
             continue
         m = re.search(r"^ssl_verify\s*:\s*(\S+)", text, re.M)

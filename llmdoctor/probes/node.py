@@ -84,11 +84,11 @@ def read_nccl_conf(environ: Mapping[str, str]) -> tuple[dict[str, str], tuple[st
     merged: dict[str, str] = {}
     used = []
     for path in paths:  # the user's file first: NCCL sets a variable only if it is not set yet
-        text = read_text(path)
+        text = read_text(path, 100_000)
         if text is None:
             continue
         used.append(path)
-        for key, value in parse_nccl_conf(text[:100_000]).items():
+        for key, value in parse_nccl_conf(text).items():
             merged.setdefault(key, value)
     return merged, tuple(used)
 

@@ -19,8 +19,11 @@ import sys
 from dataclasses import dataclass, field
 
 from llmdoctor import subproc
+from llmdoctor.paths import read_file
 from llmdoctor.probes.base import ProbeContext, read_text
 
+#: /var/lib/dpkg/status is a few MB on a desktop, tens on a large server
+DPKG_STATUS_LIMIT = 64 << 20
 WSL_LIB = "/usr/lib/wsl/lib"  #: where WSL 2 mounts the Windows driver's libcuda and nvidia-smi
 #: the files of the Windows driver that WSL maps in, and what a Linux driver would put elsewhere
 DRIVER_FILES = ("libcuda.so", "libcuda.so.1", "libcuda.so.1.1", "libnvidia-ml.so.1", "nvidia-smi")
@@ -171,8 +174,7 @@ def probe_wsl(environ) -> WslFacts:
     if len(candidates) == 1:
         wslconfig = candidates[0]
         try:
-            with open(wslconfig, encoding="utf-8-sig", errors="replace") as fh:
-                memory, swap = parse_wslconfig(fh.read(65536))
+            memory, swap = parse_wslconfig(read_file(wslconfig, 65536, cut=True).decode("utf-8-sig", "replace"))
         except (OSError, configparser.Error) as exc:
             error = f"{type(exc).__name__}: {exc}"
     elif len(candidates) > 1:
@@ -180,7 +182,7 @@ def probe_wsl(environ) -> WslFacts:
     return WslFacts(
         lib_dir_exists=os.path.isdir(WSL_LIB), lib_files=files, on_path=WSL_LIB in path_dirs, ld_conf=ld_conf,
         ld_cache_libcuda=cache, ld_cache_error=cache_error, linux_driver_files=tuple(sorted(set(linux))),
-        linux_driver_packages=dpkg_driver_packages(read_text("/var/lib/dpkg/status")),
+        linux_driver_packages=dpkg_driver_packages(read_text("/var/lib/dpkg/status", DPKG_STATUS_LIMIT)),
         proc_driver=os.path.exists("/proc/driver/nvidia"), wslconfig=wslconfig, wslconfig_memory=memory,
         wslconfig_swap=swap, wslconfig_error=error, sudo=bool(environ.get("SUDO_USER")),
         service=bool(environ.get("INVOCATION_ID")))
