@@ -12,6 +12,7 @@ huggingface_hub reads it and sent only to the hub endpoint; it is never stored i
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -345,6 +346,8 @@ def read_json(path: str) -> tuple[dict | None, str | None]:
     except FileNotFoundError:
         return None, "missing"
     except OSError as exc:  # a named pipe, a device, larger than 4 MiB
+        if exc.errno == errno.EFBIG:  # the fact checks read (and reports before read_file wrote)
+            return None, f"larger than {MAX_JSON_BYTES >> 20} MiB"
         return None, exc.strerror or f"{type(exc).__name__}: {exc}"
     except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
