@@ -512,9 +512,19 @@ def main(argv=None) -> None:
 
     adapt_streams(sys.stdout, sys.stderr)  # a console code page that lacks "·" or "✓" gets "-" and "+"
     try:
-        cli.main(args=argv, prog_name="llmdoctor", standalone_mode=True)
+        code = cli.main(args=argv, prog_name="llmdoctor", standalone_mode=False)
     except SystemExit:
         raise
+    except click.ClickException as exc:  # a usage error names what was typed: a path, an option, a model id
+        from llmdoctor.report.printable import printable
+
+        help_text = isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ()))  # Click >= 8.2
+        exc.message = printable(exc.message, multiline=help_text)  # control characters escaped, as in reports
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -529,6 +539,7 @@ def main(argv=None) -> None:
         else:
             click.echo("Run again with LLMDOCTOR_DEBUG=1 for the traceback, and please report it.", err=True)
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)  # a command's ctx.exit(n), else success
 
 
 FIX_HELP = """Apply a documented fix: plan, show, confirm, apply, verify. Every file it

@@ -110,6 +110,19 @@ def test_a_target_writing_escape_sequences_to_stderr_shows_them_escaped(tmp_path
     assert "\\u202eevil\\x07" in result.stdout  # its last line, shown with escapes
 
 
+@pytest.mark.parametrize("argv", [["check", "--replay"], ["check", "--python"], ["report", "--replay"],
+                                  ["bench", "--estimate-only", "--model"]])
+def test_a_usage_error_naming_what_was_typed_shows_its_escapes(tmp_path, argv):
+    """A path or name pasted from elsewhere reaches Click's own error line ("Invalid value for
+    --replay: cannot read ..."): an OSC 52 clipboard write in it is shown escaped, exit 2."""
+    name = str(tmp_path / f"x{PAYLOAD}")
+    done = subprocess.run([sys.executable, "-m", "llmdoctor", *argv, name], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert_clean(done.stdout + done.stderr)
+    assert "\\x1b]52;" in done.stderr
+
+
 def test_a_target_printing_one_huge_line_is_judged_quickly(tmp_path):
     python = fake_python(tmp_path, "head -c 300000 /dev/zero | tr '\\0' A >&2\necho >&2\nexit 1\n")
     started = time.monotonic()
