@@ -301,6 +301,26 @@ def _special(path: Path, kind: str) -> None:
         os.symlink("/dev/zero", path)
 
 
+def test_a_named_pipe_in_place_of_the_listing_index_is_never_waited_on(tmp_path, monkeypatch):
+    """cache ls reads its own index of a root from llmdoctor's cache folder: a named pipe there
+    (a cache folder shared on purpose, or planted) is ignored, not waited on for a writer."""
+    from llmdoctor.cache import index as linkindex
+    from llmdoctor.cache.index import LinkIndex
+
+    monkeypatch.setattr(linkindex, "fstype", lambda path: "ext4")
+    cache = tmp_path / "hub"
+    (cache / "models--org--m" / "snapshots" / ("c" * 40)).mkdir(parents=True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("LLMDOCTOR_CACHE_DIR", str(tmp_path / "ours"))
+    file = LinkIndex.for_root(str(cache), os.environ).file
+    os.makedirs(os.path.dirname(file))
+    os.mkfifo(file)
+    started = time.monotonic()
+    assert LinkIndex.for_root(str(cache), os.environ).old == {}
+    assert time.monotonic() - started < 5
+
+
+
 @pytest.mark.parametrize("kind", ["pipe", "device"])
 def test_a_model_folder_whose_files_are_pipes_or_devices_is_judged_quickly(tmp_path, kind):
     folder = tmp_path / "model"

@@ -23,6 +23,7 @@ import hashlib
 import marshal
 import os
 import posixpath
+import stat
 import struct
 import time
 import zlib
@@ -129,11 +130,13 @@ def _key(st: os.stat_result) -> tuple[int, int, int, int]:
 def _load(file: str, root: str) -> dict:
     """The entries recorded for ``root``, or {} for a missing, damaged, foreign or old file."""
     try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return {}
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a named pipe in its place is never waited on
+            return {}
         if st.st_uid != os.getuid() or st.st_mode & 0o022:  # someone else's, or writable by others
             return {}
         with os.fdopen(fd, "rb") as fh:
