@@ -867,3 +867,30 @@ class Dyn(PreTrainedModel):
     scan = modelcode.scan({"modeling_x.py": code})
     assert [(i.cls, i.attrs) for i in scan.init_order] == [("Late", ("sq",))]
     assert [(u.cls, u.attr) for u in scan.member_uses] == [("M", "_really_called")]
+
+
+def test_one_model_the_reader_cannot_handle_loses_no_other_model(tmp_path, monkeypatch):
+    """--model given twice, and reading the first fails in a way no reader expected (fault
+    injected): that model is named with the error, and the second is still judged."""
+    from llmdoctor.probes import model as probe
+
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "config.json").write_text(json.dumps(TINY))
+    (good / "tokenizer.json").write_text("{}")
+    (good / "model.safetensors").write_bytes(safetensors(100))
+    real = probe.locate
+
+    def locate(spec, *a, **kw):
+        if spec.endswith("bad"):
+            raise PermissionError(13, "Permission denied", spec)
+        return real(spec, *a, **kw)
+
+    monkeypatch.setattr(probe, "locate", locate)
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.*", "--model", str(tmp_path / "bad"),
+                     "--model", str(good))
+    got = by_id(found)
+    (bad,) = got["model.not-found"]
+    assert bad["status"] == "fail" and "could not be read (PermissionError" in bad["title"], bad
+    judged = {f["check"] for f in found if f["title"].startswith(f"{good}:")}
+    assert {"model.files", "model.fit"} <= judged, judged

@@ -691,6 +691,19 @@ def _dest(info: ModelInfo, roots: list[tuple[str, str, str]], environ) -> str | 
     return roots[0][0] if roots and roots[0][1] == "dir" else next((r for r, k, _ in roots if k == "cache"), None)
 
 
+def _locate_one(spec: str, ctx, roots, origin: str) -> ModelInfo:
+    """``locate``, and one model that cannot be read (a folder no reader expected) is that
+    model's error, not the loss of every model's facts."""
+    try:
+        return locate(spec, ctx, roots, origin)
+    except Exception as exc:  # noqa: BLE001
+        return ModelInfo(spec=spec, origin=origin, error=f"could not be read ({_what(exc)})")
+
+
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def probe_model(ctx: ProbeContext) -> ModelFacts:
     req: ModelRequest = getattr(ctx, "model", None) or ModelRequest()
     environ = ctx.environ
@@ -712,7 +725,7 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
             if hit.rule == "trust-remote-code" and hit.model and hit.model not in seen:
                 seen.add(hit.model)
                 specs.append((hit.model, "project"))
-    infos = [locate(s, ctx, roots, origin) for s, origin in specs]
+    infos = [_locate_one(s, ctx, roots, origin) for s, origin in specs]
     token_f, token = token_facts(environ)
     # from_pretrained passes token=None: with HF_HUB_DISABLE_IMPLICIT_TOKEN huggingface_hub then sends
     # no token at all, HF_TOKEN's included (build_hf_headers); the hub is asked as it would be
@@ -750,12 +763,15 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
             infos[i] = info
     scans: list[tuple[ModelInfo, modelcode.CodeScan | None, str | None]] = []
     for info in infos:
-        sources, folder = code_sources(info, environ)
-        remote = bool(info.config.get("auto_map")) or info.tokenizer_remote
-        if not sources and remote and info.source == "hub" and base.online:
-            sources = _fetch_code(endpoint, info, environ, sent, started + NET_BUDGET_S + 3)
-            folder = "hub" if sources else None
-        scans.append((info, modelcode.scan(sources) if sources and remote else None, folder))
+        try:
+            sources, folder = code_sources(info, environ)
+            remote = bool(info.config.get("auto_map")) or info.tokenizer_remote
+            if not sources and remote and info.source == "hub" and base.online:
+                sources = _fetch_code(endpoint, info, environ, sent, started + NET_BUDGET_S + 3)
+                folder = "hub" if sources else None
+            scans.append((info, modelcode.scan(sources) if sources and remote else None, folder))
+        except Exception:  # noqa: BLE001 - one model's code that cannot be read (model.remote-code says
+            scans.append((info, None, None))  # so) loses no other model
     answer, target_error = (None, None)
     if infos:
         answer, target_error = ask_target(ctx, target_request([(i, s) for i, s, _ in scans]), TARGET_BUDGET_S)
