@@ -244,6 +244,13 @@ def location_check(facts, c):
                                 f"file(s), {size(total)} from {hub.endpoint}", docs=src["source"],
                                 detail="Looked in: " + ", ".join(info.searched) + f"\nRead from the hub's metadata API: "
                                 f"the file listing and config.json (commit {hub.sha or '?'}), no weights.")
+            elif hub.status in (401, 404) and stored_allowed(facts, m.token, hub):
+                which, fix = stored_allowed(facts, m.token, hub)
+                yield c.finding(Status.FAIL, f"{name}: not in any cache, and the hub hides it from the token from "
+                                f"{m.token.source} ({hub.status} {hub.error_code or ''}); {which} can see it",
+                                id="model.not-found", detail=rule("token")["why"] + "\n" + rule("stored-tokens")["why"],
+                                fix=fix,
+                                docs=rule("token")["source"])
             elif hub.status in (401, 404):
                 private = "private, or " if hub.status == 401 else ""
                 yield c.finding(Status.FAIL, f"{name}: not in any cache, and the hub has no such repo "
@@ -503,6 +510,32 @@ def _needs_download(info) -> bool:
     return False
 
 
+def stored_allowed(facts, tok, hub) -> tuple[str, Command] | None:
+    """A token `hf auth login` stored that the hub serves this repo to while it refuses the one
+    sent: which (never the token), and the command that makes huggingface_hub send it (unset the
+    variable that wins over it; `hf auth switch` to one that is not the active one)."""
+    if tok is None or hub is None:
+        return None
+    ok = [o for o in tok.stored if (hub.stored_status or {}).get(o.key) == 200]
+    if not ok:
+        return None
+    o = ok[0]  # the active one first
+    user = f" (user {o.user})" if o.user else ""
+    var = tok.source if tok.source in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") else None
+    steps = [unset(var)] if var else []
+    if o.active:
+        which = f"the token stored by `hf auth login` in {tok.token_file}{user}"
+    else:
+        which = f"the token stored as {o.key!r}{user}"
+        steps.append(run(_hf_cli(facts), "auth", "switch", "--token-name", o.key))
+    if not steps:
+        return None
+    fix = steps[0]
+    for step in steps[1:]:
+        fix = fix + step
+    return which, fix
+
+
 @check("model.access", category="model", needs=["model", "target"])
 def access_check(facts, c):
     """Gated / private repos against the token in use: valid, allowed, HF_TOKEN vs stored; hf_transfer.
@@ -582,9 +615,15 @@ def access_check(facts, c):
             continue  # the invalid token is the finding
         elif status in (401, 403, 404):
             scope = " (a fine-grained token needs read access to this repo)" if tok and tok.role == "fineGrained" else ""
-            yield c.finding(Status.FAIL, f"{name}: {gated}: the hub refuses its files to the {who}{scope} "
-                            f"({status} {hub.file_error_code or ''})".rstrip(), id="model.gated-denied",
-                            detail=gated_r["why"],
+            title = f"{name}: {gated}: the hub refuses its files to the {who}{scope} " \
+                    f"({status} {hub.file_error_code or ''})".rstrip()
+            other = stored_allowed(facts, tok, hub)
+            if other:
+                yield c.finding(Status.FAIL, f"{title}; {other[0]} is allowed", id="model.gated-denied",
+                                detail=gated_r["why"] + "\n" + token_r["why"] + "\n" + rule("stored-tokens")["why"],
+                                fix=other[1], docs=token_r["source"])
+                continue
+            yield c.finding(Status.FAIL, title, id="model.gated-denied", detail=gated_r["why"],
                             fix=f"request access at {page} (it may take a day), or use a token of a user who has it",
                             docs=gated_r["source"])
         else:
@@ -644,6 +683,34 @@ def recipe_code(r) -> str:
     return "from_pretrained(..., torch_dtype=torch.float32)"
 
 
+NESTED_CONFIGS = ("text_config", "llm_config", "language_config")
+
+
+def shape_config(info) -> dict:
+    """config.json with each nested config (a multimodal model's text_config...) as the target's
+    transformers completed it with its config class's defaults, which the saved copy leaves out."""
+    cfg = dict(info.config)
+    filled = info.config_defaults if isinstance(info.config_defaults, dict) else {}
+    for section in NESTED_CONFIGS:
+        if isinstance(cfg.get(section), dict) and isinstance(filled.get(section), dict):
+            cfg[section] = {**cfg[section], **filled[section]}
+    return cfg
+
+
+def unshaped(info) -> tuple[str, bool]:
+    """Why a config gives no shape, and whether it is a nested config left to defaults the target
+    could not fill in."""
+    section = next((s for s in NESTED_CONFIGS if isinstance(info.config.get(s), dict)), None)
+    if section is None or section in (info.config_defaults or {}):
+        return "its config.json does not give the model's shape", False
+    model_type = info.config[section].get("model_type") or info.config.get("model_type")
+    why = info.config_defaults_error
+    tail = "transformers is not installed in the target" if why == "no-transformers" else \
+        f"the target's transformers could not fill them in ({why or 'not asked'})"
+    return f"its {section} leaves the language model's shape to transformers' defaults for model type " \
+           f"{model_type!r}, and {tail}", True
+
+
 @check("model.fit", category="model", needs=["model", "target", "system", "gpu"])
 def fit_check(facts, c):
     """Memory per recipe from its config.json against each GPU, host RAM and disk; the recipe that fits.
@@ -659,9 +726,12 @@ def fit_check(facts, c):
         if not info.config:
             continue
         name = label(info)
-        arch = arch_from_config(name, info.config)
+        arch = arch_from_config(name, shape_config(info))
         if arch is None:
-            yield c.finding(Status.SKIP, f"{name}: its config.json does not give the model's shape; fit not estimated")
+            why, nested = unshaped(info)
+            r = rule("nested-config") if nested else {}
+            yield c.finding(Status.SKIP, f"{name}: {why}; fit not estimated", detail=r.get("why", ""),
+                            docs=r.get("source"))
             continue
         stored = _weights_in_files(info)
         file_params = stored // _stored_bytes_per_param(info.config) if stored else None
@@ -671,8 +741,13 @@ def fit_check(facts, c):
         half = "fp16" if req.dtype == "fp16" or (gpus and all((x.cc_major or 0) < 8 for x in gpus)) else "bf16"
         key, why_dtype = _asked(info, req, tf)
         asked = model_fit.recipe(arch, key, req.seq, half, scale)
+        rest = "" if scale == 1.0 else \
+            f"; {arch.params() / 1e9:.2f}B of them in the language model its config describes, the rest (a vision " \
+            "tower, a projector) counted from the checkpoint's size" \
+            if scale > 1 and any(isinstance(info.config.get(s), dict) for s in NESTED_CONFIGS) else \
+            f"; its config's shape gives {arch.params() / 1e9:.2f}B, scaled to the checkpoint's size"
         detail = (f"{params / 1e9:.2f}B parameters ({arch.layers} layers, hidden {arch.hidden}, {arch.kv_heads} KV "
-                  f"heads, vocab {arch.vocab}); {why_dtype}; seq {req.seq}"
+                  f"heads, vocab {arch.vocab}){rest}; {why_dtype}; seq {req.seq}"
                   + (f", {model_fit.NEW_TOKENS} new tokens" if key.startswith("infer") else ", batch 1") +
                   "; the process's footprint, CUDA context included, by the memory model llmdoctor bench "
                   f"uses and measures.\n{fit_r['why']}")

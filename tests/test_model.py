@@ -349,6 +349,49 @@ def test_hf_token_and_a_different_stored_token_conflict(gated_hub, monkeypatch, 
     assert got["model.gated-denied"][0]["status"] == "fail"  # bob's token is the one sent
 
 
+@pytest.mark.parametrize("hf_token,active,named,allowed,fix", [
+    # HF_TOKEN (bob) wins over the token `hf auth login` stored (alice)
+    ("hf_bob", "hf_alice", {}, "the token stored by `hf auth login` in {file} (user alice)", "unset HF_TOKEN"),
+    # the active stored token (bob) is refused; another one `hf auth login` kept by name (alice) is allowed
+    (None, "hf_bob", {"bob": "hf_bob", "alice": "hf_alice"}, "the token stored as 'alice' (user alice)",
+     "{hf} auth switch --token-name alice"),
+    ("hf_bob", "hf_bob", {"bob": "hf_bob", "alice": "hf_alice"}, "the token stored as 'alice' (user alice)",
+     "unset HF_TOKEN && {hf} auth switch --token-name alice"),
+])
+def test_a_token_refused_for_a_gated_repo_while_a_stored_one_is_allowed_names_the_one_that_works(
+        gated_hub, monkeypatch, tmp_path, hf_token, active, named, allowed, fix):
+    """Each stored token other than the one sent is asked for the repo's config.json; the
+    finding names the one the hub serves (never the token itself), and the printed fix makes
+    the real huggingface_hub download work."""
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE")
+    home = tmp_path / "hf"
+    home.mkdir(exist_ok=True)
+    (home / "token").write_text(active)
+    if named:
+        (home / "stored_tokens").write_text("".join(f"[{k}]\nhf_token = {v}\n\n" for k, v in named.items()))
+    env = {"HF_ENDPOINT": gated_hub.url, "NO_PROXY": "127.0.0.1,localhost", "HF_TOKEN": hf_token,
+           "HF_HUB_CACHE": str(tmp_path / "cache")}
+    result = CliRunner().invoke(cli, ["check", "--json", "-v", "--python", sys.executable, "--only", "model.access",
+                                      "--model", "org/gated"], env=env)
+    assert "hf_alice" not in result.stdout and "hf_bob" not in result.stdout
+    (f,) = by_id(json.loads(result.stdout)["findings"])["model.gated-denied"]
+    source = "HF_TOKEN" if hf_token else "token file"
+    assert (f["status"], f["title"]) == ("fail", f"org/gated: gated (manual): the hub refuses its files to the token "
+                                         f"from {source}, user bob (403 GatedRepo); "
+                                         f"{allowed.format(file=home / 'token')} is allowed")
+    hf = os.path.join(os.path.dirname(sys.executable), "hf")
+    assert f["fix"] == fix.format(hf=hf)
+    real = {k: v for k, v in {**os.environ, **env, "HF_HUB_DISABLE_XET": "1"}.items() if v is not None}
+    fetch = [sys.executable, "-c", "from huggingface_hub import hf_hub_download as d; d('org/gated', 'config.json')"]
+    before = subprocess.run(fetch, env=real, capture_output=True, text=True, timeout=120)
+    assert before.returncode != 0 and "403" in before.stderr
+    done = subprocess.run(f["fix"], shell=True, env=real, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    real.pop("HF_TOKEN", None)  # what the printed `unset HF_TOKEN` does to the shell that runs the next command
+    after = subprocess.run(fetch, env=real, capture_output=True, text=True, timeout=120)
+    assert after.returncode == 0, after.stderr[-2000:]
+
+
 @pytest.mark.parametrize("stored", [False, True])
 def test_hf_hub_disable_implicit_token_keeps_any_token_from_being_sent(gated_hub, monkeypatch, tmp_path, stored):
     """huggingface_hub sends no token that the call did not pass while HF_HUB_DISABLE_IMPLICIT_TOKEN
@@ -384,6 +427,19 @@ def test_a_private_repo_without_access_is_not_found(gated_hub, monkeypatch):
     (f,) = by_id(found)["model.not-found"]
     assert f["title"] == ("org/private: not in any cache, and the hub has no such repo (private, or misspelt: "
                           "401 RepoNotFound)")
+
+
+def test_a_private_repo_hidden_from_hf_token_but_shown_to_the_stored_token(gated_hub, monkeypatch, tmp_path):
+    monkeypatch.delenv("LLMDOCTOR_OFFLINE")
+    (tmp_path / "hf").mkdir(exist_ok=True)
+    (tmp_path / "hf" / "token").write_text("hf_alice")
+    env = {"HF_ENDPOINT": gated_hub.url, "NO_PROXY": "127.0.0.1,localhost", "HF_TOKEN": "hf_bob"}
+    _, found = check("--python", sys.executable, "--only", "model.*", "--model", "org/private", env=env)
+    (f,) = by_id(found)["model.not-found"]
+    assert f["title"] == ("org/private: not in any cache, and the hub hides it from the token from HF_TOKEN (404 "
+                          f"RepoNotFound); the token stored by `hf auth login` in {tmp_path / 'hf' / 'token'} (user "
+                          "alice) can see it")
+    assert f["fix"] == "unset HF_TOKEN"
 
 
 def test_hf_transfer_variable_without_the_package_on_a_hub_client_that_still_reads_it():
@@ -649,6 +705,68 @@ def test_no_torch_dtype_on_transformers_4_loads_fp32_and_needs_twice_the_ram():
                          "RAM, 16.0 GiB available; in bf16 it takes 11.3 GiB")
     assert fix_text(ram) == "from_pretrained(..., torch_dtype=torch.bfloat16)"
     assert "model.host-ram" not in fit_findings(YI_6B, gpus(), ram=16 * GiB, tf="5.1.0")  # dtype='auto' there
+
+
+MULTIMODAL = ROOT / "tests" / "fixtures" / "multimodal"
+
+
+@pytest.mark.parametrize("name,published", [
+    # the model page: "Model size 7.06B params"
+    ("llava-1.5-7b-hf", "7.06B"),
+    # Gemma 3 Technical Report (arXiv:2503.19786) Table 1, 4B: 417M vision encoder + 675M embedding
+    # + 3,209M non-embedding = 4.30B
+    ("gemma-3-4b-it", "4.30B"),
+])
+def test_a_multimodal_config_that_leaves_its_language_models_shape_to_transformers_defaults_is_sized(
+        tmp_path, name, published):
+    """llava-1.5-7b-hf's text_config says only model_type llama (and the vocabulary);
+    gemma-3-4b-it's gives no heads, head_dim nor vocabulary: transformers writes a nested config
+    as its difference from the class's defaults. The target's transformers (the real one here)
+    fills them in; the language model is sized from them, and the checkpoint's size (an index
+    holding the published parameter count in 16 bits) adds the vision tower and projector.
+    The language model's count is checked against the model transformers builds from the same
+    config on the meta device."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    cfg = json.loads((MULTIMODAL / name / "config.json").read_text())
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    total = int(float(published[:-1]) * 1e9) * 2
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": total}, "weight_map": {"w": "model-00001-of-00001.safetensors"}}))
+    _, found = check("--python", sys.executable, "--offline", "--only", "model.fit", "--model", str(folder))
+    (f,) = by_id(found)["model.gpu-fit"]
+    kw = {k: v for k, v in cfg.items() if k != "model_type"}
+    with torch.device("meta"):
+        built = AutoModelForImageTextToText.from_config(AutoConfig.for_model(cfg["model_type"], **kw))
+    language = sum(p.numel() for n, p in built.named_parameters() if "vision_tower" not in n and "projector" not in n)
+    assert f["detail"].startswith(f"{published} parameters ("), f["detail"]
+    assert f"; {language / 1e9:.2f}B of them in the language model its config describes, the rest (a vision " \
+           "tower, a projector) counted from the checkpoint's size" in f["detail"]
+
+
+def test_a_text_config_with_impossible_numbers_is_not_handed_to_transformers():
+    """Gemma3TextConfig builds a list of num_hidden_layers entries: 10**30 would never return."""
+    from llmdoctor.probes.model import ModelInfo, config_requests
+
+    gemma = json.loads((MULTIMODAL / "gemma-3-4b-it" / "config.json").read_text())
+    assert [r[:2] for r in config_requests(ModelInfo("x", config=gemma))] == [("text_config", "gemma3_text")]
+    for bad in (10 ** 30, float("inf")):
+        odd = {**gemma, "text_config": {**gemma["text_config"], "num_hidden_layers": bad}}
+        assert config_requests(ModelInfo("x", config=odd)) == []
+
+
+def test_a_multimodal_config_in_a_target_without_transformers_says_why_its_fit_is_not_estimated(tmp_path):
+    py = make_venv(tmp_path / "bare")
+    folder = tmp_path / "llava"
+    shutil.copytree(MULTIMODAL / "llava-1.5-7b-hf", folder)
+    _, found = check("--python", str(py), "--offline", "--only", "model.fit", "--model", str(folder))
+    (f,) = [f for f in found if f["check"] == "model.fit"]
+    assert (f["status"], f["title"]) == ("skip", f"{folder}: its text_config leaves the language model's shape to "
+                                         "transformers' defaults for model type 'llama', and transformers is not "
+                                         "installed in the target; fit not estimated")
 
 
 def test_the_download_does_not_fit_the_disk():

@@ -12,6 +12,7 @@ huggingface_hub reads it and sent only to the hub endpoint; it is never stored i
 
 from __future__ import annotations
 
+import configparser
 import errno
 import json
 import math
@@ -111,6 +112,8 @@ class HubInfo:
     file_error_code: str | None = None
     file_error: str | None = None
     token_sent: bool = False
+    #: StoredToken.key -> the status of the same GET with that stored token (asked when the one sent is refused)
+    stored_status: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,26 @@ class ModelInfo:
     tokenizer_remote: bool = False  #: tokenizer_config.json has an auto_map
     tokenizer_code: tuple[str, ...] = ()  #: the .py files that auto_map names (in this repo)
     code: CodeFacts | None = None
+    #: nested config (text_config...) -> that config as the target's transformers completes it with its
+    #: config class's defaults (a saved nested config holds only what differs from them)
+    config_defaults: dict[str, dict] = field(default_factory=dict)
+    config_defaults_error: str | None = None  #: why it could not ("no-transformers", the exception)
     model_type_known: bool | None = None  #: the installed transformers has config.model_type
     needs: dict[str, bool | None] = field(default_factory=dict)  #: module the files need -> installed here
     hub: HubInfo | None = None
     dest: str | None = None  #: where a download goes
     dest_free_bytes: int | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token `hf auth login` stored besides the one sent (never the token itself)."""
+
+    key: str  #: its name in stored_tokens; "" for the token file's when stored_tokens does not name it
+    active: bool = False  #: the token file's (`hf auth switch --token-name` makes another one active)
+    whoami_status: int | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,7 @@ class TokenFacts:
     user: str | None = None
     role: str | None = None  #: read | write | fineGrained
     error: str | None = None
+    stored: tuple[StoredToken, ...] = ()  #: the other stored tokens, asked for the repos the one sent is refused
 
 
 @dataclass(frozen=True)
@@ -418,6 +436,35 @@ def token_facts(environ: Mapping[str, str]) -> tuple[TokenFacts, str | None]:
     return facts, token
 
 
+MAX_STORED_TOKENS = 4
+
+
+def stored_tokens(environ: Mapping[str, str]) -> list[tuple[str, bool, str]]:
+    """(key, active, token) for each token `hf auth login` stored: the token file's (active), and
+    each one the stored_tokens file beside it names (an INI file: [name] hf_token = ...)."""
+    path = os.path.expanduser(environ.get("HF_TOKEN_PATH") or os.path.join(hf_home(environ), "token"))
+    active = None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            active = fh.read(4096).strip() or None
+    except OSError:
+        pass
+    ini = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(os.path.join(os.path.dirname(path), "stored_tokens"), encoding="utf-8") as fh:
+            ini.read_string(fh.read(64 << 10))
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        ini = configparser.ConfigParser(interpolation=None)
+    out = []
+    for name in ini.sections():
+        token = (ini.get(name, "hf_token", fallback="") or "").strip()
+        if token and token not in [t for _, _, t in out]:
+            out.append((name, token == active, token))
+    if active and active not in [t for _, _, t in out]:
+        out.append(("", True, active))
+    return sorted(out, key=lambda o: not o[1])
+
+
 def _error_code(ans: net.HttpAnswer) -> str | None:
     return ans.headers.get("x-error-code")
 
@@ -628,7 +675,42 @@ def _needed_modules(info: ModelInfo, scan: modelcode.CodeScan | None) -> list[st
     return sorted(out)
 
 
-def target_request(infos: list[tuple[ModelInfo, modelcode.CodeScan | None]], model_types: bool = True) -> dict:
+NESTED_CONFIGS = ("text_config", "llm_config", "language_config")
+
+
+def _plausible(sub: dict) -> bool:
+    """Numbers a config class can be built from without building something huge (Gemma3TextConfig
+    makes a list of num_hidden_layers layer types)."""
+    for k, v in sub.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and \
+                abs(v) > (10_000 if k in ("num_hidden_layers", "n_layer", "num_layers") else 1 << 30):
+            return False
+    return True
+
+
+def config_requests(info: ModelInfo) -> list[tuple[str, str, dict, str | None]]:
+    """The nested configs of a multimodal model to have completed with transformers' defaults:
+    (section, model_type, given, section to pick from the result). A section names its own
+    model_type (llava's text_config: llama); else its parent's config class builds it (not for
+    a config of the repo's own code)."""
+    cfg = info.config
+    out = []
+    for section in NESTED_CONFIGS:
+        sub = cfg.get(section)
+        if not isinstance(sub, dict) or not _plausible(sub):
+            continue
+        if isinstance(sub.get("model_type"), str) and sub["model_type"]:
+            out.append((section, sub["model_type"], sub, None))
+        elif isinstance(cfg.get("model_type"), str) and not (isinstance(cfg.get("auto_map"), dict) and
+                                                              "AutoConfig" in cfg["auto_map"]):
+            out.append((section, cfg["model_type"], {section: sub}, section))
+    return out
+
+
+def target_request(infos: list[tuple[ModelInfo, modelcode.CodeScan | None]], model_types: bool = True,
+                   configs: bool = True) -> dict:
     modules, names, members = set(), set(), {}
     for info, scan in infos:
         modules |= set(_needed_modules(info, scan))
@@ -639,8 +721,29 @@ def target_request(infos: list[tuple[ModelInfo, modelcode.CodeScan | None]], mod
         for use in scan.member_uses:
             for mod, cls in use.bases:
                 members.setdefault((mod, cls), set()).add(use.attr)
+    configs = [[f"{i}:{section}", mt, given, pick] for i, (info, _) in enumerate(infos)
+               for section, mt, given, pick in config_requests(info)] if configs else []
     return {"modules": sorted(modules), "names": sorted([m, n] for m, n in names if m),
-            "members": sorted([m, c, sorted(a)] for (m, c), a in members.items()), "model_types": model_types}
+            "members": sorted([m, c, sorted(a)] for (m, c), a in members.items()), "model_types": model_types,
+            "configs": configs}
+
+
+def config_defaults(i: int, info: ModelInfo, answer: dict | None, error: str | None) -> dict:
+    """The ModelInfo fields for model ``i``'s completed nested configs, from the target's answer."""
+    asked = config_requests(info)
+    if not asked:
+        return {}
+    got = {item[0]: item[1:] for item in (answer or {}).get("configs") or []
+           if isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)}
+    filled, errors = {}, []
+    for section, *_ in asked:
+        value, why = got.get(f"{i}:{section}", (None, error or "not answered"))
+        if isinstance(value, dict):  # the shape, not what transformers stamps on any config it writes
+            filled[section] = {k: v for k, v in trim_config(value).items() if v is not None and k not in
+                               ("transformers_version", "_name_or_path", "architectures", "auto_map")}
+        else:
+            errors.append(str(why)[:400])
+    return {"config_defaults": filled, "config_defaults_error": errors[0] if errors else None}
 
 
 def ask_target(ctx: ProbeContext, request: dict, timeout: float) -> tuple[dict | None, str | None]:
@@ -732,6 +835,7 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
     sent = None if token_f.implicit_disabled else token
     started = time.monotonic()
     deadline = started + NET_BUDGET_S
+    others = [o for o in stored_tokens(environ) if o[2] != sent][:MAX_STORED_TOKENS] if sent else []
     if base.online:
         if token:
             token_f = whoami(endpoint, environ, token, deadline, token_f)
@@ -739,6 +843,11 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
             if info.repo_id is None or info.origin != "--model" or time.monotonic() > deadline:
                 continue
             hub, fetched = hub_info(endpoint, info.repo_id, environ, sent, deadline)
+            if others and hub.file_status in (401, 403, 404):  # would a stored token be served?
+                rev = quote(hub.sha or "main", safe="")
+                hub = replace(hub, stored_status={
+                    k: _get(endpoint, f"/{info.repo_id}/resolve/{rev}/config.json", environ, t, deadline).status
+                    for k, _, t in others if time.monotonic() < deadline})
             info = replace(info, hub=hub)
             if info.source == "hub":
                 cfg = fetched.get("config.json")
@@ -761,6 +870,15 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
                                tokenizer_code=tuple(same_repo_code(tok)) if isinstance(tok, dict) else (),
                                revision=hub.sha)
             infos[i] = info
+        served = {k for info in infos if info.hub for k, st in info.hub.stored_status.items() if st == 200}
+        stored = []
+        for key, active, t in others:
+            if key in served:  # whose token it is, for the finding that names it
+                who = whoami(endpoint, environ, t, deadline, TokenFacts())
+                stored.append(StoredToken(key, active, who.whoami_status, who.user))
+            elif any(info.hub and key in info.hub.stored_status for info in infos):
+                stored.append(StoredToken(key, active))
+        token_f = replace(token_f, stored=tuple(stored))
     scans: list[tuple[ModelInfo, modelcode.CodeScan | None, str | None]] = []
     for info in infos:
         try:
@@ -783,6 +901,7 @@ def probe_model(ctx: ProbeContext) -> ModelFacts:
         dest = _dest(info, roots, environ)
         out.append(replace(
             info, code=code_facts(scan, folder, answer) if scan is not None else None,
+            **config_defaults(len(out), info, answer, target_error),
             model_type_known=(mt in types) if types is not None and isinstance(mt, str) else None,
             needs={m: modules.get(m) for m in _needed_modules(info, scan)},
             dest=dest, dest_free_bytes=_free(dest) if dest else None))

@@ -88,7 +88,7 @@ def probe_remote_code(ctx: ProbeContext) -> RemoteCodeFacts:
     answer, error = (None, None)
     if any(s is not None for _, _, s, _ in scans):
         answer, error = ask_target(ctx, target_request([(i, s) for _, i, s, _ in scans if s is not None],
-                                                       model_types=False), TARGET_BUDGET_S)
+                                                       model_types=False, configs=False), TARGET_BUDGET_S)
     repos = []
     for repo, _, scan, folder in scans:
         code = code_facts(scan, folder, answer) if scan is not None else None

@@ -717,13 +717,44 @@ def _model_types_read():
     return sorted(keys) if len(keys) >= 20 else None
 
 
+def _config_defaults(model_type, given, section):
+    """A config as transformers completes it: its config class for ``model_type`` built from
+    ``given`` (a saved config leaves out what equals the class's defaults), as a dict; of it
+    only ``section`` (text_config...) when given. (dict, None) or (None, error); the error
+    "no-transformers" when transformers is not installed."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("transformers") is None:
+            return None, "no-transformers"
+        from transformers import AutoConfig
+
+        kwargs = dict((k, v) for k, v in given.items() if k != "model_type")
+        cfg = AutoConfig.for_model(model_type, **kwargs).to_dict()
+    except BaseException as exc:
+        return None, "{}: {}".format(type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
+    if section:
+        cfg = cfg.get(section)
+    if not isinstance(cfg, dict):
+        return None, "no {} in the completed config".format(section)
+    return {k: v for k, v in cfg.items() if isinstance(k, str) and isinstance(v, (str, int, float, bool, type(None)))}, \
+        None
+
+
 def model_env(request):
     """What a model's code and files need here: which top-level modules exist (found, not
     imported), whether transformers names and base-class members exist (transformers and
-    torch are imported, never the model's code), and the model types transformers knows."""
+    torch are imported, never the model's code), the model types transformers knows, and
+    configs completed with their config class's defaults (``configs``: [id, model_type,
+    given, section]; the model's own code is never imported: an unknown model type is an error)."""
     import importlib.util
 
-    out = {"modules": {}, "names": [], "members": [], "model_types": None, "model_types_error": None}
+    out = {"modules": {}, "names": [], "members": [], "model_types": None, "model_types_error": None, "configs": []}
+    for item in request.get("configs") or []:
+        if not (isinstance(item, list) and len(item) == 4 and isinstance(item[1], str) and isinstance(item[2], dict)):
+            continue
+        filled, error = _config_defaults(item[1], item[2], item[3] if isinstance(item[3], str) else None)
+        out["configs"].append([item[0], filled, error])
     for name in request.get("modules") or []:
         if not isinstance(name, str) or not name or ("." in name and name != "google.protobuf"):
             continue
