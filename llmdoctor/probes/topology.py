@@ -426,5 +426,5 @@ def probe_topology(ctx) -> TopologyFacts:
         except Exception:  # noqa: BLE001
             pass
     stub = [Gpu(index=d.get("index", i), uuid=d.get("uuid")) for i, d in enumerate(raw["devices"])]
-    visible, _ = select_visible(ctx.environ.get("CUDA_VISIBLE_DEVICES"), stub)
+    visible, _, _ = select_visible(ctx.environ.get("CUDA_VISIBLE_DEVICES"), stub)
     return facts_from_raw(raw, nics, ib, visible)
