@@ -14,6 +14,7 @@ import re
 from llmdoctor.command import run, setvar, setvars, template, unset
 from llmdoctor.data import rows, table
 from llmdoctor.model import Status, check
+from llmdoctor.platforms.exitcodes import exit_text
 from llmdoctor.versions import parse_version
 
 NCCL_ENV_DOCS = "https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html"
@@ -29,6 +30,15 @@ RUN_DOCS = "https://pytorch.org/docs/stable/elastic/run.html"
 SLOW_SHARE = 0.25  #: llmdoctor's own line: a bus bandwidth under a quarter of the links' peak is worth a warning
 
 NO_GPU = "No NVIDIA GPU"
+#: TopologyFacts.problem -> why there are no GPU facts (the exception's text follows)
+TOPOLOGY_PROBLEMS = {"import-error": "nvidia-ml-py not importable", "nvml-error": "NVML",
+                     "bad-data": "NVML data is not a mapping"}
+#: AllReduceFacts.skip_kind -> why no all-reduce ran
+ALLREDUCE_SKIPS = {"not-asked": "the live all-reduce runs with `llmdoctor check --distributed`",
+                   "no-nccl": "this torch has no NCCL backend",
+                   "one-node": "one node: nothing to all-reduce between",
+                   "few-nodes": "fewer than two nodes reported",
+                   "stopped": "the launcher stopped the job first"}
 LEVEL_WORDS = {
     "internal": "on the same board", "single": "behind one PCIe switch (PIX)",
     "multiple": "through several PCIe switches (PXB)", "hostbridge": "through a PCIe host bridge, the CPU (PHB)",
@@ -170,11 +180,37 @@ def driver_below(driver: str | None, limit: str) -> bool | None:
     return v < lim
 
 
+def no_topology(topo) -> str:
+    """Why the topology probe has no GPU facts, in words (a report from before TopologyFacts.problem:
+    its sentence)."""
+    if topo.problem in TOPOLOGY_PROBLEMS:
+        head = TOPOLOGY_PROBLEMS[topo.problem]
+        return f"{head}: {topo.error}" if topo.error else head
+    return topo.reason or ""
+
+
+def allreduce_not_run(ar) -> str:
+    """Why an all-reduce did not run, in words (a report from before AllReduceFacts.skip_kind: its sentence)."""
+    if ar.skip_kind in ALLREDUCE_SKIPS:
+        return ALLREDUCE_SKIPS[ar.skip_kind]
+    asking = "torch could not be asked for its GPUs: "
+    if ar.skip_kind == "torch-error":
+        return asking + (ar.error or "no message")
+    if ar.skip_kind == "crash":
+        return asking + (exit_text(ar.exit_code) if ar.exit_code is not None else "no answer")
+    if ar.skip_kind == "timeout":
+        return asking + (f"no answer within {ar.timeout_s:g} s" if ar.timeout_s is not None else "timed out")
+    if ar.skip_kind == "few-gpus":
+        n = ar.gpu_count or 0
+        return f"torch sees {n} GPU{'s' * (n != 1)}: nothing to all-reduce between"
+    return ar.skipped or "no reason recorded"
+
+
 def _gpu_gate(facts, c):
     """(topology, None) with two visible GPUs or more; else (None, a SKIP finding)."""
     topo = facts.value("topology")
     if topo.source != "nvml" or not topo.gpus:
-        return None, c.finding(Status.SKIP, NO_GPU, detail=topo.reason or "")
+        return None, c.finding(Status.SKIP, NO_GPU, detail=no_topology(topo))
     n = len(topo.visible_gpus)
     if n < 2:
         return None, c.finding(Status.SKIP, f"{'One GPU' if n == 1 else 'No GPU'} visible: no links between GPUs "
@@ -314,7 +350,7 @@ def nccl_env_check(facts, c):
     """NCCL_P2P_LEVEL and NCCL_DEBUG: values NCCL understands, and what they do on this topology."""
     topo, node = facts.value("topology"), facts.value("node")
     if topo.source != "nvml" or not topo.gpus:
-        yield c.finding(Status.SKIP, NO_GPU, detail=topo.reason or "")
+        yield c.finding(Status.SKIP, NO_GPU, detail=no_topology(topo))
         return
     said = False
     level = node.nccl("NCCL_P2P_LEVEL")
@@ -562,9 +598,9 @@ def allreduce_check(facts, c):
     ar, topo = facts.value("allreduce"), facts.value("topology")
     if not ar.ran:
         if topo.source != "nvml" or not topo.gpus:
-            yield c.finding(Status.SKIP, NO_GPU, detail=ar.skipped or "")
+            yield c.finding(Status.SKIP, NO_GPU, detail=allreduce_not_run(ar))
         else:
-            yield c.finding(Status.SKIP, f"Live all-reduce across GPUs not run: {ar.skipped or 'no reason recorded'}")
+            yield c.finding(Status.SKIP, f"Live all-reduce across GPUs not run: {allreduce_not_run(ar)}")
         return
     yield from allreduce_findings(ar, c, where=f"across {ar.world} GPUs", topo=topo if topo.source == "nvml" else None,
                                   id_prefix="distributed.allreduce")
@@ -797,7 +833,7 @@ def cross_node_check(facts, c):
     cl = facts.value("cluster")
     ar = cl.allreduce
     if ar is None or not ar.ran:
-        yield c.finding(Status.SKIP, f"No all-reduce across nodes: {ar.skipped if ar else 'not run'}")
+        yield c.finding(Status.SKIP, f"No all-reduce across nodes: {allreduce_not_run(ar) if ar else 'not run'}")
         return
     hosts = len({r.host for r in cl.ranks if r.state in ("reported", "joined-only")})
     where = f"across {ar.world} nodes" if hosts >= ar.world else \

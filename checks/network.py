@@ -220,6 +220,21 @@ def _stack_key(call, target) -> str:
     return f"tls-verification:{'requests' if client == 'requests' else client}"
 
 
+def hub_call_skipped(call) -> str:
+    """Why the target's huggingface_hub call was not made, in words (a report from before
+    HubCall.skip_kind: its sentence)."""
+    if call is None:
+        return "no call was made"
+    if call.skip_kind == "timeout":
+        within = f"within {call.seconds:g} s" if isinstance(call.seconds, (int, float)) else "in time"
+        return f"the target's huggingface_hub call did not finish {within}"
+    if call.skip_kind == "import-error":
+        return f"huggingface_hub does not import: {call.skip_detail or 'no message'}"
+    if call.skip_kind == "no-result":
+        return f"the target's huggingface_hub call did not finish: {call.skip_detail or 'no output'}"
+    return call.skipped or f"the target's huggingface_hub call was not made ({call.skip_kind})"
+
+
 @check("network.hub-client", category="network", needs=["network", "target"], network=True)
 def hub_client_check(facts, c):
     """One real call through the target's huggingface_hub: its HTTP stack, the CA variables that
@@ -227,8 +242,8 @@ def hub_client_check(facts, c):
     hidden under LocalEntryNotFoundError)."""
     n, target = facts.value("network"), facts.value("target")
     call = n.hub_call
-    if call is None or call.skipped:
-        yield c.finding(Status.SKIP, call.skipped if call else "no call was made")
+    if call is None or call.skip_kind or call.skipped:
+        yield c.finding(Status.SKIP, hub_call_skipped(call))
         return
     stack = hub_client(target)
     reads = f"; it reads {' / '.join(stack['ca_vars'])}, else {stack['default_trust']}" if stack else ""

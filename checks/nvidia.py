@@ -85,12 +85,21 @@ CONTAINER_DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-tool
 WSL_DOCS = "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"
 
 
+def no_gpu_detail(g) -> str:
+    """Why there are no GPU facts: what NVML and nvidia-smi answered (a report from before the
+    check worded it: its sentence)."""
+    if g.reason or g.source not in ("none", "proc"):
+        return g.reason or ""
+    return (f"no NVIDIA GPU found (NVML: {g.nvml_error}; nvidia-smi: {g.smi_error}"
+            + (f"; the kernel module {g.proc_driver_version} is loaded" if g.proc_driver_version else "") + ")")
+
+
 def _no_gpu_finding(g, system, c):
     """Why there is no GPU, in the words that fit where llmdoctor runs."""
     if g.source == "proc" and g.nvml_error and "mismatch" in g.nvml_error.lower():
         return c.finding(Status.FAIL, f"NVIDIA kernel module {g.proc_driver_version} is loaded but NVML fails: "
                          "driver/library version mismatch (the driver was upgraded without a reboot)",
-                         id="gpu.driver-mismatch", detail=g.reason or "",
+                         id="gpu.driver-mismatch", detail=no_gpu_detail(g),
                          fix=(run("sudo", "reboot"), "   (or unload and reload the nvidia kernel modules)"),
                          docs="https://docs.nvidia.com/deploy/driver-persistence/index.html")
     if system is not None and system.os == "Darwin":  # said once here; system.macos says what runs instead
@@ -101,16 +110,17 @@ def _no_gpu_finding(g, system, c):
     if system is not None and system.wsl == 2:
         return c.finding(Status.INFO, "No NVIDIA GPU visible in WSL 2: the GPU comes from the Windows NVIDIA "
                          "driver (do not install a Linux driver inside WSL)", id="gpu.none-wsl",
-                         detail=g.reason or "", fix=("install or update the NVIDIA driver on Windows, then in Windows "
-                                                     "PowerShell: ", run("wsl", "--shutdown", shell="powershell")),
+                         detail=no_gpu_detail(g),
+                         fix=("install or update the NVIDIA driver on Windows, then in Windows PowerShell: ",
+                              run("wsl", "--shutdown", shell="powershell")),
                          docs=WSL_DOCS)
     if system is not None and system.container:
         return c.finding(Status.INFO, f"No NVIDIA GPU visible inside this {system.container} container: was it "
-                         "started with the GPU passed through?", id="gpu.none-container", detail=g.reason or "",
+                         "started with the GPU passed through?", id="gpu.none-container", detail=no_gpu_detail(g),
                          fix=(run("docker", "run", "--gpus", "all", "..."),
                               "   (needs the NVIDIA Container Toolkit on the host)"),
                          docs=CONTAINER_DOCS)
-    return c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=g.reason or "")
+    return c.finding(Status.INFO, "No NVIDIA GPU or driver found: GPU checks skipped", detail=no_gpu_detail(g))
 
 
 @check("gpu.presence", needs=["gpu"])

@@ -260,7 +260,8 @@ def macos_check(facts, c):
         return
     live = torch_facts.live
     if live is None or live.mps_built is None:
-        why = torch_facts.live_error or torch_facts.live_skipped or "torch was not asked"
+        why = torch_facts.live_error or ("torch was not imported" if torch_facts.live_skip_kind else
+                                         torch_facts.live_skipped or "torch was not asked")
         yield c.finding(Status.SKIP, f"MPS not checked: {why.splitlines()[0]}", id="system.macos-mps")
     elif live.mps_available:
         yield c.finding(Status.OK, f"torch {torch_facts.version} can use the Apple GPU: device='mps'",

@@ -220,6 +220,14 @@ def pinned_by(facts) -> str:
             + ": upgrade or remove it first")
 
 
+LIVE_SKIPS = {"no-driver": "no NVIDIA driver on this machine: torch was not imported"}
+
+
+def live_not_run(t) -> str:
+    """Why torch's live test did not run, in words (a report from before live_skip_kind: its sentence)."""
+    return LIVE_SKIPS.get(t.live_skip_kind or "") or t.live_skipped or "the live test did not run"
+
+
 @check("torch.live", needs=["torch", "gpu"])
 def live_check(facts, c):
     """torch.cuda works: is_available(), and a matmul on every visible GPU matches the CPU."""
@@ -235,7 +243,7 @@ def live_check(facts, c):
         return
     live = t.live
     if live is None:
-        yield c.finding(Status.SKIP, t.live_skipped or "the live test did not run")
+        yield c.finding(Status.SKIP, live_not_run(t))
         return
     if live.error or not live.cuda_available:
         text = live.error or ""

@@ -7,7 +7,7 @@ import pytest
 
 from llmdoctor.distributed.cluster import ClusterFacts, NodeSummary, RankState, fold, labels
 from llmdoctor.distributed.launch import LaunchError, first_slurm_host, rank_info
-from llmdoctor.facts import Facts, ProbeResult
+from llmdoctor.facts import Facts, ProbeResult, load
 from llmdoctor.model import Finding, Status
 from llmdoctor.probes.allreduce import AllReduceFacts, AllReducePoint
 
@@ -181,6 +181,17 @@ def test_crashed_hung_and_missing_ranks_are_failures_naming_their_host():
     assert titles[1].startswith("Rank 2 on node-c joined but had not reported after 120 s: it hangs")
     assert fix_text(got[1]) == "py-spy dump --pid 4242   (on node-c, to see where it waits)"
     assert titles[2].startswith("Rank 3 (host unknown) never joined within 120 s")
+
+
+def test_why_no_allreduce_ran_across_nodes_is_the_checks_wording():
+    nodes = (summary(0, "a"),)
+    one = "one node: nothing to all-reduce between"
+    for ar, words in ((AllReduceFacts(scope="cluster", skip_kind="one-node"), one),
+                      (AllReduceFacts(scope="cluster", skip_kind="few-nodes"), "fewer than two nodes reported"),
+                      (AllReduceFacts(scope="cluster", skip_kind="stopped"), "the launcher stopped the job first"),
+                      (load(AllReduceFacts, {"scope": "cluster", "skipped": one}), one)):  # from before skip_kind
+        (f,) = run(D.cross_node_check, cluster(nodes, allreduce=ar))
+        assert f.status is Status.SKIP and f.title == f"No all-reduce across nodes: {words}"
 
 
 def test_cross_node_allreduce_over_gloo_and_a_rank_that_hung_in_it():

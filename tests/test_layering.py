@@ -8,12 +8,15 @@ included, read with ast; nothing is imported to check them):
 * the bench measures: it imports no check (checks may read its pure memory model);
 * nothing imports the command line (only ``python -m llmdoctor`` starts it);
 * there is no import cycle anywhere in llmdoctor;
-* no module imports another module's private (``_name``) names.
+* no module imports another module's private (``_name``) names;
+* probes record kinds, not sentences: a fact they build never fills a sentence field kept for
+  older reports, and its kind fields hold short tokens that the checks word.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -107,6 +110,41 @@ def test_no_module_imports_another_modules_private_names():
                 found += [f"{name} imports {node.module}.{a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.startswith("__")]
     assert found == []
+
+
+#: fact fields that held a probe's sentence, kept only so that older reports still read
+SENTENCE_FIELDS = {"reason", "skipped", "live_skipped", "visible_error"}
+#: the kinds that replaced them ("no-driver", "timeout", "nvml-error" ...), worded by the checks
+KIND_FIELDS = {"skip_kind", "live_skip_kind", "problem", "visible_problem"}
+TOKEN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def test_probes_record_kinds_not_sentences():
+    """Where a probe (or the distributed runner) builds a fact (a ``...Facts`` class or
+    ``HubCall``) with keywords, it never fills a sentence field, and a kind field gets a token
+    (a literal such as "no-nccl", or a variable), never words or an f-string. Checks say why."""
+    found, kinds = [], 0
+    for name, path in MODULES.items():
+        if not under(name, "llmdoctor.probes", "llmdoctor.distributed"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if not (callee.endswith("Facts") or callee == "HubCall"):
+                continue
+            for kw in node.keywords:
+                where = f"{name}:{node.lineno} {callee}({kw.arg}=...)"
+                if kw.arg in SENTENCE_FIELDS:
+                    found.append(where)
+                elif kw.arg in KIND_FIELDS:
+                    kinds += 1
+                    if any(isinstance(v, ast.JoinedStr) or (isinstance(v, ast.Constant) and isinstance(v.value, str)
+                                                            and not TOKEN.fullmatch(v.value))
+                           for v in ast.walk(kw.value)):
+                        found.append(where)
+    assert found == []
+    assert kinds >= 10  # the rule sees the probes that record kinds
 
 
 def test_there_is_no_import_cycle():

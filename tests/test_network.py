@@ -252,3 +252,41 @@ def test_every_endpoint_hanging_is_still_bounded(online, hub_venv, monkeypatch):
     assert elapsed < 30 and report["facts"]["network"]["value"]["seconds"] < 10
     ids = {f["id"] for f in report["findings"]}
     assert {"network.hub-http", "network.mirror-down", "network.pip-unreachable"} <= ids
+
+
+def test_a_target_without_huggingface_hub_records_the_import_error_and_the_check_words_it(online, venv, monkeypatch):
+    """The target's own hub call cannot be made: the fact holds a kind and the ImportError's
+    text, not a sentence; the finding's words are the check's."""
+    py = venv()  # a bare venv: no huggingface_hub
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        result = CliRunner().invoke(cli, ["check", "--json", "--python", str(py), "--only", "network.hub-client"],
+                                    catch_exceptions=False)
+    report = json.loads(result.stdout)
+    call = report["facts"]["network"]["value"]["hub_call"]
+    assert call["skip_kind"] == "import-error" and call["skipped"] is None
+    assert call["skip_detail"].startswith("ModuleNotFoundError: ") and "huggingface_hub" in call["skip_detail"]
+    (f,) = [f for f in report["findings"] if f["check"] == "network.hub-client"]
+    assert f["status"] == "skip" and f["title"] == f"huggingface_hub does not import: {call['skip_detail']}"
+
+
+def test_a_target_that_hangs_or_dies_before_the_hub_call_answers_is_a_kind(tmp_path):
+    """An interpreter that never answers is "timeout" with the seconds it had; one that dies is
+    "no-result" with its last line of stderr (real processes, no network)."""
+    from llmdoctor.probes import ProbeContext
+    from llmdoctor.probes.network import _hub_call
+    from llmdoctor.target import Target
+
+    hang, dies = tmp_path / "hang", tmp_path / "dies"
+    hang.write_text("#!/bin/sh\nsleep 60\n")
+    dies.write_text("#!/bin/sh\necho 'Fatal Python error: init_fs_encoding' >&2\nexit 1\n")
+    for script in (hang, dies):
+        script.chmod(0o755)
+    box: dict = {}
+    started = time.monotonic()
+    _hub_call(ProbeContext(target=Target(str(hang), "explicit"), environ=dict(os.environ)), REPO, 1.5, box)
+    assert time.monotonic() - started < 10
+    assert (box["call"].skip_kind, box["call"].seconds, box["call"].skipped) == ("timeout", 1.5, None)
+    box = {}
+    _hub_call(ProbeContext(target=Target(str(dies), "explicit"), environ=dict(os.environ)), REPO, 5.0, box)
+    assert (box["call"].skip_kind, box["call"].skip_detail) == ("no-result", "Fatal Python error: init_fs_encoding")

@@ -156,3 +156,26 @@ def test_a_replayed_hub_call_without_its_endpoint_names_the_probed_endpoint():
                  HubCall(ok=False, version="0.36.0", client="requests", errors=("ConnectionError: reset",))):
         (f,) = findings_of(network.hub_client_check, facts(target=t, network=net_facts(HUB_OK, call=call)))
         assert "None" not in f.title and "https://huggingface.co" in f.title, f.title
+
+
+def test_a_hub_call_skipped_at_its_deadline_or_without_a_result_is_worded_by_the_check():
+    def title(call):
+        (f,) = findings_of(network.hub_client_check, facts(network=net_facts(call=call), target=target()))
+        assert f.status is Status.SKIP
+        return f.title
+
+    assert title(HubCall(ok=False, skip_kind="timeout", seconds=8.5)) == \
+        "the target's huggingface_hub call did not finish within 8.5 s"
+    assert title(HubCall(ok=False, skip_kind="no-result", skip_detail="Fatal Python error: init_fs_encoding")) == \
+        "the target's huggingface_hub call did not finish: Fatal Python error: init_fs_encoding"
+    assert title(HubCall(ok=False, skip_kind="import-error", skip_detail="ImportError: cannot import name 'x'")) == \
+        "huggingface_hub does not import: ImportError: cannot import name 'x'"
+
+
+def test_a_report_from_before_hub_call_skip_still_says_why_no_call_was_made():
+    from llmdoctor.facts import load
+
+    old = {"endpoint": "https://huggingface.co", "endpoint_from": "default", "repo": "openai-community/gpt2",
+           "hub_call": {"ok": False, "skipped": "huggingface_hub does not import: ModuleNotFoundError: no"}}
+    (f,) = findings_of(network.hub_client_check, facts(network=load(NetworkFacts, old), target=target()))
+    assert f.status is Status.SKIP and f.title == "huggingface_hub does not import: ModuleNotFoundError: no"

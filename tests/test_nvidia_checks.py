@@ -22,9 +22,12 @@ def by_id(findings):
 
 
 def test_no_gpu_is_said_once_and_the_rest_skip():
-    none = gpus(source="none", reason="no NVIDIA GPU found (NVML: NVMLError_LibraryNotFound)")
+    none = gpus(source="none", nvml_error="NVMLError_LibraryNotFound: NVML Shared Library Not Found",
+                smi_error="nvidia-smi not found on PATH")
     (f,) = run(nv.presence_check, none)
     assert f.status is Status.INFO and f.title.startswith("No NVIDIA GPU or driver found")
+    assert f.detail == ("no NVIDIA GPU found (NVML: NVMLError_LibraryNotFound: NVML Shared Library Not Found; "
+                        "nvidia-smi: nvidia-smi not found on PATH)")
     for check in (nv.visible_devices_check, nv.memory_check, nv.bf16_check, nv.health_check):
         (s,) = run(check, none)
         assert s.status is Status.SKIP
@@ -111,6 +114,15 @@ def test_empty_and_wrong_cuda_visible_devices_fail():
                   visible_unmatched="7")
     (f,) = run(nv.visible_devices_check, partly)
     assert f.title.endswith("'7' matches no GPU (there are 2); CUDA uses only [0] and ignores the rest")
+
+
+def test_a_report_from_before_the_check_worded_no_gpu_still_shows_its_sentence():
+    from llmdoctor.facts import load
+    from llmdoctor.probes.nvidia import GpuFacts
+
+    old = load(GpuFacts, {"source": "none", "reason": "no NVIDIA GPU found (NVML: NVMLError_DriverNotLoaded)"})
+    (f,) = run(nv.presence_check, old)
+    assert f.status is Status.INFO and f.detail == "no NVIDIA GPU found (NVML: NVMLError_DriverNotLoaded)"
 
 
 def test_a_report_from_before_structured_visibility_still_says_why():

@@ -263,8 +263,48 @@ def test_wrong_sums_are_a_failure():
 def test_a_plain_check_says_the_allreduce_needs_distributed():
     from llmdoctor.probes.allreduce import probe_allreduce
 
-    (f,) = run(D.allreduce_check, facts(recorded("rtx5090x2_gns"), ar=probe_allreduce(None)))
-    assert f.status is Status.SKIP and "--distributed" in f.title
+    ar = probe_allreduce(None)
+    assert (ar.skip_kind, ar.skipped) == ("not-asked", None)
+    (f,) = run(D.allreduce_check, facts(recorded("rtx5090x2_gns"), ar=ar))
+    assert f.status is Status.SKIP
+    assert f.title == ("Live all-reduce across GPUs not run: the live all-reduce runs with "
+                       "`llmdoctor check --distributed`")
+
+
+def test_an_allreduce_that_cannot_ask_torch_for_its_gpus_records_a_kind_the_check_words(tmp_path, venv):
+    """Three real target interpreters: one that dies (its exit code), one that hangs (the seconds
+    it had), one without torch (torch's own error). The facts hold kinds and raw data only."""
+    import os
+
+    from llmdoctor.probes.allreduce import run_local
+
+    dies, hang = tmp_path / "dies", tmp_path / "hang"
+    dies.write_text("#!/bin/sh\nexit 3\n")
+    hang.write_text("#!/bin/sh\nsleep 60\n")
+    for script in (dies, hang):
+        script.chmod(0o755)
+    crash = run_local(str(dies), dict(os.environ), timeout_s=20)
+    assert (crash.ran, crash.skip_kind, crash.exit_code, crash.skipped) == (False, "crash", 3, None)
+    hung = run_local(str(hang), dict(os.environ), timeout_s=2)
+    assert (hung.skip_kind, hung.timeout_s, hung.skipped) == ("timeout", 2.0, None)
+    no_torch = run_local(str(venv()), dict(os.environ), timeout_s=60)
+    assert no_torch.skip_kind == "torch-error" and no_torch.error.startswith("ModuleNotFoundError: ")
+    asking = "Live all-reduce across GPUs not run: torch could not be asked for its GPUs: "
+    titles = [run(D.allreduce_check, facts(recorded("rtx5090x2_gns"), ar=ar))[0].title
+              for ar in (crash, hung, no_torch)]
+    assert titles == [asking + "exited with code 3", asking + "no answer within 2 s", asking + no_torch.error]
+
+
+@pytest.mark.parametrize("ar, words", [
+    (AllReduceFacts(skip_kind="few-gpus", gpu_count=1), "torch sees 1 GPU: nothing to all-reduce between"),
+    (AllReduceFacts(skip_kind="no-nccl"), "this torch has no NCCL backend"),
+    # a report from before AllReduceFacts.skip_kind: its sentence, as it was
+    (load(AllReduceFacts, {"ran": False, "skipped": "torch sees 1 GPU: nothing to all-reduce between"}),
+     "torch sees 1 GPU: nothing to all-reduce between"),
+])
+def test_why_the_allreduce_did_not_run_is_the_checks_wording(ar, words):
+    (f,) = run(D.allreduce_check, facts(recorded("rtx5090x2_gns"), ar=ar))
+    assert f.status is Status.SKIP and f.title == f"Live all-reduce across GPUs not run: {words}"
 
 
 def test_bus_bandwidth_is_nccl_tests_formula():
@@ -357,6 +397,51 @@ def test_raw_nvml_reads_every_answer_and_keeps_errors_as_unknowns():
     pair = next(p for p in topo.pairs if (p.a, p.b) == (0, 7))
     assert pair.ancestor is None and pair.nvlinks == 18 and pair.nvswitch
     assert "gpu0.nvlink" not in got["errors"]  # NotSupported past the last link is not an error
+
+
+def nvml_module(raw, init_error=None):
+    """FakeNvml as the pynvml module the probe imports, its nvmlInit raising init_error."""
+    fake = FakeNvml(raw)
+
+    def init():
+        if init_error is not None:
+            raise init_error
+
+    fake.nvmlInit, fake.nvmlShutdown = init, lambda: None
+    return fake
+
+
+def test_the_topology_probe_reads_nvml_and_records_why_it_could_not_as_a_kind(monkeypatch):
+    """A working NVML gives GPUs (CUDA_VISIBLE_DEVICES applied); an NVML that does not start or
+    a missing nvidia-ml-py is a kind plus the exception's text, and the check words it."""
+    import sys
+
+    from llmdoctor.probes import ProbeContext
+    from llmdoctor.probes.topology import probe_topology
+    from llmdoctor.target import Target
+
+    ctx = ProbeContext(target=Target(sys.executable, "explicit"), environ={"CUDA_VISIBLE_DEVICES": "0,1"})
+    raw = json.loads((FIXTURES / "h100x8_nvswitch.json").read_text())
+    monkeypatch.setitem(sys.modules, "pynvml", nvml_module(raw))
+    topo = probe_topology(ctx)
+    assert topo.source == "nvml" and len(topo.gpus) == 8 and [g.index for g in topo.visible_gpus] == [0, 1]
+    monkeypatch.setitem(sys.modules, "pynvml", nvml_module(raw, FakeNVMLError("Driver Not Loaded")))
+    topo = probe_topology(ctx)
+    assert (topo.source, topo.problem, topo.error, topo.reason) == ("none", "nvml-error",
+                                                                    "FakeNVMLError: Driver Not Loaded", None)
+    (f,) = run(D.nccl_env_check, facts(topo))
+    assert (f.status, f.title, f.detail) == (Status.SKIP, "No NVIDIA GPU", "NVML: FakeNVMLError: Driver Not Loaded")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` fails
+    topo = probe_topology(ctx)
+    assert topo.problem == "import-error" and topo.error and topo.reason is None
+    (f,) = run(D.nccl_env_check, facts(topo))
+    assert f.detail == f"nvidia-ml-py not importable: {topo.error}"
+
+
+def test_a_topology_from_before_problem_still_says_why_there_are_no_gpu_facts():
+    said = "NVML: NVMLError_LibraryNotFound: NVML Shared Library Not Found"
+    (f,) = run(D.nccl_env_check, facts(load(TopologyFacts, {"source": "none", "reason": said})))
+    assert f.status is Status.SKIP and f.detail == said
 
 
 @pytest.mark.parametrize("garbage", [None, [], "x", {"devices": "x"}, {"devices": [1, None, {"index": "a"}]},

@@ -141,3 +141,19 @@ def test_a_rocm_torch_on_an_nvidia_machine_is_not_called_fine():
                gpus(gpu(), driver_version="550.54.15", cuda_driver_version="12.4"))
     assert f.status is Status.FAIL and "a ROCm (AMD GPU) build on a machine with 1 NVIDIA GPU" in f.title
     assert fix_text(f).endswith("torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124")
+
+
+def test_without_a_driver_the_live_test_is_skipped_in_the_checks_words():
+    """The probe records a kind ("no-driver"), the check says what it means."""
+    (f,) = run(pt.live_check, torch_facts(live_skip_kind="no-driver"), gpus(T4))
+    assert f.status is Status.SKIP and f.title == "no NVIDIA driver on this machine: torch was not imported"
+
+
+def test_a_report_from_before_live_skip_still_says_why_the_live_test_did_not_run():
+    from llmdoctor.facts import dump, load
+    from llmdoctor.probes.pytorch import TorchFacts
+
+    old = {k: v for k, v in dump(torch_facts()).items() if k != "live_skip_kind"}
+    old["live_skipped"] = "no NVIDIA driver on this machine: torch was not imported"
+    (f,) = run(pt.live_check, load(TorchFacts, old), gpus(T4))
+    assert f.status is Status.SKIP and f.title == old["live_skipped"]

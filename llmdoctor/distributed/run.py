@@ -352,10 +352,8 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
                             rank_errors=errors, timeout_s=ALLREDUCE_TIMEOUT_S, torch_version=torch.__version__,
                             nccl_version=join0.get("nccl") if backend == "nccl" else None)
     else:
-        why = "fewer than two nodes reported" if info.world_size > 1 else "one node: nothing to all-reduce between"
-        if stopped_at is not None:
-            why = "the launcher stopped the job first"
-        ar = AllReduceFacts(ran=False, scope="cluster", skipped=why)
+        why = "stopped" if stopped_at is not None else "few-nodes" if info.world_size > 1 else "one-node"
+        ar = AllReduceFacts(ran=False, scope="cluster", skip_kind=why)
     if stopped_at is None:
         ctl.put({"done": True}, "done")
     return _assemble(info, watch, names, ar, timeout_s, offline, only, skip, time.monotonic() - start,
@@ -423,7 +421,7 @@ def single(info: RankInfo, torch, target, offline, only, skip, environ, timeout_
     if state == "crashed" and isinstance(env, dict):
         w.detail = str(env.get("error") or "")[:300]
     names = labels({0: join.get("host")})
-    ar = AllReduceFacts(ran=False, scope="cluster", skipped="one node: nothing to all-reduce between")
+    ar = AllReduceFacts(ran=False, scope="cluster", skip_kind="one-node")
     return _assemble(info, {0: w}, names, ar, timeout_s, offline, only, skip, time.monotonic() - start)
 
 

@@ -25,7 +25,6 @@ from llmdoctor.subproc import kill_group
 WORKER = Path(__file__).resolve().parent.parent / "distributed" / "allreduce.py"
 MARK = "LLMDOCTOR_ALLREDUCE "
 LOCAL_TIMEOUT_S = 90.0
-NOT_RUN = "the live all-reduce runs with `llmdoctor check --distributed`"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,12 @@ class AllReducePoint:
 @dataclass(frozen=True)
 class AllReduceFacts:
     ran: bool = False
-    skipped: str | None = None  #: why it did not run
+    #: why it did not run: "not-asked" (a plain check), "timeout" (asking torch for its GPUs took over
+    #: timeout_s), "crash" (that process ended with exit_code), "torch-error" (error: its exception),
+    #: "few-gpus" (gpu_count under two), "no-nccl"; across nodes: "one-node", "few-nodes" (fewer than
+    #: two reported), "stopped" (the launcher stopped the job first)
+    skip_kind: str | None = None
+    skipped: str | None = None  #: reports of llmdoctor before skip: their sentence (read only)
     scope: str = "local"  #: "local": the GPUs of one node; "cluster": one rank per node
     backend: str | None = None  #: "nccl" | "gloo"
     world: int = 0
@@ -54,6 +58,8 @@ class AllReduceFacts:
     timeout_s: float | None = None
     torch_version: str | None = None
     nccl_version: str | None = None
+    gpu_count: int | None = None  #: the GPUs torch sees, for "few-gpus"
+    exit_code: int | None = None  #: how the process asking torch ended, for "crash"
 
     @property
     def latency(self) -> AllReducePoint | None:
@@ -100,7 +106,7 @@ def aggregate(results: Sequence[Mapping], world: int) -> tuple[tuple[AllReducePo
 
 def probe_allreduce(ctx) -> AllReduceFacts:
     """What a plain `llmdoctor check` records: nothing measured."""
-    return AllReduceFacts(ran=False, skipped=NOT_RUN)
+    return AllReduceFacts(ran=False, skip_kind="not-asked")
 
 
 def _env(environ: Mapping[str, str]) -> dict:
@@ -181,16 +187,17 @@ def run_local(python: str, environ: Mapping[str, str], *, timeout_s: float = LOC
     if backend is None:
         ((code, out, err),) = _spawn([[python, str(WORKER), "--probe"]], env, min(60.0, timeout_s))
         info = _parse(out) or {}
-        if not info or info.get("error"):
-            why = info.get("error") or (exit_text(code) if code is not None else "timed out")
-            return AllReduceFacts(ran=False, skipped=f"torch could not be asked for its GPUs: {why}",
-                                  log_tail=_tail(err))
+        if info.get("error"):
+            return AllReduceFacts(ran=False, skip_kind="torch-error", error=str(info["error"]), log_tail=_tail(err),
+                                  torch_version=info.get("torch"))
+        if not info:
+            return AllReduceFacts(ran=False, skip_kind="timeout" if code is None else "crash", exit_code=code,
+                                  timeout_s=min(60.0, timeout_s) if code is None else None, log_tail=_tail(err))
         count = int(info.get("device_count") or 0)
         if count < 2:
-            return AllReduceFacts(ran=False, skipped=f"torch sees {count} GPU{'s' * (count != 1)}: nothing to "
-                                  "all-reduce between", torch_version=info.get("torch"))
+            return AllReduceFacts(ran=False, skip_kind="few-gpus", gpu_count=count, torch_version=info.get("torch"))
         if not info.get("nccl"):
-            return AllReduceFacts(ran=False, skipped="this torch has no NCCL backend", torch_version=info.get("torch"))
+            return AllReduceFacts(ran=False, skip_kind="no-nccl", torch_version=info.get("torch"))
         backend, world = "nccl", count
     world = int(world or 2)
     members = tuple(f"cuda:{i}" if backend == "nccl" else f"cpu:{i}" for i in range(world))

@@ -44,7 +44,11 @@ class HubCall:
     commit: str | None = None
     errors: tuple[str, ...] = ()  #: the exception, then its causes
     seconds: float | None = None
-    skipped: str | None = None  #: why no call was made
+    #: why no call was made: "no-result" (the target printed none; skip_detail: its last stderr line),
+    #: "timeout" (seconds: the deadline it missed), "import-error" (skip_detail: the ImportError's text)
+    skip_kind: str | None = None
+    skip_detail: str | None = None
+    skipped: str | None = None  #: reports of llmdoctor before skip: their sentence (read only)
     #: certificate verification of that call, asked of the stack itself: "on", "off",
     #: "bundle:<path>", "unknown..." (None: a report made before llmdoctor recorded it)
     verify: str | None = None
@@ -112,12 +116,15 @@ def _hub_call(ctx: ProbeContext, repo: str, timeout: float, box: dict) -> None:
     done = run_script(ctx, ["hub", repo, "config.json", str(max(1.0, timeout - 2))], timeout)
     data = next(iter(probe_lines(done.stdout)), None)
     if not isinstance(data, dict):
-        why = "timed out" if done.timed_out else (done.stderr.strip().splitlines() or ["no output"])[-1]
-        box["call"] = HubCall(ok=False, skipped=f"the target's huggingface_hub call did not finish: {why}")
+        if done.timed_out:
+            box["call"] = HubCall(ok=False, skip_kind="timeout", seconds=round(timeout, 1))
+        else:
+            tail = done.stderr.strip().splitlines()
+            box["call"] = HubCall(ok=False, skip_kind="no-result", skip_detail=tail[-1] if tail else None)
         return
     box["env"] = data.get("env") or {}
     if data.get("import_error"):
-        box["call"] = HubCall(ok=False, skipped=f"huggingface_hub does not import: {data['import_error']}")
+        box["call"] = HubCall(ok=False, skip_kind="import-error", skip_detail=str(data["import_error"]))
         return
     errors = tuple(str(e) for e in data.get("errors") or ())
     ok = bool(data.get("ok"))
@@ -152,7 +159,7 @@ def probe_network(ctx: ProbeContext) -> NetworkFacts:
     caller.start()
     results = net.probe_all(_endpoints(env, hub, repo, pip_index), env, budget=left - 0.5)
     caller.join(max(0.0, BUDGET_S - (time.monotonic() - started)))
-    call = box.get("call") or HubCall(ok=False, skipped="the target's huggingface_hub call did not finish in time")
+    call = box.get("call") or HubCall(ok=False, skip_kind="timeout", seconds=round(time.monotonic() - started, 1))
     return NetworkFacts(endpoint=hub, endpoint_from="HF_ENDPOINT" if env.get("HF_ENDPOINT") else "default",
                         repo=repo, results=results, env=dict(seen) if isinstance(seen, dict) else {},
                         hub_call=call, seconds=round(time.monotonic() - started, 3))

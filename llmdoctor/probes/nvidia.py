@@ -73,7 +73,7 @@ class Gpu:
 @dataclass(frozen=True)
 class GpuFacts:
     source: str  #: "nvml" | "nvidia-smi" | "none"
-    reason: str | None = None  #: why no GPU facts, when source is "none"
+    reason: str | None = None  #: reports from before the check worded nvml_error, smi_error: their sentence (read only)
     driver_version: str | None = None
     cuda_driver_version: str | None = None  #: newest CUDA the driver supports, "12.4"
     proc_driver_version: str | None = None  #: from /proc/driver/nvidia/version
@@ -312,11 +312,7 @@ def probe_gpu(ctx) -> GpuFacts:
         driver, source = proc_version, "proc"
     visible, problem, unmatched = select_visible(cvd, gpus)
     gpus = tuple(replace(g, visible=g.index in visible) for g in gpus)
-    reason = None
-    if source in ("none", "proc"):
-        reason = (f"no NVIDIA GPU found (NVML: {nvml_error}; nvidia-smi: {smi_error}"
-                  + (f"; the kernel module {proc_version} is loaded" if proc_version else "") + ")")
-    return GpuFacts(source=source, reason=reason, driver_version=driver or proc_version, cuda_driver_version=cuda,
+    return GpuFacts(source=source, driver_version=driver or proc_version, cuda_driver_version=cuda,
                     proc_driver_version=proc_version, nvml_error=nvml_error, smi_error=smi_error,
                     cuda_visible_devices=cvd, visible_problem=problem if gpus else None,
                     visible_unmatched=unmatched if gpus else None, gpus=gpus)

@@ -53,7 +53,8 @@ class TorchFacts:
     nvidia_wheels: tuple[tuple[str, str], ...] = ()
     error: str | None = None  #: version.py unreadable
     live: LiveTorch | None = None
-    live_skipped: str | None = None  #: why the live test did not run
+    live_skip_kind: str | None = None  #: why the live test did not run: "no-driver" (torch was not imported)
+    live_skipped: str | None = None  #: reports of llmdoctor before live_skip_kind: their sentence (read only)
     live_error: str | None = None  #: the live test crashed or hung (import torch segfaults happen)
     lib_dlls: tuple[str, ...] = ()  #: Windows: the DLLs in torch\lib (lower case), for a WinError 126 diagnosis
 
@@ -100,7 +101,7 @@ def probe_torch(ctx: ProbeContext) -> TorchFacts:
         lib_dlls=tuple(str(n) for n in static.get("lib_dlls") or ()))
     on_mac = sys.platform == "darwin"  # no driver there, but MPS is asked of torch itself
     if not (driver_present(ctx.environ) or on_mac or ctx.environ.get("LLMDOCTOR_FORCE_TORCH_LIVE") == "1"):
-        return TorchFacts(**facts, live_skipped="no NVIDIA driver on this machine: torch was not imported")
+        return TorchFacts(**facts, live_skip_kind="no-driver")
     try:
         return TorchFacts(**facts, live=_live(_first(ctx, "torch-live", LIVE_TIMEOUT_S)))
     except ProbeFailed as exc:

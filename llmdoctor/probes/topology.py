@@ -117,7 +117,11 @@ class IbPort:
 @dataclass(frozen=True)
 class TopologyFacts:
     source: str  #: "nvml" | "none"
-    reason: str | None = None  #: why there are no GPU facts
+    #: why there are no GPU facts: "import-error" (nvidia-ml-py), "nvml-error" (nvmlInit failed),
+    #: "bad-data" (NVML's answer was not a mapping); error: the exception, "Type: message"
+    problem: str | None = None
+    error: str | None = None
+    reason: str | None = None  #: reports of llmdoctor before problem: their sentence (read only)
     driver_version: str | None = None
     gpus: tuple[TopoGpu, ...] = ()
     pairs: tuple[GpuPair, ...] = ()
@@ -273,8 +277,7 @@ def _short_bus(bus: str | None) -> str | None:
 def facts_from_raw(raw: Mapping, nics=(), ib_ports=(), visible: set[int] | None = None) -> TopologyFacts:
     """TopologyFacts from :func:`raw_nvml` data (live or recorded)."""
     if not isinstance(raw, Mapping):
-        return TopologyFacts(source="none", reason="NVML data is not a mapping", nics=tuple(nics),
-                             ib_ports=tuple(ib_ports))
+        return TopologyFacts(source="none", problem="bad-data", nics=tuple(nics), ib_ports=tuple(ib_ports))
     gpus = []
     for pos, dev in enumerate(raw.get("devices") or ()):
         if not isinstance(dev, Mapping):
@@ -412,12 +415,13 @@ def probe_topology(ctx) -> TopologyFacts:
     try:
         import pynvml as nvml
     except Exception as exc:  # noqa: BLE001
-        return TopologyFacts(source="none", reason=f"nvidia-ml-py not importable: {type(exc).__name__}: {exc}",
-                             nics=nics, ib_ports=ib)
+        return TopologyFacts(source="none", problem="import-error", error=f"{type(exc).__name__}: {exc}", nics=nics,
+                             ib_ports=ib)
     try:
         nvml.nvmlInit()
     except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return TopologyFacts(source="none", reason=f"NVML: {type(exc).__name__}: {exc}", nics=nics, ib_ports=ib)
+        return TopologyFacts(source="none", problem="nvml-error", error=f"{type(exc).__name__}: {exc}", nics=nics,
+                             ib_ports=ib)
     try:
         raw = raw_nvml(nvml)
     finally:
@@ -426,5 +430,5 @@ def probe_topology(ctx) -> TopologyFacts:
         except Exception:  # noqa: BLE001
             pass
     stub = [Gpu(index=d.get("index", i), uuid=d.get("uuid")) for i, d in enumerate(raw["devices"])]
-    visible, _ = select_visible(ctx.environ.get("CUDA_VISIBLE_DEVICES"), stub)
+    visible, _, _ = select_visible(ctx.environ.get("CUDA_VISIBLE_DEVICES"), stub)
     return facts_from_raw(raw, nics, ib, visible)
