@@ -13,6 +13,7 @@ from llmdoctor.data import row
 from llmdoctor.model import Status, check
 from llmdoctor.units import gib
 
+from llmdoctor.checks.failures import import_text, live_error
 from llmdoctor.checks.python import pip_cmd
 from llmdoctor.checks.requirements import installed_versions
 
@@ -151,15 +152,15 @@ def _import_errors(facts) -> list[tuple[str, str]]:
     out = []
     t = facts.value("torch")
     if t is not None:
-        if t.live_error:
-            out.append(("import torch", t.live_error))
+        if live_error(t):
+            out.append(("import torch", live_error(t)))
         if t.live is not None and t.live.error:
             out.append(("torch", t.live.error))
     for name in ("target.extensions", "target.imports"):
         imp = facts.value(name)
         for r in (imp.results if imp is not None else ()):
-            if r.status in ("error", "crash") and r.message:
-                out.append((f"import {r.module}", r.message))
+            if r.status in ("error", "crash") and import_text(r):
+                out.append((f"import {r.module}", import_text(r)))
     return out
 
 
@@ -260,7 +261,7 @@ def macos_check(facts, c):
         return
     live = torch_facts.live
     if live is None or live.mps_built is None:
-        why = torch_facts.live_error or ("torch was not imported" if torch_facts.live_skip_kind else
+        why = live_error(torch_facts) or ("torch was not imported" if torch_facts.live_skip_kind else
                                          torch_facts.live_skipped or "torch was not asked")
         yield c.finding(Status.SKIP, f"MPS not checked: {why.splitlines()[0]}", id="system.macos-mps")
     elif live.mps_available:

@@ -137,6 +137,7 @@ def _abi_tag(path: str) -> str:
 
 def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
     """A finding per import that errs, crashes or hangs; the cause named where the message tells it."""
+    from llmdoctor.checks.failures import import_text
     from llmdoctor.checks.importerrors import classify
 
     t = facts.value("target")
@@ -144,7 +145,8 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
         if r.status in ("ok", "absent"):
             continue
         dist = dists.get(r.module, r.module)
-        lines = (r.message or "").strip().splitlines()
+        message = import_text(r)
+        lines = message.strip().splitlines()
         if r.foreign_abi:
             built = sorted({_abi_tag(p) for p in r.foreign_abi})
             here = t.python_version if t else "this one"
@@ -152,13 +154,13 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
             yield c.finding(Status.FAIL, f"`import {r.module}` fails: its compiled extension modules were built for "
                             f"{' and '.join(built)}, not for Python {here} (a site-packages copied from another "
                             "Python, or installed with another interpreter's pip)", id=f"{id_prefix}-other-python",
-                            detail="Built for another Python:\n" + "\n".join(r.foreign_abi) + "\n\n" + (r.message or ""),
+                            detail="Built for another Python:\n" + "\n".join(r.foreign_abi) + "\n\n" + message,
                             fix=(pip_cmd(facts, "install", "--force-reinstall", "--no-deps",
                                          f"{dist}=={version}" if version else dist),
                                  "   (reinstalls the wheel built for this Python)"),
                             docs="https://docs.python.org/3/extending/building.html")
             continue
-        known = classify(r.message)
+        known = classify(message)
         fix = (template(known["fix"], {"pip": pip_argv(facts), "dist": dist}) if known
                else pip_cmd(facts, "install", "--force-reinstall", "--no-deps", dist))
         if r.status == "error":
@@ -171,7 +173,7 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
             what = (f"`import {r.module}` {'hangs' if r.status == 'timeout' else 'kills the interpreter'}: "
                     f"{lines[0] if lines else r.status}")
             fid = f"{id_prefix}-{r.status}"
-        yield c.finding(Status.FAIL, what, id=fid, detail=r.message or "", fix=fix,
+        yield c.finding(Status.FAIL, what, id=fid, detail=message, fix=fix,
                         docs=known["source"] if known else None)
 
 

@@ -10,6 +10,7 @@ from llmdoctor.command import Command, FixLine, line, run
 from llmdoctor.model import Status, check
 from llmdoctor.versions import parse_version
 
+from llmdoctor.checks.failures import live_error
 from llmdoctor.checks.host import wsl2
 from llmdoctor.checks.nvidia import no_gpu
 from llmdoctor.checks.python import pip_cmd
@@ -235,10 +236,11 @@ def live_check(facts, c):
     if no_gpu(g) or not t.installed or t.build == "cpu":
         yield c.finding(Status.SKIP, "No NVIDIA GPU" if no_gpu(g) else "torch has no GPU support (see torch.cpu-only)")
         return
-    if t.live_error:
+    failed = live_error(t)
+    if failed:
         p = prescribe(facts)
-        yield c.finding(Status.FAIL, f"`import torch` in the target failed: {t.live_error.splitlines()[0]}",
-                        detail=t.live_error + "\n" + prescription_detail(p),
+        yield c.finding(Status.FAIL, f"`import torch` in the target failed: {failed.splitlines()[0]}",
+                        detail=failed + "\n" + prescription_detail(p),
                         fix=prescription_fix(facts, p) or _no_fix(p, facts), claims={"torch-cuda-works": "no"})
         return
     live = t.live

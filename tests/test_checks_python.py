@@ -1,6 +1,8 @@
 from checks_under_test import packages, python  # noqa: F401  (see tests/checks_under_test.py)
 from factories import clock, dist, facts, findings_of, imports, system, target
+from llmdoctor.facts import load
 from llmdoctor.model import Status
+from llmdoctor.probes import TargetFailure
 from llmdoctor.probes.python_env import ImportResult
 from llmdoctor.report.shells import fix_text
 
@@ -116,12 +118,30 @@ def test_virtual_env_without_python_warns():
 
 
 def test_import_crash_is_a_failure_naming_the_module():
-    i = imports(ImportResult("numpy", "crash", message="the target interpreter was killed by SIGSEGV during `import numpy`"),
-                ImportResult("yaml", "ok", version="6.0.1"))
+    crash = TargetFailure("signal", step="import", module="numpy", exit_code=-11, tail="Fatal Python error: Segfault")
+    i = imports(ImportResult("numpy", "crash", failure=crash), ImportResult("yaml", "ok", version="6.0.1"))
     (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
     assert f.id == "python.import-crash" and f.status is Status.FAIL
-    assert "kills the interpreter" in f.title and "SIGSEGV" in f.title
+    assert f.title == ("`import numpy` kills the interpreter: the target interpreter was killed by SIGSEGV during "
+                       "`import numpy`")
+    assert f.detail.endswith("`import numpy`\nFatal Python error: Segfault")
     assert fix_text(f).endswith("-m pip install --force-reinstall --no-deps numpy")
+
+
+def test_an_import_the_probe_had_no_time_left_for_is_named_as_not_tried():
+    i = imports(ImportResult("regex", "timeout", failure=TargetFailure("not-tried", step="import", module="regex")))
+    (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
+    assert f.id == "python.import-timeout" and f.title == ("`import regex` hangs: not tried: the import probe ran out "
+                                                          "of time")
+
+
+def test_an_import_crash_in_a_report_from_before_failure_shows_its_sentence():
+    old = {"module": "numpy", "status": "crash",
+           "message": "the target interpreter was killed by SIGSEGV during `import numpy`"}
+    i = imports(load(ImportResult, old))
+    (f,) = findings_of(python.imports_check, facts(target=target(), target_imports=i))
+    assert f.id == "python.import-crash" and f.title == ("`import numpy` kills the interpreter: the target interpreter "
+                                                        "was killed by SIGSEGV during `import numpy`")
 
 
 def test_import_error_shows_the_last_line():

@@ -208,8 +208,12 @@ def test_windows_crash_codes_are_named_like_signals():
     class OnWindows(Completed):
         crash = property(lambda self: exitcodes.crash_name(self.returncode, "nt"))
 
+    from checks_under_test import failures
+
     failure = describe_failure(OnWindows(("python",), 3221225477, "", ""), "start-up", 10)
-    assert failure.kind == "crash" and "STATUS_ACCESS_VIOLATION (0xC0000005" in failure.reason
+    assert (failure.kind, failure.exit_code, failure.probe_kind) == ("ntstatus", 3221225477, "crash")
+    assert failures.failure_text(failure).startswith("the target interpreter crashed with STATUS_ACCESS_VIOLATION "
+                                                     "(0xC0000005: ")
 
 
 def test_kill_tree_reaches_a_grandchild_that_left_the_process_group(tmp_path):

@@ -3,6 +3,7 @@
 from checks_under_test import pytorch as pt
 from factories import facts, findings_of, gpu, gpus, live_torch, target, torch_facts
 from llmdoctor.model import Status
+from llmdoctor.probes import TargetFailure
 from llmdoctor.probes.pytorch import TorchDevice
 from llmdoctor.report.shells import fix_text
 
@@ -85,9 +86,20 @@ def test_arch_list_rules():
 
 
 def test_live_test_crash_on_import_is_a_failure():
+    t = torch_facts(live_failure=TargetFailure("signal", step="torch-live", exit_code=-11, tail="Fatal Python error"))
+    (f,) = run(pt.live_check, t, gpus(gpu()))
+    assert f.status is Status.FAIL
+    assert f.title == "`import torch` in the target failed: the target interpreter was killed by SIGSEGV during the " \
+        "torch live test"
+    assert f.detail.startswith("the target interpreter was killed by SIGSEGV during the torch live test\n"
+                               "Fatal Python error\n")
+
+
+def test_a_report_from_before_live_failure_shows_its_sentence():
     t = torch_facts(live_error="the target interpreter was killed by SIGSEGV during the torch live test")
     (f,) = run(pt.live_check, t, gpus(gpu()))
-    assert f.status is Status.FAIL and "SIGSEGV" in f.title
+    assert f.status is Status.FAIL and f.title == ("`import torch` in the target failed: the target interpreter "
+                                                   "was killed by SIGSEGV during the torch live test")
 
 
 def test_cuda_not_available_with_its_exception_text():

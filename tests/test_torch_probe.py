@@ -3,10 +3,12 @@ the live test only where a driver exists, and a torch that segfaults on import."
 
 import functools
 import os
+import signal
 import sys
 
 from hypothesis import given, strategies as st
 
+from checks_under_test import failures
 from conftest import install_fake_dist, site_packages
 from factories import torch_facts
 from llmdoctor.facts import dump, load
@@ -51,8 +53,11 @@ def test_a_torch_that_segfaults_on_import_keeps_its_build_facts(venv):
     py = venv()
     fake_torch(py, init=SEGFAULT)
     facts = probe_torch(ctx(py, LLMDOCTOR_FORCE_TORCH_LIVE="1"))
-    assert facts.build == "cuda" and facts.live is None
-    assert "SIGSEGV" in facts.live_error
+    assert facts.build == "cuda" and facts.live is None and facts.live_error is None
+    f = facts.live_failure  # how it died, as data; the checks word it
+    assert (f.kind, f.step, f.exit_code) == ("signal", "torch-live", -signal.SIGSEGV)
+    assert failures.live_error(load(TorchFacts, dump(facts))) == "the target interpreter was killed by SIGSEGV during the " \
+        "torch live test" + (f"\n{f.tail}" if f.tail else "")
 
 
 def test_no_torch(venv):

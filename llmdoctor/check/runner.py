@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Sequence
 
+from llmdoctor.checks.failures import failure_text
 from llmdoctor.facts import Facts, ProbeResult
 from llmdoctor.model import Check, Finding, Status
 from llmdoctor.probes import Probe, ProbeContext, ProbeFailed
@@ -69,7 +70,9 @@ def gather(probes: Sequence[Probe], ctx: ProbeContext) -> Facts:
             results[probe.name] = ProbeResult(probe.name, None, f"did not finish within {probe.timeout_s:g} s",
                                               "timeout", out.duration_s)
         elif isinstance(out.error, ProbeFailed):
-            results[probe.name] = ProbeResult(probe.name, None, out.error.reason, out.error.kind, out.duration_s)
+            failure = out.error.failure
+            reason = failure_text(failure) if failure is not None else out.error.reason
+            results[probe.name] = ProbeResult(probe.name, None, reason, out.error.kind, out.duration_s)
         elif out.error is not None:
             reason = f"{type(out.error).__name__}: {out.error}"
             results[probe.name] = ProbeResult(probe.name, None, reason, "exception", out.duration_s)

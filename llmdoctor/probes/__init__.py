@@ -3,7 +3,7 @@ frozen dataclass; the runner gives each its own thread and deadline."""
 
 from __future__ import annotations
 
-from llmdoctor.probes.base import Probe, ProbeContext, ProbeFailed, read_text  # noqa: F401 - the probes' vocabulary, re-exported
+from llmdoctor.probes.base import Probe, ProbeContext, ProbeFailed, TargetFailure, read_text  # noqa: F401 - the probes' vocabulary, re-exported
 
 
 def builtin_probes() -> tuple[Probe, ...]:

@@ -21,15 +21,45 @@ class ProbeContext:
 
 
 @dataclass(frozen=True)
-class ProbeFailed(Exception):
-    """Raised by a probe that knows why it has no value (e.g. the target crashed)."""
+class TargetFailure:
+    """How the target interpreter failed a step, as data (the runner and the checks word it)."""
 
-    reason: str
+    #: "start-error" (it could not be started: error), "timeout" (still running after seconds),
+    #: "signal" (killed by a signal: exit_code is minus its number), "ntstatus" (Windows: it crashed
+    #: with the NTSTATUS exit_code), "exit" (it exited with exit_code), "no-result" (it exited without
+    #: printing the probe's result; cut_bytes: output left unread), "not-tried" (no time was left)
+    kind: str
+    #: what it was doing: "start-up", "env-scan", "torch-scan", "torch-live", "import" (of module)
+    step: str = ""
+    module: str | None = None
+    seconds: float | None = None
+    exit_code: int | None = None
+    error: str | None = None  #: for "start-error": the operating system's error
+    cut_bytes: int = 0
+    tail: str = ""  #: its last lines of stderr (for "no-result": of stdout), as printed
+
+    @property
+    def probe_kind(self) -> str:
+        """The runner's kind of probe failure: "timeout" or "crash"."""
+        return "timeout" if self.kind in ("timeout", "not-tried") else "crash"
+
+
+@dataclass(frozen=True)
+class ProbeFailed(Exception):
+    """Raised by a probe that knows why it has no value (e.g. the target crashed): a built-in
+    probe gives ``failure`` (data the runner words); a plugin may give its own ``reason``."""
+
+    reason: str = ""
     kind: str = "exception"  #: "crash" | "timeout" | "exception"
     detail: str = ""
+    failure: TargetFailure | None = None
+
+    @classmethod
+    def of(cls, failure: TargetFailure) -> "ProbeFailed":
+        return cls(kind=failure.probe_kind, detail=failure.tail, failure=failure)
 
     def __str__(self) -> str:
-        return self.reason
+        return self.reason or (f"{self.failure.kind} ({self.failure.step})" if self.failure else "")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from llmdoctor import subproc
 from llmdoctor.report.printable import clip
-from llmdoctor.probes.base import ProbeContext, ProbeFailed
+from llmdoctor.probes.base import ProbeContext, ProbeFailed, TargetFailure
 
 SCRIPT = Path(__file__).with_name("target") / "llmdoctor_target_probe.py"
 
@@ -88,7 +88,10 @@ class ImportResult:
     version: str | None = None
     seconds: float | None = None
     error_type: str | None = None
+    #: for "error": the exception's message; for "crash" and "timeout", reports of llmdoctor before
+    #: failure: their sentence (read only)
     message: str | None = None
+    failure: TargetFailure | None = None  #: for "crash" and "timeout": how the interpreter failed
     method: str = "import"  #: "import", or "native": its native library loaded instead (see the target probe)
     library: str | None = None  #: the native library loaded, for "native"
     why: str | None = None  #: why loading the library decides what the import would do
@@ -111,23 +114,20 @@ def _child_env(ctx: ProbeContext) -> dict:
 LINE_LIMIT = 500  #: of one line of a target's stderr kept in a finding
 
 
-def describe_failure(done: subproc.Completed, what: str, timeout: float) -> ProbeFailed:
-    tail = [clip(line, LINE_LIMIT) for line in done.stderr[-20 * LINE_LIMIT:].strip().splitlines()[-5:]]
-    detail = "\n".join(tail)
+def describe_failure(done: subproc.Completed, step: str, timeout: float, module: str | None = None) -> TargetFailure:
+    """How the target interpreter failed ``step`` (a token: "start-up", "import" of ``module`` ...),
+    as data: its exit code, its deadline, its last lines of stderr."""
+    tail = "\n".join(clip(line, LINE_LIMIT) for line in done.stderr[-20 * LINE_LIMIT:].strip().splitlines()[-5:])
+    at = {"step": step, "module": module, "tail": tail}
     if done.start_error:
-        return ProbeFailed(f"could not start the target interpreter: {done.start_error}", "crash", detail)
+        return TargetFailure("start-error", error=done.start_error, **at)
     if done.timed_out:
-        return ProbeFailed(f"the target interpreter did not finish {what} within {timeout:g} s", "timeout", detail)
+        return TargetFailure("timeout", seconds=round(timeout, 1), **at)
     crash = done.crash
-    if crash is not None and crash.name.startswith(("SIG", "signal")):
-        return ProbeFailed(f"the target interpreter was killed by {done.signal_name} during {what}", "crash", detail)
-    if crash is not None:  # Windows: the NTSTATUS code of the crash, named
-        means = f": {crash.means}" if crash.means else ""
-        return ProbeFailed(f"the target interpreter crashed with {crash.name} ({crash.code}{means}) during {what}",
-                           "crash", detail)
-    last = tail[-1] if tail else "no output"
-    return ProbeFailed(f"the target interpreter exited with code {done.returncode} during {what}: {last}",
-                       "crash", detail)
+    if crash is not None:  # a signal (POSIX), or the NTSTATUS code of a crash (Windows)
+        return TargetFailure("signal" if crash.name.startswith(("SIG", "signal")) else "ntstatus",
+                             exit_code=done.returncode, **at)
+    return TargetFailure("exit", exit_code=done.returncode, **at)
 
 
 MARK = "@@llmdoctor@@ "
@@ -150,13 +150,11 @@ def run_script(ctx: ProbeContext, args, timeout: float) -> subproc.Completed:
 def probe_target(ctx: ProbeContext, timeout: float = 18.0) -> TargetFacts:
     done = run_script(ctx, ["env"], timeout)
     if done.returncode != 0:
-        raise describe_failure(done, "start-up and the environment scan", timeout)
+        raise ProbeFailed.of(describe_failure(done, "env-scan", timeout))
     data = next(iter(probe_lines(done.stdout)), None)
     if not isinstance(data, dict) or "python_version" not in data:
-        why = "the target interpreter exited without printing the probe's result"
-        if done.cut:
-            why += f" (it printed {done.cut // 2**20} MB more than is read, from start-up code)"
-        raise ProbeFailed(why, "crash", clip(done.stdout[-LINE_LIMIT:], LINE_LIMIT))
+        raise ProbeFailed.of(TargetFailure("no-result", step="env-scan", cut_bytes=done.cut,
+                                           tail=clip(done.stdout[-LINE_LIMIT:], LINE_LIMIT)))
     dists = tuple(
         Distribution(name=d.get("name"), version=d.get("version"), requires=tuple(d.get("requires") or ()),
                      location=d.get("location"), error=d.get("error"))
@@ -187,7 +185,7 @@ def _installed_modules(ctx: ProbeContext, modules) -> list[str]:
             "print('\\n'.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)))")
     done = subproc.run([ctx.target.python, "-c", code, *modules], timeout=10, env=_child_env(ctx))
     if done.returncode != 0:
-        raise describe_failure(done, "start-up", 10)
+        raise ProbeFailed.of(describe_failure(done, "start-up", 10))
     return [line for line in done.stdout.split() if line]
 
 
@@ -202,7 +200,7 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
     while pending:
         left = deadline - time.monotonic()
         if left <= 0:
-            results += [ImportResult(m, "timeout", message="not tried: the import probe ran out of time")
+            results += [ImportResult(m, "timeout", failure=TargetFailure("not-tried", step="import", module=m))
                         for m in pending]
             break
         done = run_script(ctx, [mode, *pending], left)
@@ -232,9 +230,8 @@ def probe_imports(ctx: ProbeContext, modules=IMPORT_MODULES, timeout: float = 25
                                                               if isinstance(event.get("foreign_abi"), list)), **how))
         if current is None or done.returncode == 0:
             break
-        failure = describe_failure(done, f"`import {current}`", left)
-        results.append(ImportResult(current, "timeout" if failure.kind == "timeout" else "crash",
-                                    message=failure.reason + (f"\n{failure.detail}" if failure.detail else "")))
+        failure = describe_failure(done, "import", left, module=current)
+        results.append(ImportResult(current, failure.probe_kind, failure=failure))
         pending = [m for m in pending[pending.index(current) + 1:] if m not in seen]
     order = {m: i for i, m in enumerate(modules)}
     return ImportFacts(results=tuple(sorted(results, key=lambda r: order.get(r.module, 0))))

@@ -9,7 +9,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from llmdoctor.probes.base import ProbeContext, ProbeFailed
+from llmdoctor.probes.base import ProbeContext, ProbeFailed, TargetFailure
 from llmdoctor.probes.python_env import describe_failure, probe_lines, run_script
 
 LIVE_TIMEOUT_S = 60.0
@@ -55,7 +55,8 @@ class TorchFacts:
     live: LiveTorch | None = None
     live_skip_kind: str | None = None  #: why the live test did not run: "no-driver" (torch was not imported)
     live_skipped: str | None = None  #: reports of llmdoctor before live_skip_kind: their sentence (read only)
-    live_error: str | None = None  #: the live test crashed or hung (import torch segfaults happen)
+    live_failure: TargetFailure | None = None  #: the live test crashed or hung (import torch segfaults happen)
+    live_error: str | None = None  #: reports of llmdoctor before live_failure: their sentence (read only)
     lib_dlls: tuple[str, ...] = ()  #: Windows: the DLLs in torch\lib (lower case), for a WinError 126 diagnosis
 
 
@@ -73,7 +74,7 @@ def _first(ctx: ProbeContext, mode: str, timeout: float):
     done = run_script(ctx, [mode], timeout)
     data = next(iter(probe_lines(done.stdout)), None)
     if done.returncode != 0 or not isinstance(data, dict):
-        raise describe_failure(done, f"the torch {'live test' if mode == 'torch-live' else 'scan'}", timeout)
+        raise ProbeFailed.of(describe_failure(done, mode if mode == "torch-live" else "torch-scan", timeout))
     return data
 
 
@@ -105,4 +106,4 @@ def probe_torch(ctx: ProbeContext) -> TorchFacts:
     try:
         return TorchFacts(**facts, live=_live(_first(ctx, "torch-live", LIVE_TIMEOUT_S)))
     except ProbeFailed as exc:
-        return TorchFacts(**facts, live_error=exc.reason + (f"\n{exc.detail}" if exc.detail else ""))
+        return TorchFacts(**facts, live_failure=exc.failure)
