@@ -206,6 +206,34 @@ def allreduce_not_run(ar) -> str:
     return ar.skipped or "no reason recorded"
 
 
+def rank_failures(ar) -> dict[str, str]:
+    """Member -> what went wrong there, in words: the error it reported, or why it gave no result
+    (a report from before AllReduceFacts.rank_problems: rank_errors holds those sentences)."""
+    out = {}
+    for m in dict.fromkeys((*ar.members, *ar.rank_errors, *ar.rank_problems)):
+        kind = ar.rank_problems.get(m)
+        if kind == "hung":
+            t = f"{ar.timeout_s:.0f} s" if isinstance(ar.timeout_s, (int, float)) else "the deadline"
+            out[m] = f"still running after {t}: killed" if ar.scope == "local" else f"did not finish within {t}"
+        elif kind == "no-result":
+            code = ar.rank_exit_codes.get(m)
+            out[m] = f"{exit_text(code) if code is not None else 'ended'} without a result"
+        elif kind == "silent":
+            out[m] = "no result reached rank 0 in time"
+        elif kind is not None:
+            out[m] = f"no result ({kind})"
+        elif m in ar.rank_errors:
+            out[m] = ar.rank_errors[m]
+    return out
+
+
+def hung_members(ar) -> list[str]:
+    """The members still running at the deadline (a report from before rank_problems: read from its sentences)."""
+    if ar.rank_problems:
+        return [m for m, kind in ar.rank_problems.items() if kind in ("hung", "silent")]
+    return [m for m, e in ar.rank_errors.items() if "still running" in e or "did not finish" in e]
+
+
 def _gpu_gate(facts, c):
     """(topology, None) with two visible GPUs or more; else (None, a SKIP finding)."""
     topo = facts.value("topology")
@@ -527,7 +555,8 @@ def _known_fix(row: dict):
 def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: str):
     """Findings for one all-reduce result (local across GPUs, or across nodes)."""
     what = f"all-reduce {where} over {ar.backend}"
-    log = "\n".join(x for x in (ar.error or "", *ar.rank_errors.values(), ar.log_tail) if x)
+    failures = rank_failures(ar)
+    log = "\n".join(x for x in (ar.error or "", *failures.values(), ar.log_tail) if x)
     known = classify(log)
     if ar.timed_out:
         hint, fix, docs = "", None, NCCL_TROUBLE_DOCS
@@ -542,13 +571,13 @@ def allreduce_findings(ar, c, *, where: str, topo=None, node=None, id_prefix: st
                 hint = ": typically broken PCIe peer-to-peer (ACS or the IOMMU on the path between the GPUs)"
                 fix, docs = (run("llmdoctor", "check", "--distributed", env={"NCCL_P2P_DISABLE": "1"}),
                              "   (if that passes, fix ACS/IOMMU)"), "https://github.com/NVIDIA/nccl/issues/631"
-        hung = [m for m, e in ar.rank_errors.items() if "still running" in e or "did not finish" in e]
+        hung = hung_members(ar)
         yield c.finding(Status.FAIL, f"The {what} did not finish within {ar.timeout_s or '?'} s"
                         + (f" on {', '.join(hung)}" if hung else "") + hint,
                         id=f"{id_prefix}-hang", detail=log[-2000:], fix=fix, docs=docs)
         return
-    if ar.error or ar.rank_errors:
-        first = ar.error or next(iter(ar.rank_errors.values()))
+    if ar.error or failures:
+        first = ar.error or next(iter(failures.values()))
         title = f"The {what} failed: {first.splitlines()[0][:200] if first else 'no result'}"
         if known:
             title = f"The {what} failed: {known['title']}"
@@ -608,6 +637,21 @@ def allreduce_check(facts, c):
 
 # --- a cluster -------------------------------------------------------------------
 
+def rank_detail(r) -> str:
+    """What llmdoctor saw of a rank that did not report, in words, with the error it reported (a report
+    from before RankState.cause: its sentence)."""
+    if r.cause == "probe-unfinished":
+        return "its own probe had not finished when the launcher stopped the job"
+    if r.cause == "no-heartbeat":
+        since = f" since {r.silent_after_s:.0f} s after rank 0 started" if isinstance(r.silent_after_s, (int, float)) \
+            else ""
+        quiet = f", {r.stale_s:g} s of silence" if isinstance(r.stale_s, (int, float)) else ""
+        return f"no heartbeat{since}{quiet}"
+    if r.cause == "unreadable-report":
+        return f"its report is unreadable: {r.detail or 'no reason given'}"
+    return f"{r.detail} ({r.cause})" if r.cause and r.detail else r.cause or r.detail
+
+
 @check("distributed.ranks", needs=["cluster"])
 def ranks_check(facts, c):
     """Every rank joined and reported in time; one that crashed, hung or never joined is named."""
@@ -625,7 +669,7 @@ def ranks_check(facts, c):
                    "(torchrun prints it under 'Root Cause')")
         elif r.state == "hung" and stopped is not None:
             title = f"Rank {r.rank} on {host} had joined but not reported {when}" + (
-                f" ({r.detail})" if r.detail else "")
+                f" ({rank_detail(r)})" if rank_detail(r) else "")
             fix = (f"read the launcher's output for the rank that exited first (torchrun: 'Root Cause'); on {host}: ",
                    run("llmdoctor", "check"))
         elif r.state == "never-joined":
@@ -635,12 +679,12 @@ def ranks_check(facts, c):
                    "(firewall, MASTER_ADDR)")
         elif r.state == "hung":
             title = (f"Rank {r.rank} on {host} joined but had not reported after {cl.timeout_s:g} s: it hangs"
-                     + (f" ({r.detail})" if r.detail else ""))
+                     + (f" ({rank_detail(r)})" if rank_detail(r) else ""))
             fix = (run("py-spy", "dump", "--pid", str(r.pid)), f"   (on {host}, to see where it waits)") if r.pid \
                 else None
         else:
             title = f"Rank {r.rank} on {host} stopped after joining: it crashed or was killed" + (
-                f" ({r.detail})" if r.detail else "")
+                f" ({rank_detail(r)})" if rank_detail(r) else "")
             fix = (run("llmdoctor", "check", env={"LLMDOCTOR_DEBUG": "1"}), f"   (on {host}, to see the error)")
         yield c.finding(Status.FAIL, title, id=f"distributed.rank-{r.state}", fix=fix, docs=RUN_DOCS,
                         detail=f"launcher {cl.launcher}, world size {cl.world_size}, rank 0 on {cl.rank0_host}")

@@ -53,13 +53,32 @@ def test_a_hanging_interpreter_is_killed_at_the_deadline(tmp_path):
     started = time.monotonic()
     ar = run_local(str(hang), dict(os.environ), backend="gloo", world=2, timeout_s=5)
     assert time.monotonic() - started < 20
-    assert ar.timed_out and all("still running" in e for e in ar.rank_errors.values())
+    assert ar.timed_out and ar.rank_problems == {"cpu:0": "hung", "cpu:1": "hung"}  # kinds, not sentences
+    assert ar.rank_errors == {} and ar.error is None
+    from llmdoctor.checks.distributed import allreduce_findings, rank_failures
+    from llmdoctor.model import check
+
+    c = check("distributed.allreduce")(lambda facts, c: ())
+    (f,) = allreduce_findings(ar, c, where="across 2 GPUs", id_prefix="distributed.allreduce")
+    assert f.status is Status.FAIL and f.title.startswith(f"The all-reduce across 2 GPUs over gloo did not finish "
+                                                          f"within {ar.timeout_s} s on cpu:0, cpu:1")
+    assert rank_failures(ar)["cpu:0"] == f"still running after {ar.timeout_s:.0f} s: killed"
+
+
+def test_a_worker_that_exits_without_a_result_is_named_with_its_exit_code(tmp_path):
+    quits = tmp_path / "python"
+    quits.write_text("#!/bin/sh\nexit 3\n")
+    quits.chmod(0o755)
+    ar = run_local(str(quits), dict(os.environ), backend="gloo", world=2, timeout_s=20)
+    assert not ar.timed_out and ar.rank_problems == {"cpu:0": "no-result", "cpu:1": "no-result"}
+    assert ar.rank_exit_codes == {"cpu:0": 3, "cpu:1": 3} and ar.rank_errors == {}
     from llmdoctor.checks.distributed import allreduce_findings
     from llmdoctor.model import check
 
     c = check("distributed.allreduce")(lambda facts, c: ())
     (f,) = allreduce_findings(ar, c, where="across 2 GPUs", id_prefix="distributed.allreduce")
-    assert f.status is Status.FAIL and "did not finish within" in f.title
+    assert f.id == "distributed.allreduce-error"
+    assert f.title == "The all-reduce across 2 GPUs over gloo failed: exited with code 3 without a result"
 
 
 def test_with_a_cpu_torch_there_is_nothing_to_allreduce_between():

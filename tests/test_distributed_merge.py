@@ -7,7 +7,7 @@ import pytest
 
 from llmdoctor.distributed.cluster import ClusterFacts, NodeSummary, RankState, fold, labels
 from llmdoctor.distributed.launch import LaunchError, first_slurm_host, rank_info
-from llmdoctor.facts import Facts, ProbeResult, load
+from llmdoctor.facts import Facts, ProbeResult, dump, load
 from llmdoctor.model import Finding, Status
 from llmdoctor.probes.allreduce import AllReduceFacts, AllReducePoint
 
@@ -172,15 +172,30 @@ def test_a_variable_missing_on_one_node_and_a_secret_that_differs():
 
 
 def test_crashed_hung_and_missing_ranks_are_failures_naming_their_host():
-    ranks = (RankState(0, "reported", "node-a"), RankState(1, "crashed", "node-b", detail="no heartbeat"),
+    ranks = (RankState(0, "reported", "node-a"),
+             RankState(1, "crashed", "node-b", cause="no-heartbeat", silent_after_s=12.4, stale_s=10.0),
              RankState(2, "hung", "node-c", pid=4242), RankState(3, "never-joined"))
     got = run(D.ranks_check, cluster((summary(0, "node-a"),), ranks))
     titles = [x.title for x in got]
     assert all(x.status is Status.FAIL for x in got) and len(got) == 3
-    assert titles[0].startswith("Rank 1 on node-b stopped after joining: it crashed or was killed")
+    assert titles[0] == ("Rank 1 on node-b stopped after joining: it crashed or was killed (no heartbeat since 12 s "
+                         "after rank 0 started, 10 s of silence)")
     assert titles[1].startswith("Rank 2 on node-c joined but had not reported after 120 s: it hangs")
     assert fix_text(got[1]) == "py-spy dump --pid 4242   (on node-c, to see where it waits)"
     assert titles[2].startswith("Rank 3 (host unknown) never joined within 120 s")
+
+
+def test_what_was_seen_of_a_rank_is_the_checks_wording_and_old_sentences_still_show():
+    new = (RankState(1, "crashed", "node-b", cause="unreadable-report", detail="TypeError: expected an object"),
+           RankState(0, "hung", "node-a", cause="probe-unfinished"))
+    old = load(RankState, {"rank": 1, "state": "crashed", "host": "node-b",
+                           "detail": "no heartbeat since 31 s after rank 0 started, 10 s of silence"})
+    assert [D.rank_detail(r) for r in (*new, old)] == [
+        "its report is unreadable: TypeError: expected an object",
+        "its own probe had not finished when the launcher stopped the job",
+        "no heartbeat since 31 s after rank 0 started, 10 s of silence"]
+    (f,) = run(D.ranks_check, cluster((summary(0, "node-a"),), (RankState(0, "reported", "node-a"), old)))
+    assert f.title.endswith("it crashed or was killed (no heartbeat since 31 s after rank 0 started, 10 s of silence)")
 
 
 def test_why_no_allreduce_ran_across_nodes_is_the_checks_wording():
@@ -203,8 +218,11 @@ def test_cross_node_allreduce_over_gloo_and_a_rank_that_hung_in_it():
     assert f.title == ("All-reduce across 2 nodes over gloo: bus bandwidth 0.6 GB/s at 32 MiB (60.0 ms each), "
                        "latency 1.0 ms at 8 B")
     hung = AllReduceFacts(ran=True, scope="cluster", backend="nccl", world=2, members=("a", "b"), timed_out=True,
-                          error="did not finish within 60 s", rank_errors={"b": "did not finish within 60 s"},
-                          timeout_s=60.0)
-    (f,) = run(D.cross_node_check, cluster((summary(0, "a"), summary(1, "b")), allreduce=hung))
-    assert f.status is Status.FAIL and f.title.startswith("The all-reduce across 2 nodes over nccl did not finish "
-                                                           "within 60.0 s on b")
+                          rank_problems={"b": "hung"}, timeout_s=60.0)
+    old = load(AllReduceFacts, {**dump(hung), "rank_problems": {}, "error": "did not finish within 60 s",
+                                "rank_errors": {"b": "did not finish within 60 s"}})  # a report from before rank_problems
+    for ar in (hung, old):
+        (f,) = run(D.cross_node_check, cluster((summary(0, "a"), summary(1, "b")), allreduce=ar))
+        assert f.status is Status.FAIL and f.title.startswith("The all-reduce across 2 nodes over nccl did not finish "
+                                                               "within 60.0 s on b")
+        assert f.detail.startswith("did not finish within 60 s")

@@ -113,16 +113,26 @@ def test_no_module_imports_another_modules_private_names():
 
 
 #: fact fields that held a probe's sentence, kept only so that older reports still read
-SENTENCE_FIELDS = {"reason", "skipped", "live_skipped", "visible_error"}
+SENTENCE_FIELDS = {"reason", "skipped", "live_skipped", "visible_error", "live_error"}
 #: the kinds that replaced them ("no-driver", "timeout", "nvml-error" ...), worded by the checks
-KIND_FIELDS = {"skip_kind", "live_skip_kind", "problem", "visible_problem"}
+KIND_FIELDS = {"skip_kind", "live_skip_kind", "problem", "visible_problem", "kind", "step", "cause", "rank_problems"}
+#: what builds a fact besides a ``...Facts`` class (``replace`` is dataclasses.replace)
+FACT_CALLS = {"HubCall", "TargetFailure", "RankState", "ImportResult", "replace"}
 TOKEN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
+def _words(value: ast.AST) -> bool:
+    """An f-string or a literal that is not a token, anywhere in ``value``."""
+    return any(isinstance(v, ast.JoinedStr) or (isinstance(v, ast.Constant) and isinstance(v.value, str)
+                                                and not TOKEN.fullmatch(v.value)) for v in ast.walk(value))
+
+
 def test_probes_record_kinds_not_sentences():
-    """Where a probe (or the distributed runner) builds a fact (a ``...Facts`` class or
-    ``HubCall``) with keywords, it never fills a sentence field, and a kind field gets a token
-    (a literal such as "no-nccl", or a variable), never words or an f-string. Checks say why."""
+    """Where a probe (or the distributed runner) builds a fact (a ``...Facts`` class, ``HubCall``,
+    ``TargetFailure``, ``RankState``, ``ImportResult``) with keywords, it never fills a sentence
+    field, and a kind field gets a token (a literal such as "no-nccl", or a variable), never words
+    or an f-string; it raises ProbeFailed with a TargetFailure, never with a reason of its own.
+    Checks say why."""
     found, kinds = [], 0
     for name, path in MODULES.items():
         if not under(name, "llmdoctor.probes", "llmdoctor.distributed"):
@@ -131,20 +141,24 @@ def test_probes_record_kinds_not_sentences():
             if not isinstance(node, ast.Call):
                 continue
             callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            if not (callee.endswith("Facts") or callee == "HubCall"):
+            if callee == "ProbeFailed" and (node.args or any(kw.arg == "reason" for kw in node.keywords)):
+                found.append(f"{name}:{node.lineno} ProbeFailed(reason)")
+            if not (callee.endswith("Facts") or callee in FACT_CALLS):
                 continue
+            if callee == "TargetFailure" and node.args:  # its kind, given first
+                kinds += 1
+                if _words(node.args[0]):
+                    found.append(f"{name}:{node.lineno} TargetFailure(kind)")
             for kw in node.keywords:
                 where = f"{name}:{node.lineno} {callee}({kw.arg}=...)"
                 if kw.arg in SENTENCE_FIELDS:
                     found.append(where)
                 elif kw.arg in KIND_FIELDS:
                     kinds += 1
-                    if any(isinstance(v, ast.JoinedStr) or (isinstance(v, ast.Constant) and isinstance(v.value, str)
-                                                            and not TOKEN.fullmatch(v.value))
-                           for v in ast.walk(kw.value)):
+                    if _words(kw.value):
                         found.append(where)
     assert found == []
-    assert kinds >= 10  # the rule sees the probes that record kinds
+    assert kinds >= 20  # the rule sees the probes that record kinds
 
 
 def test_there_is_no_import_cycle():

@@ -240,12 +240,23 @@ def test_an_allreduce_far_below_the_links_warns():
 
 
 def test_a_hanging_allreduce_on_rtx_4090s_with_an_old_driver_names_the_p2p_hang():
-    hung = local(points=(), correct=None, timed_out=True, error="still running after 88 s: killed",
-                 rank_errors={"cuda:0": "still running after 88 s: killed", "cuda:1": "still running after 88 s: killed"})
+    hung = local(points=(), correct=None, timed_out=True, timeout_s=88.0,
+                 rank_problems={"cuda:0": "hung", "cuda:1": "hung"})
     (f,) = run(D.allreduce_check, facts(recorded("rtx4090x2_driver535"), ar=hung))
     assert f.status is Status.FAIL and f.id == "distributed.allreduce-hang"
     assert "did not finish within 88.0 s on cuda:0, cuda:1: the known hang of PCIe P2P" in f.title
+    assert f.detail.startswith("still running after 88 s: killed\nstill running after 88 s: killed")
     assert fix_text(f) == "export NCCL_P2P_DISABLE=1"
+
+
+def test_a_hanging_allreduce_in_a_report_from_before_rank_problems_still_names_the_ranks():
+    old = dump(local(points=(), correct=None, timed_out=True, timeout_s=88.0))
+    old.pop("rank_problems"), old.pop("rank_exit_codes")
+    old.update(error="still running after 88 s: killed", rank_errors={"cuda:0": "still running after 88 s: killed",
+                                                                       "cuda:1": "still running after 88 s: killed"})
+    (f,) = run(D.allreduce_check, facts(recorded("rtx4090x2_driver535"), ar=load(AllReduceFacts, old)))
+    assert f.status is Status.FAIL and f.id == "distributed.allreduce-hang"
+    assert "did not finish within 88.0 s on cuda:0, cuda:1: the known hang of PCIe P2P" in f.title
 
 
 def test_an_allreduce_failing_on_dev_shm_says_so():

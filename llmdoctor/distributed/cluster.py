@@ -28,7 +28,15 @@ class RankState:
     host: str | None = None
     pid: int | None = None
     local_rank: int | None = None
+    #: the error the rank reported (its exception; with "unreadable-report": why its report does not
+    #: read); in reports of llmdoctor before cause, also llmdoctor's sentence (read only)
     detail: str = ""
+    #: what llmdoctor saw, for the checks to word: "probe-unfinished" (rank 0's own probe had not
+    #: finished when the launcher stopped the job), "no-heartbeat" (its heartbeat stopped
+    #: silent_after_s after rank 0 started, for stale_s), "unreadable-report"
+    cause: str | None = None
+    silent_after_s: float | None = None
+    stale_s: float | None = None
     joined_after_s: float | None = None  #: seconds after rank 0 started
     torch: str | None = None  #: the torch of the process the launcher started
     cuda_devices: int = 0  #: GPUs that process's torch sees

@@ -186,7 +186,9 @@ class Watch:
         self.beats = -1
         self.moved_at: float | None = None
         self.state: str | None = None
-        self.detail = ""
+        self.detail = ""  #: the error it reported
+        self.cause: str | None = None  #: a RankState.cause
+        self.silent_after_s: float | None = None
 
 
 def _in_thread(fn: Callable, timeout_s: float):
@@ -230,7 +232,7 @@ def _allreduce(ctl: Control, plan: dict, join: dict, torch) -> dict:
 
     value, error, finished = _in_thread(work, plan["timeout_s"] + 5)
     if not finished:
-        return {"rank": ctl.info.rank, "error": f"did not finish within {plan['timeout_s']:g} s", "hung": True}
+        return {"rank": ctl.info.rank, "hung": True}
     if error:
         return {"rank": ctl.info.rank, "error": error[:2000]}
     return value
@@ -303,7 +305,7 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
             stopped_at = now - start
             deadline = min(deadline, now + STOP_GRACE_S)
         if stopped_at is not None and now > deadline and watch[0].state is None and t.is_alive():
-            watch[0].state, watch[0].detail = "hung", "its own probe had not finished when the launcher stopped the job"
+            watch[0].state, watch[0].cause = "hung", "probe-unfinished"
         if not t.is_alive() and watch[0].state is None:
             watch[0].report = {"state": own.get("state"), "envelope": own.get("env")}
             watch[0].state = own.get("state") or "crashed"
@@ -341,15 +343,17 @@ def leader(info: RankInfo, ctl: Control, torch, target, offline, only, skip, env
         for r in reported[1:]:
             while time.monotonic() < ar_deadline and not ctl.has("ar", r):
                 time.sleep(POLL_S)
-            results[r] = ctl.take("ar", r) if ctl.has("ar", r) else {"rank": r, "error": "no result", "hung": True}
-        errors = {names[r]: str(v.get("error")) for r, v in results.items() if isinstance(v, dict) and v.get("error")}
-        good = [v for v in results.values() if isinstance(v, dict) and not v.get("error")]
-        points, correct, worst = aggregate(good, len(reported)) if not errors else ((), None, None)
+            results[r] = ctl.take("ar", r) if ctl.has("ar", r) else {"rank": r, "silent": True}
+        problems = {names[r]: "hung" if v.get("hung") else "silent" for r, v in results.items()
+                    if isinstance(v, dict) and (v.get("hung") or v.get("silent"))}
+        errors = {names[r]: str(v.get("error")) for r, v in results.items()
+                  if isinstance(v, dict) and v.get("error") and names[r] not in problems}
+        good = [v for r, v in results.items() if isinstance(v, dict) and not v.get("error") and names[r] not in problems]
+        points, correct, worst = aggregate(good, len(reported)) if not (errors or problems) else ((), None, None)
         ar = AllReduceFacts(ran=True, scope="cluster", backend=backend, world=len(reported),
                             members=tuple(names[r] for r in reported), points=points, correct=correct, max_error=worst,
                             error=next(iter(errors.values()), None),
-                            timed_out=any(isinstance(v, dict) and v.get("hung") for v in results.values()),
-                            rank_errors=errors, timeout_s=ALLREDUCE_TIMEOUT_S, torch_version=torch.__version__,
+                            timed_out=bool(problems), rank_errors=errors, rank_problems=problems, timeout_s=ALLREDUCE_TIMEOUT_S, torch_version=torch.__version__,
                             nccl_version=join0.get("nccl") if backend == "nccl" else None)
     else:
         why = "stopped" if stopped_at is not None else "few-nodes" if info.world_size > 1 else "one-node"
@@ -376,9 +380,7 @@ def _poll(ctl: Control, w: Watch, r: int, now: float, start: float) -> bool:
         if beats != w.beats:
             w.beats, w.moved_at = beats, now
         elif w.moved_at is not None and now - w.moved_at > HEARTBEAT_STALE_S:
-            w.state = "crashed"
-            w.detail = (f"no heartbeat since {w.moved_at - start:.0f} s after rank 0 started, "
-                        f"{HEARTBEAT_STALE_S:g} s of silence")
+            w.state, w.cause, w.silent_after_s = "crashed", "no-heartbeat", round(w.moved_at - start, 1)
             return True
     return False
 
@@ -390,7 +392,9 @@ def _assemble(info, watch, names, ar, timeout_s, offline, only, skip, elapsed, s
         join = w.join or {}
         env = (w.report or {}).get("envelope") if w.state == "reported" else None
         state = RankState(rank=r, state=w.state or "never-joined", host=join.get("host"), pid=join.get("pid"),
-                          local_rank=join.get("local_rank"), detail=w.detail,
+                          local_rank=join.get("local_rank"), detail=w.detail, cause=w.cause,
+                          silent_after_s=w.silent_after_s, stale_s=HEARTBEAT_STALE_S if w.silent_after_s is not None
+                          else None,
                           joined_after_s=None if w.joined_at is None else round(w.joined_at, 2),
                           torch=join.get("torch"), cuda_devices=int(join.get("cuda_devices") or 0),
                           nccl=join.get("nccl"))
@@ -398,7 +402,7 @@ def _assemble(info, watch, names, ar, timeout_s, offline, only, skip, elapsed, s
             try:
                 nodes.append((state, envelope_report(env)))
             except (ReplayError, TypeError, ValueError, AttributeError, KeyError) as exc:
-                state = dataclasses.replace(state, state="crashed", detail=f"its report is unreadable: {exc}"[:300])
+                state = dataclasses.replace(state, state="crashed", cause="unreadable-report", detail=str(exc)[:300])
                 env = None
         states.append(state)
         envelopes.append(env if isinstance(env, dict) else None)

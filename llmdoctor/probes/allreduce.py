@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from llmdoctor.platforms.exitcodes import exit_text
 from llmdoctor.subproc import kill_group
 
 WORKER = Path(__file__).resolve().parent.parent / "distributed" / "allreduce.py"
@@ -53,7 +52,14 @@ class AllReduceFacts:
     max_error: float | None = None
     error: str | None = None  #: the first failure, as the failing rank reported it
     timed_out: bool = False
-    rank_errors: dict[str, str] = field(default_factory=dict)  #: member -> what went wrong there
+    #: member -> the error it reported (its exception); in reports of llmdoctor before rank_problems,
+    #: also llmdoctor's sentence for a member that gave no result (read only)
+    rank_errors: dict[str, str] = field(default_factory=dict)
+    #: member -> why it gave no result without an error of its own: "hung" (still running at the
+    #: deadline, timeout_s), "no-result" (it exited without one: rank_exit_codes), "silent" (across
+    #: nodes: no result reached rank 0 in time)
+    rank_problems: dict[str, str] = field(default_factory=dict)
+    rank_exit_codes: dict[str, int] = field(default_factory=dict)
     log_tail: str = ""  #: the workers' last stderr lines (NCCL WARN lines)
     timeout_s: float | None = None
     torch_version: str | None = None
@@ -213,15 +219,13 @@ def run_local(python: str, environ: Mapping[str, str], *, timeout_s: float = LOC
                   "--backend", backend, "--device", members[i] if backend == "nccl" else "cpu",
                   "--timeout", str(max(5, int(left))), *extra] for i in range(world)]
         done = _spawn(argvs, env, left)
-    results, rank_errors, tails = [], {}, []
-    hung = []
+    results, rank_errors, problems, codes, tails = [], {}, {}, {}, []
     for member, (code, out, err) in zip(members, done):
         data = _parse(out)
         if code is None:
-            hung.append(member)
-            rank_errors[member] = f"still running after {left:.0f} s: killed"
+            problems[member] = "hung"
         elif data is None:
-            rank_errors[member] = f"{exit_text(code)} without a result"
+            problems[member], codes[member] = "no-result", code
         elif data.get("error"):
             rank_errors[member] = str(data["error"])
         else:
@@ -232,6 +236,7 @@ def run_local(python: str, environ: Mapping[str, str], *, timeout_s: float = LOC
     first = next(iter(rank_errors.values()), None)
     return AllReduceFacts(
         ran=True, scope="local", backend=backend, world=world, members=members, points=points, correct=correct,
-        max_error=worst, error=first, timed_out=bool(hung), rank_errors=rank_errors,
+        max_error=worst, error=first, timed_out="hung" in problems.values(), rank_errors=rank_errors,
+        rank_problems=problems, rank_exit_codes=codes,
         log_tail="\n".join(tails)[-3000:], timeout_s=round(left, 1), torch_version=info.get("torch"),
         nccl_version=info.get("nccl_version"))

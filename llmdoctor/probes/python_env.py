@@ -125,8 +125,8 @@ def describe_failure(done: subproc.Completed, step: str, timeout: float, module:
         return TargetFailure("timeout", seconds=round(timeout, 1), **at)
     crash = done.crash
     if crash is not None:  # a signal (POSIX), or the NTSTATUS code of a crash (Windows)
-        return TargetFailure("signal" if crash.name.startswith(("SIG", "signal")) else "ntstatus",
-                             exit_code=done.returncode, **at)
+        by_signal = crash.name.startswith(("SIG", "signal"))
+        return TargetFailure("signal" if by_signal else "ntstatus", exit_code=done.returncode, **at)
     return TargetFailure("exit", exit_code=done.returncode, **at)
 
 
