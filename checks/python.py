@@ -147,6 +147,10 @@ def import_findings(facts, c, results, id_prefix: str, dists: dict[str, str]):
         dist = dists.get(r.module, r.module)
         message = import_text(r)
         lines = message.strip().splitlines()
+        if getattr(r.failure, "kind", None) == "not-tried":  # nothing is known about it: no reinstall
+            yield c.finding(Status.WARN, f"`import {r.module}` was not tried: the imports before it took the "
+                            "probe's whole time", id=f"{id_prefix}-not-tried", detail=message)
+            continue
         if r.foreign_abi:
             built = sorted({_abi_tag(p) for p in r.foreign_abi})
             here = t.python_version if t else "this one"
