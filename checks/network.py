@@ -331,6 +331,13 @@ def hub_client_check(facts, c):
                         fix="open the endpoint in a browser: a captive portal or a proxy's page answers instead of "
                             "the hub; log in there, or point HF_ENDPOINT at the hub or a mirror",
                         docs=docs("captive"))
+    elif missing := [k for k in (stack or {}).get("ca_vars", ()) if k in target.net_missing_files]:
+        # requests: "Could not find a suitable TLS CA certificate bundle, invalid path: ..."
+        env = target.net_env
+        yield c.finding(Status.FAIL, f"{who} cannot reach {endpoint}: {missing[0]}={env.get(missing[0], '?')}, the "
+                        "bundle it reads, does not exist", id="network.hub-client-ca-file", detail=text,
+                        fix=(unset(missing[0]), "   (or point it at your CA bundle; or: ", ssl_fix, ")"),
+                        docs=docs("ssl"))
     else:
         last = call.errors[0] if call.errors else "unknown error"
         yield c.finding(Status.FAIL, f"{who} cannot reach {endpoint}: {last[:200]}{late}",
