@@ -196,6 +196,17 @@ def _bnb_rules(version: Version) -> dict:
     return rule
 
 
+def _bnb_cudas(libs) -> set[int]:
+    """The CUDA versions (as 118, 124, ...) a bitsandbytes wheel has a native library for."""
+    found = set()
+    for name in libs:
+        tail = name.split("libbitsandbytes_cuda", 1)[1].split(".", 1)[0] if name.startswith("libbitsandbytes_cuda") else ""
+        digits = tail.split("_", 1)[0]  # libbitsandbytes_cuda118_nocublaslt.so: 118
+        if digits.isdigit():
+            found.add(int(digits))
+    return found
+
+
 def _bnb_native_lib(facts, c, have):
     """The libbitsandbytes_cuda<XYZ> that bitsandbytes will load for torch's CUDA version."""
     target, t = facts.value("target"), facts.value("torch")
@@ -212,6 +223,14 @@ def _bnb_native_lib(facts, c, have):
     own = "".join((t.cuda or "").split(".")[:2])
     if forced and any(n.startswith(spec["cuda_pattern"].format(cuda=own)) for n in libs):
         fix = (unset("BNB_CUDA_VERSION"), "   (the wheel has a library for torch's own CUDA)")
+    elif (shipped := _bnb_cudas(libs)) and cuda.isdigit() and int(cuda) < max(shipped):
+        # the wheel's libraries are all newer than torch's CUDA: no newer bitsandbytes adds an older
+        # one, so torch moves, to a build whose CUDA the wheel has and the driver runs
+        from llmdoctor.checks.pytorch import prescribe, prescription_fix
+
+        p = prescribe(facts, variants={f"cu{x}" for x in shipped})
+        fix = prescription_fix(facts, p) or (f"no torch build on record has a CUDA this bitsandbytes has a library "
+                                             f"for and runs here: {p.why}")
     else:
         # --no-deps: the upgrade must not move torch (python.dependencies prescribes torch, driver-aware)
         fix = pip_cmd(facts, "install", "--upgrade", "--no-deps", "bitsandbytes")

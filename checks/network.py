@@ -147,11 +147,37 @@ def hub_check(facts, c):
                         + (f" through proxy {r.proxy}" if r.proxy else ""))
         return
     status, title, detail, fix, link = describe_failure(r, facts, name)
+    trusted = _client_trusts(facts, r) if r.tls_error == "untrusted" else None
+    if trusted:  # downloads work, verified: the machine's own store is what lacks the CA
+        status = Status.WARN
+        title = (f"TLS to {name} {r.url} is intercepted by {_issuer(r)}: huggingface_hub in the target trusts it "
+                 f"({trusted}), this machine's own trust store (Python's ssl, curl, git) does not")
+        detail = (_chain_detail(r) + "\nHub downloads verify this CA (see network.hub-client); tools that read the "
+                  "system store or SSL_CERT_FILE fail against the same host. Trusting the CA everywhere removes the "
+                  "difference.")
     mirror = next((m for m in _result(facts, "mirror") if m.ok), None)
     if mirror is not None and r.tls_error in (None, "other") and r.hub_headers is not False:
         fix = run("llmdoctor", "fix", "--mirror", mirror.url)  # the hub cannot be reached, a mirror can
     yield c.finding(status, title, id=f"network.hub-{(r.tls_error or (r.failed_phase.name if r.failed_phase else 'portal'))}",
                     detail=detail, fix=fix, docs=link)
+
+
+def _client_trusts(facts, hub) -> str | None:
+    """How the target's huggingface_hub trusted the hub's certificate where this machine's store
+    did not (``REQUESTS_CA_BUNDLE=/etc/corp.pem``): its call to the same endpoint succeeded with
+    verification on. None when it did not."""
+    n, target = facts.value("network"), facts.value("target")
+    call = n.hub_call if n else None
+    if call is None or call.skip_kind or call.skipped or not call.ok:
+        return None
+    if (call.endpoint or n.endpoint or "").rstrip("/") != hub.url.rstrip("/"):
+        return None
+    v = verification(facts, call)
+    if v.on is not True:
+        return None
+    env = target.net_env if target else {}
+    var = next((k for k in (hub_client(target) or {}).get("ca_vars", ()) if env.get(k) and env[k] == v.how), None)
+    return f"{var}={v.how}" if var else v.how
 
 
 @check("network.mirror", category="network", needs=["network"], network=True)
@@ -305,6 +331,13 @@ def hub_client_check(facts, c):
                         fix="open the endpoint in a browser: a captive portal or a proxy's page answers instead of "
                             "the hub; log in there, or point HF_ENDPOINT at the hub or a mirror",
                         docs=docs("captive"))
+    elif missing := [k for k in (stack or {}).get("ca_vars", ()) if k in target.net_missing_files]:
+        # requests: "Could not find a suitable TLS CA certificate bundle, invalid path: ..."
+        env = target.net_env
+        yield c.finding(Status.FAIL, f"{who} cannot reach {endpoint}: {missing[0]}={env.get(missing[0], '?')}, the "
+                        "bundle it reads, does not exist", id="network.hub-client-ca-file", detail=text,
+                        fix=(unset(missing[0]), "   (or point it at your CA bundle; or: ", ssl_fix, ")"),
+                        docs=docs("ssl"))
     else:
         last = call.errors[0] if call.errors else "unknown error"
         yield c.finding(Status.FAIL, f"{who} cannot reach {endpoint}: {last[:200]}{late}",

@@ -4,7 +4,7 @@ one test per real-world situation, each asserting the check id and its fix."""
 
 from dataclasses import replace
 
-from checks_under_test import build, flash_attn, jupyter, remote_code, stack, python
+from checks_under_test import build, flash_attn, jupyter, packages, remote_code, stack, python
 from factories import GiB, dist, facts, findings_of, gpu, gpus, imports, live_torch, system, target, toolkit, torch_facts
 from llmdoctor.model import Status
 from llmdoctor.probes.python_env import ImportResult, KernelSpec
@@ -126,6 +126,31 @@ def test_bitsandbytes_wheel_without_a_library_for_torchs_cuda():
                                                            torch=torch_facts(version="2.5.1+cu124", cuda="12.4"))))
     f = fs["build.bitsandbytes-no-cuda-lib"]
     assert "libbitsandbytes_cuda124" in f.title and fix_text(f).endswith("install --upgrade --no-deps bitsandbytes")
+
+
+# the libraries of the real bitsandbytes 0.50.2 manylinux x86_64 wheel, as the target probe listed them
+BNB_0502_LIBS = ("libbitsandbytes_cpu.so", "libbitsandbytes_cuda118.so", "libbitsandbytes_cuda121.so",
+                 "libbitsandbytes_cuda124.so", "libbitsandbytes_cuda126.so", "libbitsandbytes_cuda128.so",
+                 "libbitsandbytes_cuda130.so", "libbitsandbytes_cuda132.so", "libbitsandbytes_rocm64.so")
+
+
+def test_bitsandbytes_0502_on_a_torch_older_than_every_library_in_its_wheel_moves_torch_not_bitsandbytes():
+    """bitsandbytes 0.50.2 (the newest) next to torch 2.0.1+cu117 on driver 470: the wheel has no
+    libbitsandbytes_cuda117 and no newer bitsandbytes will add one; `pip install --upgrade
+    bitsandbytes` was prescribed and changed nothing. The torch to install is one whose CUDA the
+    wheel has a library for, and that the driver runs (the same one python.dependencies names)."""
+    t = target(distributions=(dist("bitsandbytes", "0.50.2", "torch<3,>=2.4"),
+                              dist("torch", "2.0.1+cu117")),
+               native_libs={"bitsandbytes": BNB_0502_LIBS})
+    f_ = facts(gpu=gpus(gpu(name="NVIDIA GeForce RTX 3090", cc_major=8, cc_minor=6), driver_version="470.256.02",
+                        cuda_driver_version="11.4"),
+               target=t, torch=torch_facts(version="2.0.1+cu117", cuda="11.7"))
+    f = by_id(findings_of(build.bitsandbytes_check, f_))["build.bitsandbytes-no-cuda-lib"]
+    fix = fix_text(f)
+    assert "upgrade" not in fix and "bitsandbytes" not in fix, fix
+    assert fix.endswith("-m pip install --force-reinstall torch==2.4.1 --index-url https://download.pytorch.org/whl/cu118")
+    dep = by_id(findings_of(packages.dependencies_check, f_))["python.dependency-conflict"]
+    assert fix_text(dep) == fix
 
 
 def test_a_stale_bnb_cuda_version_override():

@@ -276,6 +276,44 @@ def test_5_a_real_requests_ca_bundle_wins_over_an_empty_curl_ca_bundle(online, c
     assert empty["claims"] == client["claims"] == {"tls-verification:requests": "on"}
 
 
+def test_5_a_ca_trusted_through_requests_ca_bundle_alone_is_not_a_failure_of_the_hub(online, ca, hub036, monkeypatch,
+                                                                                     tmp_path):
+    """The company CA is in REQUESTS_CA_BUNDLE only: huggingface_hub 0.36 (requests) downloads with
+    verification on, and network.hub failed in the same report with "intercepted" and a fix, as
+    if downloads were broken. What is true: TLS is intercepted, hub downloads trust that CA, this
+    machine's own store (Python's ssl, curl, git) does not."""
+    bundle = tmp_path / "corp.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with FakeHub(cert=ca.issue_cert("127.0.0.1", "localhost"), root=ca) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        got = check("--python", str(hub036), "--only", "network")
+    assert got["network.hub-client"]["status"] == "ok"
+    hub_f = got["network.hub-untrusted"]
+    assert hub_f["status"] == "warn" and "huggingface_hub in the target trusts it" in hub_f["title"], hub_f
+    assert "REQUESTS_CA_BUNDLE" in hub_f["title"] and hub_f["fix"].startswith("llmdoctor fix --ssl")
+    assert not [f for f in got.values() if f["status"] == "fail"], got
+
+
+def test_5_requests_ca_bundle_naming_a_missing_file_is_named_as_the_hub_clients_failure(online, ca, hub036, monkeypatch,
+                                                                                       tmp_path):
+    """REQUESTS_CA_BUNDLE names a file that is gone, SSL_CERT_FILE holds the CA: network.hub is OK, and
+    huggingface_hub 0.36 fails with "Could not find a suitable TLS CA certificate bundle, invalid
+    path"; its fix said to read network.hub, which names the failing phase, and network.hub was OK."""
+    bundle = tmp_path / "corp.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    gone = tmp_path / "moved-away.pem"
+    with FakeHub(cert=ca.issue_cert("127.0.0.1", "localhost"), root=ca) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(gone))
+        got = check("--python", str(hub036), "--only", "network")
+    assert got["network.hub"]["status"] == "ok"
+    f = got["network.hub-client-ca-file"]
+    assert f["status"] == "fail" and f"REQUESTS_CA_BUNDLE={gone}" in f["title"] and "does not exist" in f["title"]
+    assert f["fix"].startswith("unset REQUESTS_CA_BUNDLE") and "network.hub" not in f["fix"]
+
+
 def test_12_the_target_hub_call_keeps_the_phase_deadline_and_names_tls_or_dns(online, ca, hub036, monkeypatch):
     """huggingface_hub 0.36 retries a failed HEAD for 23 s and more: the call "did not finish in
     time" under TLS interception and under a DNS failure alike."""
