@@ -92,6 +92,31 @@ def test_a_check_one_node_did_not_run_is_tagged_with_the_node_that_ran_it():
     assert [x.title for x in out] == ["[a] vLLM has no wheel"]
 
 
+def test_one_node_with_one_gpu_that_differs_tags_only_that_gpus_finding():
+    """gpu.memory says one line per GPU; node-c has another process's memory on GPU 1. The
+    lines every node shares are said once, the odd one is tagged in its place (the check's
+    whole output used to be repeated for "[all but node-c]" and "[node-c]")."""
+    def gpus(extra=()):
+        out = [f("gpu.memory-class", Status.INFO, "GPU 0 H100: 80 GB class", check="gpu.memory"),
+               f("gpu.memory-class", Status.INFO, "GPU 1 H100: 80 GB class", check="gpu.memory")]
+        out += list(extra)
+        out.append(f("gpu.memory-class", Status.INFO, "GPU 2 H100: 80 GB class", check="gpu.memory"))
+        return out
+    busy = f("gpu.memory-in-use", Status.WARN, "GPU 1: 40.0 GiB of 79.6 GiB is already used by other processes",
+             check="gpu.memory")
+    out = fold([("node-a", gpus()), ("node-b", gpus()), ("node-c", gpus([busy])), ("node-d", gpus())])
+    assert [x.title for x in out] == ["GPU 0 H100: 80 GB class", "GPU 1 H100: 80 GB class",
+                                      "[node-c] GPU 1: 40.0 GiB of 79.6 GiB is already used by other processes",
+                                      "GPU 2 H100: 80 GB class"]
+    assert out[2].status is Status.WARN and out[2].detail.endswith("on: node-c")
+
+
+def test_a_finding_a_node_says_twice_is_kept_twice_when_folded():
+    twice = [f("build.x", Status.WARN, "same line", check="build.x")] * 2
+    out = fold([("a", twice), ("b", twice[:1])])
+    assert [x.title for x in out] == ["same line", "[a] same line"]
+
+
 def test_labels_add_the_rank_only_where_hosts_repeat():
     assert labels({0: "n1", 1: "n2", 2: "n2", 3: None}) == {0: "n1", 1: "n2#1", 2: "n2#2", 3: "unknown host"}
 
