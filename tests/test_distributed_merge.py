@@ -233,3 +233,61 @@ def test_cross_node_allreduce_over_gloo_and_a_rank_that_hung_in_it():
     (f,) = run(D.cross_node_check, cluster((summary(0, "a"), summary(1, "b")), allreduce=hung))
     assert f.status is Status.FAIL and f.title.startswith("The all-reduce across 2 nodes over nccl did not finish "
                                                            "within 60.0 s on b")
+
+
+# --- a replayed cluster report, through every output ------------------------------------
+
+def _cluster_document(nodes) -> dict:
+    """A merged report as rank 0 writes it, from recorded node envelopes."""
+    import copy
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "real" / "h100" / "check.json").read_text())
+    ranks = [RankState(i, "reported", host) for i, (host, _) in enumerate(nodes)]
+    cf = ClusterFacts(world_size=len(nodes), launcher="srun", master="node-a:29500", timeout_s=120.0,
+                      rank0_host="node-a", ranks=tuple(ranks))
+    envelopes = []
+    for host, change in nodes:
+        env = copy.deepcopy(recorded)
+        env["facts"]["node"] = {"value": {"hostname": host, "environ": {"NCCL_DEBUG": "WARN"}, "launcher": "slurm"}}
+        gpu = env["facts"]["gpu"]["value"]
+        gpu["gpus"] = [dict(gpu["gpus"][0], index=i, uuid=f"GPU-{host}-{i}") for i in range(4)]
+        change(env["facts"])
+        envelopes.append(env)
+    return {"schema_version": 1, "kind": "cluster", "created": "2026-01-01T00:00:00+00:00",
+            "facts": {"cluster": {"value": asdict(cf)}},
+            "nodes": [{"rank": r.rank, "host": r.host, "state": "reported", "report": e} for r, e in zip(ranks, envelopes)]}
+
+
+def test_one_node_of_four_with_another_process_on_a_gpu_and_a_small_shm_is_named_once_in_every_output(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from llmdoctor.cli import cli
+
+    def odd(facts):
+        facts["gpu"]["value"]["gpus"][2]["processes"] = [{"pid": 4242, "name": "python", "used_memory_bytes": 40 << 30}]
+        facts["system"]["value"]["shm_total_bytes"] = 64 << 20
+
+    doc = _cluster_document([("node-a", lambda f: None), ("node-b", lambda f: None), ("node-c", odd),
+                             ("node-d", lambda f: None)])
+    saved = tmp_path / "cluster.json"
+    saved.write_text(json.dumps(doc))
+    runner = CliRunner()
+    text = runner.invoke(cli, ["check", "--replay", str(saved), "--only", "gpu,system"]).output
+    as_json = runner.invoke(cli, ["check", "--replay", str(saved), "--only", "gpu,system", "--json"]).output
+    again = tmp_path / "again.json"
+    again.write_text(as_json)
+    replayed = runner.invoke(cli, ["check", "--replay", str(again), "--only", "gpu,system"]).output
+    markdown = runner.invoke(cli, ["report", "--replay", str(saved), "--only", "gpu,system"]).output
+    titles = [f["title"] for f in json.loads(as_json)["findings"]]
+    for out in (text, replayed, markdown, "\n".join(titles)):
+        assert out.count("GPU 2: 40.0 GiB of 79.6 GiB is already used by other processes") == 1, out
+        assert "[node-c] GPU 2: 40.0 GiB" in out
+        assert "[node-c] /dev/shm is only 64.0 MiB" in out
+        assert out.count("GPU 2: no ECC errors") == 1 and "[all but node-c] GPU" not in out
+        assert out.count("GPU 2 NVIDIA H100 80GB HBM3: 80 GB class") == 1
+    assert len(json.loads(as_json)["nodes"]) == 4
