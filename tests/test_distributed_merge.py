@@ -40,6 +40,27 @@ def test_first_slurm_host(nodelist, first):
     assert first_slurm_host(nodelist) == first
 
 
+@pytest.mark.parametrize("nodelist,first", [("node[01-03,07]", "node01"), ("node[07,01-03]", "node07"),
+                                            ("gpu[1-4]-ib", "gpu1-ib"), ("rack1-n[001-010]-ib0,login", "rack1-n001-ib0"),
+                                            ("a[1-2]b[3-4]", "a1b3"), ("login1,gpu[03-05]", "login1")])
+def test_first_slurm_host_of_ranges_and_suffixes(nodelist, first):
+    """Slurm host lists: zero-padded ranges kept, the first range's first host, a suffix after the
+    brackets kept (`scontrol show hostnames 'gpu[1-4]-ib'` starts with gpu1-ib)."""
+    assert first_slurm_host(nodelist) == first
+
+
+@pytest.mark.parametrize("env,launcher,rank,size", [
+    ({"PMI_RANK": "2", "PMI_SIZE": "4"}, "mpi", 2, 4),  # MPICH / Intel MPI (Hydra)
+    ({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}, "mpi", 1, 3),
+    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "0", "PMI_RANK": "5", "PMI_SIZE": "8"}, "slurm", 5, 8),
+    ({"RANK": "3", "WORLD_SIZE": "4", "SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0",
+      "TORCHELASTIC_RUN_ID": "j"}, "torchrun", 3, 4),  # torchrun started by srun: torchrun's rank wins
+])
+def test_mpi_and_slurm_variables_give_rank_size_and_launcher(env, launcher, rank, size):
+    info = rank_info({**env, "MASTER_ADDR": "10.0.0.1"})
+    assert (info.launcher, info.rank, info.world_size) == (launcher, rank, size)
+
+
 def test_mpirun_variables_need_master_addr():
     env = {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}
     with pytest.raises(LaunchError, match="MASTER_ADDR is not set"):
