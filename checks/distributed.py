@@ -48,8 +48,13 @@ LEVEL_WORDS = {
 #: NVML common-ancestor level -> the NCCL_P2P_LEVEL path type that covers it
 NCCL_PATH = {"internal": "PIX", "single": "PIX", "multiple": "PXB", "hostbridge": "PHB", "node": "PHB",
              "system": "SYS"}
-P2P_LEVELS = ("LOC", "NVL", "PIX", "PXB", "PHB", "SYS")
+P2P_LEVELS = ("LOC", "NVL", "PIX", "PXB", "PHB", "SYS")  #: the names NCCL's docs list
+#: every path type ncclGetLevel accepts by name, nearest first (NCCL's src/graph/topo.h; NVB, PXN
+#: and C2C/P2C came with later NCCL releases)
+P2P_PATHS = ("LOC", "NVL", "NVB", "C2C", "PIX", "PXB", "P2C", "PXN", "PHB", "SYS")
 P2P_LEGACY = {"0": "LOC", "1": "PIX", "2": "PXB", "3": "PHB", "4": "SYS", "5": "SYS"}
+NCCL_LEVEL_SRC = "https://github.com/NVIDIA/nccl/blob/master/src/graph/paths.cc"
+NCCL_PARAM_SRC = "https://github.com/NVIDIA/nccl/blob/master/src/misc/param.cc"
 NCCL_DEBUG_VALUES = ("VERSION", "WARN", "INFO", "ABORT", "TRACE")
 P2P_WHY = {
     "chipset_not_supported": "the chipset does not support P2P between them",
@@ -99,8 +104,26 @@ def _ranges(numbers) -> str:
     return ", ".join(out)
 
 
-def truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+def nccl_number(value: str | None) -> int | None:
+    """The number NCCL reads from a variable: strtoll(value, NULL, 0) of its leading digits
+    (0x hex, 0 octal); None where there are none ('true', 'yes'), which NCCL reads as 0 or its
+    default."""
+    m = re.match(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", value or "")
+    if not m:
+        return None
+    sign, digits = m.groups()
+    n = int(digits, 16) if digits[:2] in ("0x", "0X") else int(digits, 8) if digits.startswith("0") else int(digits)
+    return -n if sign == "-" else n
+
+
+def p2p_off(value: str | None) -> bool:
+    """NCCL_P2P_DISABLE as ncclGetLevel reads it: P2P is off only at 1."""
+    return nccl_number(value) == 1
+
+
+def ib_off(value: str | None) -> bool:
+    """NCCL_IB_DISABLE as an NCCL parameter: any number but 0 turns InfiniBand/RoCE off."""
+    return bool(nccl_number(value))
 
 
 def pcie_gbps(gen: int | None, width: int | None) -> float | None:
@@ -325,7 +348,7 @@ def p2p_check(facts, c):
                 yield c.finding(Status.OK, f"{', '.join(names)} with driver {topo.driver_version}: {exports} set, "
                                 "as accelerate does for these GPUs and drivers", id="distributed.p2p-consumer-gpu",
                                 docs=row["source"])
-        elif old is False and truthy(p2p_disable):
+        elif old is False and p2p_off(p2p_disable):
             yield c.finding(Status.INFO, f"NCCL_P2P_DISABLE={p2p_disable} on {', '.join(names)} with driver "
                             f"{topo.driver_version}: accelerate stops setting it from driver {row['driver_below']}",
                             id="distributed.p2p-consumer-gpu",
@@ -347,7 +370,7 @@ def p2p_check(facts, c):
                             f"{P2P_WHY.get(status, status)}; NCCL copies through host memory there",
                             id="distributed.p2p-unavailable",
                             detail=f"nvmlDeviceGetP2PStatus: NVML_P2P_STATUS_{status.upper()}", docs=NVML_TOPO_DOCS)
-    if working and truthy(p2p_disable) and not hangs:
+    if working and p2p_off(p2p_disable) and not hangs:
         nv = any(p.nvlinks for p in working)
         yield c.finding(Status.WARN, f"NCCL_P2P_DISABLE={p2p_disable} (from {node.nccl_origin('NCCL_P2P_DISABLE')}) "
                         f"turns off the {'NVLink' if nv else 'PCIe'} peer-to-peer that works between "
@@ -364,12 +387,14 @@ def p2p_check(facts, c):
 
 
 def _p2p_level(value: str) -> tuple[str | None, bool]:
-    """(path type, legacy integer) of an NCCL_P2P_LEVEL value; None when NCCL would not understand it."""
-    text = value.strip().upper()
-    if text in P2P_LEVELS:
-        return text, False
-    if text in P2P_LEGACY:
-        return P2P_LEGACY[text], True
+    """(path type, legacy integer) of an NCCL_P2P_LEVEL value as ncclGetLevel reads it: a name
+    compared case by case, else a leading number clamped to the old table (7 is SYS); None when
+    NCCL ignores the variable."""
+    if value in P2P_PATHS:
+        return value, False
+    if value[:1].isdigit():
+        n = nccl_number(value) or 0
+        return P2P_LEGACY[str(min(n, 5))], True
     return None, False
 
 
@@ -386,13 +411,18 @@ def nccl_env_check(facts, c):
         said = True
         path, legacy = _p2p_level(level)
         origin = node.nccl_origin("NCCL_P2P_LEVEL")
-        if path is None:
+        if path is None and level.strip().upper() in P2P_PATHS:
+            yield c.finding(Status.WARN, f"NCCL_P2P_LEVEL={level!r} (from {origin}) is ignored: NCCL compares the "
+                            "level's name case by case (and without spaces), so it keeps its default",
+                            id="distributed.nccl-p2p-level", fix=setvar("NCCL_P2P_LEVEL", level.strip().upper()),
+                            docs=NCCL_LEVEL_SRC)
+        elif path is None:
             yield c.finding(Status.WARN, f"NCCL_P2P_LEVEL={level!r} (from {origin}) is not a level NCCL knows: "
                             f"use one of {', '.join(P2P_LEVELS)}", id="distributed.nccl-p2p-level",
                             fix=unset("NCCL_P2P_LEVEL"), docs=NCCL_ENV_DOCS)
         else:
             pairs = topo.visible_pairs()
-            order = {p: i for i, p in enumerate(P2P_LEVELS)}
+            order = {p: i for i, p in enumerate(P2P_PATHS)}
             usable = [p for p in pairs if p.p2p_ok is not False]
             cut = [p for p in usable if not p.nvlinks and order[NCCL_PATH.get(p.ancestor or "", "SYS")] > order[path]]
             cut += [p for p in usable if p.nvlinks and path == "LOC"]
@@ -407,6 +437,14 @@ def nccl_env_check(facts, c):
                 yield c.finding(Status.OK if not legacy else Status.INFO,
                                 f"NCCL_P2P_LEVEL={level}{note} allows P2P on every path between these GPUs",
                                 id="distributed.nccl-p2p-level", docs=NCCL_ENV_DOCS)
+    for var, what, where in (("NCCL_P2P_DISABLE", "P2P stays on", "if P2P is meant to be off"),
+                             ("NCCL_IB_DISABLE", "InfiniBand/RoCE stays on", "if InfiniBand/RoCE is meant to be off")):
+        value = node.nccl(var)
+        if value is not None and value.strip() and nccl_number(value) is None:
+            said = True
+            yield c.finding(Status.WARN, f"{var}={value!r} (from {node.nccl_origin(var)}) is not a number: NCCL "
+                            f"reads it as 0, so {what}", id="distributed.nccl-number",
+                            fix=(setvar(var, "1"), f"   ({where})"), docs=NCCL_PARAM_SRC)
     debug = node.nccl("NCCL_DEBUG")
     if debug is not None:
         said = True
@@ -504,7 +542,7 @@ def network_check(facts, c):
             yield c.finding(Status.FAIL, f"NCCL_IB_HCA={hca!r} names no RDMA device here ({', '.join(names)}): NCCL "
                             "falls back to TCP sockets", id="distributed.ib-hca", fix=setvar("NCCL_IB_HCA", names[0]),
                             docs=NCCL_ENV_DOCS)
-    if truthy(ib_disable) and active:
+    if ib_off(ib_disable) and active:
         kinds = sorted({"RoCE" if (p.link_layer or "").lower() == "ethernet" else "InfiniBand" for p in active})
         best = max((p.rate_gbps or 0) for p in active)
         yield c.finding(Status.WARN, f"NCCL_IB_DISABLE={ib_disable} while {len(active)} {'/'.join(kinds)} port"

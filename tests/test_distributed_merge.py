@@ -40,6 +40,27 @@ def test_first_slurm_host(nodelist, first):
     assert first_slurm_host(nodelist) == first
 
 
+@pytest.mark.parametrize("nodelist,first", [("node[01-03,07]", "node01"), ("node[07,01-03]", "node07"),
+                                            ("gpu[1-4]-ib", "gpu1-ib"), ("rack1-n[001-010]-ib0,login", "rack1-n001-ib0"),
+                                            ("a[1-2]b[3-4]", "a1b3"), ("login1,gpu[03-05]", "login1")])
+def test_first_slurm_host_of_ranges_and_suffixes(nodelist, first):
+    """Slurm host lists: zero-padded ranges kept, the first range's first host, a suffix after the
+    brackets kept (`scontrol show hostnames 'gpu[1-4]-ib'` starts with gpu1-ib)."""
+    assert first_slurm_host(nodelist) == first
+
+
+@pytest.mark.parametrize("env,launcher,rank,size", [
+    ({"PMI_RANK": "2", "PMI_SIZE": "4"}, "mpi", 2, 4),  # MPICH / Intel MPI (Hydra)
+    ({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}, "mpi", 1, 3),
+    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "0", "PMI_RANK": "5", "PMI_SIZE": "8"}, "slurm", 5, 8),
+    ({"RANK": "3", "WORLD_SIZE": "4", "SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0",
+      "TORCHELASTIC_RUN_ID": "j"}, "torchrun", 3, 4),  # torchrun started by srun: torchrun's rank wins
+])
+def test_mpi_and_slurm_variables_give_rank_size_and_launcher(env, launcher, rank, size):
+    info = rank_info({**env, "MASTER_ADDR": "10.0.0.1"})
+    assert (info.launcher, info.rank, info.world_size) == (launcher, rank, size)
+
+
 def test_mpirun_variables_need_master_addr():
     env = {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}
     with pytest.raises(LaunchError, match="MASTER_ADDR is not set"):
@@ -90,6 +111,31 @@ def test_two_nodes_that_differ_are_both_named():
 def test_a_check_one_node_did_not_run_is_tagged_with_the_node_that_ran_it():
     out = fold([("a", [f("vllm.python", Status.WARN, "vLLM has no wheel")]), ("b", [])])
     assert [x.title for x in out] == ["[a] vLLM has no wheel"]
+
+
+def test_one_node_with_one_gpu_that_differs_tags_only_that_gpus_finding():
+    """gpu.memory says one line per GPU; node-c has another process's memory on GPU 1. The
+    lines every node shares are said once, the odd one is tagged in its place (the check's
+    whole output used to be repeated for "[all but node-c]" and "[node-c]")."""
+    def gpus(extra=()):
+        out = [f("gpu.memory-class", Status.INFO, "GPU 0 H100: 80 GB class", check="gpu.memory"),
+               f("gpu.memory-class", Status.INFO, "GPU 1 H100: 80 GB class", check="gpu.memory")]
+        out += list(extra)
+        out.append(f("gpu.memory-class", Status.INFO, "GPU 2 H100: 80 GB class", check="gpu.memory"))
+        return out
+    busy = f("gpu.memory-in-use", Status.WARN, "GPU 1: 40.0 GiB of 79.6 GiB is already used by other processes",
+             check="gpu.memory")
+    out = fold([("node-a", gpus()), ("node-b", gpus()), ("node-c", gpus([busy])), ("node-d", gpus())])
+    assert [x.title for x in out] == ["GPU 0 H100: 80 GB class", "GPU 1 H100: 80 GB class",
+                                      "[node-c] GPU 1: 40.0 GiB of 79.6 GiB is already used by other processes",
+                                      "GPU 2 H100: 80 GB class"]
+    assert out[2].status is Status.WARN and out[2].detail.endswith("on: node-c")
+
+
+def test_a_finding_a_node_says_twice_is_kept_twice_when_folded():
+    twice = [f("build.x", Status.WARN, "same line", check="build.x")] * 2
+    out = fold([("a", twice), ("b", twice[:1])])
+    assert [x.title for x in out] == ["same line", "[a] same line"]
 
 
 def test_labels_add_the_rank_only_where_hosts_repeat():
@@ -226,3 +272,61 @@ def test_cross_node_allreduce_over_gloo_and_a_rank_that_hung_in_it():
         assert f.status is Status.FAIL and f.title.startswith("The all-reduce across 2 nodes over nccl did not finish "
                                                                "within 60.0 s on b")
         assert f.detail.startswith("did not finish within 60 s")
+
+
+# --- a replayed cluster report, through every output ------------------------------------
+
+def _cluster_document(nodes) -> dict:
+    """A merged report as rank 0 writes it, from recorded node envelopes."""
+    import copy
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "real" / "h100" / "check.json").read_text())
+    ranks = [RankState(i, "reported", host) for i, (host, _) in enumerate(nodes)]
+    cf = ClusterFacts(world_size=len(nodes), launcher="srun", master="node-a:29500", timeout_s=120.0,
+                      rank0_host="node-a", ranks=tuple(ranks))
+    envelopes = []
+    for host, change in nodes:
+        env = copy.deepcopy(recorded)
+        env["facts"]["node"] = {"value": {"hostname": host, "environ": {"NCCL_DEBUG": "WARN"}, "launcher": "slurm"}}
+        gpu = env["facts"]["gpu"]["value"]
+        gpu["gpus"] = [dict(gpu["gpus"][0], index=i, uuid=f"GPU-{host}-{i}") for i in range(4)]
+        change(env["facts"])
+        envelopes.append(env)
+    return {"schema_version": 1, "kind": "cluster", "created": "2026-01-01T00:00:00+00:00",
+            "facts": {"cluster": {"value": asdict(cf)}},
+            "nodes": [{"rank": r.rank, "host": r.host, "state": "reported", "report": e} for r, e in zip(ranks, envelopes)]}
+
+
+def test_one_node_of_four_with_another_process_on_a_gpu_and_a_small_shm_is_named_once_in_every_output(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from llmdoctor.cli import cli
+
+    def odd(facts):
+        facts["gpu"]["value"]["gpus"][2]["processes"] = [{"pid": 4242, "name": "python", "used_memory_bytes": 40 << 30}]
+        facts["system"]["value"]["shm_total_bytes"] = 64 << 20
+
+    doc = _cluster_document([("node-a", lambda f: None), ("node-b", lambda f: None), ("node-c", odd),
+                             ("node-d", lambda f: None)])
+    saved = tmp_path / "cluster.json"
+    saved.write_text(json.dumps(doc))
+    runner = CliRunner()
+    text = runner.invoke(cli, ["check", "--replay", str(saved), "--only", "gpu,system"]).output
+    as_json = runner.invoke(cli, ["check", "--replay", str(saved), "--only", "gpu,system", "--json"]).output
+    again = tmp_path / "again.json"
+    again.write_text(as_json)
+    replayed = runner.invoke(cli, ["check", "--replay", str(again), "--only", "gpu,system"]).output
+    markdown = runner.invoke(cli, ["report", "--replay", str(saved), "--only", "gpu,system"]).output
+    titles = [f["title"] for f in json.loads(as_json)["findings"]]
+    for out in (text, replayed, markdown, "\n".join(titles)):
+        assert out.count("GPU 2: 40.0 GiB of 79.6 GiB is already used by other processes") == 1, out
+        assert "[node-c] GPU 2: 40.0 GiB" in out
+        assert "[node-c] /dev/shm is only 64.0 MiB" in out
+        assert out.count("GPU 2: no ECC errors") == 1 and "[all but node-c] GPU" not in out
+        assert out.count("GPU 2 NVIDIA H100 80GB HBM3: 80 GB class") == 1
+    assert len(json.loads(as_json)["nodes"]) == 4

@@ -177,6 +177,71 @@ def test_a_rank_that_never_joins_is_named_after_the_timeout(tmp_path):
            f"{env['MASTER_PORT']}" in done.stdout
 
 
+def test_a_master_port_held_by_another_program_is_one_line_on_every_rank_in_bounded_time(tmp_path):
+    """MASTER_PORT taken on rank 0's host by a program that accepts connections and never answers
+    (another service, a stale job): rank 0 cannot serve, and rank 1 got no answer and waited
+    for ever; both printed c10d's C++ stack dumps."""
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(16)
+    port = squatter.getsockname()[1]
+    procs = []
+    try:
+        for rank in (0, 1):
+            env = {**base_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+            procs.append(subprocess.Popen([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--only",
+                                           "distributed.ranks", "--rank-timeout", "6"], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True, env=env, start_new_session=True))
+        started = time.monotonic()
+        outs = [p.communicate(timeout=90) for p in procs]
+        assert time.monotonic() - started < 60
+    finally:
+        stop(procs)
+        squatter.close()
+    for rank, (p, (out, err)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"rank {rank} cannot" in err and f"127.0.0.1:{port}" in err
+    assert "no answer" in outs[1][1]
+
+
+def test_a_master_addr_that_does_not_resolve_is_one_line_at_once(tmp_path):
+    env = {**base_env(tmp_path), "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+           "MASTER_ADDR": "no-such-host.invalid", "MASTER_PORT": str(free_port())}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--rank-timeout", "30"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert time.monotonic() - started < 25  # not the store's 30 s of retries
+    assert done.returncode == 2
+    assert done.stderr.startswith("llmdoctor check --distributed: MASTER_ADDR='no-such-host.invalid' does not "
+                                  "resolve"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_two_ranks_under_no_launcher_end_without_stack_dumps(tmp_path):
+    """The "any launcher" path: two processes with only RANK / WORLD_SIZE / MASTER_ADDR /
+    MASTER_PORT / LOCAL_RANK set. When rank 0 closes the store it served, rank 1 printed
+    c10d's "recvValue failed" warning with a C++ stack dump."""
+    port = free_port()
+    procs = []
+    try:
+        for rank in (0, 1):
+            env = {**base_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+            procs.append(subprocess.Popen([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--only",
+                                           "distributed.ranks,distributed.cross-node", "--rank-timeout", "30"],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                          start_new_session=True))
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        stop(procs)
+    assert procs[0].returncode == 0, outs[0]
+    assert "All-reduce across 2 ranks on 1 node over gloo" in outs[0][0]
+    for _, err in outs:
+        assert "frame #" not in err and "Exception raised from" not in err, err
+
+
 def test_a_launcher_that_sets_half_the_variables_is_a_usage_error(tmp_path):
     env = {**base_env(tmp_path), "RANK": "1"}
     done = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--distributed"], capture_output=True,

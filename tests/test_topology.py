@@ -151,6 +151,44 @@ def test_nccl_p2p_level_nonsense_and_legacy_numbers():
     assert "between 28 of 28 GPU pairs" in nvl_cut.title
 
 
+def test_nccl_p2p_level_in_lower_case_is_ignored_by_nccl():
+    """NCCL compares the names with strcmp (src/graph/paths.cc, ncclGetLevel): 'pxb' is no level
+    and NCCL keeps its default; it was judged as PXB."""
+    (f,) = run(D.nccl_env_check, facts(recorded("rtx4090x2_driver535"), node(NCCL_P2P_LEVEL="pxb")))
+    assert f.status is Status.WARN and "NCCL_P2P_LEVEL='pxb'" in f.title and "case" in f.title
+    assert fix_text(f) == "export NCCL_P2P_LEVEL=PXB"
+
+
+@pytest.mark.parametrize("value", ["7", "10", "4"])
+def test_nccl_p2p_level_numbers_above_4_are_read_as_sys(value):
+    """ncclGetLevel reads any leading number and clamps it to its table: 7 is SYS, not an unknown level."""
+    (f,) = run(D.nccl_env_check, facts(recorded("rtx4090x8_two_sockets"), node(NCCL_P2P_LEVEL=value)))
+    assert f.status is Status.INFO and "legacy number" in f.title and "allows P2P on every path" in f.title
+
+
+def test_nccl_p2p_level_nvb_of_newer_nccl_is_a_level():
+    (f,) = run(D.nccl_env_check, facts(recorded("h100x8_nvswitch"), node(NCCL_P2P_LEVEL="NVB")))
+    assert f.status is Status.OK and "allows P2P on every path" in f.title
+
+
+def test_nccl_p2p_disable_true_is_not_the_number_nccl_reads():
+    """NCCL reads NCCL_P2P_DISABLE as a number and disables P2P only at 1: 'true' leaves it on."""
+    got = by_id(run(D.p2p_check, facts(recorded("h100x8_nvswitch"), node(NCCL_P2P_DISABLE="true"))))
+    assert "distributed.p2p-disabled" not in got
+    (f,) = [x for x in run(D.nccl_env_check, facts(recorded("h100x8_nvswitch"), node(NCCL_P2P_DISABLE="true")))
+            if x.id == "distributed.nccl-number"]
+    assert f.status is Status.WARN and "NCCL_P2P_DISABLE='true'" in f.title and "P2P stays on" in f.title
+    assert fix_text(f) == "export NCCL_P2P_DISABLE=1   (if P2P is meant to be off)"
+
+
+def test_nccl_ib_disable_yes_with_an_active_port_leaves_infiniband_on():
+    t = recorded("h100x8_nvswitch", ib=(HDR,))
+    got = by_id(run(D.network_check, facts(t, node(NCCL_IB_DISABLE="yes"))))
+    assert "distributed.ib-disabled" not in got and got["distributed.ib"].status is Status.OK
+    (f,) = [x for x in run(D.nccl_env_check, facts(t, node(NCCL_IB_DISABLE="yes"))) if x.id == "distributed.nccl-number"]
+    assert "NCCL_IB_DISABLE='yes'" in f.title and "InfiniBand/RoCE stays on" in f.title
+
+
 @pytest.mark.parametrize("value,status", [("info", Status.INFO), ("WARN", Status.OK), ("verbose", Status.WARN)])
 def test_nccl_debug_values(value, status):
     (f,) = run(D.nccl_env_check, facts(recorded("h100x8_nvswitch"), node(NCCL_DEBUG=value)))

@@ -127,8 +127,8 @@ def _key(f: Finding) -> str:
     return f.check or f.id
 
 
-def _sig(items: Sequence[Finding]) -> tuple:
-    return tuple((f.id, f.status, f.title, f.fix, f.command) for f in items)
+def _sig(f: Finding) -> tuple:
+    return (f.id, f.status, f.title, f.fix, f.command)
 
 
 def _tag(names: Sequence[str], all_names: Sequence[str]) -> str:
@@ -138,10 +138,36 @@ def _tag(names: Sequence[str], all_names: Sequence[str]) -> str:
     return f"[{', '.join(names)}] "
 
 
+def _keyed(items: Sequence[Finding]) -> list[tuple]:
+    """Each finding's signature with its occurrence: a line a node says twice stays twice."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for f in items:
+        sig = _sig(f)
+        out.append((sig, seen.get(sig, 0)))
+        seen[sig] = seen.get(sig, 0) + 1
+    return out
+
+
+def _merge_order(sequences: Sequence[list]) -> list:
+    """One order for every node's lines: a line only some nodes say goes just before the next
+    line its node shares with those already placed (at the end where there is none)."""
+    order: list = []
+    placed: set = set()
+    for keys in sequences:
+        for i, k in enumerate(keys):
+            if k in placed:
+                continue
+            after = next((n for n in keys[i + 1:] if n in placed), None)
+            order.insert(order.index(after) if after is not None else len(order), k)
+            placed.add(k)
+    return order
+
+
 def fold(node_findings: Sequence[tuple[str, Sequence[Finding]]]) -> list[Finding]:
-    """One list from every node's findings. Findings of a check that are the same on every
-    node are said once; where they differ, each variant is said once, tagged with the
-    nodes it holds for (``[node-b]``, or ``[all but node-c]``)."""
+    """One list from every node's findings. A finding that is the same on every node is said
+    once; one that holds on only some nodes is said once, in its place, tagged with the nodes
+    it holds for (``[node-b]``, or ``[all but node-c]``)."""
     names = [name for name, _ in node_findings]
     order: list[str] = []
     per: dict[str, dict[str, list[Finding]]] = {}
@@ -154,22 +180,20 @@ def fold(node_findings: Sequence[tuple[str, Sequence[Finding]]]) -> list[Finding
             per[key].setdefault(name, []).append(f)
     out: list[Finding] = []
     for key in order:
-        variants: dict[tuple, list[str]] = {}
-        first: dict[tuple, list[Finding]] = {}
+        keyed = {name: _keyed(per[key].get(name, [])) for name in names}
+        finding: dict[tuple, Finding] = {}  # as the first node that says it words it
+        holders: dict[tuple, list[str]] = {}
         for name in names:
-            items = per[key].get(name, [])
-            sig = _sig(items)
-            variants.setdefault(sig, []).append(name)
-            first.setdefault(sig, items)
-        if len(variants) == 1:
-            out.extend(first[next(iter(variants))])
-            continue
-        ranked = sorted(variants.items(), key=lambda kv: (-len(kv[1]), names.index(kv[1][0])))
-        for sig, where in ranked:
-            tag = _tag(where, names)
-            for f in first[sig]:
-                out.append(replace(f, title=tag + f.title,
-                                   detail=(f.detail + "\n" if f.detail else "") + f"on: {', '.join(where)}"))
+            for k, f in zip(keyed[name], per[key].get(name, [])):
+                finding.setdefault(k, f)
+                holders.setdefault(k, []).append(name)
+        for k in _merge_order([keyed[name] for name in names]):
+            f, where = finding[k], holders[k]
+            if len(where) == len(names):
+                out.append(f)
+                continue
+            out.append(replace(f, title=_tag(where, names) + f.title,
+                               detail=(f.detail + "\n" if f.detail else "") + f"on: {', '.join(where)}"))
     return out
 
 

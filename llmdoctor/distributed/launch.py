@@ -58,17 +58,15 @@ def _first_int(environ: Mapping[str, str], names, strict: bool = True) -> tuple[
 
 
 def first_slurm_host(nodelist: str | None) -> str | None:
-    """The first host of a Slurm host list: 'gpu[03-05,09],login1' -> 'gpu03'."""
+    """The first host of a Slurm host list: 'gpu[03-05,09],login1' -> 'gpu03', 'n[1-4]-ib' ->
+    'n1-ib' (a suffix after the brackets, and several bracket groups, as Slurm expands them)."""
     if not nodelist:
         return None
-    m = re.match(r"\s*([^,\[\s]+)(?:\[([^\]]+)\])?", nodelist)
+    m = re.match(r"\s*((?:[^,\[\]\s]|\[[^\]]*\])+)", nodelist)  # the first entry: commas inside brackets stay
     if not m:
         return None
-    prefix, ranges = m.group(1), m.group(2)
-    if not ranges:
-        return prefix
-    first = ranges.split(",")[0].split("-")[0].strip()
-    return prefix + first if first else None
+    host = re.sub(r"\[([^\]]*)\]", lambda b: b.group(1).split(",")[0].split("-")[0].strip(), m.group(1))
+    return host if host and "[" not in host and "]" not in host else None
 
 
 def launcher_name(environ: Mapping[str, str]) -> str:

@@ -122,6 +122,20 @@ def unpack(raw) -> object:
         return None
 
 
+def _resolve(host: str, port: int, timeout_s: float) -> None:
+    """MASTER_ADDR must resolve: said at once, in one line (the store would retry for its whole
+    timeout and then blame the connection)."""
+    import socket
+
+    _, error, finished = _in_thread(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s)
+    if not finished:
+        raise Usage(f"llmdoctor check --distributed: MASTER_ADDR={host!r} did not resolve within {timeout_s:g} s "
+                    "(the name service does not answer)")
+    if error:
+        raise Usage(f"llmdoctor check --distributed: MASTER_ADDR={host!r} does not resolve: "
+                    f"{error.split(': ', 1)[-1][:200]}")
+
+
 class Control:
     """This rank's connection to the job's store, and its heartbeat."""
 
@@ -134,13 +148,20 @@ class Control:
         host, port = info.master_addr or "127.0.0.1", info.master_port
         self.host, self.port = host, port
         serve = info.rank == 0 and not info.agent_store
-        try:
-            self.store = TCPStore(host, port, None, serve, self.timeout, wait_for_workers=False)
-            self._hb_store = TCPStore(host, port, None, False, self.timeout)
-        except Exception as exc:  # noqa: BLE001 - RuntimeError / DistNetworkError: say which and where
-            what = "serve" if serve else "reach"
+        _resolve(host, port, self.timeout.total_seconds())
+        wait = self.timeout.total_seconds() + 5.0
+        stores, error, finished = _in_thread(lambda: (TCPStore(host, port, None, serve, self.timeout,
+                                                               wait_for_workers=False),
+                                                      TCPStore(host, port, None, False, self.timeout)), wait)
+        what = "serve" if serve else "reach"
+        if not finished:  # a program that accepts connections on the port and never answers
+            raise Usage(f"rank {info.rank} cannot {what} the job's store at {host}:{port} (MASTER_ADDR:MASTER_PORT): "
+                        f"no answer within {wait:g} s: is another program (not a torch.distributed store) "
+                        "listening on MASTER_PORT?")
+        if error:  # RuntimeError / DistNetworkError: say which and where
             raise Usage(f"rank {info.rank} cannot {what} the job's store at {host}:{port} "
-                        f"(MASTER_ADDR:MASTER_PORT): {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+                        f"(MASTER_ADDR:MASTER_PORT): {error.splitlines()[0][:300]}")
+        self.store, self._hb_store = stores
         self._stop = threading.Event()
 
     def key(self, *parts) -> str:
@@ -467,11 +488,20 @@ def run(python, offline: bool, only, skip, *, timeout_s: float, environ: Mapping
         info = rank_info(environ)
     except LaunchError as exc:
         raise Usage(f"llmdoctor check --distributed: {exc}") from None
+    # c10d logs each failed store call as a warning with a C++ stack dump (a peer that closed the
+    # store, a port that does not answer); this command says what went wrong in one line instead.
+    # The level is read when torch loads; the user's own setting wins.
+    quiet = "TORCH_CPP_LOG_LEVEL" not in os.environ
+    if quiet:
+        os.environ["TORCH_CPP_LOG_LEVEL"] = "ERROR"
     try:
         import torch
         import torch.distributed  # noqa: F401
     except Exception:  # noqa: BLE001 - ImportError, or a torch that fails to import
         raise Usage(NO_TORCH.format(python=sys.executable)) from None
+    finally:
+        if quiet:
+            os.environ.pop("TORCH_CPP_LOG_LEVEL", None)
     from llmdoctor.target import TargetError, resolve_target
 
     try:
