@@ -29,6 +29,15 @@ def flash_attn_check(facts, c):
     fa2, fa3 = row("llmdoctor.compat", "flash_attn", "name", "fa2"), row("llmdoctor.compat", "flash_attn", "name", "fa3")
     have = installed_version(target, "flash-attn")
     torch_cuda = parse_version(t.cuda) if t.installed else None
+    too_old = []  # what the environment lacks, whatever the GPU: said once, not once per GPU
+    torch_version = parse_version(t.version) if t.installed else None
+    if torch_version and Version(torch_version.base_version) < Version(fa2["min_torch"]):
+        too_old.append(f"torch {t.version}")
+    if torch_cuda and torch_cuda < Version(fa2["min_cuda"]):
+        too_old.append(f"CUDA {t.cuda}")
+    if t.installed and t.build != "cuda":
+        too_old.append("a ROCm torch" if t.build == "rocm" else "a CPU-only torch")
+    able = []
     for gpu in g.visible_gpus:
         if gpu.cc_major is None:
             continue
@@ -40,27 +49,20 @@ def flash_attn_check(facts, c):
                             f"capability {gpu.compute_capability} < {fa2['min_cc']}): use PyTorch SDPA",
                             id="build.flash-attn-unsupported-gpu", detail=fa2["why"], fix=SDPA, docs=fa2["source"])
             continue
-        too_old = []
-        torch_version = parse_version(t.version) if t.installed else None
-        if torch_version and Version(torch_version.base_version) < Version(fa2["min_torch"]):
-            too_old.append(f"torch {t.version}")
-        if torch_cuda and torch_cuda < Version(fa2["min_cuda"]):
-            too_old.append(f"CUDA {t.cuda}")
-        if t.installed and t.build != "cuda":
-            too_old.append(f"a {t.build or 'CPU'}-only torch")
-        if too_old:
-            p = stack_prescription(facts)
-            yield c.finding(Status.WARN, f"flash-attn >= {fa2['since']} needs torch >= {fa2['min_torch']} built with "
-                            f"CUDA >= {fa2['min_cuda']}; this environment has {' and '.join(too_old)}",
-                            id="build.flash-attn-old-stack", detail=fa2["why"] + " " + prescription_detail(p),
-                            fix=stack_fix(facts, p), docs=fa2["source"], claims=prescription_claims(p))
-        else:
+        able.append(gpu)
+        if not too_old:
             yield c.finding(Status.OK, f"GPU {gpu.index} {gpu.name} can use FlashAttention-2"
                             + (f" (flash-attn {have} installed)" if have else ""), docs=fa2["source"])
         if (Version(fa3["min_cc"]) <= cc <= Version(fa3["max_cc"]) and torch_cuda
                 and torch_cuda >= Version(fa3["min_cuda"])):
             yield c.finding(Status.INFO, f"GPU {gpu.index} is a Hopper GPU with CUDA {t.cuda}: FlashAttention-3 "
                             "(flash-attn-3) is available too", id="build.flash-attn-3", docs=fa3["source"])
+    if too_old and able:
+        p = stack_prescription(facts)
+        yield c.finding(Status.WARN, f"flash-attn >= {fa2['since']} needs torch >= {fa2['min_torch']} built with "
+                        f"CUDA >= {fa2['min_cuda']}; this environment has {' and '.join(too_old)}",
+                        id="build.flash-attn-old-stack", detail=fa2["why"] + " " + prescription_detail(p),
+                        fix=stack_fix(facts, p), docs=fa2["source"], claims=prescription_claims(p))
 
 
 def stack_prescription(facts):

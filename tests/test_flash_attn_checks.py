@@ -41,3 +41,14 @@ def test_h100_with_cuda_13_gets_fa2_and_fa3():
 def test_no_gpu_skips():
     (f,) = run(gpus(source="none", reason="no driver"))
     assert f.status is Status.SKIP
+
+
+def test_eight_gpus_on_a_cpu_torch_hear_about_the_stack_once():
+    """What the environment lacks (a CPU-only torch) does not depend on the GPU: one warning for
+    an 8-GPU node, not eight copies of it."""
+    from dataclasses import replace
+
+    eight = gpus(*(replace(H100, index=i, uuid=f"GPU-{i}") for i in range(8)))
+    found = run(eight, t=torch_facts(version="2.4.1+cpu", build="cpu", cuda=None))
+    assert [f.id for f in found] == ["build.flash-attn-old-stack"]
+    assert found[0].title.endswith("this environment has a CPU-only torch")
