@@ -64,6 +64,18 @@ def base_env(tmp_path) -> dict:
     return env
 
 
+def hand_launched(procs: list, tmp_path, port: int, only: str, rank_timeout: int) -> None:
+    """Two ranks started with only RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT / LOCAL_RANK
+    set, as a launcher llmdoctor does not know would start them, their output piped; each added
+    to ``procs`` as it starts (so that ``stop`` reaches it whatever fails next)."""
+    for rank in (0, 1):
+        env = {**base_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--only", only,
+                                       "--rank-timeout", str(rank_timeout)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=env, start_new_session=True))
+
+
 def target_env(tmp_path: Path, name: str, transformers: str, extra: bool) -> Path:
     """A real venv that is the node's target: its own packages, one version apart."""
     python = make_venv(tmp_path / name)
@@ -187,12 +199,7 @@ def test_a_master_port_held_by_another_program_is_one_line_on_every_rank_in_boun
     port = squatter.getsockname()[1]
     procs = []
     try:
-        for rank in (0, 1):
-            env = {**base_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-            procs.append(subprocess.Popen([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--only",
-                                           "distributed.ranks", "--rank-timeout", "6"], stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True, env=env, start_new_session=True))
+        hand_launched(procs, tmp_path, port, "distributed.ranks", 6)
         started = time.monotonic()
         outs = [p.communicate(timeout=90) for p in procs]
         assert time.monotonic() - started < 60
@@ -226,13 +233,7 @@ def test_two_ranks_under_no_launcher_end_without_stack_dumps(tmp_path):
     port = free_port()
     procs = []
     try:
-        for rank in (0, 1):
-            env = {**base_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": "0",
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-            procs.append(subprocess.Popen([sys.executable, "-m", "llmdoctor", "check", "--distributed", "--only",
-                                           "distributed.ranks,distributed.cross-node", "--rank-timeout", "30"],
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                          start_new_session=True))
+        hand_launched(procs, tmp_path, port, "distributed.ranks,distributed.cross-node", 30)
         outs = [p.communicate(timeout=120) for p in procs]
     finally:
         stop(procs)
